@@ -1,0 +1,69 @@
+//! The store's one error type.
+
+use std::path::PathBuf;
+
+/// Why a store operation failed.
+///
+/// Opening errors (`DataDir`, `Corrupt`, `SchemaTooNew`) mean the daemon must not start;
+/// the others are per-request and leave the database unchanged.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The data directory could not be created, is not a directory, or is not writable.
+    #[error("data directory {path}: {reason}")]
+    DataDir {
+        /// The directory given.
+        path: PathBuf,
+        /// What went wrong, e.g. "not writable: Permission denied (os error 13)".
+        reason: String,
+    },
+    /// The database file is not a SQLite database or fails its integrity check.
+    #[error("database {path} is corrupt ({detail}); refusing to start, restore it from a backup")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's own description of the damage.
+        detail: String,
+    },
+    /// The database was written by a newer firmware; opening it could lose data.
+    #[error(
+        "database schema version {found} is newer than this pbxd ({supported}); refusing to start"
+    )]
+    SchemaTooNew {
+        /// The `user_version` in the file.
+        found: i64,
+        /// The newest version this binary knows.
+        supported: i64,
+    },
+    /// An extension number breaks the numbering rule (see [`crate::store::validate_number`]).
+    #[error("invalid extension number {number:?}: {reason}")]
+    InvalidNumber {
+        /// The number as given.
+        number: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// A display name breaks the naming rule (see [`crate::store::validate_name`]).
+    #[error("invalid name: {0}")]
+    InvalidName(&'static str),
+    /// A password is too weak or malformed; the password itself is never included.
+    #[error("invalid password: {0}")]
+    InvalidPassword(&'static str),
+    /// `add_extension` for a number that already exists.
+    #[error("extension {0} already exists")]
+    DuplicateExtension(String),
+    /// The extension does not exist.
+    #[error("extension {0} does not exist")]
+    UnknownExtension(String),
+    /// A value stored in the database cannot be read back as its type.
+    #[error("bad stored value for {what}: {detail}")]
+    BadValue {
+        /// Which column or setting.
+        what: &'static str,
+        /// The problem.
+        detail: String,
+    },
+    /// Any other SQLite failure (disk full, I/O error, lock timeout, ...).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}

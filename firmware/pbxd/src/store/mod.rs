@@ -1,0 +1,211 @@
+//! The SQLite store: the only module with SQL.
+//!
+//! One file, `DATA_DIR/pbx.db`, shared by `pbxd` and `pbxctl` at the same time (WAL mode,
+//! a busy timeout, write transactions taken with `BEGIN IMMEDIATE`). `synchronous=FULL`:
+//! a committed change survives a power cut. The API is synchronous; the daemon runs it on
+//! a blocking thread. The store never reads the clock: callers pass `now_unix`.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), pbxd::store::StoreError> {
+//! use pbxd::store::{AuditCtx, Store};
+//! let mut store = Store::open(std::path::Path::new("./data"))?;
+//! let by = AuditCtx { actor: "pbxctl", source: "cli", now_unix: 1_700_000_000 };
+//! store.add_extension(&by, "101", Some("Reception"), "correct horse")?;
+//! assert!(store.get_extension("101")?.is_some());
+//! # Ok(()) }
+//! ```
+
+mod audit;
+mod blocks;
+mod error;
+mod extensions;
+mod registrations;
+mod schema;
+mod settings;
+
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+pub use audit::AuditEntry;
+pub use blocks::AuthBlock;
+pub use error::StoreError;
+pub use extensions::{
+    validate_name, validate_number, validate_password, Extension, MIN_PASSWORD_LEN,
+};
+pub use registrations::Binding;
+pub use schema::SCHEMA_VERSION;
+pub use settings::DEFAULT_REALM;
+
+/// The database file's name inside the data directory.
+pub const DB_FILE_NAME: &str = "pbx.db";
+
+/// How long a statement waits for the other process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Who makes a change, from where, and when: written to the audit log with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditCtx<'a> {
+    /// "pbxctl", "pbxd" or "web:USER".
+    pub actor: &'a str,
+    /// Where the request came from: "cli", a peer address, ...
+    pub source: &'a str,
+    /// Wall-clock time of the change, Unix seconds.
+    pub now_unix: i64,
+}
+
+/// An open database. Cheap lookups (`get_extension`, `realm`) use cached statements on
+/// primary keys, so the daemon can read per request.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// The database path for a data directory.
+    pub fn db_path(data_dir: &Path) -> PathBuf {
+        data_dir.join(DB_FILE_NAME)
+    }
+
+    /// Opens (creating if needed) `data_dir/pbx.db` and applies migrations.
+    ///
+    /// Creates `data_dir` with mode 0700 if missing. Refuses, with a clear error, a data
+    /// directory it cannot write, a file that is not a database or fails `quick_check`, and a
+    /// schema newer than [`SCHEMA_VERSION`]. On first open it creates the `sip_realm`
+    /// ("pbx.local") and a random `nonce_secret` settings.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        prepare_data_dir(data_dir)?;
+        let path = Self::db_path(data_dir);
+        create_private(&path).map_err(|e| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            reason: format!("cannot create {}: {e}", path.display()),
+        })?;
+        let classified = |e: rusqlite::Error| classify(&path, e);
+        let mut conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(classified)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(classified)?;
+        // The first statement that reads the header says "not a database" for a foreign file.
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(classified)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::DataDir {
+                path: data_dir.to_path_buf(),
+                reason: format!("cannot switch the database to WAL mode (got {mode:?})"),
+            });
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(classified)?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(classified)?;
+        quick_check(&conn, &path)?;
+        schema::migrate(&mut conn).map_err(|e| match e {
+            StoreError::Sqlite(e) => classify(&path, e),
+            other => other,
+        })?;
+        let store = Store { conn, path };
+        store.init_settings()?;
+        Ok(store)
+    }
+
+    /// The database file this store uses.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Creates the data directory (0700) if missing and checks that it is a writable directory:
+/// SQLite in WAL mode must create `-wal` and `-shm` files beside the database.
+fn prepare_data_dir(dir: &Path) -> Result<(), StoreError> {
+    let fail = |reason: String| StoreError::DataDir {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(fail("not a directory".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| fail(format!("cannot create: {e}")))?;
+        }
+        Err(e) => return Err(fail(format!("cannot read: {e}"))),
+    }
+    fs::read_dir(dir).map_err(|e| fail(format!("not readable: {e}")))?;
+    let probe = dir.join(".pbx-write-probe");
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+        .map_err(|e| fail(format!("not writable: {e}")))?;
+    // Best effort: a leftover probe file is harmless and overwritten next time.
+    let _ = fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Creates an empty database file with mode 0600 if there is none: it holds HA1s, which
+/// are password equivalents. SQLite gives its `-wal` and `-shm` files the same mode.
+/// An empty file is a valid empty database.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Maps SQLite's "this is not (or no longer) a database" codes to [`StoreError::Corrupt`].
+fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        },
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly) => {
+            StoreError::DataDir {
+                path: path.to_path_buf(),
+                reason: format!("cannot open the database: {e}"),
+            }
+        }
+        _ => StoreError::Sqlite(e),
+    }
+}
+
+/// `PRAGMA quick_check`: O(size), a few milliseconds for this database; catches damaged
+/// pages before the daemon trusts the file.
+fn quick_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare("PRAGMA quick_check(5)")
+        .map_err(|e| classify(path, e))?;
+    let problems: Vec<String> = stmt
+        .query_map([], |row| row.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| classify(path, e))?;
+    if problems.len() == 1 && problems[0] == "ok" {
+        return Ok(());
+    }
+    Err(StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: format!(
+            "integrity check failed: {}",
+            problems.join("; ").replace('\n', " ")
+        ),
+    })
+}
