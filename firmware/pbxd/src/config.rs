@@ -1,0 +1,156 @@
+//! Command-line configuration of `pbxd`, parsed and checked before anything binds.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::registrar::RegistrarConfig;
+use crate::sip::GuardConfig;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (the default on a terminal).
+    Human,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
+/// `pbxd`: the office PBX daemon.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "pbxd", version, about = "Office PBX daemon: SIP registrar for the office's phones")]
+pub struct Cli {
+    /// Directory holding the database (pbx.db) and other state; created if missing.
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// SIP listen address; UDP and TCP on the same port.
+    #[arg(long, default_value = "127.0.0.1:5060")]
+    pub sip_listen: SocketAddr,
+    /// HTTP listen address (health and status API; the web UI grows here).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http_listen: SocketAddr,
+    /// Log format; human by default.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// Failed authentications from one address that block it.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_max_failures: u32,
+    /// Window (seconds) in which failed authentications are counted.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub auth_failure_window: u64,
+    /// How long (seconds) an address stays blocked.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub auth_block_time: u64,
+    /// Sustained SIP requests per second allowed from one address (0 = no limit).
+    #[arg(long, default_value_t = 200)]
+    pub sip_rate_limit: u32,
+    /// Shortest registration accepted, seconds (423 Interval Too Brief below it).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    pub min_expires: u32,
+    /// Offer the SHA-256 digest challenge before MD5 (default: MD5 first, which phones
+    /// that read only the first challenge need).
+    #[arg(long)]
+    pub digest_prefer_sha256: bool,
+    /// Longest registration granted, seconds.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u32).range(60..))]
+    pub max_expires: u32,
+}
+
+/// Checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// State directory.
+    pub data_dir: PathBuf,
+    /// SIP UDP+TCP address.
+    pub sip_listen: SocketAddr,
+    /// HTTP address.
+    pub http_listen: SocketAddr,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Registrar settings (the realm is filled from the store).
+    pub registrar: RegistrarConfig,
+    /// Brute-force and flood protection.
+    pub guard: GuardConfig,
+}
+
+/// A configuration that cannot work, found before binding anything.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `--min-expires` above `--max-expires`.
+    #[error("--min-expires ({min}) must not exceed --max-expires ({max})")]
+    ExpiresRange {
+        /// Given minimum.
+        min: u32,
+        /// Given maximum.
+        max: u32,
+    },
+}
+
+impl Cli {
+    /// Checks the arguments and builds the configuration.
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        if self.min_expires > self.max_expires {
+            return Err(ConfigError::ExpiresRange {
+                min: self.min_expires,
+                max: self.max_expires,
+            });
+        }
+        let mut domains = vec!["localhost".to_owned()];
+        if !self.sip_listen.ip().is_unspecified() {
+            domains.push(self.sip_listen.ip().to_string());
+        }
+        let registrar = RegistrarConfig {
+            domains,
+            min_expires: self.min_expires,
+            max_expires: self.max_expires,
+            default_expires: self.max_expires.min(3600),
+            prefer_sha256: self.digest_prefer_sha256,
+            ..RegistrarConfig::default()
+        };
+        let guard = GuardConfig {
+            max_failures: self.auth_max_failures,
+            failure_window: Duration::from_secs(self.auth_failure_window),
+            block_time: Duration::from_secs(self.auth_block_time),
+            rate_per_sec: self.sip_rate_limit,
+            rate_burst: self.sip_rate_limit.saturating_mul(2),
+        };
+        Ok(Config {
+            data_dir: self.data_dir,
+            sip_listen: self.sip_listen,
+            http_listen: self.http_listen,
+            log_format: self.log_format,
+            registrar,
+            guard,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let cli = Cli::try_parse_from(["pbxd"]).expect("defaults parse");
+        assert_eq!(cli.data_dir, PathBuf::from("./data"));
+        assert_eq!(cli.sip_listen, "127.0.0.1:5060".parse().expect("addr"));
+        assert_eq!(cli.http_listen, "127.0.0.1:8080".parse().expect("addr"));
+        let cfg = cli.into_config().expect("valid");
+        assert_eq!(cfg.guard.max_failures, 5);
+        assert_eq!(cfg.guard.failure_window, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        assert!(Cli::try_parse_from(["pbxd", "--sip-listen", "nonsense"]).is_err());
+        assert!(Cli::try_parse_from(["pbxd", "--auth-max-failures", "0"]).is_err());
+        let cli = Cli::try_parse_from(["pbxd", "--min-expires", "600", "--max-expires", "300"])
+            .expect("parses");
+        assert_eq!(
+            cli.into_config().expect_err("range"),
+            ConfigError::ExpiresRange { min: 600, max: 300 }
+        );
+    }
+}

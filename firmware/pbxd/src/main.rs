@@ -1,0 +1,132 @@
+//! `pbxd`: parse the configuration, open the store, bind, spawn supervised tasks,
+//! announce readiness, and drain on SIGTERM/SIGINT.
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use pbxd::config::{Cli, Config, LogFormat};
+use pbxd::persist::Persister;
+use pbxd::sip::{SipShell, SipSockets};
+use pbxd::store::Store;
+use pbxd::supervise::supervise;
+use pbxd::web;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cfg = match cli.into_config() {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("pbxd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(cfg.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("pbxd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PBXD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
+async fn run(cfg: Config) -> anyhow::Result<()> {
+    // Open (create, migrate) the store first: a bad data dir or database stops us here
+    // with a clear message, before anything listens.
+    let store = Store::open(&cfg.data_dir)
+        .with_context(|| format!("cannot use data directory {}", cfg.data_dir.display()))?;
+    let realm = store.realm()?;
+    drop(store);
+    let (persister, writer) = Persister::start(cfg.data_dir.clone())?;
+
+    let sockets = SipSockets::bind(cfg.sip_listen)
+        .await
+        .with_context(|| format!("cannot listen for SIP on {}", cfg.sip_listen))?;
+    let sip_addr = sockets.local_addr()?;
+    let http = Arc::new(
+        tokio::net::TcpListener::bind(cfg.http_listen)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {}", cfg.http_listen))?,
+    );
+    let http_addr = http.local_addr()?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let shell = SipShell::new(cfg.clone(), sockets, persister);
+    let status = web::Status {
+        sip: sip_addr,
+        bindings: shell.bindings.clone(),
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    {
+        let shell = shell.clone();
+        let rx = shutdown_rx.clone();
+        tasks.spawn(supervise("sip", shutdown_rx.clone(), move || {
+            shell.clone().run(rx.clone())
+        }));
+    }
+    {
+        let shell = shell.clone();
+        let open = Arc::new(AtomicUsize::new(0));
+        tasks.spawn(supervise("sip-tcp-accept", shutdown_rx.clone(), move || {
+            shell.clone().run_tcp_accept(open.clone())
+        }));
+    }
+    tasks.spawn(supervise("http", shutdown_rx.clone(), move || {
+        web::serve(http.clone(), status.clone())
+    }));
+    drop(shell);
+
+    info!(%realm, "ready: sip={sip_addr} http={http_addr}");
+    wait_for_signal().await?;
+    info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    // Every sender of the writer's queue is gone once the tasks have ended: the writer
+    // drains what is queued and stops.
+    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! The store writer: one thread with its own SQLite connection that writes registrar
+//! changes through to disk, so fsyncs never stall the SIP task. Commands are applied
+//! in order; on shutdown the queue is drained before the thread ends.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tracing::{error, warn};
+
+use crate::registrar::Binding;
+use crate::store::{self, AuditCtx, Store};
+
+/// A change to write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PersistCmd {
+    /// Insert or replace a binding.
+    Save(store::Binding),
+    /// Remove one binding.
+    Delete {
+        /// Address of record.
+        aor: String,
+        /// Contact URI as stored.
+        contact: String,
+    },
+    /// Store an authentication block.
+    Block {
+        /// Blocked source.
+        ip: IpAddr,
+        /// Why.
+        reason: String,
+        /// When it started (Unix seconds).
+        now_unix: i64,
+        /// When it ends (Unix seconds).
+        until: i64,
+    },
+    /// Remove bindings that lapsed while nobody was looking (housekeeping).
+    DeleteExpired {
+        /// Unix seconds.
+        now_unix: i64,
+    },
+}
+
+impl PersistCmd {
+    /// The store row for a registrar binding; `now`/`now_unix` map its monotonic expiry
+    /// to wall-clock time.
+    pub fn save(aor: &str, b: &Binding, now: Instant, now_unix: u64) -> Self {
+        let left = b.expires_at.saturating_duration_since(now).as_secs();
+        let expires_at = i64::try_from(now_unix.saturating_add(left)).unwrap_or(i64::MAX);
+        PersistCmd::Save(store::Binding {
+            aor: aor.to_owned(),
+            contact: b.contact.clone(),
+            instance: None,
+            call_id: b.call_id.clone(),
+            cseq: b.cseq,
+            expires_at,
+            transport: b.flow.transport.as_str().to_ascii_lowercase(),
+            source: b.flow.remote,
+            user_agent: b.user_agent.clone(),
+            q_milli: b
+                .q
+                .as_deref()
+                .and_then(|q| q.trim().parse::<f64>().ok())
+                .filter(|q| (0.0..=1.0).contains(q))
+                .map(|q| (q * 1000.0).round() as u16),
+        })
+    }
+}
+
+/// Handle to the writer thread; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Persister {
+    tx: mpsc::Sender<PersistCmd>,
+}
+
+impl Persister {
+    /// Starts the writer on its own connection to the database in `data_dir`.
+    pub fn start(data_dir: PathBuf) -> Result<(Self, JoinHandle<()>), store::StoreError> {
+        let mut store = Store::open(&data_dir)?;
+        let (tx, rx) = mpsc::channel::<PersistCmd>();
+        let handle = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                while let Ok(cmd) = rx.recv() {
+                    apply(&mut store, cmd);
+                }
+            })
+            .map_err(|e| store::StoreError::DataDir {
+                path: data_dir,
+                reason: format!("cannot start the writer thread: {e}"),
+            })?;
+        Ok((Self { tx }, handle))
+    }
+
+    /// Queues a change (never blocks the caller).
+    pub fn send(&self, cmd: PersistCmd) {
+        if self.tx.send(cmd).is_err() {
+            error!("store writer is gone; change not persisted");
+        }
+    }
+}
+
+fn apply(store: &mut Store, cmd: PersistCmd) {
+    // A locked database (pbxctl writing) is retried briefly; anything else is logged.
+    for attempt in 0..3 {
+        let result = match &cmd {
+            PersistCmd::Save(b) => store.save_binding(b),
+            PersistCmd::Delete { aor, contact } => store.delete_binding(aor, contact).map(|_| ()),
+            PersistCmd::Block {
+                ip,
+                reason,
+                now_unix,
+                until,
+            } => {
+                let by = AuditCtx {
+                    actor: "pbxd",
+                    source: "sip",
+                    now_unix: *now_unix,
+                };
+                store.add_block(&by, *ip, reason, *until)
+            }
+            PersistCmd::DeleteExpired { now_unix } => store.delete_expired(*now_unix).map(|_| ()),
+        };
+        match result {
+            Ok(()) => return,
+            Err(e) if attempt < 2 => {
+                warn!("store write failed, retrying: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => error!("store write failed: {e}"),
+        }
+    }
+}

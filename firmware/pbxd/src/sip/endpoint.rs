@@ -1,0 +1,465 @@
+//! The SIP endpoint of the daemon as a sans-IO core: bytes and flows in, bytes and
+//! flows out. It runs the edge checks (guard, parser, validation, RFC 3581 Via
+//! handling), the server transactions, and dispatches requests to the registrar.
+//!
+//! Run loop (the shell in `task.rs` does exactly this):
+//! feed `handle_datagram` / `handle_frame` / `handle_timeout`, drain `poll_output`
+//! until `None`, sleep until `poll_timeout()`.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use pbx_sip::message::{
+    parse_with, validate_request, Frame, HeaderName, Limits, Message, MessageBuilder, Method,
+    ParseError, Rejection,
+};
+use pbx_sip::transaction::{
+    Dispatch, Reliability, TimerConfig, TransactionEvent, TransactionKey, TransactionOutput,
+    Transactions,
+};
+
+use super::guard::{AuthGuard, GuardConfig, NewBlock, Verdict};
+use crate::registrar::{Directory, Flow, Registrar, RegistrarEvent, Transport};
+
+/// Methods we answer, for Allow headers (RFC 3261 sec. 20.5).
+pub const ALLOW: &str = "REGISTER, OPTIONS";
+
+/// What the endpoint asks of its shell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EndpointOutput {
+    /// Send these bytes on `flow` (UDP: to `dest`; TCP: on the connection to `flow.remote`).
+    Transmit {
+        /// The flow to send on.
+        flow: Flow,
+        /// Destination address (for UDP; equals `flow.remote` on streams).
+        dest: SocketAddr,
+        /// The serialized message.
+        data: Vec<u8>,
+    },
+    /// Something to persist or log.
+    Event(EndpointEvent),
+}
+
+/// Events for persistence and logs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EndpointEvent {
+    /// A registrar change (bindings saved or removed).
+    Registrar(RegistrarEvent),
+    /// A source was blocked after repeated authentication failures.
+    SourceBlocked(NewBlock),
+    /// Input was dropped without an answer (logged at debug level by the shell).
+    Dropped {
+        /// Where it came from.
+        source: SocketAddr,
+        /// Why it was dropped.
+        why: String,
+    },
+}
+
+/// Counters for diagnostics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Requests answered.
+    pub requests: u64,
+    /// Packets dropped from blocked sources.
+    pub blocked_drops: u64,
+    /// Packets dropped by the rate limit.
+    pub rate_limited: u64,
+    /// Malformed messages (answered or dropped).
+    pub malformed: u64,
+}
+
+/// The daemon's SIP endpoint core.
+#[derive(Debug)]
+pub struct Endpoint {
+    registrar: Registrar,
+    guard: AuthGuard,
+    limits: Limits,
+    udp: Transactions,
+    stream: Transactions,
+    /// The flow each live server transaction answers on.
+    flows: HashMap<TransactionKey, Flow>,
+    out: VecDeque<EndpointOutput>,
+    stats: EndpointStats,
+}
+
+impl Endpoint {
+    /// An endpoint around a registrar.
+    pub fn new(registrar: Registrar, guard: GuardConfig, timers: TimerConfig) -> Self {
+        Self {
+            registrar,
+            guard: AuthGuard::new(guard),
+            limits: Limits::default(),
+            udp: Transactions::new(timers, Reliability::Unreliable),
+            stream: Transactions::new(timers, Reliability::Reliable),
+            flows: HashMap::new(),
+            out: VecDeque::new(),
+            stats: EndpointStats::default(),
+        }
+    }
+
+    /// The registrar (read-only: bindings for listings).
+    pub fn registrar(&self) -> &Registrar {
+        &self.registrar
+    }
+
+    /// The registrar, to restore bindings at start.
+    pub fn registrar_mut(&mut self) -> &mut Registrar {
+        &mut self.registrar
+    }
+
+    /// The brute-force guard, to restore or lift blocks.
+    pub fn guard_mut(&mut self) -> &mut AuthGuard {
+        &mut self.guard
+    }
+
+    /// Diagnostic counters.
+    pub fn stats(&self) -> EndpointStats {
+        self.stats
+    }
+
+    /// Live server transactions (for leak checks).
+    pub fn transactions(&self) -> usize {
+        self.udp.len() + self.stream.len()
+    }
+
+    /// Handles one UDP datagram.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        now_unix: u64,
+        flow: Flow,
+        data: &[u8],
+        directory: &mut impl Directory,
+    ) {
+        if !self.admit(now, flow.remote) {
+            return;
+        }
+        // Keep-alives from phones behind NAT: CRLF (RFC 5626 sec. 4.4.1), ignored on UDP.
+        if data.iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0)) {
+            return;
+        }
+        if data.len() > self.limits.max_message_size {
+            self.drop_input(flow.remote, "oversized datagram");
+            return;
+        }
+        let parsed = parse_with(data, &self.limits);
+        self.handle_parsed(now, now_unix, flow, parsed, directory);
+    }
+
+    /// Handles one frame decoded from a TCP or TLS stream.
+    pub fn handle_frame(
+        &mut self,
+        now: Instant,
+        now_unix: u64,
+        flow: Flow,
+        frame: Result<Frame, ParseError>,
+        directory: &mut impl Directory,
+    ) {
+        if !self.admit(now, flow.remote) {
+            return;
+        }
+        match frame {
+            // RFC 5626 sec. 3.5.1: answer a double-CRLF ping with a single CRLF pong.
+            Ok(Frame::KeepAlive) => self.out.push_back(EndpointOutput::Transmit {
+                flow,
+                dest: flow.remote,
+                data: b"\r\n".to_vec(),
+            }),
+            Ok(Frame::Message(msg)) => self.handle_parsed(now, now_unix, flow, Ok(msg), directory),
+            Err(e) => self.handle_parsed(now, now_unix, flow, Err(e), directory),
+        }
+    }
+
+    /// Fires due timers (transactions, binding expiry).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.udp.handle_timeout(now);
+        self.stream.handle_timeout(now);
+        self.registrar.handle_timeout(now);
+        self.drain(now, 0, None);
+        self.guard.purge(now);
+    }
+
+    /// The next thing to do.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<EndpointOutput> {
+        self.out.pop_front()
+    }
+
+    /// When `handle_timeout` must be called next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.udp.poll_timeout(),
+            self.stream.poll_timeout(),
+            self.registrar.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn admit(&mut self, now: Instant, source: SocketAddr) -> bool {
+        match self.guard.check(now, source.ip()) {
+            Verdict::Allow => true,
+            Verdict::Blocked => {
+                self.stats.blocked_drops += 1;
+                false
+            }
+            Verdict::RateLimited => {
+                self.stats.rate_limited += 1;
+                false
+            }
+        }
+    }
+
+    fn handle_parsed(
+        &mut self,
+        now: Instant,
+        now_unix: u64,
+        flow: Flow,
+        parsed: Result<Message, ParseError>,
+        directory: &mut impl Directory,
+    ) {
+        let msg = match parsed {
+            Ok(msg) => msg,
+            Err(e) => {
+                self.stats.malformed += 1;
+                match (e.rejection(), e.partial()) {
+                    (Some(rej), Some(partial)) => self.reject(flow, partial, &rej),
+                    _ => self.drop_input(flow.remote, &format!("unparseable: {e}")),
+                }
+                return;
+            }
+        };
+        if !msg.is_request() {
+            // We send no requests yet, so no client transaction can match a response.
+            self.drop_input(flow.remote, "response matching no transaction");
+            return;
+        }
+        if let Err(rej) = validate_request(&msg) {
+            self.stats.malformed += 1;
+            self.reject(flow, &msg, &rej);
+            return;
+        }
+        let msg = with_received(msg, flow.remote);
+        let table = self.table(flow.transport);
+        match table.handle_message(now, msg) {
+            Ok(Dispatch::Created(key)) | Ok(Dispatch::Matched(key)) => {
+                self.flows.entry(key).or_insert(flow);
+            }
+            // An ACK for a 2xx or a stray: nothing to answer (we send no 2xx to INVITE).
+            Ok(Dispatch::Stray(_)) => {}
+            Err(e) => self.drop_input(flow.remote, &format!("no transaction: {e}")),
+        }
+        self.drain(now, now_unix, Some(directory));
+    }
+
+    /// Moves transaction and registrar outputs to the shell's queue, answering the
+    /// requests handed to the TU.
+    fn drain(&mut self, now: Instant, now_unix: u64, mut directory: Option<&mut dyn DirectoryDyn>) {
+        loop {
+            let next = self
+                .udp
+                .poll_output()
+                .map(|o| (Transport::Udp, o))
+                .or_else(|| self.stream.poll_output().map(|o| (Transport::Tcp, o)));
+            let Some((transport, (key, output))) = next else {
+                break;
+            };
+            match output {
+                TransactionOutput::Transmit(msg) => self.transmit(&key, &msg),
+                TransactionOutput::ToTu(req) => {
+                    let Some(dir) = directory.as_deref_mut() else {
+                        continue;
+                    };
+                    let Some(flow) = self.flows.get(&key).copied() else {
+                        continue;
+                    };
+                    let resp = self.respond(now, now_unix, &req, flow, dir);
+                    self.stats.requests += 1;
+                    if let Err(e) = self.table(transport).send_response(now, &key, resp) {
+                        self.drop_input(flow.remote, &format!("cannot answer: {e}"));
+                    }
+                }
+                TransactionOutput::Event(TransactionEvent::Terminated) => {
+                    self.flows.remove(&key);
+                }
+                TransactionOutput::Event(_) => {}
+            }
+        }
+        while let Some(ev) = self.registrar.poll_event() {
+            match ev {
+                RegistrarEvent::AuthFailed { ip, .. } => {
+                    if let Some(block) = self.guard.record_failure(now, ip) {
+                        self.out
+                            .push_back(EndpointOutput::Event(EndpointEvent::SourceBlocked(block)));
+                    }
+                }
+                RegistrarEvent::AuthSucceeded { ip } => self.guard.record_success(ip),
+                other => self
+                    .out
+                    .push_back(EndpointOutput::Event(EndpointEvent::Registrar(other))),
+            }
+        }
+    }
+
+    /// The transaction user: the final response to a new request.
+    fn respond(
+        &mut self,
+        now: Instant,
+        now_unix: u64,
+        req: &Message,
+        flow: Flow,
+        directory: &mut dyn DirectoryDyn,
+    ) -> Message {
+        let Some(method) = req.method() else {
+            return MessageBuilder::response_to(req, 400, "Bad Request").build();
+        };
+        match method {
+            Method::Register => {
+                let mut dir = DynDirectory(directory);
+                self.registrar
+                    .handle_register(now, now_unix, req, flow, &mut dir)
+            }
+            Method::Options => MessageBuilder::response_to(req, 200, "OK")
+                .set_to_tag(&tag_for(req))
+                .header(HeaderName::Allow, ALLOW)
+                .header(HeaderName::Accept, "application/sdp")
+                .header(HeaderName::Supported, "path, outbound")
+                .build(),
+            // No dialog exists yet to be ended or cancelled.
+            Method::Bye | Method::Cancel => {
+                MessageBuilder::response_to(req, 481, "Call/Transaction Does Not Exist").build()
+            }
+            m if m.is_known() => MessageBuilder::response_to(req, 405, "Method Not Allowed")
+                .header(HeaderName::Allow, ALLOW)
+                .build(),
+            _ => MessageBuilder::response_to(req, 501, "Not Implemented")
+                .header(HeaderName::Allow, ALLOW)
+                .build(),
+        }
+    }
+
+    fn transmit(&mut self, key: &TransactionKey, msg: &Message) {
+        let Some(flow) = self.flows.get(key).copied() else {
+            return;
+        };
+        let dest = response_destination(msg, flow);
+        self.out.push_back(EndpointOutput::Transmit {
+            flow,
+            dest,
+            data: msg.to_bytes(),
+        });
+    }
+
+    /// Answers a malformed request statelessly (there is no valid transaction to keep).
+    fn reject(&mut self, flow: Flow, req: &Message, rej: &Rejection) {
+        if req.top_via().is_err() {
+            self.drop_input(flow.remote, &format!("{} {} (no Via)", rej.status, rej.reason));
+            return;
+        }
+        let req = with_received(req.clone(), flow.remote);
+        let resp = MessageBuilder::response_to(&req, rej.status, &rej.reason).build();
+        self.out.push_back(EndpointOutput::Transmit {
+            flow,
+            dest: response_destination(&resp, flow),
+            data: resp.to_bytes(),
+        });
+    }
+
+    fn drop_input(&mut self, source: SocketAddr, why: &str) {
+        self.out
+            .push_back(EndpointOutput::Event(EndpointEvent::Dropped {
+                source,
+                why: why.to_owned(),
+            }));
+    }
+
+    fn table(&mut self, transport: Transport) -> &mut Transactions {
+        match transport {
+            Transport::Udp => &mut self.udp,
+            Transport::Tcp | Transport::Tls => &mut self.stream,
+        }
+    }
+
+    /// Lifts a brute-force block (installer action); true if one was active.
+    pub fn lift_block(&mut self, ip: IpAddr) -> bool {
+        self.guard.lift_block(ip)
+    }
+}
+
+/// RFC 3581 and RFC 3261 sec. 18.2.1: record where the request really came from in its
+/// top Via, so that responses (which copy the Vias) find their way back through NAT.
+fn with_received(mut msg: Message, source: SocketAddr) -> Message {
+    let Ok(mut via) = msg.top_via() else {
+        return msg;
+    };
+    let ip = source.ip().to_string();
+    let wants_rport = via.rport().is_some();
+    if wants_rport || via.host.trim_start_matches('[').trim_end_matches(']') != ip {
+        via.params.set("received", Some(ip.as_str()));
+    }
+    if wants_rport {
+        via.params.set("rport", Some(source.port().to_string().as_str()));
+    }
+    msg.set_top_via(&via);
+    msg
+}
+
+/// Where a response goes (RFC 3261 sec. 18.2.2 with RFC 3581): the connection it came
+/// on for streams; for UDP, `received` (else sent-by) with `rport` (else the Via port).
+fn response_destination(resp: &Message, flow: Flow) -> SocketAddr {
+    if flow.transport != Transport::Udp {
+        return flow.remote;
+    }
+    let Ok(via) = resp.top_via() else {
+        return flow.remote;
+    };
+    let ip = via
+        .received()
+        .and_then(|r| r.parse::<IpAddr>().ok())
+        .or_else(|| {
+            via.host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .ok()
+        })
+        .unwrap_or(flow.remote.ip());
+    let port = match via.rport() {
+        Some(Some(p)) => p,
+        _ => via.port_or_default(),
+    };
+    SocketAddr::new(ip, port)
+}
+
+/// A stable To-tag for stateless answers (OPTIONS): derived from the request's
+/// Call-ID and CSeq so retransmissions get the same tag.
+fn tag_for(req: &Message) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    req.call_id().unwrap_or("").hash(&mut h);
+    req.header(&HeaderName::CSeq).unwrap_or("").hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// Object-safe view of a [`Directory`], so the drain loop needs no generic parameter.
+trait DirectoryDyn {
+    fn secrets_dyn(&mut self, user: &str) -> Option<crate::registrar::ExtensionSecrets>;
+}
+
+impl<D: Directory> DirectoryDyn for D {
+    fn secrets_dyn(&mut self, user: &str) -> Option<crate::registrar::ExtensionSecrets> {
+        self.secrets(user)
+    }
+}
+
+struct DynDirectory<'a>(&'a mut dyn DirectoryDyn);
+
+impl Directory for DynDirectory<'_> {
+    fn secrets(&mut self, user: &str) -> Option<crate::registrar::ExtensionSecrets> {
+        self.0.secrets_dyn(user)
+    }
+}

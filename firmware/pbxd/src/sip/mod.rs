@@ -1,0 +1,13 @@
+//! The SIP side of the daemon: the sans-IO [`endpoint`] core and its tokio shell
+//! (UDP and TCP sockets, timers, persistence of registrar events).
+
+mod endpoint;
+mod guard;
+mod task;
+mod tcp;
+#[cfg(test)]
+mod tests;
+
+pub use endpoint::{Endpoint, EndpointEvent, EndpointOutput, EndpointStats, ALLOW};
+pub use guard::{AuthGuard, GuardConfig, NewBlock, Verdict};
+pub use task::{SipShell, SipSockets};

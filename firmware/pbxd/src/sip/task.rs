@@ -1,0 +1,306 @@
+//! The tokio shell around [`Endpoint`]: owns the sockets, the clock and the store
+//! connection, feeds the core and carries out what it asks.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pbx_sip::message::Uri;
+use pbx_sip::transaction::TimerConfig;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch, Mutex};
+use tracing::{debug, info, warn};
+
+use super::endpoint::{Endpoint, EndpointEvent, EndpointOutput};
+use super::tcp::{accept_loop, ConnEvent};
+use crate::clock;
+use crate::config::Config;
+use crate::persist::{PersistCmd, Persister};
+use crate::registrar::{
+    contact_key, Binding, Directory, ExtensionSecrets, Flow, Registrar, RegistrarEvent,
+    Transport,
+};
+use crate::store::Store;
+
+/// Largest datagram we read; larger ones are truncated by the kernel and then refused
+/// by the parser's size limit.
+const MAX_DATAGRAM: usize = 65_535;
+/// Datagrams handled per wake-up before yielding to timers and TCP.
+const BATCH: usize = 64;
+/// How often blocks lifted with `pbxctl` are picked up.
+const HOUSEKEEPING: Duration = Duration::from_secs(5);
+
+/// The bound SIP sockets (bound in `main` before anything is spawned).
+#[derive(Debug, Clone)]
+pub struct SipSockets {
+    /// UDP socket.
+    pub udp: Arc<UdpSocket>,
+    /// TCP listener on the same port.
+    pub tcp: Arc<TcpListener>,
+}
+
+impl SipSockets {
+    /// Binds UDP and TCP on `addr` (TCP first when the port is 0, so both share it).
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        let tcp = TcpListener::bind(addr).await?;
+        let port = tcp.local_addr()?.port();
+        let udp = UdpSocket::bind(SocketAddr::new(addr.ip(), port)).await?;
+        Ok(Self {
+            udp: Arc::new(udp),
+            tcp: Arc::new(tcp),
+        })
+    }
+
+    /// The address both sockets listen on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.udp.local_addr()
+    }
+}
+
+/// Everything the SIP task needs; survives restarts of the task.
+#[derive(Debug, Clone)]
+pub struct SipShell {
+    cfg: Config,
+    sockets: SipSockets,
+    conn_rx: Arc<Mutex<mpsc::Receiver<ConnEvent>>>,
+    conn_tx: mpsc::Sender<ConnEvent>,
+    persist: Persister,
+    /// Current number of bindings, for the status API.
+    pub bindings: Arc<AtomicUsize>,
+}
+
+impl SipShell {
+    /// Prepares the shell; nothing runs until [`SipShell::run`] and
+    /// [`SipShell::run_tcp_accept`].
+    pub fn new(cfg: Config, sockets: SipSockets, persist: Persister) -> Self {
+        let (conn_tx, conn_rx) = mpsc::channel(1024);
+        Self {
+            cfg,
+            sockets,
+            conn_rx: Arc::new(Mutex::new(conn_rx)),
+            conn_tx,
+            persist,
+            bindings: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Accepts TCP connections (a supervised task of its own).
+    pub async fn run_tcp_accept(self, open: Arc<AtomicUsize>) -> anyhow::Result<()> {
+        accept_loop(self.sockets.tcp.clone(), self.conn_tx.clone(), open).await?;
+        Ok(())
+    }
+
+    /// The SIP task: runs the endpoint until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let store = Store::open(&self.cfg.data_dir)?;
+        let local = self.sockets.local_addr()?;
+        let mut endpoint = self.build_endpoint(&store, local)?;
+        // The directory owns the connection (a `Connection` is Send but not Sync).
+        let mut directory = StoreDirectory {
+            store,
+            realm: endpoint.registrar().config().realm.clone(),
+        };
+        let mut conn_rx = self.conn_rx.lock().await;
+        let mut conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
+        let udp = self.sockets.udp.clone();
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        loop {
+            let wake = endpoint
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                r = udp.recv_from(&mut buf) => {
+                    let (n, remote) = r?;
+                    let flow = Flow { transport: Transport::Udp, remote, local };
+                    endpoint.handle_datagram(clock::now(), clock::unix_now(), flow, &buf[..n], &mut directory);
+                    // Drain what else is queued without going back through select.
+                    for _ in 0..BATCH {
+                        match udp.try_recv_from(&mut buf) {
+                            Ok((n, remote)) => {
+                                let flow = Flow { transport: Transport::Udp, remote, local };
+                                endpoint.handle_datagram(clock::now(), clock::unix_now(), flow, &buf[..n], &mut directory);
+                                self.flush(&mut endpoint, &conns).await;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(ev) = conn_rx.recv() => match ev {
+                    ConnEvent::Opened { remote, tx, .. } => { conns.insert(remote, tx); }
+                    ConnEvent::Closed { remote } => { conns.remove(&remote); }
+                    ConnEvent::Frame { remote, local, frame } => {
+                        let flow = Flow { transport: Transport::Tcp, remote, local };
+                        endpoint.handle_frame(clock::now(), clock::unix_now(), flow, frame, &mut directory);
+                    }
+                },
+                _ = tokio::time::sleep_until(wake) => endpoint.handle_timeout(clock::now()),
+                _ = housekeeping.tick() => sync_blocks(&directory.store, &mut endpoint, self.cfg.guard.block_time),
+            }
+            self.flush(&mut endpoint, &conns).await;
+        }
+        info!("SIP task stopped");
+        Ok(())
+    }
+
+    fn build_endpoint(&self, store: &Store, local: SocketAddr) -> anyhow::Result<Endpoint> {
+        let mut rcfg = self.cfg.registrar.clone();
+        rcfg.realm = store.realm()?;
+        // Fresh per start: nonces of an earlier run are answered `stale`, as they should be.
+        let secret: [u8; 32] = rand::random();
+        let registrar = Registrar::new(rcfg, secret, rand::random());
+        let mut endpoint = Endpoint::new(registrar, self.cfg.guard.clone(), TimerConfig::default());
+        let now = clock::now();
+        let now_unix = clock::unix_now();
+        let now_i = i64::try_from(now_unix).unwrap_or(i64::MAX);
+        let mut restored = 0usize;
+        for b in store.load_bindings(now_i)? {
+            let Ok(uri) = Uri::parse(&b.contact) else {
+                warn!(contact = %b.contact, "skipping stored binding with unparseable contact");
+                continue;
+            };
+            let left = u64::try_from(b.expires_at.saturating_sub(now_i)).unwrap_or(0);
+            let binding = Binding {
+                key: contact_key(&uri),
+                contact: b.contact.clone(),
+                expires_at: now + Duration::from_secs(left),
+                call_id: b.call_id.clone(),
+                cseq: b.cseq,
+                q: b.q_milli.map(|q| format!("{}", f64::from(q) / 1000.0)),
+                flow: Flow {
+                    transport: Transport::parse(&b.transport).unwrap_or(Transport::Udp),
+                    remote: b.source,
+                    local,
+                },
+                user_agent: b.user_agent.clone(),
+            };
+            endpoint.registrar_mut().restore(&b.aor, binding);
+            restored += 1;
+        }
+        for block in store.active_blocks(now_i)? {
+            let left = u64::try_from(block.until.saturating_sub(now_i)).unwrap_or(0);
+            endpoint
+                .guard_mut()
+                .restore_block(block.ip, now, Duration::from_secs(left));
+        }
+        self.bindings.store(restored, Ordering::Relaxed);
+        info!(restored, "registrar ready");
+        Ok(endpoint)
+    }
+
+    /// Carries out the core's outputs.
+    async fn flush(&self, endpoint: &mut Endpoint, conns: &HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>) {
+        while let Some(out) = endpoint.poll_output() {
+            match out {
+                EndpointOutput::Transmit { flow, dest, data } => match flow.transport {
+                    Transport::Udp => {
+                        if let Err(e) = self.sockets.udp.try_send_to(&data, dest) {
+                            if e.kind() == std::io::ErrorKind::WouldBlock {
+                                let _ = self.sockets.udp.send_to(&data, dest).await;
+                            } else {
+                                debug!(%dest, "UDP send failed: {e}");
+                            }
+                        }
+                    }
+                    Transport::Tcp | Transport::Tls => match conns.get(&flow.remote) {
+                        Some(tx) => {
+                            if tx.try_send(data).is_err() {
+                                debug!(remote = %flow.remote, "TCP connection congested; reply dropped");
+                            }
+                        }
+                        None => debug!(remote = %flow.remote, "TCP connection gone; reply dropped"),
+                    },
+                },
+                EndpointOutput::Event(ev) => self.on_event(ev),
+            }
+        }
+        self.bindings
+            .store(endpoint.registrar().bindings().len(), Ordering::Relaxed);
+    }
+
+    fn on_event(&self, ev: EndpointEvent) {
+        match ev {
+            EndpointEvent::Registrar(RegistrarEvent::BindingSaved { aor, binding }) => {
+                debug!(%aor, contact = %binding.contact, source = %binding.flow.remote, "binding saved");
+                self.persist.send(PersistCmd::save(&aor, &binding, clock::now(), clock::unix_now()));
+            }
+            EndpointEvent::Registrar(RegistrarEvent::BindingRemoved { aor, binding, reason }) => {
+                debug!(%aor, contact = %binding.contact, ?reason, "binding removed");
+                self.persist.send(PersistCmd::Delete {
+                    aor,
+                    contact: binding.contact,
+                });
+            }
+            EndpointEvent::Registrar(_) => {}
+            EndpointEvent::SourceBlocked(block) => {
+                warn!(ip = %block.ip, failures = block.failures, secs = block.duration.as_secs(),
+                    "blocking source after repeated authentication failures");
+                let now = clock::unix_now();
+                let until = now.saturating_add(block.duration.as_secs());
+                self.persist.send(PersistCmd::Block {
+                    ip: block.ip,
+                    reason: format!("{} failed authentications", block.failures),
+                    now_unix: i64::try_from(now).unwrap_or(i64::MAX),
+                    until: i64::try_from(until).unwrap_or(i64::MAX),
+                });
+            }
+            EndpointEvent::Dropped { source, why } => debug!(%source, "dropped: {why}"),
+        }
+    }
+}
+
+/// Blocks lifted in the store (by `pbxctl blocks unblock`) are lifted in memory too.
+fn sync_blocks(store: &Store, endpoint: &mut Endpoint, block_time: Duration) {
+    let now = clock::now();
+    let now_unix = i64::try_from(clock::unix_now()).unwrap_or(i64::MAX);
+    let active = match store.active_blocks(now_unix) {
+        Ok(list) => list,
+        Err(e) => {
+            warn!("cannot read auth blocks: {e}");
+            return;
+        }
+    };
+    // A block the writer has not stored yet would look lifted: only blocks imposed
+    // more than two rounds ago are compared with the store.
+    let settled = now + block_time.saturating_sub(HOUSEKEEPING * 2);
+    let lifted: Vec<_> = endpoint
+        .guard_mut()
+        .blocked(now)
+        .filter(|(ip, until)| *until <= settled && !active.iter().any(|b| b.ip == *ip))
+        .map(|(ip, _)| ip)
+        .collect();
+    for ip in lifted {
+        if endpoint.lift_block(ip) {
+            info!(%ip, "auth block lifted");
+        }
+    }
+}
+
+/// Extension secrets read from the store on every request, so `pbxctl` changes apply
+/// to the next REGISTER without a restart.
+struct StoreDirectory {
+    store: Store,
+    realm: String,
+}
+
+impl Directory for StoreDirectory {
+    fn secrets(&mut self, user: &str) -> Option<ExtensionSecrets> {
+        match self.store.get_extension(user) {
+            // HA1s made for another realm cannot verify: the password must be set again.
+            Ok(Some(ext)) if ext.realm == self.realm => Some(ExtensionSecrets {
+                ha1_md5: ext.ha1_md5,
+                ha1_sha256: ext.ha1_sha256,
+                enabled: ext.enabled,
+            }),
+            Ok(_) => None,
+            Err(e) => {
+                warn!(user, "extension lookup failed: {e}");
+                None
+            }
+        }
+    }
+}

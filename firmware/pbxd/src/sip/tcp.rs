@@ -1,0 +1,124 @@
+//! TCP connections: each accepted stream gets a task that frames messages with
+//! [`StreamDecoder`] and hands them to the SIP task; replies come back on a channel.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use pbx_sip::message::{Frame, Limits, ParseError, StreamDecoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+/// Most simultaneous TCP connections; more are refused (a phone needs one).
+pub(crate) const MAX_CONNECTIONS: usize = 1024;
+/// A connection silent this long is closed (phones send keep-alives far more often).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// A write that takes longer than this means the peer stopped reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What connection tasks tell the SIP task.
+#[derive(Debug)]
+pub(crate) enum ConnEvent {
+    /// A connection opened; replies for `remote` go to `tx`.
+    Opened {
+        remote: SocketAddr,
+        tx: mpsc::Sender<Vec<u8>>,
+    },
+    /// A frame (message, keep-alive or framing error) arrived.
+    Frame {
+        remote: SocketAddr,
+        local: SocketAddr,
+        frame: Result<Frame, ParseError>,
+    },
+    /// The connection is gone.
+    Closed { remote: SocketAddr },
+}
+
+/// Accepts connections until the listener fails; each gets its own task.
+pub(crate) async fn accept_loop(
+    listener: std::sync::Arc<TcpListener>,
+    events: mpsc::Sender<ConnEvent>,
+    open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> std::io::Result<()> {
+    use std::sync::atomic::Ordering;
+    loop {
+        let (stream, remote) = listener.accept().await?;
+        if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+            warn!(%remote, "refusing TCP connection: {MAX_CONNECTIONS} open");
+            continue;
+        }
+        open.fetch_add(1, Ordering::Relaxed);
+        let events = events.clone();
+        let open = open.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve(stream, remote, events.clone()).await {
+                debug!(%remote, "TCP connection ended: {e}");
+            }
+            open.fetch_sub(1, Ordering::Relaxed);
+            let _ = events.send(ConnEvent::Closed { remote }).await;
+        });
+    }
+}
+
+async fn serve(
+    stream: TcpStream,
+    remote: SocketAddr,
+    events: mpsc::Sender<ConnEvent>,
+) -> std::io::Result<()> {
+    let local = stream.local_addr()?;
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+    if events
+        .send(ConnEvent::Opened { remote, tx })
+        .await
+        .is_err()
+    {
+        return Ok(());
+    }
+    // The writer ends when the SIP task drops its sender (after `Closed`), so replies
+    // queued before a close still go out; a peer that stops reading cannot hold it.
+    tokio::spawn(async move {
+        while let Some(data) = rx.recv().await {
+            match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&data)).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let mut decoder = StreamDecoder::new(Limits::default());
+    let mut buf = vec![0u8; 16 * 1024];
+    let result = loop {
+        let n = match tokio::time::timeout(IDLE_TIMEOUT, rd.read(&mut buf)).await {
+            Err(_) => break Ok(()),
+            Ok(Err(e)) => break Err(e),
+            Ok(Ok(0)) => break Ok(()),
+            Ok(Ok(n)) => n,
+        };
+        decoder.push(&buf[..n]);
+        let mut broken = false;
+        while let Some(frame) = decoder.next() {
+            broken |= frame.is_err();
+            if events
+                .send(ConnEvent::Frame {
+                    remote,
+                    local,
+                    frame,
+                })
+                .await
+                .is_err()
+            {
+                broken = true;
+                break;
+            }
+        }
+        // A framing error leaves the stream without message boundaries: close it
+        // (RFC 3261 sec. 18.3) after the 400 has been queued.
+        if broken {
+            break Ok(());
+        }
+    };
+    result
+}

@@ -1,0 +1,278 @@
+//! Endpoint scenarios: raw bytes in, raw bytes out, on a simulated clock.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use pbx_sip::auth::{self, Algorithm};
+use pbx_sip::message::{parse, Frame, HeaderName, Message};
+use pbx_sip::transaction::TimerConfig;
+
+use super::*;
+use crate::registrar::{Directory, ExtensionSecrets, Flow, Registrar, RegistrarConfig, Transport};
+
+struct OneUser;
+
+impl Directory for OneUser {
+    fn secrets(&mut self, user: &str) -> Option<ExtensionSecrets> {
+        (user == "1001").then(|| ExtensionSecrets {
+            ha1_md5: auth::ha1(Algorithm::Md5, "1001", "pbx.local", "correct horse"),
+            ha1_sha256: auth::ha1(Algorithm::Sha256, "1001", "pbx.local", "correct horse"),
+            enabled: true,
+        })
+    }
+}
+
+#[allow(clippy::disallowed_methods)] // tests own their clock; this is the epoch
+fn start() -> Instant {
+    Instant::now()
+}
+
+const UNIX: u64 = 1_800_000_000;
+
+fn flow(ip: &str, transport: Transport) -> Flow {
+    Flow {
+        transport,
+        remote: SocketAddr::new(ip.parse().expect("ip"), 40000),
+        local: "192.0.2.1:5060".parse().expect("addr"),
+    }
+}
+
+fn endpoint() -> Endpoint {
+    let reg = Registrar::new(RegistrarConfig::default(), [3; 32], 7);
+    Endpoint::new(reg, GuardConfig::default(), TimerConfig::default())
+}
+
+fn request(method: &str, branch: &str, extra: &str) -> String {
+    format!(
+        "{method} sip:pbx.local SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK{branch};rport\r\n\
+         From: <sip:1001@pbx.local>;tag=a\r\n\
+         To: <sip:1001@pbx.local>\r\n\
+         Call-ID: {branch}@test\r\n\
+         CSeq: 1 {method}\r\n\
+         Max-Forwards: 70\r\n\
+         {extra}Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// Every datagram the endpoint transmitted, parsed, with its destination.
+fn sent(ep: &mut Endpoint) -> Vec<(SocketAddr, Message)> {
+    let mut out = Vec::new();
+    while let Some(o) = ep.poll_output() {
+        if let EndpointOutput::Transmit { dest, data, .. } = o {
+            out.push((dest, parse(&data).expect("our output parses")));
+        }
+    }
+    out
+}
+
+fn one_status(ep: &mut Endpoint) -> (u16, String) {
+    let out = sent(ep);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let m = &out[0].1;
+    (m.status().expect("a response"), m.reason().unwrap_or("").to_owned())
+}
+
+#[test]
+fn options_is_answered_with_allow_and_via_gets_received_and_rport() {
+    let mut ep = endpoint();
+    let f = flow("203.0.113.9", Transport::Udp);
+    ep.handle_datagram(start(), UNIX, f, request("OPTIONS", "o1", "").as_bytes(), &mut OneUser);
+    let out = sent(&mut ep);
+    assert_eq!(out.len(), 1);
+    let (dest, resp) = &out[0];
+    assert_eq!(resp.status(), Some(200));
+    assert_eq!(resp.header(&HeaderName::Allow), Some(ALLOW));
+    let via = resp.top_via().expect("via");
+    assert_eq!(via.received(), Some("203.0.113.9"));
+    assert_eq!(via.rport(), Some(Some(40000)));
+    // behind NAT: the answer goes to the packet's real source, not the Via address
+    assert_eq!(*dest, f.remote);
+}
+
+#[test]
+fn unknown_method_is_501_and_unsupported_known_method_is_405() {
+    let mut ep = endpoint();
+    let f = flow("192.0.2.20", Transport::Udp);
+    ep.handle_datagram(start(), UNIX, f, request("FOOBAR", "x1", "").as_bytes(), &mut OneUser);
+    assert_eq!(one_status(&mut ep).0, 501);
+    ep.handle_datagram(start(), UNIX, f, request("SUBSCRIBE", "x2", "").as_bytes(), &mut OneUser);
+    assert_eq!(one_status(&mut ep).0, 405);
+}
+
+#[test]
+fn malformed_request_gets_400_naming_the_problem() {
+    let mut ep = endpoint();
+    let f = flow("192.0.2.21", Transport::Udp);
+    let bad = request("OPTIONS", "m1", "").replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE");
+    ep.handle_datagram(start(), UNIX, f, bad.as_bytes(), &mut OneUser);
+    let (status, reason) = one_status(&mut ep);
+    assert_eq!(status, 400);
+    assert!(reason.to_ascii_lowercase().contains("cseq"), "{reason}");
+}
+
+#[test]
+fn bad_sip_version_gets_505() {
+    let mut ep = endpoint();
+    let f = flow("192.0.2.22", Transport::Udp);
+    let bad = request("OPTIONS", "v1", "").replacen("SIP/2.0\r\n", "SIP/7.0\r\n", 1);
+    ep.handle_datagram(start(), UNIX, f, bad.as_bytes(), &mut OneUser);
+    assert_eq!(one_status(&mut ep).0, 505);
+}
+
+#[test]
+fn garbage_and_oversized_datagrams_are_dropped_without_answer() {
+    let mut ep = endpoint();
+    let f = flow("192.0.2.23", Transport::Udp);
+    ep.handle_datagram(start(), UNIX, f, b"\x00\x01garbage\xff", &mut OneUser);
+    ep.handle_datagram(start(), UNIX, f, &vec![b'A'; 70_000], &mut OneUser);
+    ep.handle_datagram(start(), UNIX, f, b"\r\n\r\n", &mut OneUser);
+    assert!(sent(&mut ep).is_empty());
+}
+
+#[test]
+fn retransmitted_request_gets_the_same_response_from_the_transaction() {
+    let mut ep = endpoint();
+    let f = flow("192.0.2.24", Transport::Udp);
+    let req = request("REGISTER", "r1", "Contact: <sip:1001@10.0.0.5>\r\n");
+    ep.handle_datagram(start(), UNIX, f, req.as_bytes(), &mut OneUser);
+    let first = sent(&mut ep);
+    ep.handle_datagram(start(), UNIX, f, req.as_bytes(), &mut OneUser);
+    let again = sent(&mut ep);
+    assert_eq!(first.len(), 1);
+    assert_eq!(again.len(), 1);
+    assert_eq!(first[0].1, again[0].1, "same nonce and tag: not re-processed");
+}
+
+#[test]
+fn transactions_are_freed_after_timer_j() {
+    let mut ep = endpoint();
+    let t0 = start();
+    for i in 0..50 {
+        let f = flow("192.0.2.25", Transport::Udp);
+        let req = request("OPTIONS", &format!("leak{i}"), "");
+        ep.handle_datagram(t0, UNIX, f, req.as_bytes(), &mut OneUser);
+    }
+    sent(&mut ep);
+    assert_eq!(ep.transactions(), 50);
+    let mut now = t0;
+    while let Some(at) = ep.poll_timeout() {
+        now = at;
+        ep.handle_timeout(now);
+    }
+    assert_eq!(ep.transactions(), 0);
+    assert_eq!(now, t0 + Duration::from_secs(32), "Timer J = 64*T1");
+}
+
+#[test]
+fn five_wrong_passwords_block_the_source_and_then_it_is_ignored() {
+    let mut ep = endpoint();
+    let attacker = flow("198.51.100.66", Transport::Udp);
+    let t0 = start();
+    for i in 0..5 {
+        let first = request("REGISTER", &format!("bf{i}a"), "Contact: <sip:1001@10.0.0.5>\r\n");
+        ep.handle_datagram(t0, UNIX, attacker, first.as_bytes(), &mut OneUser);
+        let out = sent(&mut ep);
+        let chal = out[0].1.header(&HeaderName::WwwAuthenticate).expect("challenge");
+        let chal = auth::Challenge::parse(chal).expect("parses");
+        let creds = auth::authorize(&chal, "REGISTER", "sip:pbx.local", "1001", &format!("guess{i}"), "cn", 1)
+            .expect("authorize");
+        let second = request(
+            "REGISTER",
+            &format!("bf{i}b"),
+            &format!("Contact: <sip:1001@10.0.0.5>\r\nAuthorization: {creds}\r\n"),
+        );
+        ep.handle_datagram(t0, UNIX, attacker, second.as_bytes(), &mut OneUser);
+        let mut blocked = false;
+        let mut statuses = Vec::new();
+        while let Some(o) = ep.poll_output() {
+            match o {
+                EndpointOutput::Event(EndpointEvent::SourceBlocked(b)) => {
+                    assert_eq!(b.ip, attacker.remote.ip());
+                    blocked = true;
+                }
+                EndpointOutput::Transmit { data, .. } => {
+                    statuses.push(parse(&data).expect("parses").status())
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(statuses, vec![Some(403)]);
+        assert_eq!(blocked, i == 4, "blocked exactly at the fifth failure");
+    }
+    // Now even a valid request from that address gets no answer at all...
+    ep.handle_datagram(t0, UNIX, attacker, request("OPTIONS", "after", "").as_bytes(), &mut OneUser);
+    assert!(sent(&mut ep).is_empty());
+    assert_eq!(ep.stats().blocked_drops, 1);
+    // ...while other sources are served.
+    let other = flow("198.51.100.67", Transport::Udp);
+    ep.handle_datagram(t0, UNIX, other, request("OPTIONS", "other", "").as_bytes(), &mut OneUser);
+    assert_eq!(one_status(&mut ep).0, 200);
+    // An installer lifts the block.
+    assert!(ep.lift_block(attacker.remote.ip()));
+    ep.handle_datagram(t0, UNIX, attacker, request("OPTIONS", "lifted", "").as_bytes(), &mut OneUser);
+    assert_eq!(one_status(&mut ep).0, 200);
+}
+
+#[test]
+fn flood_from_one_source_is_rate_limited() {
+    let mut ep = endpoint();
+    let f = flow("198.51.100.70", Transport::Udp);
+    let t0 = start();
+    for i in 0..1000 {
+        ep.handle_datagram(t0, UNIX, f, request("OPTIONS", &format!("fl{i}"), "").as_bytes(), &mut OneUser);
+    }
+    let answered = sent(&mut ep).len();
+    assert_eq!(answered, 400, "burst allowance of the default limit");
+    assert_eq!(ep.stats().rate_limited, 600);
+}
+
+#[test]
+fn tcp_keepalive_ping_gets_a_crlf_pong() {
+    let mut ep = endpoint();
+    let f = flow("192.0.2.30", Transport::Tcp);
+    ep.handle_frame(start(), UNIX, f, Ok(Frame::KeepAlive), &mut OneUser);
+    match ep.poll_output() {
+        Some(EndpointOutput::Transmit { data, dest, .. }) => {
+            assert_eq!(data, b"\r\n");
+            assert_eq!(dest, f.remote);
+        }
+        other => panic!("expected a pong, got {other:?}"),
+    }
+}
+
+#[test]
+fn requests_over_tcp_are_answered_on_the_connection() {
+    let mut ep = endpoint();
+    let f = flow("192.0.2.31", Transport::Tcp);
+    let req = parse(request("OPTIONS", "t1", "").replace("UDP", "TCP").as_bytes()).expect("parses");
+    ep.handle_frame(start(), UNIX, f, Ok(Frame::Message(req)), &mut OneUser);
+    let out = sent(&mut ep);
+    assert_eq!(out[0].0, f.remote);
+    assert_eq!(out[0].1.status(), Some(200));
+    // reliable transport: Timer J is zero, nothing lingers
+    assert_eq!(ep.transactions(), 0);
+}
+
+#[test]
+fn directory_is_consulted_per_request() {
+    struct Counting(HashMap<String, u32>);
+    impl Directory for Counting {
+        fn secrets(&mut self, user: &str) -> Option<ExtensionSecrets> {
+            *self.0.entry(user.into()).or_default() += 1;
+            None
+        }
+    }
+    let mut dir = Counting(HashMap::new());
+    let mut ep = endpoint();
+    let f = flow("192.0.2.32", Transport::Udp);
+    let first = request("REGISTER", "d1", "Contact: <sip:1001@10.0.0.5>\r\n");
+    ep.handle_datagram(start(), UNIX, f, first.as_bytes(), &mut dir);
+    let out = sent(&mut ep);
+    let chal = auth::Challenge::parse(out[0].1.header(&HeaderName::WwwAuthenticate).expect("c")).expect("p");
+    let creds = auth::authorize(&chal, "REGISTER", "sip:pbx.local", "1001", "pw", "cn", 1).expect("a");
+    let second = request("REGISTER", "d2", &format!("Contact: <sip:1001@10.0.0.5>\r\nAuthorization: {creds}\r\n"));
+    ep.handle_datagram(start(), UNIX, f, second.as_bytes(), &mut dir);
+    assert_eq!(dir.0.get("1001"), Some(&1));
+}
