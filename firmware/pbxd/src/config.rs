@@ -28,6 +28,11 @@ pub struct Cli {
     /// SIP listen address; UDP and TCP on the same port.
     #[arg(long, default_value = "127.0.0.1:5060")]
     pub sip_listen: SocketAddr,
+    /// SIP over TLS listen address (off unless given), e.g. 0.0.0.0:5061. The device
+    /// certificate is DATA/tls/device.crt (generated at first start; replace it with
+    /// your own, with its key in DATA/tls/device.key).
+    #[arg(long)]
+    pub sip_tls_listen: Option<SocketAddr>,
     /// HTTP listen address (health and status API; the web UI grows here).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http_listen: SocketAddr,
@@ -65,6 +70,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// SIP UDP+TCP address.
     pub sip_listen: SocketAddr,
+    /// SIP over TLS address, if enabled.
+    pub sip_tls_listen: Option<SocketAddr>,
     /// HTTP address.
     pub http_listen: SocketAddr,
     /// Log format.
@@ -119,6 +126,7 @@ impl Cli {
         Ok(Config {
             data_dir: self.data_dir,
             sip_listen: self.sip_listen,
+            sip_tls_listen: self.sip_tls_listen,
             http_listen: self.http_listen,
             log_format: self.log_format,
             registrar,

@@ -5,6 +5,7 @@
 //! - [`store`]: SQLite, the only module with SQL
 //! - [`persist`]: the store writer thread
 //! - [`web`]: the HTTP status API (the web UI grows here)
+//! - [`tls`]: the device's TLS identity
 //! - [`config`], [`clock`], [`supervise`]: wiring
 #![forbid(unsafe_code)]
 
@@ -15,4 +16,5 @@ pub mod registrar;
 pub mod sip;
 pub mod store;
 pub mod supervise;
+pub mod tls;
 pub mod web;

@@ -15,6 +15,7 @@ use pbxd::persist::Persister;
 use pbxd::sip::{SipShell, SipSockets};
 use pbxd::store::Store;
 use pbxd::supervise::supervise;
+use pbxd::tls::TlsPaths;
 use pbxd::web;
 
 fn main() -> ExitCode {
@@ -71,10 +72,22 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     drop(store);
     let (persister, writer) = Persister::start(cfg.data_dir.clone())?;
 
-    let sockets = SipSockets::bind(cfg.sip_listen)
+    let mut sockets = SipSockets::bind(cfg.sip_listen)
         .await
         .with_context(|| format!("cannot listen for SIP on {}", cfg.sip_listen))?;
     let sip_addr = sockets.local_addr()?;
+    let mut tls_note = String::new();
+    if let Some(addr) = cfg.sip_tls_listen {
+        let paths = TlsPaths::in_data_dir(&cfg.data_dir);
+        let hostnames = vec![addr.ip().to_string(), sip_addr.ip().to_string()];
+        let tls_cfg = pbxd::tls::server_config(&paths, &hostnames)
+            .context("cannot set up SIP over TLS")?;
+        let bound = sockets
+            .bind_tls(addr, tls_cfg)
+            .await
+            .with_context(|| format!("cannot listen for SIP over TLS on {addr}"))?;
+        tls_note = format!(" sips={bound}");
+    }
     let http = Arc::new(
         tokio::net::TcpListener::bind(cfg.http_listen)
             .await
@@ -96,11 +109,19 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             shell.clone().run(rx.clone())
         }));
     }
+    // One connection budget shared by TCP and TLS.
+    let open = Arc::new(AtomicUsize::new(0));
     {
         let shell = shell.clone();
-        let open = Arc::new(AtomicUsize::new(0));
+        let open = open.clone();
         tasks.spawn(supervise("sip-tcp-accept", shutdown_rx.clone(), move || {
             shell.clone().run_tcp_accept(open.clone())
+        }));
+    }
+    if shell.has_tls() {
+        let shell = shell.clone();
+        tasks.spawn(supervise("sip-tls-accept", shutdown_rx.clone(), move || {
+            shell.clone().run_tls_accept(open.clone())
         }));
     }
     tasks.spawn(supervise("http", shutdown_rx.clone(), move || {
@@ -108,7 +129,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     }));
     drop(shell);
 
-    info!(%realm, "ready: sip={sip_addr} http={http_addr}");
+    info!(%realm, "ready: sip={sip_addr} http={http_addr}{tls_note}");
     wait_for_signal().await?;
     info!("shutting down");
     let _ = shutdown_tx.send(true);

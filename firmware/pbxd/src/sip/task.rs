@@ -11,6 +11,7 @@ use pbx_sip::message::Uri;
 use pbx_sip::transaction::TimerConfig;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch, Mutex};
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use super::endpoint::{Endpoint, EndpointEvent, EndpointOutput};
@@ -33,12 +34,24 @@ const BATCH: usize = 64;
 const HOUSEKEEPING: Duration = Duration::from_secs(5);
 
 /// The bound SIP sockets (bound in `main` before anything is spawned).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SipSockets {
     /// UDP socket.
     pub udp: Arc<UdpSocket>,
     /// TCP listener on the same port.
     pub tcp: Arc<TcpListener>,
+    /// TLS listener and its acceptor, when SIP over TLS is enabled.
+    pub tls: Option<(Arc<TcpListener>, TlsAcceptor)>,
+}
+
+impl std::fmt::Debug for SipSockets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipSockets")
+            .field("udp", &self.udp.local_addr().ok())
+            .field("tcp", &self.tcp.local_addr().ok())
+            .field("tls", &self.tls.as_ref().and_then(|(l, _)| l.local_addr().ok()))
+            .finish()
+    }
 }
 
 impl SipSockets {
@@ -50,7 +63,20 @@ impl SipSockets {
         Ok(Self {
             udp: Arc::new(udp),
             tcp: Arc::new(tcp),
+            tls: None,
         })
+    }
+
+    /// Adds a TLS listener on `addr` with the device identity.
+    pub async fn bind_tls(
+        &mut self,
+        addr: SocketAddr,
+        config: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        self.tls = Some((Arc::new(listener), TlsAcceptor::from(config)));
+        Ok(local)
     }
 
     /// The address both sockets listen on.
@@ -88,8 +114,23 @@ impl SipShell {
 
     /// Accepts TCP connections (a supervised task of its own).
     pub async fn run_tcp_accept(self, open: Arc<AtomicUsize>) -> anyhow::Result<()> {
-        accept_loop(self.sockets.tcp.clone(), self.conn_tx.clone(), open).await?;
+        accept_loop(self.sockets.tcp.clone(), None, self.conn_tx.clone(), open).await?;
         Ok(())
+    }
+
+    /// Accepts TLS connections (a supervised task of its own); ends at once when TLS
+    /// is not enabled.
+    pub async fn run_tls_accept(self, open: Arc<AtomicUsize>) -> anyhow::Result<()> {
+        let Some((listener, acceptor)) = self.sockets.tls.clone() else {
+            return Ok(());
+        };
+        accept_loop(listener, Some(acceptor), self.conn_tx.clone(), open).await?;
+        Ok(())
+    }
+
+    /// Whether SIP over TLS is enabled.
+    pub fn has_tls(&self) -> bool {
+        self.sockets.tls.is_some()
     }
 
     /// The SIP task: runs the endpoint until `shutdown` turns true.
@@ -133,8 +174,8 @@ impl SipShell {
                 Some(ev) = conn_rx.recv() => match ev {
                     ConnEvent::Opened { remote, tx, .. } => { conns.insert(remote, tx); }
                     ConnEvent::Closed { remote } => { conns.remove(&remote); }
-                    ConnEvent::Frame { remote, local, frame } => {
-                        let flow = Flow { transport: Transport::Tcp, remote, local };
+                    ConnEvent::Frame { remote, local, transport, frame } => {
+                        let flow = Flow { transport, remote, local };
                         endpoint.handle_frame(clock::now(), clock::unix_now(), flow, frame, &mut directory);
                     }
                 },

@@ -1,12 +1,15 @@
-//! TCP connections: each accepted stream gets a task that frames messages with
+//! TCP and TLS connections: each accepted stream gets a task that frames messages with
 //! [`StreamDecoder`] and hands them to the SIP task; replies come back on a channel.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use pbx_sip::message::{Frame, Limits, ParseError, StreamDecoder};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::registrar::Transport;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -14,6 +17,8 @@ use tracing::{debug, warn};
 pub(crate) const MAX_CONNECTIONS: usize = 1024;
 /// A connection silent this long is closed (phones send keep-alives far more often).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// A TLS handshake that takes longer than this is abandoned (slowloris protection).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A write that takes longer than this means the peer stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -29,15 +34,18 @@ pub(crate) enum ConnEvent {
     Frame {
         remote: SocketAddr,
         local: SocketAddr,
+        transport: Transport,
         frame: Result<Frame, ParseError>,
     },
     /// The connection is gone.
     Closed { remote: SocketAddr },
 }
 
-/// Accepts connections until the listener fails; each gets its own task.
+/// Accepts connections until the listener fails; each gets its own task. With `tls`,
+/// each connection is a TLS server session first.
 pub(crate) async fn accept_loop(
     listener: std::sync::Arc<TcpListener>,
+    tls: Option<TlsAcceptor>,
     events: mpsc::Sender<ConnEvent>,
     open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) -> std::io::Result<()> {
@@ -51,9 +59,23 @@ pub(crate) async fn accept_loop(
         open.fetch_add(1, Ordering::Relaxed);
         let events = events.clone();
         let open = open.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve(stream, remote, events.clone()).await {
-                debug!(%remote, "TCP connection ended: {e}");
+            let local = stream.local_addr();
+            let _ = stream.set_nodelay(true);
+            let result = match (local, tls) {
+                (Err(e), _) => Err(e),
+                (Ok(local), None) => serve(stream, remote, local, Transport::Tcp, events.clone()).await,
+                (Ok(local), Some(acceptor)) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => serve(tls, remote, local, Transport::Tls, events.clone()).await,
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")),
+                    }
+                }
+            };
+            if let Err(e) = result {
+                debug!(%remote, "connection ended: {e}");
             }
             open.fetch_sub(1, Ordering::Relaxed);
             let _ = events.send(ConnEvent::Closed { remote }).await;
@@ -61,14 +83,17 @@ pub(crate) async fn accept_loop(
     }
 }
 
-async fn serve(
-    stream: TcpStream,
+async fn serve<S>(
+    stream: S,
     remote: SocketAddr,
+    local: SocketAddr,
+    transport: Transport,
     events: mpsc::Sender<ConnEvent>,
-) -> std::io::Result<()> {
-    let local = stream.local_addr()?;
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
     if events
         .send(ConnEvent::Opened { remote, tx })
@@ -105,6 +130,7 @@ async fn serve(
                 .send(ConnEvent::Frame {
                     remote,
                     local,
+                    transport,
                     frame,
                 })
                 .await
