@@ -683,3 +683,24 @@ fn two_connections_see_each_others_writes() {
     ctl_store.remove_extension(&ctl(T0), "101").unwrap();
     assert_eq!(daemon.get_extension("101").unwrap(), None);
 }
+
+#[test]
+fn concurrent_first_opens_migrate_once_and_share_one_secret() {
+    // pbxd starting while an installer runs pbxctl on a fresh data directory.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let secrets: Vec<[u8; 32]> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| Store::open(&dir).unwrap().nonce_secret().unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        secrets.iter().all(|s| *s == secrets[0]),
+        "one secret for all"
+    );
+    let v: i64 = raw(&dir)
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+}

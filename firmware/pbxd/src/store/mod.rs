@@ -84,6 +84,24 @@ impl Store {
             path: data_dir.to_path_buf(),
             reason: format!("cannot create {}: {e}", path.display()),
         })?;
+        // Each step of `connect` is idempotent. A lock held longer than the busy timeout
+        // still fails; this covers SQLite's few lock paths that skip the busy handler.
+        let mut retries = 0;
+        loop {
+            match Self::connect(path.clone()) {
+                Err(StoreError::Sqlite(e))
+                    if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) && retries < 3 =>
+                {
+                    retries += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Opens the connection, sets it up, migrates and initialises settings.
+    fn connect(path: PathBuf) -> Result<Store, StoreError> {
         let classified = |e: rusqlite::Error| classify(&path, e);
         let mut conn = Connection::open_with_flags(
             &path,
@@ -93,16 +111,7 @@ impl Store {
         )
         .map_err(classified)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(classified)?;
-        // The first statement that reads the header says "not a database" for a foreign file.
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(classified)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::DataDir {
-                path: data_dir.to_path_buf(),
-                reason: format!("cannot switch the database to WAL mode (got {mode:?})"),
-            });
-        }
+        set_wal(&conn, &path)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(classified)?;
         conn.pragma_update(None, "foreign_keys", true)
@@ -120,6 +129,44 @@ impl Store {
     /// The database file this store uses.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Switches the file to WAL mode (a persistent property of the file), once.
+///
+/// The switch needs exclusive access and SQLite does not run the busy handler for it, so
+/// two first opens at the same moment (pbxd starting while pbxctl runs) would see
+/// "database is locked" at once: read the mode first (no lock once it is WAL) and retry
+/// the switch with backoff, about as long as the busy timeout. The first statement that
+/// reads the header also reports "not a database" for a foreign file.
+fn set_wal(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    const ATTEMPTS: u32 = 100; // ~4.8 s of backoff in all
+    let mut attempt = 0u32;
+    loop {
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .map_err(|e| classify(path, e))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
+        if attempt == ATTEMPTS {
+            return Err(StoreError::DataDir {
+                path: path.to_path_buf(),
+                reason: format!("cannot switch the database to WAL mode (still {mode:?})"),
+            });
+        }
+        // Busy, or refused without an error (the answer is then the old mode): retry.
+        match conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+        {
+            Ok(_) => {}
+            Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => {}
+            Err(e) => return Err(classify(path, e)),
+        }
+        attempt += 1;
+        if attempt > 1 {
+            std::thread::sleep(Duration::from_millis(u64::from(attempt.min(11) - 1) * 5));
+        }
     }
 }
 
