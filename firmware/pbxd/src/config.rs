@@ -20,7 +20,11 @@ pub enum LogFormat {
 
 /// `pbxd`: the office PBX daemon.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "pbxd", version, about = "Office PBX daemon: SIP registrar for the office's phones")]
+#[command(
+    name = "pbxd",
+    version,
+    about = "Office PBX daemon: SIP registrar for the office's phones"
+)]
 pub struct Cli {
     /// Directory holding the database (pbx.db) and other state; created if missing.
     #[arg(long, default_value = "./data")]

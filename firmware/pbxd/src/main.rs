@@ -80,8 +80,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     if let Some(addr) = cfg.sip_tls_listen {
         let paths = TlsPaths::in_data_dir(&cfg.data_dir);
         let hostnames = vec![addr.ip().to_string(), sip_addr.ip().to_string()];
-        let tls_cfg = pbxd::tls::server_config(&paths, &hostnames)
-            .context("cannot set up SIP over TLS")?;
+        let tls_cfg =
+            pbxd::tls::server_config(&paths, &hostnames).context("cannot set up SIP over TLS")?;
         let bound = sockets
             .bind_tls(addr, tls_cfg)
             .await
@@ -114,15 +114,19 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     {
         let shell = shell.clone();
         let open = open.clone();
-        tasks.spawn(supervise("sip-tcp-accept", shutdown_rx.clone(), move || {
-            shell.clone().run_tcp_accept(open.clone())
-        }));
+        tasks.spawn(supervise(
+            "sip-tcp-accept",
+            shutdown_rx.clone(),
+            move || shell.clone().run_tcp_accept(open.clone()),
+        ));
     }
     if shell.has_tls() {
         let shell = shell.clone();
-        tasks.spawn(supervise("sip-tls-accept", shutdown_rx.clone(), move || {
-            shell.clone().run_tls_accept(open.clone())
-        }));
+        tasks.spawn(supervise(
+            "sip-tls-accept",
+            shutdown_rx.clone(),
+            move || shell.clone().run_tls_accept(open.clone()),
+        ));
     }
     tasks.spawn(supervise("http", shutdown_rx.clone(), move || {
         web::serve(http.clone(), status.clone())

@@ -83,8 +83,17 @@ impl Persister {
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
-                while let Ok(cmd) = rx.recv() {
-                    apply(&mut store, cmd);
+                // Take everything queued and write it in as few transactions as possible:
+                // a registration burst costs one fsync per batch, not one per REGISTER.
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(cmd) => batch.push(cmd),
+                            Err(_) => break,
+                        }
+                    }
+                    apply_batch(&mut store, batch);
                 }
             })
             .map_err(|e| store::StoreError::DataDir {
@@ -100,6 +109,47 @@ impl Persister {
             error!("store writer is gone; change not persisted");
         }
     }
+}
+
+/// Most commands written in one transaction.
+const MAX_BATCH: usize = 512;
+
+fn apply_batch(store: &mut Store, batch: Vec<PersistCmd>) {
+    let mut bindings = Vec::new();
+    for cmd in batch {
+        match cmd {
+            PersistCmd::Save(b) => bindings.push(store::BindingChange::Save(b)),
+            PersistCmd::Delete { aor, contact } => {
+                bindings.push(store::BindingChange::Delete { aor, contact })
+            }
+            other => {
+                // Keep the order: flush binding changes queued before this command.
+                flush_bindings(store, &mut bindings);
+                apply(store, other);
+            }
+        }
+    }
+    flush_bindings(store, &mut bindings);
+}
+
+fn flush_bindings(store: &mut Store, changes: &mut Vec<store::BindingChange>) {
+    if changes.is_empty() {
+        return;
+    }
+    for attempt in 0..3 {
+        match store.apply_binding_changes(changes) {
+            Ok(()) => break,
+            Err(e) if attempt < 2 => {
+                warn!(
+                    "storing {} binding changes failed, retrying: {e}",
+                    changes.len()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => error!("storing {} binding changes failed: {e}", changes.len()),
+        }
+    }
+    changes.clear();
 }
 
 fn apply(store: &mut Store, cmd: PersistCmd) {
@@ -131,5 +181,59 @@ fn apply(store: &mut Store, cmd: PersistCmd) {
             }
             Err(e) => error!("store write failed: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(aor: &str, contact: &str, expires_at: i64) -> store::Binding {
+        store::Binding {
+            aor: aor.into(),
+            contact: contact.into(),
+            instance: None,
+            call_id: "c".into(),
+            cseq: 1,
+            expires_at,
+            transport: "udp".into(),
+            source: "192.0.2.1:5060".parse().expect("addr"),
+            user_agent: None,
+            q_milli: None,
+        }
+    }
+
+    #[test]
+    fn queued_changes_are_written_in_order_and_drained_on_shutdown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (p, handle) = Persister::start(dir.path().to_path_buf()).expect("writer starts");
+        for i in 0..300 {
+            p.send(PersistCmd::Save(binding(
+                &format!("{i}@pbx"),
+                "sip:a@h",
+                2_000_000_000,
+            )));
+        }
+        // a delete after its save must win, even inside one batch
+        p.send(PersistCmd::Delete {
+            aor: "7@pbx".into(),
+            contact: "sip:a@h".into(),
+        });
+        p.send(PersistCmd::Block {
+            ip: "198.51.100.1".parse().expect("ip"),
+            reason: "test".into(),
+            now_unix: 1_000,
+            until: 2_000_000_000,
+        });
+        p.send(PersistCmd::Save(binding("7@pbx", "sip:b@h", 2_000_000_000)));
+        drop(p);
+        handle.join().expect("writer ends after draining");
+        let store = Store::open(dir.path()).expect("reopen");
+        let all = store.load_bindings(1_000).expect("load");
+        assert_eq!(all.len(), 300);
+        let seven: Vec<_> = all.iter().filter(|b| b.aor == "7@pbx").collect();
+        assert_eq!(seven.len(), 1);
+        assert_eq!(seven[0].contact, "sip:b@h");
+        assert_eq!(store.active_blocks(1_000).expect("blocks").len(), 1);
     }
 }

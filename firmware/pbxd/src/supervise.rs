@@ -37,7 +37,10 @@ where
         match outcome {
             None => {
                 // The task sees the same signal; give it time to finish, then stop it.
-                if tokio::time::timeout(SHUTDOWN_GRACE, &mut handle).await.is_err() {
+                if tokio::time::timeout(SHUTDOWN_GRACE, &mut handle)
+                    .await
+                    .is_err()
+                {
                     handle.abort();
                 }
                 return;

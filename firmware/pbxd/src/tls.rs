@@ -55,7 +55,10 @@ pub enum TlsError {
 }
 
 /// Loads the identity, generating it first if neither file exists.
-pub fn server_config(paths: &TlsPaths, hostnames: &[String]) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+pub fn server_config(
+    paths: &TlsPaths,
+    hostnames: &[String],
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     if !paths.cert.exists() && !paths.key.exists() {
         generate(paths, hostnames)?;
     }
@@ -127,11 +130,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let paths = TlsPaths::in_data_dir(dir.path());
         server_config(&paths, &["192.0.2.1".into()]).expect("generated");
-        let mode = std::fs::metadata(&paths.key).expect("key").permissions().mode();
+        let mode = std::fs::metadata(&paths.key)
+            .expect("key")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let first = std::fs::read(&paths.cert).expect("cert");
         server_config(&paths, &[]).expect("reloaded");
-        assert_eq!(std::fs::read(&paths.cert).expect("cert"), first, "kept, not regenerated");
+        assert_eq!(
+            std::fs::read(&paths.cert).expect("cert"),
+            first,
+            "kept, not regenerated"
+        );
     }
 
     #[test]

@@ -82,8 +82,16 @@ fn contact(port: u16) -> String {
 fn answer(resp: &Message, user: &str, password: &str, nc: u32) -> String {
     let values: Vec<&str> = resp.header_all(&HeaderName::WwwAuthenticate).collect();
     let chal = auth::select_challenge(values).expect("a supported challenge");
-    let value = auth::authorize(&chal, "REGISTER", &format!("sip:{REALM}"), user, password, "cn0nce", nc)
-        .expect("authorize");
+    let value = auth::authorize(
+        &chal,
+        "REGISTER",
+        &format!("sip:{REALM}"),
+        user,
+        password,
+        "cn0nce",
+        nc,
+    )
+    .expect("authorize");
     format!("Authorization: {value}")
 }
 
@@ -131,7 +139,9 @@ impl Rig {
 }
 
 fn contacts_of(resp: &Message) -> Vec<String> {
-    resp.header_all(&HeaderName::Contact).map(str::to_owned).collect()
+    resp.header_all(&HeaderName::Contact)
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
@@ -162,11 +172,16 @@ fn sha256_preference_puts_sha256_first_and_sha256_credentials_work() {
         42,
     );
     let first = rig.send(&register("1001", "c1", 1, &[contact(5062)]), 5062);
-    let top = first.header(&HeaderName::WwwAuthenticate).expect("challenge");
+    let top = first
+        .header(&HeaderName::WwwAuthenticate)
+        .expect("challenge");
     assert!(top.contains("SHA-256"), "{top}");
     let auth_line = answer(&first, "1001", "correct horse", 1);
     assert!(auth_line.contains("SHA-256"));
-    let resp = rig.send(&register("1001", "c1", 2, &[contact(5062), auth_line]), 5062);
+    let resp = rig.send(
+        &register("1001", "c1", 2, &[contact(5062), auth_line]),
+        5062,
+    );
     assert_eq!(resp.status(), Some(200));
 }
 
@@ -174,11 +189,25 @@ fn sha256_preference_puts_sha256_first_and_sha256_credentials_work() {
 fn correct_password_binds_the_contact_with_granted_expiry() {
     let mut rig = Rig::new();
     let resp = rig.register_ok("c1", 1, vec![contact(5062), "Expires: 120".into()]);
-    assert_eq!(contacts_of(&resp), vec!["<sip:1001@192.0.2.10:5062>;expires=120"]);
+    assert_eq!(
+        contacts_of(&resp),
+        vec!["<sip:1001@192.0.2.10:5062>;expires=120"]
+    );
     let ev = rig.events();
-    assert!(ev.iter().any(|e| matches!(e, RegistrarEvent::BindingSaved { aor, .. } if aor == "1001@pbx.local")));
-    assert!(ev.iter().any(|e| matches!(e, RegistrarEvent::AuthSucceeded { .. })));
-    let b = rig.reg.bindings().find("1001@pbx.local", &contact_key(&pbx_sip::message::Uri::parse("sip:1001@192.0.2.10:5062").expect("uri"))).expect("bound");
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, RegistrarEvent::BindingSaved { aor, .. } if aor == "1001@pbx.local")));
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, RegistrarEvent::AuthSucceeded { .. })));
+    let b = rig
+        .reg
+        .bindings()
+        .find(
+            "1001@pbx.local",
+            &contact_key(&pbx_sip::message::Uri::parse("sip:1001@192.0.2.10:5062").expect("uri")),
+        )
+        .expect("bound");
     assert_eq!(b.flow.remote, flow(5062).remote);
 }
 
@@ -239,7 +268,12 @@ fn too_brief_interval_gets_423_with_min_expires_and_changes_nothing() {
     let first = rig.send(&register("1001", "c", 1, &[contact(5062)]), 5062);
     let creds = answer(&first, "1001", "correct horse", 1);
     let resp = rig.send(
-        &register("1001", "c", 2, &[contact(5062), "Expires: 30".into(), creds]),
+        &register(
+            "1001",
+            "c",
+            2,
+            &[contact(5062), "Expires: 30".into(), creds],
+        ),
         5062,
     );
     assert_eq!(resp.status(), Some(423));
@@ -251,7 +285,10 @@ fn too_brief_interval_gets_423_with_min_expires_and_changes_nothing() {
 fn long_expiry_is_shortened_to_the_maximum() {
     let mut rig = Rig::new();
     let resp = rig.register_ok("c", 1, vec![contact(5062), "Expires: 86400".into()]);
-    assert_eq!(contacts_of(&resp), vec!["<sip:1001@192.0.2.10:5062>;expires=3600"]);
+    assert_eq!(
+        contacts_of(&resp),
+        vec!["<sip:1001@192.0.2.10:5062>;expires=3600"]
+    );
 }
 
 #[test]
@@ -265,7 +302,10 @@ fn contact_expires_parameter_wins_over_the_header() {
             "Expires: 900".into(),
         ],
     );
-    assert_eq!(contacts_of(&resp), vec!["<sip:1001@192.0.2.10:5062>;expires=300"]);
+    assert_eq!(
+        contacts_of(&resp),
+        vec!["<sip:1001@192.0.2.10:5062>;expires=300"]
+    );
 }
 
 #[test]
@@ -289,7 +329,10 @@ fn several_contacts_expire_separately_on_the_simulated_clock() {
     let ev = rig.events();
     assert!(matches!(
         ev.as_slice(),
-        [RegistrarEvent::BindingRemoved { reason: RemovalReason::Expired, .. }]
+        [RegistrarEvent::BindingRemoved {
+            reason: RemovalReason::Expired,
+            ..
+        }]
     ));
     rig.now += Duration::from_secs(60);
     rig.reg.handle_timeout(rig.now);
@@ -305,7 +348,11 @@ fn refresh_extends_the_binding() {
     rig.register_ok("c", 3, vec![contact(5062), "Expires: 60".into()]);
     rig.now += Duration::from_secs(50);
     rig.reg.handle_timeout(rig.now);
-    assert_eq!(rig.reg.bindings().len(), 1, "refreshed binding must survive");
+    assert_eq!(
+        rig.reg.bindings().len(),
+        1,
+        "refreshed binding must survive"
+    );
     rig.now += Duration::from_secs(11);
     rig.reg.handle_timeout(rig.now);
     assert!(rig.reg.bindings().is_empty());
@@ -317,7 +364,10 @@ fn query_lists_bindings_without_changing_them() {
     rig.register_ok("c", 1, vec![contact(5062), "Expires: 600".into()]);
     rig.now += Duration::from_secs(100);
     let resp = rig.register_ok("q", 1, vec![]);
-    assert_eq!(contacts_of(&resp), vec!["<sip:1001@192.0.2.10:5062>;expires=500"]);
+    assert_eq!(
+        contacts_of(&resp),
+        vec!["<sip:1001@192.0.2.10:5062>;expires=500"]
+    );
     assert_eq!(rig.reg.bindings().len(), 1);
 }
 
@@ -337,7 +387,10 @@ fn star_with_expires_zero_removes_all_and_star_alone_is_refused() {
     rig.register_ok("c", 1, vec![contact(5062), contact(5063)]);
     let first = rig.send(&register("1001", "c", 3, &["Contact: *".into()]), 5062);
     let creds = answer(&first, "1001", "correct horse", 1);
-    let resp = rig.send(&register("1001", "c", 4, &["Contact: *".into(), creds]), 5062);
+    let resp = rig.send(
+        &register("1001", "c", 4, &["Contact: *".into(), creds]),
+        5062,
+    );
     assert_eq!(resp.status(), Some(400));
     assert_eq!(rig.reg.bindings().len(), 2);
     let resp = rig.register_ok("c", 5, vec!["Contact: *".into(), "Expires: 0".into()]);
@@ -366,7 +419,10 @@ fn replayed_credentials_are_challenged_again() {
     let mut rig = Rig::new();
     let first = rig.send(&register("1001", "c", 1, &[contact(5062)]), 5062);
     let creds = answer(&first, "1001", "correct horse", 1);
-    let ok = rig.send(&register("1001", "c", 2, &[contact(5062), creds.clone()]), 5062);
+    let ok = rig.send(
+        &register("1001", "c", 2, &[contact(5062), creds.clone()]),
+        5062,
+    );
     assert_eq!(ok.status(), Some(200));
     let again = rig.send(&register("1001", "c", 3, &[contact(5062), creds]), 5062);
     assert_eq!(again.status(), Some(401));
@@ -386,7 +442,9 @@ fn expired_nonce_gets_stale_true() {
         &mut rig.dir,
     );
     assert_eq!(resp.status(), Some(401));
-    let chal = resp.header(&HeaderName::WwwAuthenticate).expect("challenge");
+    let chal = resp
+        .header(&HeaderName::WwwAuthenticate)
+        .expect("challenge");
     assert!(Challenge::parse(chal).expect("parses").stale, "{chal}");
 }
 
@@ -394,8 +452,11 @@ fn expired_nonce_gets_stale_true() {
 fn foreign_domain_is_refused_and_user_mismatch_is_forbidden() {
     let mut rig = Rig::new();
     let mut req = register("1001", "c", 1, &[contact(5062)]);
-    let raw = String::from_utf8(req.to_bytes()).expect("utf8")
-        .replacen("REGISTER sip:pbx.local", "REGISTER sip:example.org", 1);
+    let raw = String::from_utf8(req.to_bytes()).expect("utf8").replacen(
+        "REGISTER sip:pbx.local",
+        "REGISTER sip:example.org",
+        1,
+    );
     req = parse(raw.as_bytes()).expect("parses");
     assert_eq!(rig.send(&req, 5062).status(), Some(403));
 

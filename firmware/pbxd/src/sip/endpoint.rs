@@ -137,7 +137,10 @@ impl Endpoint {
             return;
         }
         // Keep-alives from phones behind NAT: CRLF (RFC 5626 sec. 4.4.1), ignored on UDP.
-        if data.iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0)) {
+        if data
+            .iter()
+            .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
+        {
             return;
         }
         if data.len() > self.limits.max_message_size {
@@ -357,7 +360,10 @@ impl Endpoint {
     /// Answers a malformed request statelessly (there is no valid transaction to keep).
     fn reject(&mut self, flow: Flow, req: &Message, rej: &Rejection) {
         if req.top_via().is_err() {
-            self.drop_input(flow.remote, &format!("{} {} (no Via)", rej.status, rej.reason));
+            self.drop_input(
+                flow.remote,
+                &format!("{} {} (no Via)", rej.status, rej.reason),
+            );
             return;
         }
         let req = with_received(req.clone(), flow.remote);
@@ -402,7 +408,8 @@ fn with_received(mut msg: Message, source: SocketAddr) -> Message {
         via.params.set("received", Some(ip.as_str()));
     }
     if wants_rport {
-        via.params.set("rport", Some(source.port().to_string().as_str()));
+        via.params
+            .set("rport", Some(source.port().to_string().as_str()));
     }
     msg.set_top_via(&via);
     msg

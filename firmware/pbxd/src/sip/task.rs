@@ -20,8 +20,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::persist::{PersistCmd, Persister};
 use crate::registrar::{
-    contact_key, Binding, Directory, ExtensionSecrets, Flow, Registrar, RegistrarEvent,
-    Transport,
+    contact_key, Binding, Directory, ExtensionSecrets, Flow, Registrar, RegistrarEvent, Transport,
 };
 use crate::store::Store;
 
@@ -49,7 +48,10 @@ impl std::fmt::Debug for SipSockets {
         f.debug_struct("SipSockets")
             .field("udp", &self.udp.local_addr().ok())
             .field("tcp", &self.tcp.local_addr().ok())
-            .field("tls", &self.tls.as_ref().and_then(|(l, _)| l.local_addr().ok()))
+            .field(
+                "tls",
+                &self.tls.as_ref().and_then(|(l, _)| l.local_addr().ok()),
+            )
             .finish()
     }
 }
@@ -234,7 +236,11 @@ impl SipShell {
     }
 
     /// Carries out the core's outputs.
-    async fn flush(&self, endpoint: &mut Endpoint, conns: &HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>) {
+    async fn flush(
+        &self,
+        endpoint: &mut Endpoint,
+        conns: &HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    ) {
         while let Some(out) = endpoint.poll_output() {
             match out {
                 EndpointOutput::Transmit { flow, dest, data } => match flow.transport {
@@ -267,9 +273,18 @@ impl SipShell {
         match ev {
             EndpointEvent::Registrar(RegistrarEvent::BindingSaved { aor, binding }) => {
                 debug!(%aor, contact = %binding.contact, source = %binding.flow.remote, "binding saved");
-                self.persist.send(PersistCmd::save(&aor, &binding, clock::now(), clock::unix_now()));
+                self.persist.send(PersistCmd::save(
+                    &aor,
+                    &binding,
+                    clock::now(),
+                    clock::unix_now(),
+                ));
             }
-            EndpointEvent::Registrar(RegistrarEvent::BindingRemoved { aor, binding, reason }) => {
+            EndpointEvent::Registrar(RegistrarEvent::BindingRemoved {
+                aor,
+                binding,
+                reason,
+            }) => {
                 debug!(%aor, contact = %binding.contact, ?reason, "binding removed");
                 self.persist.send(PersistCmd::Delete {
                     aor,

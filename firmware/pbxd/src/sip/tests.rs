@@ -71,14 +71,23 @@ fn one_status(ep: &mut Endpoint) -> (u16, String) {
     let out = sent(ep);
     assert_eq!(out.len(), 1, "{out:?}");
     let m = &out[0].1;
-    (m.status().expect("a response"), m.reason().unwrap_or("").to_owned())
+    (
+        m.status().expect("a response"),
+        m.reason().unwrap_or("").to_owned(),
+    )
 }
 
 #[test]
 fn options_is_answered_with_allow_and_via_gets_received_and_rport() {
     let mut ep = endpoint();
     let f = flow("203.0.113.9", Transport::Udp);
-    ep.handle_datagram(start(), UNIX, f, request("OPTIONS", "o1", "").as_bytes(), &mut OneUser);
+    ep.handle_datagram(
+        start(),
+        UNIX,
+        f,
+        request("OPTIONS", "o1", "").as_bytes(),
+        &mut OneUser,
+    );
     let out = sent(&mut ep);
     assert_eq!(out.len(), 1);
     let (dest, resp) = &out[0];
@@ -95,9 +104,21 @@ fn options_is_answered_with_allow_and_via_gets_received_and_rport() {
 fn unknown_method_is_501_and_unsupported_known_method_is_405() {
     let mut ep = endpoint();
     let f = flow("192.0.2.20", Transport::Udp);
-    ep.handle_datagram(start(), UNIX, f, request("FOOBAR", "x1", "").as_bytes(), &mut OneUser);
+    ep.handle_datagram(
+        start(),
+        UNIX,
+        f,
+        request("FOOBAR", "x1", "").as_bytes(),
+        &mut OneUser,
+    );
     assert_eq!(one_status(&mut ep).0, 501);
-    ep.handle_datagram(start(), UNIX, f, request("SUBSCRIBE", "x2", "").as_bytes(), &mut OneUser);
+    ep.handle_datagram(
+        start(),
+        UNIX,
+        f,
+        request("SUBSCRIBE", "x2", "").as_bytes(),
+        &mut OneUser,
+    );
     assert_eq!(one_status(&mut ep).0, 405);
 }
 
@@ -142,7 +163,10 @@ fn retransmitted_request_gets_the_same_response_from_the_transaction() {
     let again = sent(&mut ep);
     assert_eq!(first.len(), 1);
     assert_eq!(again.len(), 1);
-    assert_eq!(first[0].1, again[0].1, "same nonce and tag: not re-processed");
+    assert_eq!(
+        first[0].1, again[0].1,
+        "same nonce and tag: not re-processed"
+    );
 }
 
 #[test]
@@ -171,13 +195,28 @@ fn five_wrong_passwords_block_the_source_and_then_it_is_ignored() {
     let attacker = flow("198.51.100.66", Transport::Udp);
     let t0 = start();
     for i in 0..5 {
-        let first = request("REGISTER", &format!("bf{i}a"), "Contact: <sip:1001@10.0.0.5>\r\n");
+        let first = request(
+            "REGISTER",
+            &format!("bf{i}a"),
+            "Contact: <sip:1001@10.0.0.5>\r\n",
+        );
         ep.handle_datagram(t0, UNIX, attacker, first.as_bytes(), &mut OneUser);
         let out = sent(&mut ep);
-        let chal = out[0].1.header(&HeaderName::WwwAuthenticate).expect("challenge");
+        let chal = out[0]
+            .1
+            .header(&HeaderName::WwwAuthenticate)
+            .expect("challenge");
         let chal = auth::Challenge::parse(chal).expect("parses");
-        let creds = auth::authorize(&chal, "REGISTER", "sip:pbx.local", "1001", &format!("guess{i}"), "cn", 1)
-            .expect("authorize");
+        let creds = auth::authorize(
+            &chal,
+            "REGISTER",
+            "sip:pbx.local",
+            "1001",
+            &format!("guess{i}"),
+            "cn",
+            1,
+        )
+        .expect("authorize");
         let second = request(
             "REGISTER",
             &format!("bf{i}b"),
@@ -202,16 +241,34 @@ fn five_wrong_passwords_block_the_source_and_then_it_is_ignored() {
         assert_eq!(blocked, i == 4, "blocked exactly at the fifth failure");
     }
     // Now even a valid request from that address gets no answer at all...
-    ep.handle_datagram(t0, UNIX, attacker, request("OPTIONS", "after", "").as_bytes(), &mut OneUser);
+    ep.handle_datagram(
+        t0,
+        UNIX,
+        attacker,
+        request("OPTIONS", "after", "").as_bytes(),
+        &mut OneUser,
+    );
     assert!(sent(&mut ep).is_empty());
     assert_eq!(ep.stats().blocked_drops, 1);
     // ...while other sources are served.
     let other = flow("198.51.100.67", Transport::Udp);
-    ep.handle_datagram(t0, UNIX, other, request("OPTIONS", "other", "").as_bytes(), &mut OneUser);
+    ep.handle_datagram(
+        t0,
+        UNIX,
+        other,
+        request("OPTIONS", "other", "").as_bytes(),
+        &mut OneUser,
+    );
     assert_eq!(one_status(&mut ep).0, 200);
     // An installer lifts the block.
     assert!(ep.lift_block(attacker.remote.ip()));
-    ep.handle_datagram(t0, UNIX, attacker, request("OPTIONS", "lifted", "").as_bytes(), &mut OneUser);
+    ep.handle_datagram(
+        t0,
+        UNIX,
+        attacker,
+        request("OPTIONS", "lifted", "").as_bytes(),
+        &mut OneUser,
+    );
     assert_eq!(one_status(&mut ep).0, 200);
 }
 
@@ -221,7 +278,13 @@ fn flood_from_one_source_is_rate_limited() {
     let f = flow("198.51.100.70", Transport::Udp);
     let t0 = start();
     for i in 0..1000 {
-        ep.handle_datagram(t0, UNIX, f, request("OPTIONS", &format!("fl{i}"), "").as_bytes(), &mut OneUser);
+        ep.handle_datagram(
+            t0,
+            UNIX,
+            f,
+            request("OPTIONS", &format!("fl{i}"), "").as_bytes(),
+            &mut OneUser,
+        );
     }
     let answered = sent(&mut ep).len();
     assert_eq!(answered, 400, "burst allowance of the default limit");
@@ -246,7 +309,12 @@ fn tcp_keepalive_ping_gets_a_crlf_pong() {
 fn requests_over_tcp_are_answered_on_the_connection() {
     let mut ep = endpoint();
     let f = flow("192.0.2.31", Transport::Tcp);
-    let req = parse(request("OPTIONS", "t1", "").replace("UDP", "TCP").as_bytes()).expect("parses");
+    let req = parse(
+        request("OPTIONS", "t1", "")
+            .replace("UDP", "TCP")
+            .as_bytes(),
+    )
+    .expect("parses");
     ep.handle_frame(start(), UNIX, f, Ok(Frame::Message(req)), &mut OneUser);
     let out = sent(&mut ep);
     assert_eq!(out[0].0, f.remote);
@@ -270,9 +338,15 @@ fn directory_is_consulted_per_request() {
     let first = request("REGISTER", "d1", "Contact: <sip:1001@10.0.0.5>\r\n");
     ep.handle_datagram(start(), UNIX, f, first.as_bytes(), &mut dir);
     let out = sent(&mut ep);
-    let chal = auth::Challenge::parse(out[0].1.header(&HeaderName::WwwAuthenticate).expect("c")).expect("p");
-    let creds = auth::authorize(&chal, "REGISTER", "sip:pbx.local", "1001", "pw", "cn", 1).expect("a");
-    let second = request("REGISTER", "d2", &format!("Contact: <sip:1001@10.0.0.5>\r\nAuthorization: {creds}\r\n"));
+    let chal = auth::Challenge::parse(out[0].1.header(&HeaderName::WwwAuthenticate).expect("c"))
+        .expect("p");
+    let creds =
+        auth::authorize(&chal, "REGISTER", "sip:pbx.local", "1001", "pw", "cn", 1).expect("a");
+    let second = request(
+        "REGISTER",
+        "d2",
+        &format!("Contact: <sip:1001@10.0.0.5>\r\nAuthorization: {creds}\r\n"),
+    );
     ep.handle_datagram(start(), UNIX, f, second.as_bytes(), &mut dir);
     assert_eq!(dir.0.get("1001"), Some(&1));
 }

@@ -36,7 +36,7 @@ pub use error::StoreError;
 pub use extensions::{
     validate_name, validate_number, validate_password, Extension, MIN_PASSWORD_LEN,
 };
-pub use registrations::Binding;
+pub use registrations::{Binding, BindingChange};
 pub use schema::SCHEMA_VERSION;
 pub use settings::DEFAULT_REALM;
 
