@@ -84,6 +84,8 @@ pub enum RemovalReason {
     Unregistered,
     /// Nobody refreshed it in time.
     Expired,
+    /// The extension was removed or disabled.
+    ExtensionGone,
 }
 
 /// Something the shell must act on (persist, log, count).
@@ -182,6 +184,31 @@ impl Registrar {
     ) -> Message {
         match self.register(now, now_unix, req, flow, directory) {
             Ok(resp) | Err(resp) => resp,
+        }
+    }
+
+    /// Drops the bindings of every AOR whose user no longer has a usable extension
+    /// (removed or disabled with `pbxctl` while the daemon runs).
+    pub fn drop_unknown_users(&mut self, directory: &mut impl Directory) {
+        let mut aors: Vec<String> = self
+            .bindings
+            .iter()
+            .map(|(aor, _)| aor.to_owned())
+            .collect();
+        aors.sort_unstable();
+        aors.dedup();
+        for aor in aors {
+            let user = aor.split('@').next().unwrap_or("");
+            if directory.secrets(user).is_some_and(|s| s.enabled) {
+                continue;
+            }
+            for binding in self.bindings.remove_all(&aor) {
+                self.events.push_back(RegistrarEvent::BindingRemoved {
+                    aor: aor.clone(),
+                    binding,
+                    reason: RemovalReason::ExtensionGone,
+                });
+            }
         }
     }
 

@@ -475,3 +475,24 @@ fn contacts_per_aor_are_bounded() {
     assert_eq!(resp.status(), Some(403));
     assert_eq!(rig.reg.bindings().len(), 10);
 }
+
+#[test]
+fn removed_or_disabled_extensions_lose_their_bindings() {
+    let mut rig = Rig::new();
+    rig.dir.set("1002", "other password");
+    rig.register_ok("c", 1, vec![contact(5062)]);
+    assert_eq!(rig.reg.bindings().len(), 1);
+    rig.events();
+    rig.reg.drop_unknown_users(&mut rig.dir);
+    assert_eq!(rig.reg.bindings().len(), 1, "still a valid extension");
+    rig.dir.0.remove("1001");
+    rig.reg.drop_unknown_users(&mut rig.dir);
+    assert!(rig.reg.bindings().is_empty());
+    assert!(matches!(
+        rig.events().as_slice(),
+        [RegistrarEvent::BindingRemoved {
+            reason: RemovalReason::ExtensionGone,
+            ..
+        }]
+    ));
+}

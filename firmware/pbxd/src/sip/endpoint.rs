@@ -390,6 +390,12 @@ impl Endpoint {
         }
     }
 
+    /// Housekeeping: drops bindings of extensions that were removed or disabled.
+    pub fn handle_directory_change(&mut self, now: Instant, directory: &mut impl Directory) {
+        self.registrar.drop_unknown_users(directory);
+        self.drain(now, 0, None);
+    }
+
     /// Lifts a brute-force block (installer action); true if one was active.
     pub fn lift_block(&mut self, ip: IpAddr) -> bool {
         self.guard.lift_block(ip)

@@ -182,7 +182,10 @@ impl SipShell {
                     }
                 },
                 _ = tokio::time::sleep_until(wake) => endpoint.handle_timeout(clock::now()),
-                _ = housekeeping.tick() => sync_blocks(&directory.store, &mut endpoint, self.cfg.guard.block_time),
+                _ = housekeeping.tick() => {
+                    sync_blocks(&directory.store, &mut endpoint, self.cfg.guard.block_time);
+                    endpoint.handle_directory_change(clock::now(), &mut directory);
+                }
             }
             self.flush(&mut endpoint, &conns).await;
         }

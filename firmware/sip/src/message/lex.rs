@@ -4,11 +4,11 @@ use super::method::is_token_byte;
 use super::params::Params;
 
 pub(crate) fn trim_ws(s: &str) -> &str {
-    s.trim_matches(|c| c == ' ' || c == '\t')
+    s.trim_matches([' ', '\t'])
 }
 
 pub(crate) fn trim_start_ws(s: &str) -> &str {
-    s.trim_start_matches(|c| c == ' ' || c == '\t')
+    s.trim_start_matches([' ', '\t'])
 }
 
 pub(crate) fn is_token(s: &str) -> bool {
@@ -154,4 +154,24 @@ pub(crate) fn write_quoted(out: &mut String, s: &str) {
         out.push(c);
     }
     out.push('"');
+}
+
+/// Byte search for an ASCII delimiter: cheaper than `str::find(char)` on the short
+/// strings of header values (the slices stay on char boundaries as `b` is ASCII).
+#[inline]
+pub(crate) fn find(s: &str, b: u8) -> Option<usize> {
+    s.bytes().position(|c| c == b)
+}
+
+/// `str::split_once` for an ASCII delimiter.
+#[inline]
+pub(crate) fn split1(s: &str, b: u8) -> Option<(&str, &str)> {
+    let i = find(s, b)?;
+    Some((&s[..i], &s[i + 1..]))
+}
+
+/// Whether `s` contains the ASCII byte `b`.
+#[inline]
+pub(crate) fn has(s: &str, b: u8) -> bool {
+    s.bytes().any(|c| c == b)
 }

@@ -121,7 +121,10 @@ static TOKEN: [bool; 256] = {
     while i < 256 {
         let b = i as u8;
         t[i] = b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~');
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
         i += 1;
     }
     t

@@ -65,3 +65,6 @@ pub use stream::{Frame, StreamDecoder};
 pub use uri::{Scheme, Uri};
 pub use validate::validate_request;
 pub use via::Via;
+
+#[cfg(test)]
+mod tests;

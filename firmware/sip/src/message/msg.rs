@@ -256,12 +256,11 @@ impl Message {
 
     /// All Contact values (`*` or a list; no Contact header gives an empty list).
     pub fn contacts(&self) -> Result<Contacts, HeaderError> {
-        let mut values = Vec::new();
-        for v in self.typed_all(&HeaderName::Contact) {
-            values.push(v?);
+        if let Some(Err(e)) = self.typed_all(&HeaderName::Contact).find(Result::is_err) {
+            return Err(e);
         }
-        Contacts::parse(values.into_iter())
-            .map_err(|why| HeaderError::malformed(HeaderName::Contact, why))
+        let values = self.typed_all(&HeaderName::Contact).filter_map(Result::ok);
+        Contacts::parse(values).map_err(|why| HeaderError::malformed(HeaderName::Contact, why))
     }
 
     /// The Expires header as delta-seconds (values above 2^32-1 read as 2^32-1,

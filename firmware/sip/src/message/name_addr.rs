@@ -2,7 +2,7 @@
 
 use super::error::UriError;
 use super::lex::{
-    header_params, is_token, quoted_string, split_list, trim_start_ws, trim_ws, write_quoted,
+    find, header_params, is_token, quoted_string, split_list, trim_start_ws, trim_ws, write_quoted,
 };
 use super::method::Method;
 use super::params::Params;
@@ -55,7 +55,7 @@ impl NameAddr {
                 return Err(Syntax("quoted display name without <URI>"));
             }
             (Some(d), rest)
-        } else if let Some(lt) = s.find('<') {
+        } else if let Some(lt) = find(s, b'<') {
             let d = trim_ws(&s[..lt]);
             if d.is_empty() {
                 (None, &s[lt..])
@@ -69,7 +69,7 @@ impl NameAddr {
             (None, s)
         };
         if let Some(inner) = rest.strip_prefix('<') {
-            let gt = inner.find('>').ok_or(Syntax("missing >"))?;
+            let gt = find(inner, b'>').ok_or(Syntax("missing >"))?;
             let uri = Uri::parse(&inner[..gt])?;
             let params = header_params(&inner[gt + 1..]).map_err(Syntax)?;
             Ok(NameAddr {
@@ -78,8 +78,11 @@ impl NameAddr {
                 params,
             })
         } else {
-            let end = rest.find([';', ' ', '\t']).unwrap_or(rest.len());
-            if rest[..end].contains(['?', ',']) {
+            let end = rest
+                .bytes()
+                .position(|b| matches!(b, b';' | b' ' | b'\t'))
+                .unwrap_or(rest.len());
+            if rest[..end].bytes().any(|b| b == b'?' || b == b',') {
                 // RFC 3261 20: such URIs must be enclosed in <> (RFC 4475 regbadct)
                 return Err(Syntax("URI with ? or , outside <>"));
             }
@@ -129,7 +132,10 @@ impl CSeq {
     /// Parses `1*DIGIT LWS Method`.
     pub fn parse(s: &str) -> Result<CSeq, &'static str> {
         let s = trim_ws(s);
-        let end = s.find([' ', '\t']).ok_or("missing method")?;
+        let end = s
+            .bytes()
+            .position(|b| b == b' ' || b == b'\t')
+            .ok_or("missing method")?;
         let num = &s[..end];
         if num.is_empty() || num.len() > 10 || !num.bytes().all(|b| b.is_ascii_digit()) {
             return Err("sequence number is not a number");

@@ -96,7 +96,11 @@ pub(crate) fn content_length(msg: &Message) -> Result<Option<usize>, K> {
 #[inline]
 fn line_at(buf: &[u8], from: usize) -> Option<(usize, usize)> {
     let nl = from + find_byte(&buf[from..], b'\n')?;
-    let end = if nl > from && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+    let end = if nl > from && buf[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
     Some((end, nl + 1))
 }
 
@@ -156,6 +160,7 @@ pub(crate) fn parse_head(buf: &[u8], limits: &Limits) -> Result<(Message, usize)
     };
     pos = next;
     let mut msg = Message::new(start);
+    msg.headers.reserve(16);
     let mut text: Vec<u8> = Vec::with_capacity(buf.len().saturating_sub(pos).min(4096));
     let mut line_no = 1;
     let body_at;
@@ -192,7 +197,10 @@ pub(crate) fn parse_head(buf: &[u8], limits: &Limits) -> Result<(Message, usize)
             continue;
         }
         // name = token, then optional whitespace, then ':'
-        let name_end = line.iter().position(|&b| !is_token_byte(b)).unwrap_or(line.len());
+        let name_end = line
+            .iter()
+            .position(|&b| !is_token_byte(b))
+            .unwrap_or(line.len());
         let mut colon = name_end;
         while colon < line.len() && (line[colon] == b' ' || line[colon] == b'\t') {
             colon += 1;

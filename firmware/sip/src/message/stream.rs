@@ -6,6 +6,7 @@ use super::parse::{content_length, parse_head, Limits};
 
 /// One unit read from a stream.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one frame per message; boxing would cost an allocation
 pub enum Frame {
     /// A complete message.
     Message(Message),

@@ -1,6 +1,7 @@
 //! SIP, SIPS and tel URIs (RFC 3261 19.1, RFC 3966).
 
 use super::error::UriError;
+use super::lex::{find, has, split1};
 use super::params::Params;
 use std::borrow::Cow;
 use std::fmt;
@@ -70,7 +71,7 @@ impl Part {
 
     /// `sub` is a subslice of `base`; keeps a span unless unescaping changes it.
     fn of(base: &str, sub: &str) -> Part {
-        if sub.contains('%') {
+        if has(sub, b'%') {
             Part::Owned(unescape(sub).into())
         } else {
             let (a, b) = span(base, sub);
@@ -113,7 +114,7 @@ impl Uri {
         if s.is_empty() {
             return Err(UriError::Empty);
         }
-        let colon = s.find(':').ok_or(UriError::NoScheme)?;
+        let colon = find(s, b':').ok_or(UriError::NoScheme)?;
         let scheme_str = &s[..colon];
         let sb = scheme_str.as_bytes();
         if sb.is_empty()
@@ -148,7 +149,7 @@ impl Uri {
         match uri.scheme {
             Scheme::Sip | Scheme::Sips => uri.parse_sip(s, rest)?,
             Scheme::Tel => {
-                let (num, params) = rest.split_once(';').unwrap_or((rest, ""));
+                let (num, params) = split1(rest, b';').unwrap_or((rest, ""));
                 if num.is_empty() || !num.bytes().all(is_tel_char) {
                     return Err(UriError::BadTel);
                 }
@@ -168,9 +169,9 @@ impl Uri {
     fn parse_sip(&mut self, s: &str, rest: &str) -> Result<(), UriError> {
         // No '@' may appear unescaped after the userinfo (params and headers exclude
         // it), while the user part may hold ';', '?' and ',' (RFC 4475 intmeth).
-        let hostpart = match rest.split_once('@') {
+        let hostpart = match split1(rest, b'@') {
             Some((userinfo, hostpart)) => {
-                let (user, pass) = match userinfo.split_once(':') {
+                let (user, pass) = match split1(userinfo, b':') {
                     Some((u, p)) => (u, Some(p)),
                     None => (userinfo, None),
                 };
@@ -185,8 +186,8 @@ impl Uri {
             }
             None => rest,
         };
-        let (hostpart, hdrs) = hostpart.split_once('?').unwrap_or((hostpart, ""));
-        let (hostport, params) = hostpart.split_once(';').unwrap_or((hostpart, ""));
+        let (hostpart, hdrs) = split1(hostpart, b'?').unwrap_or((hostpart, ""));
+        let (hostport, params) = split1(hostpart, b';').unwrap_or((hostpart, ""));
         let (host, port) = split_host_port(hostport)?;
         let (a, b) = span(s, host);
         self.host = Part::Raw(a, b);
@@ -194,7 +195,7 @@ impl Uri {
         self.params = uri_params(params)?;
         if !hdrs.is_empty() {
             for h in hdrs.split('&') {
-                let (n, v) = h.split_once('=').ok_or(UriError::BadParam)?;
+                let (n, v) = split1(h, b'=').ok_or(UriError::BadParam)?;
                 if n.is_empty() {
                     return Err(UriError::BadParam);
                 }
@@ -421,11 +422,8 @@ fn params_equivalent(a: &Params, b: &Params, all: bool) -> bool {
     };
     for (n, v) in a.iter() {
         match b.get(n) {
-            Some(v2) => {
-                if !val_eq(v, v2) {
-                    return false;
-                }
-            }
+            Some(v2) if !val_eq(v, v2) => return false,
+            Some(_) => {}
             None if all || MUST.iter().any(|m| m.eq_ignore_ascii_case(n)) => return false,
             None => {}
         }
@@ -458,7 +456,9 @@ fn check_chars(s: &str) -> Result<(), UriError> {
     while i < b.len() {
         match b[i] {
             b'%' => {
-                if i + 2 >= b.len() || !(b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit()) {
+                if i + 2 >= b.len()
+                    || !(b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit())
+                {
                     return Err(UriError::BadChar);
                 }
                 i += 3;
@@ -475,7 +475,7 @@ fn check_chars(s: &str) -> Result<(), UriError> {
 /// Splits `host[:port]`, validating the host.
 pub(crate) fn split_host_port(hp: &str) -> Result<(&str, Option<u16>), UriError> {
     let (host, port) = if hp.starts_with('[') {
-        let end = hp.find(']').ok_or(UriError::BadHost)?;
+        let end = find(hp, b']').ok_or(UriError::BadHost)?;
         let host = &hp[..=end];
         let inner = &host[1..end];
         if inner.is_empty()
@@ -490,7 +490,7 @@ pub(crate) fn split_host_port(hp: &str) -> Result<(&str, Option<u16>), UriError>
             p => (host, Some(p.strip_prefix(':').ok_or(UriError::BadHost)?)),
         }
     } else {
-        let (h, p) = match hp.split_once(':') {
+        let (h, p) = match split1(hp, b':') {
             Some((h, p)) => (h, Some(p)),
             None => (hp, None),
         };
@@ -521,7 +521,7 @@ fn uri_params(s: &str) -> Result<Params, UriError> {
     }
     let mut params = Params::with_capacity(s.len());
     for p in s.split(';') {
-        let (n, v) = match p.split_once('=') {
+        let (n, v) = match split1(p, b'=') {
             Some((n, v)) => (n, Some(v)),
             None => (p, None),
         };
@@ -536,7 +536,7 @@ fn uri_params(s: &str) -> Result<Params, UriError> {
 /// %-unescapes (escapes were validated by [`check_chars`]); invalid UTF-8 after
 /// unescaping is replaced lossily.
 pub(crate) fn unescape(s: &str) -> Cow<'_, str> {
-    if !s.contains('%') {
+    if !has(s, b'%') {
         return Cow::Borrowed(s);
     }
     let b = s.as_bytes();

@@ -1,6 +1,6 @@
 //! The Via header (RFC 3261 20.42).
 
-use super::lex::{header_params, trim_start_ws, trim_ws};
+use super::lex::{find, header_params, trim_start_ws, trim_ws};
 use super::params::Params;
 use super::uri::split_host_port;
 use std::fmt;
@@ -59,12 +59,15 @@ impl Via {
             return Err("no space before sent-by");
         }
         // sent-by = host [ LWS ":" LWS port ]; it ends at ';' or end
-        let sb_end = after_t.find(';').unwrap_or(after_t.len());
+        let sb_end = find(after_t, b';').unwrap_or(after_t.len());
         let sent_by = trim_ws(&after_t[..sb_end]);
         let squeezed: String;
-        let sent_by = if sent_by.contains([' ', '\t']) {
+        let sent_by = if sent_by.bytes().any(|b| b == b' ' || b == b'\t') {
             // LWS around the ':' of host:port
-            squeezed = sent_by.chars().filter(|c| *c != ' ' && *c != '\t').collect();
+            squeezed = sent_by
+                .chars()
+                .filter(|c| *c != ' ' && *c != '\t')
+                .collect();
             &squeezed
         } else {
             sent_by
