@@ -330,7 +330,8 @@ impl Endpoint {
                 .set_to_tag(&tag_for(req))
                 .header(HeaderName::Allow, ALLOW)
                 .header(HeaderName::Accept, "application/sdp")
-                .header(HeaderName::Supported, "path, outbound")
+                // No option tags yet: we must not claim outbound or path we do not do.
+                .header(HeaderName::Supported, "")
                 .build(),
             // No dialog exists yet to be ended or cancelled.
             Method::Bye | Method::Cancel => {

@@ -350,3 +350,14 @@ fn directory_is_consulted_per_request() {
     ep.handle_datagram(start(), UNIX, f, second.as_bytes(), &mut dir);
     assert_eq!(dir.0.get("1001"), Some(&1));
 }
+
+#[test]
+fn options_claims_no_extension_we_do_not_implement() {
+    let mut ep = endpoint();
+    let f = flow("192.0.2.40", Transport::Udp);
+    ep.handle_datagram(start(), UNIX, f, request("OPTIONS", "sup", "").as_bytes(), &mut OneUser);
+    let out = sent(&mut ep);
+    let resp = &out[0].1;
+    assert_eq!(resp.header(&HeaderName::Supported), Some(""));
+    assert_eq!(resp.header(&HeaderName::Accept), Some("application/sdp"));
+}
