@@ -360,6 +360,11 @@ impl Endpoint {
 
     /// Answers a malformed request statelessly (there is no valid transaction to keep).
     fn reject(&mut self, flow: Flow, req: &Message, rej: &Rejection) {
+        if req.method() == Some(&Method::Ack) {
+            // An ACK is never answered (RFC 3261 sec. 17.2.3), malformed or not.
+            self.drop_input(flow.remote, &format!("malformed ACK: {}", rej.reason));
+            return;
+        }
         if req.top_via().is_err() {
             self.drop_input(
                 flow.remote,

@@ -361,3 +361,13 @@ fn options_claims_no_extension_we_do_not_implement() {
     assert_eq!(resp.header(&HeaderName::Supported), Some(""));
     assert_eq!(resp.header(&HeaderName::Accept), Some("application/sdp"));
 }
+
+#[test]
+fn malformed_ack_is_never_answered() {
+    let mut ep = endpoint();
+    let f = flow("192.0.2.41", Transport::Udp);
+    let bad = request("ACK", "ack1", "").replace("CSeq: 1 ACK", "CSeq: 1 INVITE");
+    ep.handle_datagram(start(), UNIX, f, bad.as_bytes(), &mut OneUser);
+    assert!(sent(&mut ep).is_empty());
+    assert_eq!(ep.stats().malformed, 1);
+}
