@@ -45,10 +45,30 @@ impl HeaderName {
     /// Parses a header name: case-insensitive, compact forms accepted. Does not check
     /// that `s` is a token (the parser does).
     pub fn parse(s: &str) -> HeaderName {
+        HeaderName::known(s.as_bytes()).unwrap_or_else(|| HeaderName::Other(s.to_owned()))
+    }
+
+    /// Parses a header name from the wire: `None` unless it is a token.
+    #[inline]
+    pub(crate) fn from_token(b: &[u8]) -> Option<HeaderName> {
+        if let Some(h) = HeaderName::known(b) {
+            return Some(h); // equal to a known token, so a token itself
+        }
+        if b.is_empty() || !b.iter().all(|&c| super::method::is_token_byte(c)) {
+            return None;
+        }
+        // a token is ASCII
+        std::str::from_utf8(b)
+            .ok()
+            .map(|s| HeaderName::Other(s.to_owned()))
+    }
+
+    /// The known names (and compact forms of extension names) for `b`, if any.
+    #[inline]
+    fn known(b: &[u8]) -> Option<HeaderName> {
         use HeaderName as H;
-        let b = s.as_bytes();
         if b.len() == 1 {
-            return match b[0].to_ascii_lowercase() {
+            return Some(match b[0].to_ascii_lowercase() {
                 b'v' => H::Via,
                 b'f' => H::From,
                 b't' => H::To,
@@ -69,47 +89,48 @@ impl HeaderName {
                 b'd' => H::Other("Request-Disposition".into()),
                 b'y' => H::Other("Identity".into()),
                 b'n' => H::Other("Identity-Info".into()),
-                _ => H::Other(s.to_owned()),
-            };
+                _ => return None,
+            });
         }
-        // lowercase into a stack buffer, then one `match` on the bytes
-        let mut low = [0u8; 20];
-        let Some(dst) = low.get_mut(..b.len()) else {
-            return H::Other(s.to_owned());
+        // (length, first, last) picks the only candidate; one comparison confirms it
+        let (&first, &last) = (b.first()?, b.last()?);
+        let cand = match (b.len(), first | 0x20, last | 0x20) {
+            (3, b'v', b'a') => H::Via,
+            (4, b'f', b'm') => H::From,
+            (2, b't', b'o') => H::To,
+            (7, b'c', b'd') => H::CallId,
+            (4, b'c', b'q') => H::CSeq,
+            (7, b'c', b't') => H::Contact,
+            (12, b'm', b's') => H::MaxForwards,
+            (7, b'e', b's') => H::Expires,
+            (11, b'm', b's') => H::MinExpires,
+            (14, b'c', b'h') => H::ContentLength,
+            (12, b'c', b'e') => H::ContentType,
+            (13, b'a', b'n') => H::Authorization,
+            (16, b'w', b'e') => H::WwwAuthenticate,
+            (19, b'p', b'n') => H::ProxyAuthorization,
+            (18, b'p', b'e') => H::ProxyAuthenticate,
+            (19, b'a', b'o') => H::AuthenticationInfo,
+            (5, b'a', b'w') => H::Allow,
+            (6, b'a', b't') => H::Accept,
+            (9, b's', b'd') => H::Supported,
+            (7, b'r', b'e') => H::Require,
+            (13, b'p', b'e') => H::ProxyRequire,
+            (11, b'u', b'd') => H::Unsupported,
+            (10, b'u', b't') => H::UserAgent,
+            (6, b's', b'r') => H::Server,
+            (5, b'r', b'e') => H::Route,
+            (12, b'r', b'e') => H::RecordRoute,
+            (4, b'd', b'e') => H::Date,
+            _ => return None,
         };
-        for (d, c) in dst.iter_mut().zip(b) {
-            *d = c.to_ascii_lowercase();
-        }
-        match &*dst {
-            b"via" => H::Via,
-            b"from" => H::From,
-            b"to" => H::To,
-            b"call-id" => H::CallId,
-            b"cseq" => H::CSeq,
-            b"contact" => H::Contact,
-            b"max-forwards" => H::MaxForwards,
-            b"expires" => H::Expires,
-            b"min-expires" => H::MinExpires,
-            b"content-length" => H::ContentLength,
-            b"content-type" => H::ContentType,
-            b"authorization" => H::Authorization,
-            b"www-authenticate" => H::WwwAuthenticate,
-            b"proxy-authorization" => H::ProxyAuthorization,
-            b"proxy-authenticate" => H::ProxyAuthenticate,
-            b"authentication-info" => H::AuthenticationInfo,
-            b"allow" => H::Allow,
-            b"accept" => H::Accept,
-            b"supported" => H::Supported,
-            b"require" => H::Require,
-            b"proxy-require" => H::ProxyRequire,
-            b"unsupported" => H::Unsupported,
-            b"user-agent" => H::UserAgent,
-            b"server" => H::Server,
-            b"route" => H::Route,
-            b"record-route" => H::RecordRoute,
-            b"date" => H::Date,
-            _ => H::Other(s.to_owned()),
-        }
+        let canon = cand.as_str().as_bytes();
+        // lengths are equal (matched above); compare case-folded through a table
+        let same = canon
+            .iter()
+            .zip(b)
+            .all(|(&c, &x)| LOWER[c as usize] == LOWER[x as usize]);
+        same.then_some(cand)
     }
 
     /// Canonical spelling (long form).
@@ -147,6 +168,15 @@ impl HeaderName {
         }
     }
 
+    /// Same header as `other` (cheaper than `==` for the known names).
+    #[inline]
+    pub(crate) fn matches(&self, other: &HeaderName) -> bool {
+        match self {
+            HeaderName::Other(_) => self == other,
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+
     /// Headers that may appear only once in a request (RFC 3261 20, table 2);
     /// a second one is a 400.
     pub fn is_single_valued(&self) -> bool {
@@ -158,11 +188,22 @@ impl HeaderName {
     }
 }
 
+/// ASCII lowercase of every byte (others unchanged).
+static LOWER: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = (i as u8).to_ascii_lowercase();
+        i += 1;
+    }
+    t
+};
+
 impl PartialEq for HeaderName {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (HeaderName::Other(a), HeaderName::Other(b)) => a.eq_ignore_ascii_case(b),
-            (HeaderName::Other(_), _) | (_, HeaderName::Other(_)) => false,
             _ => std::mem::discriminant(self) == std::mem::discriminant(other),
         }
     }

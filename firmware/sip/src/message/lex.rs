@@ -3,12 +3,24 @@
 use super::method::is_token_byte;
 use super::params::Params;
 
+#[inline]
 pub(crate) fn trim_ws(s: &str) -> &str {
-    s.trim_matches([' ', '\t'])
+    let b = s.as_bytes();
+    let start = b.iter().take_while(|&&c| c == b' ' || c == b'\t').count();
+    let end = b.len()
+        - b[start..]
+            .iter()
+            .rev()
+            .take_while(|&&c| c == b' ' || c == b'\t')
+            .count();
+    // both ends cut at ASCII bytes, so on char boundaries
+    &s[start..end]
 }
 
+#[inline]
 pub(crate) fn trim_start_ws(s: &str) -> &str {
-    s.trim_start_matches([' ', '\t'])
+    let start = s.bytes().take_while(|&c| c == b' ' || c == b'\t').count();
+    &s[start..]
 }
 
 pub(crate) fn is_token(s: &str) -> bool {
@@ -29,6 +41,11 @@ impl<'a> Iterator for SplitList<'a> {
     type Item = &'a str;
     fn next(&mut self) -> Option<&'a str> {
         let s = self.rest?;
+        if !has(s, b',') {
+            // the common case: a single element
+            self.rest = None;
+            return Some(trim_ws(s));
+        }
         let b = s.as_bytes();
         let mut i = 0;
         let mut quoted = false;
@@ -160,7 +177,7 @@ pub(crate) fn write_quoted(out: &mut String, s: &str) {
 /// strings of header values (the slices stay on char boundaries as `b` is ASCII).
 #[inline]
 pub(crate) fn find(s: &str, b: u8) -> Option<usize> {
-    s.bytes().position(|c| c == b)
+    super::parse::find_byte(s.as_bytes(), b)
 }
 
 /// `str::split_once` for an ASCII delimiter.
@@ -173,5 +190,5 @@ pub(crate) fn split1(s: &str, b: u8) -> Option<(&str, &str)> {
 /// Whether `s` contains the ASCII byte `b`.
 #[inline]
 pub(crate) fn has(s: &str, b: u8) -> bool {
-    s.bytes().any(|c| c == b)
+    find(s, b).is_some()
 }

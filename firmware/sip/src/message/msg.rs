@@ -28,6 +28,7 @@ impl Version {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per message; boxing the URI would cost an allocation
 pub(crate) enum StartLine {
     Request {
         method: Method,
@@ -142,7 +143,7 @@ impl Message {
     pub fn header(&self, name: &HeaderName) -> Option<&str> {
         self.headers
             .iter()
-            .find(|e| e.name == *name)
+            .find(|e| name.matches(&e.name))
             .map(|e| self.view(e).value)
     }
 
@@ -150,13 +151,16 @@ impl Message {
     pub fn header_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
             .iter()
-            .filter(move |e| e.name == *name)
+            .filter(move |e| name.matches(&e.name))
             .map(move |e| self.view(e).value)
     }
 
     /// Number of headers with this name.
     pub fn header_count(&self, name: &HeaderName) -> usize {
-        self.headers.iter().filter(|e| e.name == *name).count()
+        self.headers
+            .iter()
+            .filter(|e| name.matches(&e.name))
+            .count()
     }
 
     /// The body (already cut to Content-Length).
@@ -166,7 +170,14 @@ impl Message {
 
     /// First header value for a typed accessor: missing or non-UTF-8 is an error.
     fn typed(&self, name: HeaderName) -> Result<&str, HeaderError> {
-        match self.headers.iter().find(|e| e.name == name) {
+        // typed headers are never `Other`, so the variant alone identifies them
+        debug_assert!(!matches!(name, HeaderName::Other(_)));
+        let d = std::mem::discriminant(&name);
+        match self
+            .headers
+            .iter()
+            .find(|e| std::mem::discriminant(&e.name) == d)
+        {
             None => Err(HeaderError::Missing(name)),
             Some(e) if e.raw.is_some() => Err(HeaderError::NotUtf8(name)),
             Some(e) => Ok(self.view(e).value),
@@ -180,7 +191,7 @@ impl Message {
     ) -> impl Iterator<Item = Result<&'a str, HeaderError>> + 'a {
         self.headers
             .iter()
-            .filter(move |e| e.name == *name)
+            .filter(move |e| name.matches(&e.name))
             .map(move |e| {
                 if e.raw.is_some() {
                     Err(HeaderError::NotUtf8(name.clone()))
@@ -256,11 +267,7 @@ impl Message {
 
     /// All Contact values (`*` or a list; no Contact header gives an empty list).
     pub fn contacts(&self) -> Result<Contacts, HeaderError> {
-        if let Some(Err(e)) = self.typed_all(&HeaderName::Contact).find(Result::is_err) {
-            return Err(e);
-        }
-        let values = self.typed_all(&HeaderName::Contact).filter_map(Result::ok);
-        Contacts::parse(values).map_err(|why| HeaderError::malformed(HeaderName::Contact, why))
+        Contacts::parse(self.typed_all(&HeaderName::Contact))
     }
 
     /// The Expires header as delta-seconds (values above 2^32-1 read as 2^32-1,
@@ -329,7 +336,7 @@ impl Message {
         let at = self
             .headers
             .iter()
-            .position(|e| e.name == name)
+            .position(|e| name.matches(&e.name))
             .unwrap_or(self.headers.len());
         let start = self.text.len() as u32;
         self.text.push_str(value);
@@ -347,7 +354,7 @@ impl Message {
         let start = self.text.len() as u32;
         self.text.push_str(value);
         let end = self.text.len() as u32;
-        match self.headers.iter_mut().find(|e| e.name == name) {
+        match self.headers.iter_mut().find(|e| name.matches(&e.name)) {
             Some(e) => {
                 e.start = start;
                 e.end = end;
@@ -365,7 +372,7 @@ impl Message {
     /// Removes every header with this name; returns how many were removed.
     pub fn remove_header(&mut self, name: &HeaderName) -> usize {
         let before = self.headers.len();
-        self.headers.retain(|e| e.name != *name);
+        self.headers.retain(|e| !name.matches(&e.name));
         before - self.headers.len()
     }
 

@@ -1,6 +1,7 @@
 //! name-addr / addr-spec values (From, To, Contact, Route...), CSeq and Contact lists.
 
-use super::error::UriError;
+use super::error::{HeaderError, UriError};
+use super::header::HeaderName;
 use super::lex::{
     find, header_params, is_token, quoted_string, split_list, trim_start_ws, trim_ws, write_quoted,
 };
@@ -170,25 +171,27 @@ pub enum Contacts {
 impl Contacts {
     /// Parses the values of all Contact headers.
     pub(crate) fn parse<'a>(
-        values: impl Iterator<Item = &'a str>,
-    ) -> Result<Contacts, &'static str> {
-        let mut list = Vec::new();
+        values: impl Iterator<Item = Result<&'a str, HeaderError>>,
+    ) -> Result<Contacts, HeaderError> {
+        let bad = |why| HeaderError::malformed(HeaderName::Contact, why);
+        let mut list = Vec::with_capacity(1);
         let mut star = false;
         for v in values {
-            for item in split_list(v) {
+            for item in split_list(v?) {
                 if item == "*" {
                     star = true;
                 } else {
-                    list.push(NameAddr::parse(item).map_err(|e| match e {
-                        NameAddrError::Uri(_) => "malformed URI",
-                        NameAddrError::Syntax(s) => s,
-                    })?);
+                    match NameAddr::parse(item) {
+                        Ok(n) => list.push(n),
+                        Err(NameAddrError::Uri(_)) => return Err(bad("malformed URI")),
+                        Err(NameAddrError::Syntax(s)) => return Err(bad(s)),
+                    }
                 }
             }
         }
         match (star, list.is_empty()) {
             (true, true) => Ok(Contacts::Star),
-            (true, false) => Err("* mixed with other contacts"),
+            (true, false) => Err(bad("* mixed with other contacts")),
             (false, _) => Ok(Contacts::List(list)),
         }
     }

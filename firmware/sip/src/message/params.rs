@@ -6,19 +6,65 @@ use std::fmt;
 /// A parameter without `=` has value `None` (e.g. `;lr`, `;rport`). Quoted values
 /// are stored with their quotes, so they serialise as received.
 ///
-/// Stored as one string plus spans (two allocations however many parameters),
-/// since typed headers are built on every access.
+/// Stored as one string plus spans, the first few inline (one allocation for
+/// typical lists), since typed headers are built on every access.
 #[derive(Clone, Default)]
 pub struct Params {
     buf: String,
-    items: Vec<Item>,
+    items: Items,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Item {
     name: (u32, u32),
     /// `None` for a parameter without `=`.
     value: Option<(u32, u32)>,
+}
+
+const INLINE: usize = 3;
+
+/// A small vector of spans: the first [`INLINE`] in place, the rest on the heap.
+#[derive(Debug, Clone, Default)]
+struct Items {
+    inline: [Item; INLINE],
+    n: usize,
+    spill: Vec<Item>,
+}
+
+impl Items {
+    fn len(&self) -> usize {
+        self.n
+    }
+
+    fn push(&mut self, it: Item) {
+        match self.inline.get_mut(self.n) {
+            Some(slot) => *slot = it,
+            None => self.spill.push(it),
+        }
+        self.n += 1;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Item> + '_ {
+        self.inline[..self.n.min(INLINE)]
+            .iter()
+            .chain(self.spill.iter())
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Item> {
+        if i < INLINE {
+            self.inline[..self.n.min(INLINE)].get_mut(i)
+        } else {
+            self.spill.get_mut(i - INLINE)
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Item) -> bool) {
+        let kept: Vec<Item> = self.iter().copied().filter(|it| keep(it)).collect();
+        *self = Items::default();
+        for it in kept {
+            self.push(it);
+        }
+    }
 }
 
 impl Params {
@@ -30,7 +76,7 @@ impl Params {
     pub(crate) fn with_capacity(bytes: usize) -> Self {
         Params {
             buf: String::with_capacity(bytes),
-            items: Vec::with_capacity(4),
+            items: Items::default(),
         }
     }
 
@@ -52,8 +98,9 @@ impl Params {
 
     /// `None` if absent, `Some(None)` if present without a value, `Some(Some(v))` else.
     pub fn get(&self, name: &str) -> Option<Option<&str>> {
-        self.find(name)
-            .map(|i| self.items[i].value.map(|v| self.text(v)))
+        let i = self.find(name)?;
+        let it = self.items.iter().nth(i)?;
+        Some(it.value.map(|v| self.text(v)))
     }
 
     /// True if the parameter is present (with or without a value).
@@ -65,7 +112,11 @@ impl Params {
     pub fn set(&mut self, name: &str, value: Option<&str>) {
         let value = value.map(|v| self.store(v));
         match self.find(name) {
-            Some(i) => self.items[i].value = value,
+            Some(i) => {
+                if let Some(it) = self.items.get_mut(i) {
+                    it.value = value;
+                }
+            }
             None => {
                 let name = self.store(name);
                 self.items.push(Item { name, value });
@@ -106,7 +157,7 @@ impl Params {
 
     /// True if there are none.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.items.len() == 0
     }
 }
 

@@ -44,9 +44,9 @@ pub fn parse_with(buf: &[u8], limits: &Limits) -> Result<Message, ParseError> {
         }
         return Err(e);
     }
-    let (mut msg, body_at) = parse_head(buf, limits)?;
+    let (mut msg, body_at, cl) = parse_head(buf, limits)?;
     let rest = &buf[body_at..];
-    match content_length(&msg) {
+    match cl {
         Err(kind) => Err(ParseError::new(kind).with_partial(msg)),
         Ok(None) => {
             msg.body = rest.to_vec();
@@ -84,12 +84,22 @@ pub(crate) fn content_length(msg: &Message) -> Result<Option<usize>, K> {
     if it.next().is_some() {
         return Err(K::MultipleContentLength);
     }
-    if v.is_empty() || v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) {
+    content_length_value(v.as_bytes()).map(Some)
+}
+
+/// A Content-Length value: 1 to 10 decimal digits (no sign, no spaces).
+fn content_length_value(v: &[u8]) -> Result<usize, K> {
+    if v.is_empty() || v.len() > 10 {
         return Err(K::BadContentLength);
     }
-    v.parse::<usize>()
-        .map(Some)
-        .map_err(|_| K::BadContentLength)
+    let mut n: u64 = 0;
+    for &b in v {
+        if !b.is_ascii_digit() {
+            return Err(K::BadContentLength);
+        }
+        n = n * 10 + u64::from(b - b'0');
+    }
+    usize::try_from(n).map_err(|_| K::BadContentLength)
 }
 
 /// Finds the end of the line starting at `from`: (end of content, start of next line).
@@ -140,9 +150,14 @@ fn trim_bytes(mut b: &[u8]) -> &[u8] {
     b
 }
 
-/// Parses the start line and header section; returns the message (without body)
-/// and the offset of the body. Used by datagram parsing and the stream decoder.
-pub(crate) fn parse_head(buf: &[u8], limits: &Limits) -> Result<(Message, usize), ParseError> {
+/// The message without its body, the body's offset, and its Content-Length.
+pub(crate) type Head = (Message, usize, Result<Option<usize>, K>);
+
+/// Parses the start line and header section; returns the message (without body),
+/// the offset of the body and the Content-Length as [`content_length`] would (found
+/// while reading the headers, so without a second pass). Used by datagram parsing
+/// and the stream decoder.
+pub(crate) fn parse_head(buf: &[u8], limits: &Limits) -> Result<Head, ParseError> {
     // RFC 3261 7.5: ignore CRLFs before the start line.
     let mut pos = buf
         .iter()
@@ -161,76 +176,112 @@ pub(crate) fn parse_head(buf: &[u8], limits: &Limits) -> Result<(Message, usize)
     pos = next;
     let mut msg = Message::new(start);
     msg.headers.reserve(16);
-    let mut text: Vec<u8> = Vec::with_capacity(buf.len().saturating_sub(pos).min(4096));
+    // Values are spans into one copy of the header section; only folded values are
+    // rebuilt (unfolded) in `extra`, which is appended to that copy at the end.
+    let head_start = pos;
+    let mut extra: Vec<u8> = Vec::new();
+    let mut folded: Vec<usize> = Vec::new();
     let mut line_no = 1;
-    let body_at;
+    let mut cl: Result<Option<&[u8]>, K> = Ok(None);
+    let (head_end, body_at);
     loop {
         let Some((end, next)) = line_at(buf, pos) else {
             if pos == buf.len() && !msg.headers.is_empty() {
                 // a datagram that ends right after a header line: its end ends
                 // the header section (RFC 4475 baddn has no empty line)
-                body_at = pos;
+                (head_end, body_at) = (pos, pos);
                 break;
             }
             return Err(fail(K::Incomplete));
         };
         line_no += 1;
         let line = &buf[pos..end];
+        let line_at_head = pos - head_start;
         pos = next;
         if line.is_empty() {
-            body_at = pos;
+            (head_end, body_at) = (end, pos);
             break;
         }
         if line[0] == b' ' || line[0] == b'\t' {
             // a fold: continues the previous header's value with one space
+            let idx = msg.headers.len();
             let Some(last) = msg.headers.last_mut() else {
                 return Err(fail(K::BadHeaderLine { line: line_no }));
             };
             let cont = trim_bytes(line);
             if !cont.is_empty() {
-                if last.end > last.start {
-                    text.push(b' ');
+                if folded.last() != Some(&(idx - 1)) {
+                    // move the value so far into `extra`
+                    let (a, b) = (
+                        head_start + last.start as usize,
+                        head_start + last.end as usize,
+                    );
+                    let start = extra.len();
+                    extra.extend_from_slice(&buf[a..b]);
+                    last.start = start as u32;
+                    last.end = extra.len() as u32;
+                    folded.push(idx - 1);
                 }
-                text.extend_from_slice(cont);
-                last.end = text.len() as u32;
+                if last.end > last.start {
+                    extra.push(b' ');
+                }
+                extra.extend_from_slice(cont);
+                last.end = extra.len() as u32;
             }
             continue;
         }
-        // name = token, then optional whitespace, then ':'
-        let name_end = line
-            .iter()
-            .position(|&b| !is_token_byte(b))
-            .unwrap_or(line.len());
-        let mut colon = name_end;
-        while colon < line.len() && (line[colon] == b' ' || line[colon] == b'\t') {
-            colon += 1;
-        }
-        if name_end == 0 || line.get(colon) != Some(&b':') {
+        // name [ws] ':' value
+        let Some(colon) = find_byte(line, b':') else {
             return Err(fail(K::BadHeaderLine { line: line_no }));
-        }
-        let name = &line[..name_end];
+        };
+        let Some(name) = HeaderName::from_token(trim_bytes(&line[..colon])) else {
+            return Err(fail(K::BadHeaderLine { line: line_no }));
+        };
         if msg.headers.len() >= limits.max_headers {
             return Err(fail(K::TooManyHeaders {
                 limit: limits.max_headers,
             }));
         }
-        // token bytes are ASCII, so this cannot fail
-        let name = HeaderName::parse(std::str::from_utf8(name).unwrap_or(""));
-        let value = trim_bytes(&line[colon + 1..]);
-        let start = text.len() as u32;
-        text.extend_from_slice(value);
+        let rest = &line[colon + 1..];
+        let value = trim_bytes(rest);
+        if name == HeaderName::ContentLength {
+            cl = match cl {
+                Ok(None) => Ok(Some(value)),
+                _ => Err(K::MultipleContentLength),
+            };
+        }
+        // offset of `value` within the line, then within the header section
+        let lead = rest.len() - trim_start_len(rest);
+        let start = line_at_head + colon + 1 + lead;
         msg.headers.push(Entry {
             name,
-            start,
-            end: text.len() as u32,
+            start: start as u32,
+            end: (start + value.len()) as u32,
             raw: None,
         });
+    }
+    let head_len = head_end - head_start;
+    let mut text = Vec::with_capacity(head_len + extra.len());
+    text.extend_from_slice(&buf[head_start..head_end]);
+    text.extend_from_slice(&extra);
+    for &i in &folded {
+        if let Some(e) = msg.headers.get_mut(i) {
+            e.start += head_len as u32;
+            e.end += head_len as u32;
+        }
     }
     msg.text = match String::from_utf8(text) {
         Ok(t) => t,
         Err(e) => repair_utf8(&mut msg.headers, e.into_bytes()),
     };
-    Ok((msg, body_at))
+    let cl = cl.and_then(|v| v.map(content_length_value).transpose());
+    Ok((msg, body_at, cl))
+}
+
+/// Length of `b` after dropping leading spaces and tabs.
+#[inline]
+fn trim_start_len(b: &[u8]) -> usize {
+    b.len() - b.iter().take_while(|&&c| c == b' ' || c == b'\t').count()
 }
 
 /// Slow path for header sections with non-UTF-8 bytes: each bad header keeps its
@@ -290,6 +341,9 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine, ParseError> {
 }
 
 fn parse_version(v: &[u8]) -> Option<Version> {
+    if v == b"SIP/2.0" {
+        return Some(Version::Sip20);
+    }
     if v.len() < 7 || !v[..4].eq_ignore_ascii_case(b"SIP/") {
         return None;
     }

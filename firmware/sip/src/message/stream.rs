@@ -2,7 +2,7 @@
 
 use super::error::{ParseError, ParseErrorKind as K};
 use super::msg::Message;
-use super::parse::{content_length, parse_head, Limits};
+use super::parse::{parse_head, Limits};
 
 /// One unit read from a stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,11 +88,11 @@ impl StreamDecoder {
             }
             return None;
         };
-        let (mut msg, body_at) = match parse_head(&self.buf[..head_end], &self.limits) {
+        let (mut msg, body_at, cl) = match parse_head(&self.buf[..head_end], &self.limits) {
             Ok(v) => v,
             Err(e) => return self.fail(e),
         };
-        let len = match content_length(&msg) {
+        let len = match cl {
             Ok(Some(n)) => n,
             Ok(None) => {
                 return self.fail(ParseError::new(K::MissingContentLength).with_partial(msg))

@@ -57,7 +57,9 @@ pub struct Uri {
 enum Part {
     None,
     Raw(u32, u32),
-    Owned(Box<str>),
+    /// Boxed twice so that `Part` stays two words (URIs are moved around a lot).
+    #[allow(clippy::box_collection)]
+    Owned(Box<String>),
 }
 
 impl Part {
@@ -70,9 +72,9 @@ impl Part {
     }
 
     /// `sub` is a subslice of `base`; keeps a span unless unescaping changes it.
-    fn of(base: &str, sub: &str) -> Part {
-        if has(sub, b'%') {
-            Part::Owned(unescape(sub).into())
+    fn of(base: &str, sub: &str, escaped: bool) -> Part {
+        if escaped && has(sub, b'%') {
+            Part::Owned(Box::new(unescape(sub).into_owned()))
         } else {
             let (a, b) = span(base, sub);
             Part::Raw(a, b)
@@ -82,7 +84,7 @@ impl Part {
     fn owned(&self, raw: &str) -> Part {
         match self.get(raw) {
             None => Part::None,
-            Some(s) => Part::Owned(s.into()),
+            Some(s) => Part::Owned(Box::new(s.to_owned())),
         }
     }
 }
@@ -114,28 +116,36 @@ impl Uri {
         if s.is_empty() {
             return Err(UriError::Empty);
         }
-        let colon = find(s, b':').ok_or(UriError::NoScheme)?;
-        let scheme_str = &s[..colon];
-        let sb = scheme_str.as_bytes();
-        if sb.is_empty()
-            || !sb[0].is_ascii_alphabetic()
-            || !sb
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-        {
-            return Err(UriError::NoScheme);
-        }
-        check_chars(s)?;
-        let rest = &s[colon + 1..];
-        let scheme = if scheme_str.eq_ignore_ascii_case("sip") {
-            Scheme::Sip
-        } else if scheme_str.eq_ignore_ascii_case("sips") {
-            Scheme::Sips
-        } else if scheme_str.eq_ignore_ascii_case("tel") {
-            Scheme::Tel
+        let b = s.as_bytes();
+        // fast path for the common schemes, then the general scheme grammar
+        let (scheme, colon) = if b.len() > 4 && b[..4].eq_ignore_ascii_case(b"sip:") {
+            (Scheme::Sip, 3)
+        } else if b.len() > 5 && b[..5].eq_ignore_ascii_case(b"sips:") {
+            (Scheme::Sips, 4)
         } else {
-            Scheme::Other(scheme_str.to_ascii_lowercase())
+            let colon = find(s, b':').ok_or(UriError::NoScheme)?;
+            let sb = &b[..colon];
+            if sb.is_empty()
+                || !sb[0].is_ascii_alphabetic()
+                || !sb
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+            {
+                return Err(UriError::NoScheme);
+            }
+            let scheme = if sb.eq_ignore_ascii_case(b"sip") {
+                Scheme::Sip
+            } else if sb.eq_ignore_ascii_case(b"sips") {
+                Scheme::Sips
+            } else if sb.eq_ignore_ascii_case(b"tel") {
+                Scheme::Tel
+            } else {
+                Scheme::Other(s[..colon].to_ascii_lowercase())
+            };
+            (scheme, colon)
         };
+        let scan = scan(s)?;
+        let rest = &s[colon + 1..];
         let mut uri = Uri {
             raw: String::new(),
             scheme,
@@ -147,14 +157,14 @@ impl Uri {
             headers: Vec::new(),
         };
         match uri.scheme {
-            Scheme::Sip | Scheme::Sips => uri.parse_sip(s, rest)?,
+            Scheme::Sip | Scheme::Sips => uri.parse_sip(s, rest, &scan)?,
             Scheme::Tel => {
                 let (num, params) = split1(rest, b';').unwrap_or((rest, ""));
                 if num.is_empty() || !num.bytes().all(is_tel_char) {
                     return Err(UriError::BadTel);
                 }
-                uri.user = Part::of(s, num);
-                uri.params = uri_params(params)?;
+                uri.user = Part::of(s, num, scan.escaped);
+                uri.params = uri_params(params, scan.escaped)?;
             }
             Scheme::Other(_) => {
                 if rest.is_empty() {
@@ -166,11 +176,12 @@ impl Uri {
         Ok(uri)
     }
 
-    fn parse_sip(&mut self, s: &str, rest: &str) -> Result<(), UriError> {
+    fn parse_sip(&mut self, s: &str, rest: &str, scan: &Scan) -> Result<(), UriError> {
         // No '@' may appear unescaped after the userinfo (params and headers exclude
         // it), while the user part may hold ';', '?' and ',' (RFC 4475 intmeth).
-        let hostpart = match split1(rest, b'@') {
-            Some((userinfo, hostpart)) => {
+        let hostpart = match scan.at {
+            Some(at) => {
+                let userinfo = s.get(s.len() - rest.len()..at).ok_or(UriError::BadChar)?;
                 let (user, pass) = match split1(userinfo, b':') {
                     Some((u, p)) => (u, Some(p)),
                     None => (userinfo, None),
@@ -178,11 +189,11 @@ impl Uri {
                 if user.is_empty() {
                     return Err(UriError::BadChar);
                 }
-                self.user = Part::of(s, user);
+                self.user = Part::of(s, user, scan.escaped);
                 if let Some(p) = pass {
-                    self.password = Part::of(s, p);
+                    self.password = Part::of(s, p, scan.escaped);
                 }
-                hostpart
+                &s[at + 1..]
             }
             None => rest,
         };
@@ -192,7 +203,7 @@ impl Uri {
         let (a, b) = span(s, host);
         self.host = Part::Raw(a, b);
         self.port = port;
-        self.params = uri_params(params)?;
+        self.params = uri_params(params, scan.escaped)?;
         if !hdrs.is_empty() {
             for h in hdrs.split('&') {
                 let (n, v) = split1(h, b'=').ok_or(UriError::BadParam)?;
@@ -212,9 +223,9 @@ impl Uri {
         let mut uri = Uri {
             raw: String::new(),
             scheme: Scheme::Sip,
-            user: user.map_or(Part::None, |u| Part::Owned(u.into())),
+            user: user.map_or(Part::None, |u| Part::Owned(Box::new(u.to_owned()))),
             password: Part::None,
-            host: Part::Owned(host.into()),
+            host: Part::Owned(Box::new(host.to_owned())),
             port,
             params: Params::new(),
             headers: Vec::new(),
@@ -275,7 +286,7 @@ impl Uri {
     /// Sets the host and re-renders.
     pub fn set_host(&mut self, host: &str) {
         self.own_parts();
-        self.host = Part::Owned(host.into());
+        self.host = Part::Owned(Box::new(host.to_owned()));
         self.render();
     }
     /// Sets the port and re-renders.
@@ -286,7 +297,7 @@ impl Uri {
     /// Sets the user and re-renders.
     pub fn set_user(&mut self, user: Option<&str>) {
         self.own_parts();
-        self.user = user.map_or(Part::None, |u| Part::Owned(u.into()));
+        self.user = user.map_or(Part::None, |u| Part::Owned(Box::new(u.to_owned())));
         self.render();
     }
     /// Removes URI headers (`?...`), e.g. before using a URI as a Request-URI, and
@@ -420,7 +431,10 @@ fn params_equivalent(a: &Params, b: &Params, all: bool) -> bool {
         (None, None) => true,
         _ => false,
     };
-    for (n, v) in a.iter() {
+    // the first occurrence of a name counts, on both sides (a repeated parameter
+    // is not meaningful, and this keeps equivalence reflexive)
+    for (n, _) in a.iter() {
+        let v = a.get(n).flatten();
         match b.get(n) {
             Some(v2) if !val_eq(v, v2) => return false,
             Some(_) => {}
@@ -448,29 +462,81 @@ fn is_tel_char(b: u8) -> bool {
     b.is_ascii_hexdigit() || matches!(b, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#' | b'%')
 }
 
-/// One pass over the URI: no whitespace, controls, `<`, `>` or `"`, and every `%`
-/// starts a valid escape.
-fn check_chars(s: &str) -> Result<(), UriError> {
+/// What one pass over a URI learned.
+struct Scan {
+    /// Position of the first `@`.
+    at: Option<usize>,
+    /// Whether any `%` escape occurs (else nothing needs unescaping).
+    escaped: bool,
+}
+
+/// One pass over the URI: no whitespace, controls, `<`, `>` or `"`, every `%`
+/// starts a valid escape; notes the first `@` and whether there are escapes.
+fn scan(s: &str) -> Result<Scan, UriError> {
     let b = s.as_bytes();
+    let mut out = Scan {
+        at: None,
+        escaped: false,
+    };
     let mut i = 0;
     while i < b.len() {
-        match b[i] {
-            b'%' => {
-                if i + 2 >= b.len()
-                    || !(b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit())
-                {
-                    return Err(UriError::BadChar);
+        let c = b[i];
+        match URI_CLASS[c as usize] {
+            ORDINARY => i += 1,
+            AT => {
+                if out.at.is_none() {
+                    out.at = Some(i);
                 }
+                i += 1;
+            }
+            PERCENT
+                if i + 2 < b.len()
+                    && b[i + 1].is_ascii_hexdigit()
+                    && b[i + 2].is_ascii_hexdigit() =>
+            {
+                out.escaped = true;
                 i += 3;
             }
-            c if c <= b' ' || c == 0x7f || matches!(c, b'<' | b'>' | b'"') => {
-                return Err(UriError::BadChar)
-            }
-            _ => i += 1,
+            _ => return Err(UriError::BadChar),
         }
     }
-    Ok(())
+    Ok(out)
 }
+
+const ORDINARY: u8 = 0;
+const AT: u8 = 1;
+const PERCENT: u8 = 2;
+const BAD: u8 = 3;
+
+/// How `scan` treats each byte: allowed unescaped anywhere in a URI we accept
+/// (lenient: non-ASCII passes), `@`, `%`, or forbidden (controls, space, DEL,
+/// `<`, `>`, `"`).
+static URI_CLASS: [u8; 256] = {
+    let mut t = [ORDINARY; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = match i as u8 {
+            0..=0x20 | 0x7f | b'<' | b'>' | b'"' => BAD,
+            b'@' => AT,
+            b'%' => PERCENT,
+            _ => ORDINARY,
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Hostname and IPv4 characters (`_` tolerated, as some devices use it).
+static HOSTC: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+        i += 1;
+    }
+    t
+};
 
 /// Splits `host[:port]`, validating the host.
 pub(crate) fn split_host_port(hp: &str) -> Result<(&str, Option<u16>), UriError> {
@@ -490,32 +556,40 @@ pub(crate) fn split_host_port(hp: &str) -> Result<(&str, Option<u16>), UriError>
             p => (host, Some(p.strip_prefix(':').ok_or(UriError::BadHost)?)),
         }
     } else {
-        let (h, p) = match split1(hp, b':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hp, None),
-        };
-        if h.is_empty()
-            || !h
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-        {
+        let bytes = hp.as_bytes();
+        let end = bytes
+            .iter()
+            .position(|&b| !HOSTC[b as usize])
+            .unwrap_or(bytes.len());
+        if end == 0 {
             return Err(UriError::BadHost);
         }
-        (h, p)
+        match bytes.get(end) {
+            None => (hp, None),
+            Some(b':') => (&hp[..end], Some(&hp[end + 1..])),
+            Some(_) => return Err(UriError::BadHost),
+        }
     };
     let port = match port {
         None => None,
         Some(p) => {
-            if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            if p.is_empty() || p.len() > 5 {
                 return Err(UriError::BadPort);
             }
-            Some(p.parse::<u16>().map_err(|_| UriError::BadPort)?)
+            let mut n: u32 = 0;
+            for b in p.bytes() {
+                if !b.is_ascii_digit() {
+                    return Err(UriError::BadPort);
+                }
+                n = n * 10 + u32::from(b - b'0');
+            }
+            Some(u16::try_from(n).map_err(|_| UriError::BadPort)?)
         }
     };
     Ok((host, port))
 }
 
-fn uri_params(s: &str) -> Result<Params, UriError> {
+fn uri_params(s: &str, escaped: bool) -> Result<Params, UriError> {
     if s.is_empty() {
         return Ok(Params::new());
     }
@@ -528,12 +602,16 @@ fn uri_params(s: &str) -> Result<Params, UriError> {
         if n.is_empty() {
             return Err(UriError::BadParam);
         }
-        params.push(&unescape(n), v.map(unescape).as_deref());
+        if escaped {
+            params.push(&unescape(n), v.map(unescape).as_deref());
+        } else {
+            params.push(n, v);
+        }
     }
     Ok(params)
 }
 
-/// %-unescapes (escapes were validated by [`check_chars`]); invalid UTF-8 after
+/// %-unescapes (escapes were validated by [`scan`]); invalid UTF-8 after
 /// unescaping is replaced lossily.
 pub(crate) fn unescape(s: &str) -> Cow<'_, str> {
     if !has(s, b'%') {

@@ -1,6 +1,6 @@
 //! The Via header (RFC 3261 20.42).
 
-use super::lex::{find, header_params, trim_start_ws, trim_ws};
+use super::lex::{find, header_params, split1, trim_start_ws, trim_ws};
 use super::params::Params;
 use super::uri::split_host_port;
 use std::fmt;
@@ -35,10 +35,9 @@ impl Via {
     /// `;` and `=` as RFC 3261 permits.
     pub fn parse(s: &str) -> Result<Via, &'static str> {
         let s = trim_ws(s);
-        let mut parts = s.splitn(3, '/');
-        let name = trim_ws(parts.next().unwrap_or(""));
-        let version = trim_ws(parts.next().ok_or("missing protocol version")?);
-        let rest = trim_start_ws(parts.next().ok_or("missing transport")?);
+        let (name, rest) = split1(s, b'/').ok_or("missing protocol version")?;
+        let (version, rest) = split1(rest, b'/').ok_or("missing transport")?;
+        let (name, version, rest) = (trim_ws(name), trim_ws(version), trim_start_ws(rest));
         if !name.eq_ignore_ascii_case("SIP") {
             return Err("protocol is not SIP");
         }
@@ -52,7 +51,12 @@ impl Via {
         if t_end == 0 {
             return Err("missing transport");
         }
-        let transport = rest[..t_end].to_ascii_uppercase();
+        let t = &rest[..t_end];
+        let transport = if t.bytes().any(|b| b.is_ascii_lowercase()) {
+            t.to_ascii_uppercase()
+        } else {
+            t.to_owned()
+        };
         let rest = &rest[t_end..];
         let after_t = trim_start_ws(rest);
         if after_t.len() == rest.len() {

@@ -11,6 +11,9 @@ use super::{
 use crate::message::{Message, Method};
 
 /// Where [`Transactions::handle_message`] put a received message.
+// The common variants are small, but a stray message is handed back whole; boxing it
+// would add an allocation on that path for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Dispatch {
     /// Fed to the existing transaction with this key.
