@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use pbx_sip::auth::Algorithm;
+
 use crate::registrar::RegistrarConfig;
 use crate::sip::GuardConfig;
 
@@ -58,10 +60,11 @@ pub struct Cli {
     /// Shortest registration accepted, seconds (423 Interval Too Brief below it).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
     pub min_expires: u32,
-    /// Offer the SHA-256 digest challenge before MD5 (default: MD5 first, which phones
-    /// that read only the first challenge need).
-    #[arg(long)]
-    pub digest_prefer_sha256: bool,
+    /// Digest algorithms to offer, most preferred first: md5, sha256 (comma-separated).
+    /// MD5 first suits phones that read only the first challenge; `md5` alone serves old
+    /// user agents that refuse any SHA-256 challenge.
+    #[arg(long, value_delimiter = ',', default_value = "md5,sha256", value_parser = parse_algorithm)]
+    pub digest_algorithms: Vec<Algorithm>,
     /// Longest registration granted, seconds.
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u32).range(60..))]
     pub max_expires: u32,
@@ -117,7 +120,7 @@ impl Cli {
             min_expires: self.min_expires,
             max_expires: self.max_expires,
             default_expires: self.max_expires.min(3600),
-            prefer_sha256: self.digest_prefer_sha256,
+            algorithms: dedup(self.digest_algorithms),
             ..RegistrarConfig::default()
         };
         let guard = GuardConfig {
@@ -139,6 +142,25 @@ impl Cli {
     }
 }
 
+fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "md5" => Ok(Algorithm::Md5),
+        "sha256" | "sha-256" => Ok(Algorithm::Sha256),
+        other => Err(format!("unknown digest algorithm {other:?} (use md5, sha256)")),
+    }
+}
+
+/// Keeps the first occurrence of each algorithm, in order.
+fn dedup(list: Vec<Algorithm>) -> Vec<Algorithm> {
+    let mut out = Vec::with_capacity(list.len());
+    for a in list {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +174,19 @@ mod tests {
         let cfg = cli.into_config().expect("valid");
         assert_eq!(cfg.guard.max_failures, 5);
         assert_eq!(cfg.guard.failure_window, Duration::from_secs(600));
+        assert_eq!(cfg.registrar.algorithms, vec![Algorithm::Md5, Algorithm::Sha256]);
+    }
+
+    #[test]
+    fn digest_algorithms_are_chosen_in_order() {
+        let cli = Cli::try_parse_from(["pbxd", "--digest-algorithms", "sha256,md5,sha256"])
+            .expect("parses");
+        let cfg = cli.into_config().expect("valid");
+        assert_eq!(cfg.registrar.algorithms, vec![Algorithm::Sha256, Algorithm::Md5]);
+        let cli = Cli::try_parse_from(["pbxd", "--digest-algorithms", "md5"]).expect("parses");
+        assert_eq!(cli.into_config().expect("valid").registrar.algorithms, vec![Algorithm::Md5]);
+        assert!(Cli::try_parse_from(["pbxd", "--digest-algorithms", "sha512"]).is_err());
+        assert!(Cli::try_parse_from(["pbxd", "--digest-algorithms", ""]).is_err());
     }
 
     #[test]

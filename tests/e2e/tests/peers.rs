@@ -17,7 +17,11 @@ const PASSWORD: &str = "s3cret-1001";
 const BARESIP_MODULES: &str = "/usr/lib/baresip/modules";
 
 /// libre (baresip 1.0.0 in Debian bookworm) gives up on a 401 that offers any digest
-/// algorithm other than MD5, even next to an MD5 challenge.
+/// algorithm other than MD5, even next to an MD5 challenge. pbxd offers MD5 and SHA-256
+/// by default, so these tests configure it as an installer with such phones would:
+/// `--digest-algorithms md5`.
+const LIBRE_COMPATIBLE: [&str; 2] = ["--digest-algorithms", "md5"];
+
 fn libre_hint(log: &str) -> &'static str {
     if log.contains("Function not implemented") {
         "\nhint: \"Function not implemented\" is libre's ENOSYS for a non-MD5 challenge \
@@ -109,7 +113,11 @@ impl Baresip {
 }
 
 fn baresip_registers_and_unregisters(transport: &str) {
-    let pbx = Pbx::builder().extension(USER, PASSWORD).start();
+    let pbx = Pbx::builder()
+        .extension(USER, PASSWORD)
+        .arg(LIBRE_COMPATIBLE[0])
+        .arg(LIBRE_COMPATIBLE[1])
+        .start();
     let phone = Baresip::start(&pbx, PASSWORD, transport);
     let registered = phone.wait_output(Duration::from_secs(10), |out| {
         out.contains(&format!(
@@ -151,7 +159,11 @@ fn baresip_registers_over_tcp() {
 
 #[test]
 fn baresip_with_wrong_password_is_not_registered() {
-    let pbx = Pbx::builder().extension(USER, PASSWORD).start();
+    let pbx = Pbx::builder()
+        .extension(USER, PASSWORD)
+        .arg(LIBRE_COMPATIBLE[0])
+        .arg(LIBRE_COMPATIBLE[1])
+        .start();
     let phone = Baresip::start(&pbx, "wrong-password", "udp");
     let failed = phone.wait_output(Duration::from_secs(10), |out| {
         out.contains("401 Unauthorized") || out.contains("403 Forbidden")

@@ -48,10 +48,12 @@ pub struct RegistrarConfig {
     pub max_contacts: usize,
     /// Lifetime of a digest nonce before it is stale.
     pub nonce_lifetime: Duration,
-    /// Order of the two digest challenges (RFC 8760: the UAS's preference first). Many
-    /// deployed phones answer only the first challenge and know only MD5, so MD5 comes
-    /// first unless the installer prefers SHA-256.
-    pub prefer_sha256: bool,
+    /// Digest algorithms offered, in order of preference (RFC 8760: a challenge each,
+    /// the preferred first). Many deployed phones answer only the first challenge and
+    /// know only MD5, so the default is MD5 then SHA-256; some old user agents (libre
+    /// 1.0, as in Debian's baresip) refuse any SHA-256 challenge, for which an installer
+    /// can offer MD5 alone.
+    pub algorithms: Vec<Algorithm>,
 }
 
 impl Default for RegistrarConfig {
@@ -64,7 +66,7 @@ impl Default for RegistrarConfig {
             default_expires: 3600,
             max_contacts: 10,
             nonce_lifetime: Duration::from_secs(300),
-            prefer_sha256: false,
+            algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
         }
     }
 }
@@ -333,6 +335,10 @@ impl Registrar {
             }
             Some(Ok(c)) => c,
         };
+        if !self.cfg.algorithms.contains(&creds.algorithm) {
+            // An answer to a challenge we did not send: challenge again, count nothing.
+            return Err(self.challenge(now_unix, req, false));
+        }
         if creds.username != user {
             return Err(self.reply(req, 403, "Forbidden: user does not match To"));
         }
@@ -474,11 +480,7 @@ impl Registrar {
         let nonce = self.nonces.issue(now_unix);
         let realm = self.cfg.realm.clone();
         // RFC 8760 sec. 2.3: the preferred algorithm first.
-        let order = if self.cfg.prefer_sha256 {
-            [Algorithm::Sha256, Algorithm::Md5]
-        } else {
-            [Algorithm::Md5, Algorithm::Sha256]
-        };
+        let order = self.cfg.algorithms.clone();
         let mut b = self.reply_builder(req, 401, "Unauthorized");
         for alg in order {
             b = b.header(

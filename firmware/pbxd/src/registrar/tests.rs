@@ -165,7 +165,7 @@ fn sha256_preference_puts_sha256_first_and_sha256_credentials_work() {
     let mut rig = Rig::new();
     rig.reg = Registrar::new(
         RegistrarConfig {
-            prefer_sha256: true,
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             ..RegistrarConfig::default()
         },
         [9; 32],
@@ -495,4 +495,42 @@ fn removed_or_disabled_extensions_lose_their_bindings() {
             ..
         }]
     ));
+}
+
+#[test]
+fn md5_only_offers_one_challenge_and_refuses_sha256_answers() {
+    let mut rig = Rig::new();
+    rig.reg = Registrar::new(
+        RegistrarConfig {
+            algorithms: vec![Algorithm::Md5],
+            ..RegistrarConfig::default()
+        },
+        [9; 32],
+        42,
+    );
+    let first = rig.send(&register("1001", "c1", 1, &[contact(5062)]), 5062);
+    assert_eq!(first.header_all(&HeaderName::WwwAuthenticate).count(), 1);
+    // a client answering with SHA-256 anyway gets a fresh challenge, not a 200
+    let nonce = Challenge::parse(first.header(&HeaderName::WwwAuthenticate).expect("c"))
+        .expect("parses")
+        .nonce;
+    let sha = auth::authorize(
+        &Challenge::parse(&auth::challenge(REALM, Algorithm::Sha256, &nonce, None, false))
+            .expect("parses"),
+        "REGISTER",
+        "sip:pbx.local",
+        "1001",
+        "correct horse",
+        "cn",
+        1,
+    )
+    .expect("authorize");
+    let resp = rig.send(
+        &register("1001", "c1", 2, &[contact(5062), format!("Authorization: {sha}")]),
+        5062,
+    );
+    assert_eq!(resp.status(), Some(401));
+    let md5 = answer(&first, "1001", "correct horse", 1);
+    let resp = rig.send(&register("1001", "c1", 3, &[contact(5062), md5]), 5062);
+    assert_eq!(resp.status(), Some(200));
 }

@@ -355,7 +355,13 @@ fn directory_is_consulted_per_request() {
 fn options_claims_no_extension_we_do_not_implement() {
     let mut ep = endpoint();
     let f = flow("192.0.2.40", Transport::Udp);
-    ep.handle_datagram(start(), UNIX, f, request("OPTIONS", "sup", "").as_bytes(), &mut OneUser);
+    ep.handle_datagram(
+        start(),
+        UNIX,
+        f,
+        request("OPTIONS", "sup", "").as_bytes(),
+        &mut OneUser,
+    );
     let out = sent(&mut ep);
     let resp = &out[0].1;
     assert_eq!(resp.header(&HeaderName::Supported), Some(""));
