@@ -146,7 +146,9 @@ fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "md5" => Ok(Algorithm::Md5),
         "sha256" | "sha-256" => Ok(Algorithm::Sha256),
-        other => Err(format!("unknown digest algorithm {other:?} (use md5, sha256)")),
+        other => Err(format!(
+            "unknown digest algorithm {other:?} (use md5, sha256)"
+        )),
     }
 }
 
@@ -174,7 +176,10 @@ mod tests {
         let cfg = cli.into_config().expect("valid");
         assert_eq!(cfg.guard.max_failures, 5);
         assert_eq!(cfg.guard.failure_window, Duration::from_secs(600));
-        assert_eq!(cfg.registrar.algorithms, vec![Algorithm::Md5, Algorithm::Sha256]);
+        assert_eq!(
+            cfg.registrar.algorithms,
+            vec![Algorithm::Md5, Algorithm::Sha256]
+        );
     }
 
     #[test]
@@ -182,9 +187,15 @@ mod tests {
         let cli = Cli::try_parse_from(["pbxd", "--digest-algorithms", "sha256,md5,sha256"])
             .expect("parses");
         let cfg = cli.into_config().expect("valid");
-        assert_eq!(cfg.registrar.algorithms, vec![Algorithm::Sha256, Algorithm::Md5]);
+        assert_eq!(
+            cfg.registrar.algorithms,
+            vec![Algorithm::Sha256, Algorithm::Md5]
+        );
         let cli = Cli::try_parse_from(["pbxd", "--digest-algorithms", "md5"]).expect("parses");
-        assert_eq!(cli.into_config().expect("valid").registrar.algorithms, vec![Algorithm::Md5]);
+        assert_eq!(
+            cli.into_config().expect("valid").registrar.algorithms,
+            vec![Algorithm::Md5]
+        );
         assert!(Cli::try_parse_from(["pbxd", "--digest-algorithms", "sha512"]).is_err());
         assert!(Cli::try_parse_from(["pbxd", "--digest-algorithms", ""]).is_err());
     }

@@ -515,8 +515,14 @@ fn md5_only_offers_one_challenge_and_refuses_sha256_answers() {
         .expect("parses")
         .nonce;
     let sha = auth::authorize(
-        &Challenge::parse(&auth::challenge(REALM, Algorithm::Sha256, &nonce, None, false))
-            .expect("parses"),
+        &Challenge::parse(&auth::challenge(
+            REALM,
+            Algorithm::Sha256,
+            &nonce,
+            None,
+            false,
+        ))
+        .expect("parses"),
         "REGISTER",
         "sip:pbx.local",
         "1001",
@@ -526,7 +532,12 @@ fn md5_only_offers_one_challenge_and_refuses_sha256_answers() {
     )
     .expect("authorize");
     let resp = rig.send(
-        &register("1001", "c1", 2, &[contact(5062), format!("Authorization: {sha}")]),
+        &register(
+            "1001",
+            "c1",
+            2,
+            &[contact(5062), format!("Authorization: {sha}")],
+        ),
         5062,
     );
     assert_eq!(resp.status(), Some(401));
