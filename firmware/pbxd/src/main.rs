@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use pbxd::config::{Cli, Config, LogFormat};
 use pbxd::persist::Persister;
@@ -17,6 +17,9 @@ use pbxd::store::Store;
 use pbxd::supervise::supervise;
 use pbxd::tls::TlsPaths;
 use pbxd::web;
+
+/// How long start-up waits for the SIP task before announcing readiness anyway.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -131,8 +134,14 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     tasks.spawn(supervise("http", shutdown_rx.clone(), move || {
         web::serve(http.clone(), status.clone())
     }));
+    let mut sip_ready = shell.ready();
     drop(shell);
 
+    // "ready" means ready: the SIP task has restored the stored bindings and blocks.
+    let waited = tokio::time::timeout(READY_TIMEOUT, sip_ready.wait_for(|r| *r)).await;
+    if !matches!(waited, Ok(Ok(_))) {
+        warn!("SIP task not ready after {READY_TIMEOUT:?}; its supervisor keeps trying");
+    }
     info!(%realm, "ready: sip={sip_addr} http={http_addr}{tls_note}");
     wait_for_signal().await?;
     info!("shutting down");

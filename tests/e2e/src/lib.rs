@@ -462,6 +462,55 @@ impl Pbx {
         }
     }
 
+    /// Stops pbxd with SIGTERM and starts a new one on the same data directory (new ports).
+    pub fn restart(self, extra_args: &[&str]) -> Pbx {
+        let Pbx {
+            mut child,
+            data_dir,
+            ..
+        } = self;
+        send_signal(child.id(), "TERM");
+        let deadline = now() + Duration::from_secs(10);
+        while matches!(child.0.try_wait(), Ok(None)) && now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        let args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        let (child, log, sip_port, http_port, time_to_ready) =
+            match spawn_pbxd(data_dir.path(), &args) {
+                Ok(spawned) => spawned,
+                Err(SpawnError::PortTaken(log) | SpawnError::Failed(log)) => {
+                    panic!("pbxd did not restart:\n{log}")
+                }
+            };
+        Pbx {
+            child,
+            log,
+            sip_port,
+            http_port,
+            time_to_ready,
+            data_dir,
+        }
+    }
+
+    /// `GET path` on the HTTP port; returns the body (plain HTTP/1.1, no client library).
+    pub fn http_get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.http_addr()).expect("connect to HTTP port");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send request");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read response");
+        match out.split_once("\r\n\r\n") {
+            Some((head, body)) if head.starts_with("HTTP/1.1 200") => body.to_owned(),
+            _ => panic!("GET {path} failed:\n{out}"),
+        }
+    }
+
     /// Sends SIGTERM and waits up to `grace` for the exit; returns the exit status, or panics
     /// (with the log) if pbxd did not exit in time.
     pub fn terminate(mut self, grace: Duration) -> ExitStatus {

@@ -216,3 +216,27 @@ fn sigterm_exits_cleanly() {
     let status = pbx.terminate(Duration::from_secs(10));
     assert!(status.success(), "pbxd exited with {status} on SIGTERM");
 }
+
+/// Bindings live in memory and are written through: a restarted pbxd serves the phones
+/// registered before, without waiting for them to register again.
+#[test]
+fn bindings_survive_a_restart() {
+    let pbx = pbx();
+    run_ok(&pbx, "register.xml", Transport::Udp);
+    let (_, stored) = pbx.wait_registrations(Duration::from_secs(5), |out| out.contains("1001@"));
+    assert!(stored, "binding not written through");
+    assert!(
+        pbx.http_get("/api/v1/health")
+            .contains("\"registrations\":1"),
+        "{}",
+        pbx.http_get("/api/v1/health")
+    );
+    let pbx = pbx.restart(&[]);
+    let health = pbx.http_get("/api/v1/health");
+    assert!(
+        health.contains("\"registrations\":1"),
+        "not restored: {health}\n{}",
+        pbx.log()
+    );
+    assert!(pbx.log().contains("restored=1"), "{}", pbx.log());
+}

@@ -97,6 +97,8 @@ pub struct SipShell {
     persist: Persister,
     /// Current number of bindings, for the status API.
     pub bindings: Arc<AtomicUsize>,
+    /// Turns true once the SIP task has restored its state and serves requests.
+    ready: watch::Sender<bool>,
 }
 
 impl SipShell {
@@ -104,6 +106,7 @@ impl SipShell {
     /// [`SipShell::run_tcp_accept`].
     pub fn new(cfg: Config, sockets: SipSockets, persist: Persister) -> Self {
         let (conn_tx, conn_rx) = mpsc::channel(1024);
+        let (ready, _) = watch::channel(false);
         Self {
             cfg,
             sockets,
@@ -111,7 +114,13 @@ impl SipShell {
             conn_tx,
             persist,
             bindings: Arc::new(AtomicUsize::new(0)),
+            ready,
         }
+    }
+
+    /// Resolves once the SIP task serves requests (bindings and blocks restored).
+    pub fn ready(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
     }
 
     /// Accepts TCP connections (a supervised task of its own).
@@ -146,6 +155,7 @@ impl SipShell {
             realm: endpoint.registrar().config().realm.clone(),
         };
         let mut conn_rx = self.conn_rx.lock().await;
+        self.ready.send_replace(true);
         let mut conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
         let udp = self.sockets.udp.clone();
         let mut buf = vec![0u8; MAX_DATAGRAM];
