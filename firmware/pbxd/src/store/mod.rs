@@ -43,6 +43,9 @@ pub use settings::DEFAULT_REALM;
 /// The database file's name inside the data directory.
 pub const DB_FILE_NAME: &str = "pbx.db";
 
+/// Page cache per connection, in KiB (negative `cache_size` means KiB to SQLite).
+const CACHE_KIB: i64 = -256;
+
 /// How long a statement waits for the other process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -115,6 +118,11 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(classified)?;
         conn.pragma_update(None, "foreign_keys", true)
+            .map_err(classified)?;
+        // Lookups are by primary key; a small cache per connection keeps the daemon's
+        // memory low on the appliance (the default grows to 2 MiB per connection,
+        // filled by the quick_check below).
+        conn.pragma_update(None, "cache_size", CACHE_KIB)
             .map_err(classified)?;
         quick_check(&conn, &path)?;
         schema::migrate(&mut conn).map_err(|e| match e {

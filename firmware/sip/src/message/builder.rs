@@ -112,7 +112,11 @@ impl MessageBuilder {
     }
 
     /// The message.
-    pub fn build(self) -> Message {
+    pub fn build(mut self) -> Message {
+        // Built by appending, so the buffers have slack; a response is kept by its
+        // transaction for retransmissions (32 s over UDP), so give the slack back.
+        self.msg.text.shrink_to_fit();
+        self.msg.headers.shrink_to_fit();
         self.msg
     }
 }

@@ -189,7 +189,7 @@ impl ClientInvite {
     /// The next output, if any.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<TransactionOutput> {
-        self.common.out.pop_front()
+        self.common.pop()
     }
 
     /// The earliest armed timer.
@@ -316,7 +316,7 @@ impl ClientNonInvite {
     /// The next output, if any.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<TransactionOutput> {
-        self.common.out.pop_front()
+        self.common.pop()
     }
 
     /// The earliest armed timer.

@@ -303,6 +303,16 @@ impl Common {
         self.out.push_back(out);
     }
 
+    /// The next output. A drained queue gives its buffer back: a finished transaction
+    /// lingers for Timer J/K/D (up to 32 s over UDP) and needs none.
+    fn pop(&mut self) -> Option<TransactionOutput> {
+        let out = self.out.pop_front();
+        if self.out.is_empty() && self.out.capacity() > 0 {
+            self.out = std::collections::VecDeque::new();
+        }
+        out
+    }
+
     fn event(&mut self, ev: TransactionEvent) {
         self.out.push_back(TransactionOutput::Event(ev));
     }

@@ -164,7 +164,7 @@ impl ServerInvite {
     /// The next output, if any.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<TransactionOutput> {
-        self.common.out.pop_front()
+        self.common.pop()
     }
 
     /// The earliest armed timer.
@@ -274,7 +274,7 @@ impl ServerNonInvite {
     /// The next output, if any.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<TransactionOutput> {
-        self.common.out.pop_front()
+        self.common.pop()
     }
 
     /// The earliest armed timer.
