@@ -114,6 +114,17 @@ impl Store {
         )
         .map_err(classified)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(classified)?;
+        // A database from a newer pbxd is refused before anything (even the journal
+        // mode) is changed in it.
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(classified)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
         set_wal(&conn, &path)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(classified)?;
