@@ -377,3 +377,101 @@ fn malformed_ack_is_never_answered() {
     assert!(sent(&mut ep).is_empty());
     assert_eq!(ep.stats().malformed, 1);
 }
+
+/// Every RFC 4475 torture message through the whole endpoint: nothing panics, every
+/// answer parses, and a message the validator rejects gets exactly that status (or no
+/// answer at all when it has no usable Via, or is an ACK).
+#[test]
+fn rfc4475_messages_get_the_validators_answer_through_the_endpoint() {
+    use pbx_sip::message::validate_request;
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/testdata/rfc4475"
+    );
+    let entries = std::fs::read_dir(dir).expect("shared/testdata/rfc4475 is beside the repo");
+    let mut seen = 0;
+    for entry in entries {
+        let path = entry.expect("dir entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("dat") {
+            continue;
+        }
+        seen += 1;
+        let data = std::fs::read(&path).expect("read");
+        let expected = match parse(&data) {
+            Ok(m) if m.is_request() => validate_request(&m).err().map(|r| r.status),
+            Ok(_) => None,
+            Err(e) => e.rejection().map(|r| r.status),
+        };
+        let mut ep = endpoint();
+        let f = flow("192.0.2.50", Transport::Udp);
+        ep.handle_datagram(start(), UNIX, f, &data, &mut OneUser);
+        let answers: Vec<u16> = sent(&mut ep)
+            .iter()
+            .map(|(_, m)| m.status().expect("only responses are sent"))
+            .collect();
+        let name = path.display();
+        match expected {
+            Some(status) => assert!(
+                answers.is_empty() || answers == [status],
+                "{name}: expected {status} or silence, got {answers:?}"
+            ),
+            None => assert!(
+                answers.iter().all(|s| !matches!(s, 400 | 505 | 416 | 513)),
+                "{name}: valid message rejected: {answers:?}"
+            ),
+        }
+    }
+    assert_eq!(seen, 49, "all RFC 4475 messages are there");
+}
+
+mod no_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    const REGISTER: &str = "REGISTER sip:pbx.local SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKp1;rport\r\n\
+        From: <sip:1001@pbx.local>;tag=a\r\nTo: <sip:1001@pbx.local>\r\n\
+        Call-ID: p1@test\r\nCSeq: 2 REGISTER\r\nMax-Forwards: 70\r\n\
+        Contact: <sip:1001@10.0.0.5>;expires=60\r\nExpires: 3600\r\n\
+        Authorization: Digest username=\"1001\", realm=\"pbx.local\", nonce=\"00\", \
+        uri=\"sip:pbx.local\", response=\"00\", qop=auth, nc=00000001, cnonce=\"x\"\r\n\
+        Content-Length: 0\r\n\r\n";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let mut ep = endpoint();
+            ep.handle_datagram(start(), UNIX, flow("192.0.2.60", Transport::Udp), &data, &mut OneUser);
+            for (_, m) in sent(&mut ep) {
+                prop_assert!(m.status().is_some());
+            }
+        }
+
+        #[test]
+        fn mutated_registers_never_panic(
+            edits in proptest::collection::vec((0usize..600, any::<u8>()), 1..12),
+            cut in 0usize..700,
+        ) {
+            let mut data = REGISTER.as_bytes().to_vec();
+            for (pos, byte) in edits {
+                let i = pos % data.len();
+                data[i] = byte;
+            }
+            data.truncate(cut.max(1));
+            let mut ep = endpoint();
+            let t0 = start();
+            let f = flow("192.0.2.61", Transport::Udp);
+            ep.handle_datagram(t0, UNIX, f, &data, &mut OneUser);
+            ep.handle_frame(t0, UNIX, flow("192.0.2.62", Transport::Tcp), parse(&data).map(Frame::Message), &mut OneUser);
+            while let Some(at) = ep.poll_timeout() {
+                ep.handle_timeout(at);
+                if at > t0 + Duration::from_secs(40) { break; }
+            }
+            for (_, m) in sent(&mut ep) {
+                prop_assert!(m.status().is_some());
+            }
+        }
+    }
+}
