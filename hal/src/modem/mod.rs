@@ -6,6 +6,7 @@
 //! - [`session`]: one command in flight, URCs demultiplexed, time-outs, recovery hint.
 //! - [`pin`]: [`pin::PinGuard`], which never lets a rejected PIN reach the SIM again.
 //! - [`pdu`]: SMS PDU encoding and decoding.
+//! - [`emulator`]: a Quectel EC25-class modem emulator (sans-IO core and a pty shell).
 //!
 //! The shell owns the serial port and the clock; it drives [`session::Session`] like this:
 //!
@@ -28,6 +29,7 @@
 //! ```
 
 pub mod command;
+pub mod emulator;
 pub mod lines;
 pub mod pdu;
 pub mod pin;
