@@ -372,3 +372,18 @@ proptest::proptest! {
         }
     }
 }
+
+/// Found with the EC25 emulator: a module reset in the middle of a command announced
+/// `RDY`, which was taken as the command's information and lost.
+#[test]
+fn boot_reports_are_unsolicited_even_while_a_command_is_in_flight() {
+    use pbx_hal::modem::command::CommandKind;
+    use pbx_hal::modem::response::{classify, Classified, Urc};
+    for line in ["RDY", "POWERED DOWN", "+CFUN: 1", "+QUSIM: 1"] {
+        assert_eq!(
+            classify(line, Some(CommandKind::QuerySignal)),
+            Classified::Urc(Urc::Other(line.to_owned())),
+            "{line}"
+        );
+    }
+}

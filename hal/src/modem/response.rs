@@ -336,6 +336,11 @@ pub fn classify(line: &str, in_flight: Option<CommandKind>) -> Classified {
         "NO ANSWER" => return Classified::Urc(Urc::NoAnswer),
         "NO DIALTONE" => return Classified::Urc(Urc::NoDialtone),
         "RING" => return Classified::Urc(Urc::Ring),
+        // A module that restarts announces it whatever is in flight; swallowed as the
+        // command's information, the reset would go unnoticed.
+        "RDY" | "POWERED DOWN" | "NORMAL POWER DOWN" => {
+            return Classified::Urc(Urc::Other(line.to_owned()))
+        }
         _ => None,
     };
     if let Some(f) = simple {
@@ -368,6 +373,8 @@ pub fn classify(line: &str, in_flight: Option<CommandKind>) -> Classified {
     let prefix = line.split_once(':').map_or(line, |(p, _)| p);
     match (prefix, in_flight) {
         ("+CRING", _) => Classified::Urc(Urc::Ring),
+        // Boot reports; we never query CFUN or QUSIM, so these are always unsolicited.
+        ("+CFUN" | "+QUSIM", _) => Classified::Urc(Urc::Other(line.to_owned())),
         ("+CLIP", _) => urc(parse_caller_id(line).map(Urc::CallerId)),
         ("+CMTI", _) => urc(parse_sms_indication(line).map(Urc::SmsReceived)),
         ("+QIND", _) => Classified::Urc(Urc::ModuleIndication(after_colon(line).to_owned())),
