@@ -6,11 +6,13 @@
 //! - [`persist`]: the store writer thread
 //! - [`web`]: the HTTP status API (the web UI grows here)
 //! - [`tls`]: the device's TLS identity
+//! - [`media`]: DSP for the analog ports (DTMF, tones, FSK caller ID)
 //! - [`config`], [`clock`], [`supervise`]: wiring
 #![forbid(unsafe_code)]
 
 pub mod clock;
 pub mod config;
+pub mod media;
 pub mod persist;
 pub mod registrar;
 pub mod sip;
