@@ -37,6 +37,8 @@ fn classic_hellohello_submit_encodes_and_decodes() {
         pdus[0].to_hex(),
         "0011000B916407281553F80000AA0AE8329BFD4697D9EC37"
     );
+    // AT+CMGS=<length> counts the TPDU without the (empty) SMSC field.
+    assert_eq!(pdus[0].tpdu_len(), 23);
 
     let s = decode_submit(&from_hex("0011000B916407281553F80000AA0AE8329BFD4697D9EC37").unwrap())
         .unwrap();

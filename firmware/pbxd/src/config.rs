@@ -111,12 +111,9 @@ impl Cli {
                 max: self.max_expires,
             });
         }
-        let mut domains = vec!["localhost".to_owned()];
-        if !self.sip_listen.ip().is_unspecified() {
-            domains.push(self.sip_listen.ip().to_string());
-        }
+        // IP literals in a Request-URI are always ours; names must be listed.
         let registrar = RegistrarConfig {
-            domains,
+            domains: vec!["localhost".to_owned()],
             min_expires: self.min_expires,
             max_expires: self.max_expires,
             default_expires: self.max_expires.min(3600),

@@ -36,8 +36,8 @@ pub enum PersistCmd {
         /// When it ends (Unix seconds).
         until: i64,
     },
-    /// Remove bindings that lapsed while nobody was looking (housekeeping).
-    DeleteExpired {
+    /// Remove bindings and blocks that lapsed while pbxd was not running.
+    PurgeExpired {
         /// Unix seconds.
         now_unix: i64,
     },
@@ -136,50 +136,46 @@ fn flush_bindings(store: &mut Store, changes: &mut Vec<store::BindingChange>) {
     if changes.is_empty() {
         return;
     }
-    for attempt in 0..3 {
-        match store.apply_binding_changes(changes) {
-            Ok(()) => break,
-            Err(e) if attempt < 2 => {
-                warn!(
-                    "storing {} binding changes failed, retrying: {e}",
-                    changes.len()
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => error!("storing {} binding changes failed: {e}", changes.len()),
-        }
-    }
+    let what = format!("{} binding changes", changes.len());
+    with_retry(&what, || store.apply_binding_changes(changes));
     changes.clear();
 }
 
 fn apply(store: &mut Store, cmd: PersistCmd) {
-    // A locked database (pbxctl writing) is retried briefly; anything else is logged.
+    with_retry("a change", || match &cmd {
+        PersistCmd::Save(b) => store.save_binding(b),
+        PersistCmd::Delete { aor, contact } => store.delete_binding(aor, contact).map(|_| ()),
+        PersistCmd::Block {
+            ip,
+            reason,
+            now_unix,
+            until,
+        } => {
+            let by = AuditCtx {
+                actor: "pbxd",
+                source: "sip",
+                now_unix: *now_unix,
+            };
+            store.add_block(&by, *ip, reason, *until)
+        }
+        PersistCmd::PurgeExpired { now_unix } => store
+            .delete_expired(*now_unix)
+            .and_then(|_| store.delete_expired_blocks(*now_unix))
+            .map(|_| ()),
+    });
+}
+
+/// Runs a write, retrying briefly: a locked database (pbxctl writing) usually clears
+/// within milliseconds. A write that still fails is logged, never fatal.
+fn with_retry(what: &str, mut write: impl FnMut() -> Result<(), store::StoreError>) {
     for attempt in 0..3 {
-        let result = match &cmd {
-            PersistCmd::Save(b) => store.save_binding(b),
-            PersistCmd::Delete { aor, contact } => store.delete_binding(aor, contact).map(|_| ()),
-            PersistCmd::Block {
-                ip,
-                reason,
-                now_unix,
-                until,
-            } => {
-                let by = AuditCtx {
-                    actor: "pbxd",
-                    source: "sip",
-                    now_unix: *now_unix,
-                };
-                store.add_block(&by, *ip, reason, *until)
-            }
-            PersistCmd::DeleteExpired { now_unix } => store.delete_expired(*now_unix).map(|_| ()),
-        };
-        match result {
+        match write() {
             Ok(()) => return,
             Err(e) if attempt < 2 => {
-                warn!("store write failed, retrying: {e}");
+                warn!("storing {what} failed, retrying: {e}");
                 std::thread::sleep(Duration::from_millis(50));
             }
-            Err(e) => error!("store write failed: {e}"),
+            Err(e) => error!("storing {what} failed: {e}"),
         }
     }
 }
@@ -235,5 +231,39 @@ mod tests {
         assert_eq!(seven.len(), 1);
         assert_eq!(seven[0].contact, "sip:b@h");
         assert_eq!(store.active_blocks(1_000).expect("blocks").len(), 1);
+    }
+
+    #[test]
+    fn purge_removes_what_lapsed_while_pbxd_was_down() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut store = Store::open(dir.path()).expect("open");
+            store
+                .save_binding(&binding("1@pbx", "sip:old@h", 1_000))
+                .expect("save");
+            store
+                .save_binding(&binding("2@pbx", "sip:new@h", 3_000))
+                .expect("save");
+            let by = AuditCtx {
+                actor: "test",
+                source: "test",
+                now_unix: 500,
+            };
+            let ip = "198.51.100.2".parse().expect("ip");
+            store.add_block(&by, ip, "old", 1_500).expect("block");
+        }
+        let (p, handle) = Persister::start(dir.path().to_path_buf()).expect("writer starts");
+        p.send(PersistCmd::PurgeExpired { now_unix: 2_000 });
+        drop(p);
+        handle.join().expect("writer ends");
+        let store = Store::open(dir.path()).expect("reopen");
+        let left: Vec<_> = store
+            .load_bindings(0)
+            .expect("load")
+            .into_iter()
+            .map(|b| b.contact)
+            .collect();
+        assert_eq!(left, vec!["sip:new@h".to_owned()]);
+        assert!(store.active_blocks(0).expect("blocks").is_empty());
     }
 }

@@ -111,11 +111,6 @@ impl Bindings {
         self.by_aor.get(aor)?.iter().find(|b| b.key == key)
     }
 
-    /// Number of bindings `aor` holds, expired ones included until purged.
-    pub fn count_for(&self, aor: &str) -> usize {
-        self.by_aor.get(aor).map_or(0, Vec::len)
-    }
-
     /// Inserts or replaces the binding with the same key.
     pub fn upsert(&mut self, aor: &str, binding: Binding) {
         self.queue.push(Reverse((

@@ -182,7 +182,7 @@ impl Registrar {
         now_unix: u64,
         req: &Message,
         flow: Flow,
-        directory: &mut impl Directory,
+        directory: &mut dyn Directory,
     ) -> Message {
         match self.register(now, now_unix, req, flow, directory) {
             Ok(resp) | Err(resp) => resp,
@@ -191,7 +191,7 @@ impl Registrar {
 
     /// Drops the bindings of every AOR whose user no longer has a usable extension
     /// (removed or disabled with `pbxctl` while the daemon runs).
-    pub fn drop_unknown_users(&mut self, directory: &mut impl Directory) {
+    pub fn drop_unknown_users(&mut self, directory: &mut dyn Directory) {
         let mut aors: Vec<String> = self
             .bindings
             .iter()
@@ -246,7 +246,7 @@ impl Registrar {
         now_unix: u64,
         req: &Message,
         flow: Flow,
-        directory: &mut impl Directory,
+        directory: &mut dyn Directory,
     ) -> Result<Message, Message> {
         let host = req
             .request_uri()
@@ -322,7 +322,7 @@ impl Registrar {
         req: &Message,
         user: &str,
         ip: IpAddr,
-        directory: &mut impl Directory,
+        directory: &mut dyn Directory,
     ) -> Result<(), Message> {
         let ours = req
             .header_all(&HeaderName::Authorization)

@@ -181,7 +181,6 @@ impl Endpoint {
         self.stream.handle_timeout(now);
         self.registrar.handle_timeout(now);
         self.drain(now, 0, None);
-        self.guard.purge(now);
     }
 
     /// The next thing to do.
@@ -259,9 +258,18 @@ impl Endpoint {
         self.drain(now, now_unix, Some(directory));
     }
 
+    /// Housekeeping (every few seconds): drops bindings of extensions removed or
+    /// disabled meanwhile, and forgets guard state that no longer matters. Kept off the
+    /// timer path, which fires for every lingering transaction.
+    pub fn handle_housekeeping(&mut self, now: Instant, directory: &mut impl Directory) {
+        self.registrar.drop_unknown_users(directory);
+        self.drain(now, 0, None);
+        self.guard.purge(now);
+    }
+
     /// Moves transaction and registrar outputs to the shell's queue, answering the
     /// requests handed to the TU.
-    fn drain(&mut self, now: Instant, now_unix: u64, mut directory: Option<&mut dyn DirectoryDyn>) {
+    fn drain(&mut self, now: Instant, now_unix: u64, mut directory: Option<&mut dyn Directory>) {
         loop {
             let next = self
                 .udp
@@ -315,17 +323,15 @@ impl Endpoint {
         now_unix: u64,
         req: &Message,
         flow: Flow,
-        directory: &mut dyn DirectoryDyn,
+        directory: &mut dyn Directory,
     ) -> Message {
         let Some(method) = req.method() else {
             return MessageBuilder::response_to(req, 400, "Bad Request").build();
         };
         match method {
-            Method::Register => {
-                let mut dir = DynDirectory(directory);
-                self.registrar
-                    .handle_register(now, now_unix, req, flow, &mut dir)
-            }
+            Method::Register => self
+                .registrar
+                .handle_register(now, now_unix, req, flow, directory),
             Method::Options => MessageBuilder::response_to(req, 200, "OK")
                 .set_to_tag(&tag_for(req))
                 .header(HeaderName::Allow, ALLOW)
@@ -396,12 +402,6 @@ impl Endpoint {
         }
     }
 
-    /// Housekeeping: drops bindings of extensions that were removed or disabled.
-    pub fn handle_directory_change(&mut self, now: Instant, directory: &mut impl Directory) {
-        self.registrar.drop_unknown_users(directory);
-        self.drain(now, 0, None);
-    }
-
     /// Lifts a brute-force block (installer action); true if one was active.
     pub fn lift_block(&mut self, ip: IpAddr) -> bool {
         self.guard.lift_block(ip)
@@ -462,23 +462,4 @@ fn tag_for(req: &Message) -> String {
     req.call_id().unwrap_or("").hash(&mut h);
     req.header(&HeaderName::CSeq).unwrap_or("").hash(&mut h);
     format!("{:016x}", h.finish())
-}
-
-/// Object-safe view of a [`Directory`], so the drain loop needs no generic parameter.
-trait DirectoryDyn {
-    fn secrets_dyn(&mut self, user: &str) -> Option<crate::registrar::ExtensionSecrets>;
-}
-
-impl<D: Directory> DirectoryDyn for D {
-    fn secrets_dyn(&mut self, user: &str) -> Option<crate::registrar::ExtensionSecrets> {
-        self.secrets(user)
-    }
-}
-
-struct DynDirectory<'a>(&'a mut dyn DirectoryDyn);
-
-impl Directory for DynDirectory<'_> {
-    fn secrets(&mut self, user: &str) -> Option<crate::registrar::ExtensionSecrets> {
-        self.0.secrets_dyn(user)
-    }
 }

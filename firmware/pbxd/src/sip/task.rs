@@ -194,7 +194,7 @@ impl SipShell {
                 _ = tokio::time::sleep_until(wake) => endpoint.handle_timeout(clock::now()),
                 _ = housekeeping.tick() => {
                     sync_blocks(&directory.store, &mut endpoint, self.cfg.guard.block_time);
-                    endpoint.handle_directory_change(clock::now(), &mut directory);
+                    endpoint.handle_housekeeping(clock::now(), &mut directory);
                 }
             }
             self.flush(&mut endpoint, &conns).await;
@@ -243,6 +243,9 @@ impl SipShell {
                 .guard_mut()
                 .restore_block(block.ip, now, Duration::from_secs(left));
         }
+        // Rows that lapsed while pbxd was down are skipped above; remove them for good.
+        self.persist
+            .send(PersistCmd::PurgeExpired { now_unix: now_i });
         self.bindings.store(restored, Ordering::Relaxed);
         info!(restored, "registrar ready");
         Ok(endpoint)

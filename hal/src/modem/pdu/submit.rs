@@ -225,21 +225,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hellohello_matches_the_classic_pdu() {
-        let opts = SubmitOptions {
-            validity: Some(0xAA),
-            ..SubmitOptions::default()
-        };
-        let pdus = encode_submit("+46708251358", "hellohello", &opts).unwrap();
-        assert_eq!(pdus.len(), 1);
-        assert_eq!(
-            pdus[0].to_hex(),
-            "0011000B916407281553F80000AA0AE8329BFD4697D9EC37"
-        );
-        assert_eq!(pdus[0].tpdu_len(), 23);
-    }
-
-    #[test]
     fn without_validity_the_vpf_bits_are_clear() {
         let pdus = encode_submit("+46708251358", "hellohello", &SubmitOptions::default()).unwrap();
         assert_eq!(
