@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use super::{
     ClientInvite, ClientNonInvite, Reliability, ServerInvite, ServerNonInvite, State, TimerConfig,
-    Transaction, TransactionError, TransactionInput, TransactionKey, TransactionOutput,
+    Transaction, TransactionError, TransactionEvent, TransactionInput, TransactionKey,
+    TransactionOutput,
 };
 use crate::message::{Message, Method};
 
@@ -214,6 +215,19 @@ impl Transactions {
         }
         self.feed(now, key, TransactionInput::Send(response));
         Ok(())
+    }
+
+    /// Ends transaction `key` at once because its TU gave up on it, e.g. an INVITE
+    /// whose CANCEL brought no final response within 64*T1 (sec. 9.1), which would
+    /// otherwise stay in Proceeding forever. Emits `Terminated` like any other end.
+    pub fn abandon(&mut self, key: &TransactionKey) {
+        if self.map.remove(key).is_some() {
+            self.out.push_back((
+                key.clone(),
+                TransactionOutput::Event(TransactionEvent::Terminated),
+            ));
+            self.settle();
+        }
     }
 
     /// Reports that the transport failed to send for transaction `key`.
