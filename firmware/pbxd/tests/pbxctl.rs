@@ -7,7 +7,10 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use pbx_sip::auth::{ha1, Algorithm};
-use pbxd::store::{AuditCtx, Binding, Store};
+use pbxd::store::{
+    to_csv_row, AuditCtx, Binding, CallDirection, CallRecord, CdrQuery, Disposition, HangupSide,
+    Store,
+};
 
 struct Run {
     code: i32,
@@ -335,6 +338,9 @@ fn unusable_data_dir() {
         &["extension", "remove", "101"],
         &["registrations"],
         &["blocks", "list"],
+        &["cdr", "list"],
+        &["ringgroup", "list"],
+        &["site", "show"],
     ] {
         fails(
             &empty,
@@ -510,4 +516,565 @@ fn waits_for_a_write_lock_held_by_the_daemon() {
     let store = Store::open(tmp.path()).unwrap();
     assert!(store.get_extension("101").unwrap().is_some());
     assert_eq!(store.setting("probe").unwrap().as_deref(), Some("x"));
+}
+
+#[test]
+fn call_settings_ring_groups_and_site() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for n in ["101", "102", "103"] {
+        ok(
+            dir,
+            &[
+                "extension",
+                "add",
+                n,
+                "--password",
+                &format!("password-{n}"),
+            ],
+        );
+    }
+    assert_eq!(
+        ok(dir, &["extension", "show", "101"]),
+        "number:            101\n\
+         name:\n\
+         status:            enabled\n\
+         outbound class:    national\n\
+         clir:              off\n\
+         dnd:               off\n\
+         forward always:    off\n\
+         forward busy:      off\n\
+         forward no answer: off (20s)\n\
+         pickup group:      off\n\
+         ring groups:\n"
+    );
+    assert_eq!(
+        ok(
+            dir,
+            &[
+                "extension",
+                "set",
+                "101",
+                "--class",
+                "international",
+                "--clir",
+                "on",
+                "--forward-noanswer",
+                "102",
+                "--noanswer-secs",
+                "15",
+                "--pickup-group",
+                "3"
+            ]
+        ),
+        "call settings of extension 101 changed\n"
+    );
+    // Options not given keep their value.
+    ok(dir, &["extension", "set", "101", "--dnd", "on"]);
+    let show = ok(dir, &["extension", "show", "101"]);
+    for line in [
+        "outbound class:    international\n",
+        "clir:              on\n",
+        "dnd:               on\n",
+        "forward no answer: 102 after 15s\n",
+        "pickup group:      3\n",
+    ] {
+        assert!(show.contains(line), "{line:?} in {show}");
+    }
+
+    fails(
+        dir,
+        &[
+            "extension",
+            "set",
+            "101",
+            "--forward-busy",
+            "+4917612345678",
+        ],
+        2,
+        "pbxctl: error: forwarding to the external number +4917612345678 is not allowed on \
+         this site (allow_external_forwarding is off); allow it with \
+         `pbxctl site set --allow-external-forwarding on`\n",
+    );
+    fails(
+        dir,
+        &["extension", "set", "101"],
+        2,
+        "pbxctl: error: nothing to change: give at least one option (see --help)\n",
+    );
+    fails(
+        dir,
+        &["extension", "set", "101", "--noanswer-secs", "200"],
+        2,
+        "pbxctl: error: invalid no-answer time: 200 s is not 5 to 120 s\n",
+    );
+    fails(
+        dir,
+        &["extension", "set", "101", "--pickup-group", "0"],
+        2,
+        "pbxctl: error: invalid pickup group \"0\": must be 1 to 99 or off\n",
+    );
+    fails(
+        dir,
+        &["extension", "set", "101", "--forward-always", "150"],
+        2,
+        "pbxctl: error: invalid forward target: 150 is neither an extension nor a ring group\n",
+    );
+    fails(
+        dir,
+        &["extension", "set", "101", "--forward-always", "101"],
+        2,
+        "pbxctl: error: invalid forward target: 101 cannot forward to itself\n",
+    );
+    fails(
+        dir,
+        &["extension", "set", "199", "--dnd", "on"],
+        3,
+        "pbxctl: error: extension 199 does not exist\n",
+    );
+    fails(
+        dir,
+        &["extension", "show", "199"],
+        3,
+        "pbxctl: error: extension 199 does not exist\n",
+    );
+    let r = run(dir, &["extension", "set", "101", "--class", "galactic"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("possible values: internal, local, national, international"),
+        "{}",
+        r.stderr
+    );
+
+    // Site settings, and external forwarding once allowed.
+    assert_eq!(
+        ok(dir, &["site", "show"]),
+        "country code:              49\n\
+         area code:                 none\n\
+         outside-line prefix:       none\n\
+         billing tick:              60s\n\
+         allow external forwarding: off\n"
+    );
+    assert_eq!(
+        ok(
+            dir,
+            &[
+                "site",
+                "set",
+                "--area-code",
+                "211",
+                "--outside-prefix",
+                "0",
+                "--allow-external-forwarding",
+                "on"
+            ]
+        ),
+        "site settings changed\n"
+    );
+    assert_eq!(
+        ok(dir, &["site", "show"]),
+        "country code:              49\n\
+         area code:                 211\n\
+         outside-line prefix:       0\n\
+         billing tick:              60s\n\
+         allow external forwarding: on\n"
+    );
+    fails(
+        dir,
+        &["site", "set", "--country-code", "049"],
+        2,
+        "pbxctl: error: invalid country code: must not start with 0 (give it without 00 or +)\n",
+    );
+    fails(
+        dir,
+        &["site", "set", "--outside-prefix", "9"],
+        2,
+        "pbxctl: error: invalid outside-line prefix: must be none or 0\n",
+    );
+    ok(
+        dir,
+        &[
+            "extension",
+            "set",
+            "101",
+            "--forward-busy",
+            "+4917612345678",
+        ],
+    );
+    assert!(ok(dir, &["extension", "show", "101"]).contains("forward busy:      +4917612345678\n"));
+    ok(dir, &["extension", "set", "101", "--forward-busy", "off"]);
+    ok(
+        dir,
+        &[
+            "site",
+            "set",
+            "--area-code",
+            "none",
+            "--outside-prefix",
+            "none",
+        ],
+    );
+    assert!(ok(dir, &["site", "show"]).contains("area code:                 none\n"));
+
+    // Ring groups.
+    assert_eq!(
+        ok(
+            dir,
+            &[
+                "ringgroup",
+                "add",
+                "600",
+                "--name",
+                "Sales",
+                "--strategy",
+                "ordered",
+                "--members",
+                "102, 101",
+                "--ring-secs",
+                "15",
+                "--noanswer",
+                "103"
+            ]
+        ),
+        "added ring group 600\n"
+    );
+    ok(dir, &["ringgroup", "add", "610", "--members", "103"]);
+    assert_eq!(
+        ok(dir, &["ringgroup", "list"]),
+        "NUMBER  NAME   STRATEGY      RING  NOANSWER  MEMBERS\n\
+         600     Sales  ordered       15s   103       102,101\n\
+         610            simultaneous  20s   -         103\n"
+    );
+    assert_eq!(
+        ok(dir, &["ringgroup", "show", "600"]),
+        "number:    600\n\
+         name:      Sales\n\
+         strategy:  ordered\n\
+         ring time: 15s\n\
+         no answer: 103\n\
+         members:   102,101\n"
+    );
+    assert!(ok(dir, &["extension", "show", "101"]).ends_with("ring groups:       600\n"));
+    fails(
+        dir,
+        &["ringgroup", "add", "101", "--members", "102"],
+        4,
+        "pbxctl: error: number 101 is already an extension\n",
+    );
+    fails(
+        dir,
+        &["ringgroup", "add", "600", "--members", "102"],
+        4,
+        "pbxctl: error: ring group 600 already exists\n",
+    );
+    fails(
+        dir,
+        &["extension", "add", "600", "--password", "password-600"],
+        4,
+        "pbxctl: error: number 600 is already a ring group\n",
+    );
+    fails(
+        dir,
+        &["ringgroup", "add", "601", "--members", "101,150"],
+        3,
+        "pbxctl: error: extension 150 does not exist\n",
+    );
+    fails(
+        dir,
+        &["ringgroup", "add", "601", "--members", ""],
+        2,
+        "pbxctl: error: a ring group needs at least one member (--members 101,102)\n",
+    );
+    fails(
+        dir,
+        &[
+            "ringgroup",
+            "add",
+            "601",
+            "--members",
+            "101",
+            "--ring-secs",
+            "400",
+        ],
+        2,
+        "pbxctl: error: invalid ring time: 400 s is not 5 to 300 s\n",
+    );
+    // Forwarding to a ring group is fine.
+    ok(dir, &["extension", "set", "103", "--forward-always", "600"]);
+    assert_eq!(
+        ok(
+            dir,
+            &[
+                "ringgroup",
+                "set",
+                "600",
+                "--members",
+                "103",
+                "--noanswer",
+                "off",
+                "--name",
+                ""
+            ]
+        ),
+        "ring group 600 changed\n"
+    );
+    assert_eq!(
+        ok(dir, &["ringgroup", "show", "600"]),
+        "number:    600\n\
+         name:\n\
+         strategy:  ordered\n\
+         ring time: 15s\n\
+         no answer: off\n\
+         members:   103\n"
+    );
+    fails(
+        dir,
+        &["ringgroup", "set", "699", "--ring-secs", "30"],
+        3,
+        "pbxctl: error: ring group 699 does not exist\n",
+    );
+    assert_eq!(
+        ok(dir, &["ringgroup", "remove", "600"]),
+        "removed ring group 600\n"
+    );
+    fails(
+        dir,
+        &["ringgroup", "remove", "600"],
+        3,
+        "pbxctl: error: ring group 600 does not exist\n",
+    );
+    fails(
+        dir,
+        &["ringgroup", "show", "600"],
+        3,
+        "pbxctl: error: ring group 600 does not exist\n",
+    );
+    // Removing an extension takes it out of its groups.
+    ok(dir, &["extension", "remove", "103"]);
+    assert_eq!(
+        ok(dir, &["ringgroup", "list"]),
+        "NUMBER  NAME  STRATEGY      RING  NOANSWER  MEMBERS\n\
+         610           simultaneous  20s   -         \n"
+    );
+
+    let actions: Vec<String> = Store::open(dir)
+        .unwrap()
+        .audit_entries(100)
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|e| e.action)
+        .filter(|a| !a.starts_with("extension.add"))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "extension.call_settings",
+            "extension.call_settings",
+            "site.set",
+            "extension.call_settings",
+            "extension.call_settings",
+            "site.set",
+            "ring_group.add",
+            "ring_group.add",
+            "extension.call_settings",
+            "ring_group.set",
+            "ring_group.remove",
+            "extension.remove",
+        ]
+    );
+}
+
+fn run_tz(dir: &Path, args: &[&str], tz: &str) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(env!("CARGO_BIN_EXE_pbxctl"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env("TZ", tz)
+        .output()
+        .unwrap();
+    Run {
+        code: status.code().expect("pbxctl was killed by a signal"),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8(stderr).unwrap(),
+    }
+}
+
+#[track_caller]
+fn ok_utc(dir: &Path, args: &[&str]) -> String {
+    let r = run_tz(dir, args, "UTC");
+    assert_eq!(r.code, 0, "{args:?} failed: {}", r.stderr);
+    r.stdout
+}
+
+#[test]
+fn cdr_list_table_csv_and_filters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // 2025-11-21T04:40:00Z
+    const MS0: i64 = 1_763_700_000_000;
+    let answered = CallRecord {
+        call_id: "a1@192.0.2.10".into(),
+        caller: "101".into(),
+        caller_name: Some("Reception".into()),
+        dialled: "102".into(),
+        normalised: None,
+        destination: Some("102".into()),
+        direction: CallDirection::Internal,
+        route: Some("internal".into()),
+        source_ip: Some("192.0.2.10".parse().unwrap()),
+        dest_ip: Some("192.0.2.11".parse().unwrap()),
+        start_ms: MS0,
+        answer_ms: Some(MS0 + 3_000),
+        end_ms: MS0 + 64_200,
+        disposition: Disposition::Answered,
+        reason: None,
+        sip_status: None,
+        hangup: Some(HangupSide::Caller),
+        quality_caller: None,
+        quality_callee: None,
+    };
+    let blocked = CallRecord {
+        call_id: "b2@192.0.2.12".into(),
+        caller: "103".into(),
+        caller_name: None,
+        dialled: "0900123456".into(),
+        normalised: Some("+49900123456".into()),
+        destination: None,
+        direction: CallDirection::Outbound,
+        route: None,
+        dest_ip: None,
+        start_ms: MS0 + 3_600_000,
+        answer_ms: None,
+        end_ms: MS0 + 3_600_000,
+        disposition: Disposition::Blocked,
+        reason: Some("blocked range 0900".into()),
+        sip_status: Some(403),
+        hangup: Some(HangupSide::System),
+        ..answered.clone()
+    };
+    let yesterday = CallRecord {
+        call_id: "c3@192.0.2.10".into(),
+        start_ms: MS0 - 86_400_000,
+        answer_ms: None,
+        end_ms: MS0 - 86_400_000 + 20_000,
+        disposition: Disposition::NoAnswer,
+        reason: Some("408 Request Timeout".into()),
+        sip_status: Some(408),
+        ..answered.clone()
+    };
+    {
+        let mut store = Store::open(dir).unwrap();
+        for r in [&yesterday, &answered, &blocked] {
+            store.insert_call_record(r).unwrap();
+        }
+    }
+
+    let table = "TIME                  CALLER  DIALLED     DESTINATION  RESULT     BILLABLE  REASON\n\
+                 2025-11-21T05:40:00Z  103     0900123456               blocked    0:00      blocked range 0900\n\
+                 2025-11-21T04:40:00Z  101     102         102          answered   1:02\n\
+                 2025-11-20T04:40:00Z  101     102         102          no_answer  0:00      408 Request Timeout\n";
+    // Trailing spaces of the padded, empty last column are part of the table format.
+    let table = table.replace("1:02\n", "1:02      \n");
+    assert_eq!(ok_utc(dir, &["cdr", "list"]), table);
+
+    // Local time follows TZ (a POSIX rule, no tzdata needed): CET in November.
+    let r = run_tz(
+        dir,
+        &["cdr", "list", "--limit", "1"],
+        "CET-1CEST,M3.5.0,M10.5.0/3",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("2025-11-21T06:40:00+01:00  103"),
+        "{}",
+        r.stdout
+    );
+
+    let rows = |args: &[&str]| -> Vec<String> {
+        ok_utc(dir, args)
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    assert_eq!(
+        rows(&["cdr", "list", "--since", "2025-11-21"]),
+        ["2025-11-21T05:40:00Z 103", "2025-11-21T04:40:00Z 101"]
+    );
+    assert_eq!(
+        rows(&["cdr", "list", "--since", "2025-11-21T06:00:00+01:00"]),
+        ["2025-11-21T05:40:00Z 103"]
+    );
+    assert_eq!(
+        rows(&[
+            "cdr",
+            "list",
+            "--since",
+            "1763700000",
+            "--until",
+            "1763700001"
+        ]),
+        ["2025-11-21T04:40:00Z 101"]
+    );
+    assert_eq!(
+        rows(&["cdr", "list", "--extension", "102"]),
+        ["2025-11-21T04:40:00Z 101", "2025-11-20T04:40:00Z 101"]
+    );
+    assert_eq!(
+        rows(&["cdr", "list", "--limit", "1", "--offset", "1"]),
+        ["2025-11-21T04:40:00Z 101"]
+    );
+    // In Berlin, 2025-11-21 starts at 2025-11-20T23:00:00Z.
+    let r = run_tz(
+        dir,
+        &[
+            "cdr",
+            "list",
+            "--since",
+            "2025-11-21",
+            "--until",
+            "2025-11-22",
+        ],
+        "CET-1CEST,M3.5.0,M10.5.0/3",
+    );
+    assert_eq!(r.stdout.lines().count(), 3, "{}", r.stdout);
+
+    // CSV: every column, UTC, CRLF line ends, billed per the site's tick.
+    let stored = Store::open(dir)
+        .unwrap()
+        .call_records(&CdrQuery::default())
+        .unwrap();
+    let csv = ok_utc(dir, &["cdr", "list", "--csv"]);
+    let mut want = format!("{}\r\n", pbxd::store::cdr_csv_header());
+    for r in &stored {
+        want.push_str(&to_csv_row(r, 60));
+        want.push_str("\r\n");
+    }
+    assert_eq!(csv, want);
+    assert!(csv.contains(",'+49900123456,"), "formula guard: {csv}");
+    assert!(csv.contains(",65,62,120,internal,"), "{csv}");
+    ok(dir, &["site", "set", "--billing-tick", "1"]);
+    assert!(ok_utc(dir, &["cdr", "list", "--csv"]).contains(",65,62,62,internal,"));
+
+    for bad in ["yesterday", "2025-13-01", "2025-11-21 10:00", ""] {
+        fails(
+            dir,
+            &["cdr", "list", "--since", bad],
+            2,
+            &format!(
+                "pbxctl: error: invalid time {bad:?}: give RFC 3339 (2026-11-21T09:00:00+01:00), \
+                 a date (2026-11-21) or Unix seconds\n"
+            ),
+        );
+    }
 }

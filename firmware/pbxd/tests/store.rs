@@ -77,8 +77,12 @@ fn migrates_an_empty_directory_and_sets_pragmas() {
         [
             "audit_log",
             "auth_blocks",
+            "call_records",
+            "call_settings",
             "extensions",
             "registrations",
+            "ring_group_members",
+            "ring_groups",
             "settings"
         ]
     );

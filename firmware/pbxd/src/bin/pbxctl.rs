@@ -6,8 +6,11 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use pbxd::store::{self, AuditCtx, Store, StoreError};
+use clap::{Parser, Subcommand, ValueEnum};
+use pbxd::store::{
+    self, AuditCtx, CallSettings, CdrQuery, ForwardTarget, OutboundClass, RingGroup, RingStrategy,
+    SiteSettings, Store, StoreError,
+};
 
 const AFTER_HELP: &str = "\
 Passwords: give `-` instead of a password to read it from standard input (one line),
@@ -19,15 +22,25 @@ number (110, 112, 124124) in either direction (so not 11, 12, 124, 1100, ...).
 SIP passwords: at least 8 characters, not equal to the number. Only digest hashes (HA1)
 are stored, never the password.
 
-Exit status: 0 ok, 1 other error, 2 bad arguments or values, 3 no such extension or block,
-4 extension already exists, 5 data directory or database unusable (missing, unreadable,
-corrupt, or from a newer firmware).";
+Forward and no-answer targets: an internal number (2 to 6 digits, an extension or ring
+group) or an external number: `+` and 3 to 20 digits, or digits starting with 0, or more
+than 6 digits (written without the outside-line prefix). External targets cost money and
+are refused unless `pbxctl site set --allow-external-forwarding on`.
+
+Times (cdr list --since/--until): RFC 3339 (2026-11-21T09:00:00+01:00), a date
+(2026-11-21, local midnight) or Unix seconds. Tables show local time (TZ), CSV shows UTC.
+
+Exit status: 0 ok, 1 other error, 2 bad arguments or values, 3 no such extension, ring
+group or block, 4 extension or ring group already exists (or the number is taken by the
+other kind), 5 data directory or database unusable (missing, unreadable, corrupt, or from
+a newer firmware).";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "pbxctl",
     version,
-    about = "Manage the PBX's extensions, registrations and blocks (works while pbxd runs)",
+    about = "Manage the PBX's extensions, ring groups, site settings, registrations, blocks \
+             and call records (works while pbxd runs)",
     after_help = AFTER_HELP
 )]
 struct Cli {
@@ -40,7 +53,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Add, list, remove extensions or set their passwords.
+    /// Add, list, show, remove extensions; set their passwords and call settings.
     #[command(subcommand)]
     Extension(ExtensionCmd),
     /// Show the current registrations: AOR, contact, source, seconds until expiry.
@@ -48,6 +61,167 @@ enum Command {
     /// List or lift authentication blocks (addresses locked out after failed logins).
     #[command(subcommand)]
     Blocks(BlocksCmd),
+    /// Call detail records.
+    #[command(subcommand)]
+    Cdr(CdrCmd),
+    /// Ring groups: one number ringing several extensions.
+    #[command(subcommand, name = "ringgroup")]
+    RingGroup(RingGroupCmd),
+    /// Site-wide call settings: numbering plan, billing tick, external forwarding.
+    #[command(subcommand)]
+    Site(SiteCmd),
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+impl OnOff {
+    fn is_on(self) -> bool {
+        self == OnOff::On
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ClassArg {
+    Internal,
+    Local,
+    National,
+    International,
+}
+
+impl From<ClassArg> for OutboundClass {
+    fn from(c: ClassArg) -> Self {
+        match c {
+            ClassArg::Internal => OutboundClass::Internal,
+            ClassArg::Local => OutboundClass::Local,
+            ClassArg::National => OutboundClass::National,
+            ClassArg::International => OutboundClass::International,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StrategyArg {
+    Simultaneous,
+    Ordered,
+}
+
+impl From<StrategyArg> for RingStrategy {
+    fn from(s: StrategyArg) -> Self {
+        match s {
+            StrategyArg::Simultaneous => RingStrategy::Simultaneous,
+            StrategyArg::Ordered => RingStrategy::Ordered,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum CdrCmd {
+    /// List call records, newest first: a table, or CSV with every column.
+    List {
+        /// Only calls that started at or after this time.
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only calls that started before this time.
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Only calls from or to this extension (or ring group).
+        #[arg(long, value_name = "N")]
+        extension: Option<String>,
+        /// At most this many records.
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        limit: u32,
+        /// Skip this many records first (paging).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        offset: u32,
+        /// CSV (RFC 4180, UTC times, formula-guarded) instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RingGroupCmd {
+    /// Add a ring group.
+    Add {
+        /// Group number (extension numbering rule; not an extension's number).
+        number: String,
+        /// Display name (at most 64 characters).
+        #[arg(long)]
+        name: Option<String>,
+        /// Ring all members at once, or one after the other.
+        #[arg(long, value_enum, default_value = "simultaneous")]
+        strategy: StrategyArg,
+        /// Member extensions, comma-separated, in ringing order.
+        #[arg(long, value_name = "N,N,...", required = true)]
+        members: String,
+        /// Seconds of ringing: per member (ordered) or in total (simultaneous), 5 to 300.
+        #[arg(long, value_name = "SECS", default_value_t = store::DEFAULT_RING_SECS)]
+        ring_secs: u32,
+        /// Where an unanswered call goes (`off`: hang up with 480).
+        #[arg(long, value_name = "TARGET|off")]
+        noanswer: Option<String>,
+    },
+    /// List ring groups.
+    List,
+    /// Show one ring group.
+    Show {
+        /// Group number.
+        number: String,
+    },
+    /// Remove a ring group.
+    Remove {
+        /// Group number.
+        number: String,
+    },
+    /// Change a ring group; options not given keep their value.
+    Set {
+        /// Group number.
+        number: String,
+        /// Display name (`--name ''` removes it).
+        #[arg(long)]
+        name: Option<String>,
+        /// Ring all members at once, or one after the other.
+        #[arg(long, value_enum)]
+        strategy: Option<StrategyArg>,
+        /// Member extensions, comma-separated, in ringing order (replaces the list).
+        #[arg(long, value_name = "N,N,...")]
+        members: Option<String>,
+        /// Seconds of ringing, 5 to 300.
+        #[arg(long, value_name = "SECS")]
+        ring_secs: Option<u32>,
+        /// Where an unanswered call goes (`off`: hang up with 480).
+        #[arg(long, value_name = "TARGET|off")]
+        noanswer: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SiteCmd {
+    /// Show the site settings.
+    Show,
+    /// Change site settings; options not given keep their value.
+    Set {
+        /// Country calling code without + or 00 (1 to 3 digits), e.g. 49.
+        #[arg(long, value_name = "CC")]
+        country_code: Option<String>,
+        /// Area code without the leading 0 (e.g. 211), or `none`.
+        #[arg(long, value_name = "CODE|none")]
+        area_code: Option<String>,
+        /// Digit to dial before external numbers: `0` or `none`.
+        #[arg(long, value_name = "0|none")]
+        outside_prefix: Option<String>,
+        /// Billing tick in seconds (1 to 3600): billed time is rounded up to it.
+        #[arg(long, value_name = "SECS")]
+        billing_tick: Option<u32>,
+        /// Allow forwarding (and ring-group no-answer targets) to external numbers.
+        #[arg(long, value_enum)]
+        allow_external_forwarding: Option<OnOff>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,6 +241,40 @@ enum ExtensionCmd {
     List,
     /// Remove an extension.
     Remove {
+        /// Extension number.
+        number: String,
+    },
+    /// Change an extension's call settings; options not given keep their value.
+    Set {
+        /// Extension number.
+        number: String,
+        /// Which external numbers it may dial (emergency numbers always work).
+        #[arg(long, value_enum)]
+        class: Option<ClassArg>,
+        /// Suppress the caller ID on every call.
+        #[arg(long, value_enum)]
+        clir: Option<OnOff>,
+        /// Do not disturb.
+        #[arg(long, value_enum)]
+        dnd: Option<OnOff>,
+        /// Forward every call to TARGET.
+        #[arg(long, value_name = "TARGET|off")]
+        forward_always: Option<String>,
+        /// Forward to TARGET when busy.
+        #[arg(long, value_name = "TARGET|off")]
+        forward_busy: Option<String>,
+        /// Forward to TARGET when not answered in time.
+        #[arg(long, value_name = "TARGET|off")]
+        forward_noanswer: Option<String>,
+        /// Seconds of ringing before the no-answer forward (5 to 120).
+        #[arg(long, value_name = "SECS")]
+        noanswer_secs: Option<u32>,
+        /// Call pickup group, 1 to 99.
+        #[arg(long, value_name = "N|off")]
+        pickup_group: Option<String>,
+    },
+    /// Show an extension with its call settings and ring groups.
+    Show {
         /// Extension number.
         number: String,
     },
@@ -117,9 +325,19 @@ impl From<StoreError> for Failure {
         let code = match &e {
             StoreError::InvalidNumber { .. }
             | StoreError::InvalidName(_)
-            | StoreError::InvalidPassword(_) => EXIT_USAGE,
-            StoreError::UnknownExtension(_) => EXIT_NOT_FOUND,
-            StoreError::DuplicateExtension(_) => EXIT_EXISTS,
+            | StoreError::InvalidPassword(_)
+            | StoreError::InvalidValue { .. }
+            | StoreError::InvalidCallRecord(_) => EXIT_USAGE,
+            StoreError::ExternalForwardingDisabled(_) => {
+                return Failure::new(
+                    EXIT_USAGE,
+                    format!("{e}; allow it with `pbxctl site set --allow-external-forwarding on`"),
+                );
+            }
+            StoreError::UnknownExtension(_) | StoreError::UnknownRingGroup(_) => EXIT_NOT_FOUND,
+            StoreError::DuplicateExtension(_)
+            | StoreError::DuplicateRingGroup(_)
+            | StoreError::NumberInUse { .. } => EXIT_EXISTS,
             StoreError::DataDir { .. }
             | StoreError::Corrupt { .. }
             | StoreError::SchemaTooNew { .. } => EXIT_DATA,
@@ -213,6 +431,283 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 format_args!("password of extension {number} changed\n"),
             )
         }
+        Command::Extension(ExtensionCmd::Set {
+            number,
+            class,
+            clir,
+            dnd,
+            forward_always,
+            forward_busy,
+            forward_noanswer,
+            noanswer_secs,
+            pickup_group,
+        }) => {
+            store::validate_number(&number)?;
+            let nothing = class.is_none()
+                && clir.is_none()
+                && dnd.is_none()
+                && forward_always.is_none()
+                && forward_busy.is_none()
+                && forward_noanswer.is_none()
+                && noanswer_secs.is_none()
+                && pickup_group.is_none();
+            if nothing {
+                return Err(Failure::new(
+                    EXIT_USAGE,
+                    "nothing to change: give at least one option (see --help)",
+                ));
+            }
+            // Parse everything before opening the database.
+            let forward_always = forward_always.as_deref().map(target_arg).transpose()?;
+            let forward_busy = forward_busy.as_deref().map(target_arg).transpose()?;
+            let forward_noanswer = forward_noanswer.as_deref().map(target_arg).transpose()?;
+            let pickup_group = pickup_group.as_deref().map(pickup_arg).transpose()?;
+            let mut db = open_existing(dir)?;
+            let mut s = db.call_settings(&number)?;
+            if let Some(c) = class {
+                s.outbound_class = c.into();
+            }
+            if let Some(v) = clir {
+                s.clir = v.is_on();
+            }
+            if let Some(v) = dnd {
+                s.dnd = v.is_on();
+            }
+            if let Some(t) = forward_always {
+                s.forward_always = t;
+            }
+            if let Some(t) = forward_busy {
+                s.forward_busy = t;
+            }
+            if let Some(t) = forward_noanswer {
+                s.forward_noanswer = t;
+            }
+            if let Some(secs) = noanswer_secs {
+                s.forward_noanswer_secs = secs;
+            }
+            if let Some(g) = pickup_group {
+                s.pickup_group = g;
+            }
+            db.set_call_settings(&by, &number, &s)?;
+            print(
+                &mut out,
+                format_args!("call settings of extension {number} changed\n"),
+            )
+        }
+        Command::Extension(ExtensionCmd::Show { number }) => {
+            store::validate_number(&number)?;
+            let db = open_existing(dir)?;
+            let ext = db
+                .get_extension(&number)?
+                .ok_or_else(|| StoreError::UnknownExtension(number.clone()))?;
+            let s = db.call_settings(&number)?;
+            let groups = db.ring_groups_of(&number)?;
+            print_fields(&mut out, &extension_fields(&ext, &s, &groups))
+        }
+        Command::Cdr(CdrCmd::List {
+            since,
+            until,
+            extension,
+            limit,
+            offset,
+            csv,
+        }) => {
+            let q = CdrQuery {
+                since_ms: since.as_deref().map(time_arg).transpose()?,
+                until_ms: until.as_deref().map(time_arg).transpose()?,
+                extension,
+                limit,
+                offset,
+            };
+            let db = open_existing(dir)?;
+            let records = db.call_records(&q)?;
+            if csv {
+                let tick = db.site_settings()?.billing_tick_secs;
+                let mut text = String::with_capacity(256 * (records.len() + 1));
+                text.push_str(store::cdr_csv_header());
+                text.push_str("\r\n");
+                for r in &records {
+                    text.push_str(&store::to_csv_row(r, tick));
+                    text.push_str("\r\n");
+                }
+                print(&mut out, format_args!("{text}"))
+            } else {
+                let rows: Vec<[String; 7]> = records
+                    .iter()
+                    .map(|s| {
+                        let r = &s.record;
+                        [
+                            local_time(r.start_ms),
+                            r.caller.clone(),
+                            r.dialled.clone(),
+                            r.destination.clone().unwrap_or_default(),
+                            r.disposition.to_string(),
+                            clock_secs(r.billable_secs()),
+                            r.reason.clone().unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &mut out,
+                    [
+                        "TIME",
+                        "CALLER",
+                        "DIALLED",
+                        "DESTINATION",
+                        "RESULT",
+                        "BILLABLE",
+                        "REASON",
+                    ],
+                    &rows,
+                )
+            }
+        }
+        Command::RingGroup(RingGroupCmd::Add {
+            number,
+            name,
+            strategy,
+            members,
+            ring_secs,
+            noanswer,
+        }) => {
+            let members = members_arg(&members);
+            if members.is_empty() {
+                return Err(Failure::new(
+                    EXIT_USAGE,
+                    "a ring group needs at least one member (--members 101,102)",
+                ));
+            }
+            let g = RingGroup {
+                number: number.clone(),
+                name,
+                strategy: strategy.into(),
+                ring_secs,
+                noanswer_target: noanswer.as_deref().map(target_arg).transpose()?.flatten(),
+                members,
+            };
+            store::validate_ring_group(&g)?;
+            open_existing(dir)?.add_ring_group(&by, &g)?;
+            print(&mut out, format_args!("added ring group {number}\n"))
+        }
+        Command::RingGroup(RingGroupCmd::List) => {
+            let rows: Vec<[String; 6]> = open_existing(dir)?
+                .list_ring_groups()?
+                .into_iter()
+                .map(|g| {
+                    [
+                        g.number,
+                        g.name.unwrap_or_default(),
+                        g.strategy.to_string(),
+                        format!("{}s", g.ring_secs),
+                        g.noanswer_target
+                            .map_or_else(|| "-".to_owned(), |t| t.to_string()),
+                        g.members.join(","),
+                    ]
+                })
+                .collect();
+            print_table(
+                &mut out,
+                ["NUMBER", "NAME", "STRATEGY", "RING", "NOANSWER", "MEMBERS"],
+                &rows,
+            )
+        }
+        Command::RingGroup(RingGroupCmd::Show { number }) => {
+            store::validate_number(&number)?;
+            let g = open_existing(dir)?
+                .ring_group(&number)?
+                .ok_or(StoreError::UnknownRingGroup(number))?;
+            print_fields(&mut out, &ring_group_fields(&g))
+        }
+        Command::RingGroup(RingGroupCmd::Remove { number }) => {
+            store::validate_number(&number)?;
+            open_existing(dir)?.remove_ring_group(&by, &number)?;
+            print(&mut out, format_args!("removed ring group {number}\n"))
+        }
+        Command::RingGroup(RingGroupCmd::Set {
+            number,
+            name,
+            strategy,
+            members,
+            ring_secs,
+            noanswer,
+        }) => {
+            store::validate_number(&number)?;
+            if name.is_none()
+                && strategy.is_none()
+                && members.is_none()
+                && ring_secs.is_none()
+                && noanswer.is_none()
+            {
+                return Err(Failure::new(
+                    EXIT_USAGE,
+                    "nothing to change: give at least one option (see --help)",
+                ));
+            }
+            let noanswer = noanswer.as_deref().map(target_arg).transpose()?;
+            let mut db = open_existing(dir)?;
+            let mut g = db
+                .ring_group(&number)?
+                .ok_or_else(|| StoreError::UnknownRingGroup(number.clone()))?;
+            if let Some(name) = name {
+                g.name = (!name.is_empty()).then_some(name);
+            }
+            if let Some(s) = strategy {
+                g.strategy = s.into();
+            }
+            if let Some(m) = members {
+                g.members = members_arg(&m);
+            }
+            if let Some(secs) = ring_secs {
+                g.ring_secs = secs;
+            }
+            if let Some(t) = noanswer {
+                g.noanswer_target = t;
+            }
+            db.update_ring_group(&by, &g)?;
+            print(&mut out, format_args!("ring group {number} changed\n"))
+        }
+        Command::Site(SiteCmd::Show) => {
+            let s = open_existing(dir)?.site_settings()?;
+            print_fields(&mut out, &site_fields(&s))
+        }
+        Command::Site(SiteCmd::Set {
+            country_code,
+            area_code,
+            outside_prefix,
+            billing_tick,
+            allow_external_forwarding,
+        }) => {
+            if country_code.is_none()
+                && area_code.is_none()
+                && outside_prefix.is_none()
+                && billing_tick.is_none()
+                && allow_external_forwarding.is_none()
+            {
+                return Err(Failure::new(
+                    EXIT_USAGE,
+                    "nothing to change: give at least one option (see --help)",
+                ));
+            }
+            let mut db = open_existing(dir)?;
+            let mut s = db.site_settings()?;
+            if let Some(cc) = country_code {
+                s.country_code = cc;
+            }
+            if let Some(ac) = area_code {
+                s.area_code = if ac == "none" { String::new() } else { ac };
+            }
+            if let Some(p) = outside_prefix {
+                s.outside_prefix = (p != "none").then_some(p);
+            }
+            if let Some(t) = billing_tick {
+                s.billing_tick_secs = t;
+            }
+            if let Some(v) = allow_external_forwarding {
+                s.allow_external_forwarding = v.is_on();
+            }
+            db.set_site_settings(&by, &s)?;
+            print(&mut out, format_args!("site settings changed\n"))
+        }
         Command::Registrations => {
             let now = by.now_unix;
             let rows: Vec<[String; 4]> = open_existing(dir)?
@@ -272,6 +767,183 @@ fn open_existing(dir: &Path) -> Result<Store, Failure> {
             format!("data directory {}: cannot read: {e}", dir.display()),
         )),
     }
+}
+
+/// `off` → `Some(None)`, a target → `Some(Some(target))` (for `Option::map`).
+fn target_arg(arg: &str) -> Result<Option<ForwardTarget>, Failure> {
+    if arg == "off" {
+        return Ok(None);
+    }
+    Ok(Some(ForwardTarget::parse(arg)?))
+}
+
+fn pickup_arg(arg: &str) -> Result<Option<u8>, Failure> {
+    if arg == "off" {
+        return Ok(None);
+    }
+    match arg.parse::<u8>() {
+        Ok(g) if store::PICKUP_GROUP_RANGE.contains(&g) => Ok(Some(g)),
+        _ => Err(Failure::new(
+            EXIT_USAGE,
+            format!("invalid pickup group {arg:?}: must be 1 to 99 or off"),
+        )),
+    }
+}
+
+/// Splits `101,102, 103` into numbers; empty items are dropped.
+fn members_arg(arg: &str) -> Vec<String> {
+    arg.split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Parses a `--since`/`--until` value into Unix milliseconds: RFC 3339, a date
+/// (`YYYY-MM-DD`, local midnight) or Unix seconds.
+fn time_arg(arg: &str) -> Result<i64, Failure> {
+    let bad = || {
+        Failure::new(
+            EXIT_USAGE,
+            format!(
+                "invalid time {arg:?}: give RFC 3339 (2026-11-21T09:00:00+01:00), \
+                 a date (2026-11-21) or Unix seconds"
+            ),
+        )
+    };
+    if !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: i64 = arg.parse().map_err(|_| bad())?;
+        return secs.checked_mul(1000).ok_or_else(bad);
+    }
+    let t = if let Some(date) = parse_date(arg) {
+        let midnight = date.midnight();
+        let offset =
+            time::UtcOffset::local_offset_at(midnight.assume_utc()).unwrap_or(time::UtcOffset::UTC);
+        midnight.assume_offset(offset)
+    } else {
+        time::OffsetDateTime::parse(arg, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| bad())?
+    };
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| bad())
+}
+
+/// `YYYY-MM-DD` as a calendar date.
+fn parse_date(s: &str) -> Option<time::Date> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u16> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let month = time::Month::try_from(u8::try_from(num(5..7)?).ok()?).ok()?;
+    let day = u8::try_from(num(8..10)?).ok()?;
+    time::Date::from_calendar_date(i32::from(num(0..4)?), month, day).ok()
+}
+
+/// Unix milliseconds as local time (TZ), whole seconds, e.g. `2026-11-21T10:14:54+01:00`.
+fn local_time(ms: i64) -> String {
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) else {
+        return ms.to_string();
+    };
+    let offset = time::UtcOffset::local_offset_at(t).unwrap_or(time::UtcOffset::UTC);
+    t.to_offset(offset)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+/// Seconds as `m:ss`, or `h:mm:ss` from one hour.
+fn clock_secs(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+fn on_off(b: bool) -> String {
+    if b { "on" } else { "off" }.to_owned()
+}
+
+fn target_text(t: Option<&ForwardTarget>) -> String {
+    t.map_or_else(|| "off".to_owned(), ToString::to_string)
+}
+
+fn extension_fields(
+    ext: &store::Extension,
+    s: &CallSettings,
+    groups: &[String],
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("number", ext.number.clone()),
+        ("name", ext.name.clone().unwrap_or_default()),
+        (
+            "status",
+            if ext.enabled { "enabled" } else { "disabled" }.to_owned(),
+        ),
+        ("outbound class", s.outbound_class.to_string()),
+        ("clir", on_off(s.clir)),
+        ("dnd", on_off(s.dnd)),
+        ("forward always", target_text(s.forward_always.as_ref())),
+        ("forward busy", target_text(s.forward_busy.as_ref())),
+        (
+            "forward no answer",
+            match &s.forward_noanswer {
+                Some(t) => format!("{t} after {}s", s.forward_noanswer_secs),
+                None => format!("off ({}s)", s.forward_noanswer_secs),
+            },
+        ),
+        (
+            "pickup group",
+            s.pickup_group
+                .map_or_else(|| "off".to_owned(), |g| g.to_string()),
+        ),
+        ("ring groups", groups.join(",")),
+    ]
+}
+
+fn ring_group_fields(g: &RingGroup) -> Vec<(&'static str, String)> {
+    vec![
+        ("number", g.number.clone()),
+        ("name", g.name.clone().unwrap_or_default()),
+        ("strategy", g.strategy.to_string()),
+        ("ring time", format!("{}s", g.ring_secs)),
+        ("no answer", target_text(g.noanswer_target.as_ref())),
+        ("members", g.members.join(",")),
+    ]
+}
+
+fn site_fields(s: &SiteSettings) -> Vec<(&'static str, String)> {
+    let none = |v: &str| if v.is_empty() { "none" } else { v }.to_owned();
+    vec![
+        ("country code", s.country_code.clone()),
+        ("area code", none(&s.area_code)),
+        (
+            "outside-line prefix",
+            none(s.outside_prefix.as_deref().unwrap_or("")),
+        ),
+        ("billing tick", format!("{}s", s.billing_tick_secs)),
+        (
+            "allow external forwarding",
+            on_off(s.allow_external_forwarding),
+        ),
+    ]
+}
+
+/// Prints `key: value` lines with the values aligned.
+fn print_fields(out: &mut impl Write, fields: &[(&str, String)]) -> Result<(), Failure> {
+    let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    let mut text = String::new();
+    for (k, v) in fields {
+        let key = format!("{k}:");
+        text.push_str(format!("{key:<width$} {v}").trim_end());
+        text.push('\n');
+    }
+    print(out, format_args!("{text}"))
 }
 
 /// Returns the password, reading one line from stdin if it is `-`.

@@ -55,6 +55,39 @@ pub enum StoreError {
     /// The extension does not exist.
     #[error("extension {0} does not exist")]
     UnknownExtension(String),
+    /// A call-handling value (outbound class, forward target, timeout, site setting, ...)
+    /// breaks its rule.
+    #[error("invalid {what}: {reason}")]
+    InvalidValue {
+        /// Which value, e.g. "forward target".
+        what: &'static str,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// The number already belongs to something else (an extension or a ring group).
+    #[error("number {number} is already {used_by}")]
+    NumberInUse {
+        /// The number as given.
+        number: String,
+        /// "an extension" or "a ring group".
+        used_by: &'static str,
+    },
+    /// `add_ring_group` for a number that already is a ring group.
+    #[error("ring group {0} already exists")]
+    DuplicateRingGroup(String),
+    /// The ring group does not exist.
+    #[error("ring group {0} does not exist")]
+    UnknownRingGroup(String),
+    /// A forward (or ring-group no-answer) target is external, and the site forbids
+    /// forwarding to external numbers (it costs money).
+    #[error(
+        "forwarding to the external number {0} is not allowed on this site \
+         (allow_external_forwarding is off)"
+    )]
+    ExternalForwardingDisabled(String),
+    /// A call record breaks an invariant (end before start, answer outside the call, ...).
+    #[error("invalid call record: {0}")]
+    InvalidCallRecord(&'static str),
     /// A value stored in the database cannot be read back as its type.
     #[error("bad stored value for {what}: {detail}")]
     BadValue {

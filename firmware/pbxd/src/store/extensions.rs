@@ -160,6 +160,15 @@ impl Store {
             {
                 return Err(StoreError::DuplicateExtension(number.to_owned()));
             }
+            // The schema's `extension_number_free` trigger: the number is a ring group.
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_TRIGGER =>
+            {
+                return Err(StoreError::NumberInUse {
+                    number: number.to_owned(),
+                    used_by: "a ring group",
+                });
+            }
             Err(e) => return Err(e.into()),
         }
         let detail = match name {

@@ -17,11 +17,15 @@
 
 mod audit;
 mod blocks;
+mod call_settings;
+mod cdr;
 mod error;
 mod extensions;
 mod registrations;
+mod ring_groups;
 mod schema;
 mod settings;
+mod site;
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -32,13 +36,28 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 pub use audit::AuditEntry;
 pub use blocks::AuthBlock;
+pub use call_settings::{
+    validate_call_settings, CallSettings, ForwardTarget, OutboundClass, DEFAULT_NOANSWER_SECS,
+    NOANSWER_SECS_RANGE, PICKUP_GROUP_RANGE,
+};
+pub use cdr::{
+    cdr_csv_header, format_utc_ms, to_csv_row, validate_call_record, CallDirection, CallRecord,
+    CdrQuery, Disposition, HangupSide, LegQuality, StoredCallRecord,
+};
 pub use error::StoreError;
 pub use extensions::{
     validate_name, validate_number, validate_password, Extension, MIN_PASSWORD_LEN,
 };
 pub use registrations::{Binding, BindingChange};
+pub use ring_groups::{
+    validate_ring_group, RingGroup, RingStrategy, DEFAULT_RING_SECS, MAX_MEMBERS, RING_SECS_RANGE,
+};
 pub use schema::SCHEMA_VERSION;
 pub use settings::DEFAULT_REALM;
+pub use site::{
+    validate_area_code, validate_country_code, validate_outside_prefix, validate_site_settings,
+    SiteSettings, DEFAULT_BILLING_TICK_SECS, DEFAULT_COUNTRY_CODE,
+};
 
 /// The database file's name inside the data directory.
 pub const DB_FILE_NAME: &str = "pbx.db";

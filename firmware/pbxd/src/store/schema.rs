@@ -64,8 +64,92 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_at ON audit_log (at);
 ";
 
+/// Version 2 (calls): call records, per-extension call settings, ring groups.
+/// Site settings (country code, area code, ...) live in `settings` and need no table.
+/// An extension and a ring group never share a number: triggers refuse it both ways,
+/// whichever API (or a future one) inserts. Deleting an extension deletes its call
+/// settings and its ring-group memberships (ON DELETE CASCADE).
+const V2: &str = "
+CREATE TABLE call_records (
+    id              INTEGER PRIMARY KEY,
+    call_id         TEXT NOT NULL,
+    caller          TEXT NOT NULL,
+    caller_name     TEXT,
+    dialled         TEXT NOT NULL,
+    normalised      TEXT,
+    destination     TEXT,
+    direction       TEXT NOT NULL CHECK (direction IN ('internal', 'outbound', 'inbound')),
+    route           TEXT,
+    source_ip       TEXT,
+    dest_ip         TEXT,
+    start_ms        INTEGER NOT NULL,
+    answer_ms       INTEGER CHECK (answer_ms IS NULL OR answer_ms BETWEEN start_ms AND end_ms),
+    end_ms          INTEGER NOT NULL CHECK (end_ms >= start_ms),
+    disposition     TEXT NOT NULL CHECK (disposition IN
+                        ('answered', 'busy', 'no_answer', 'cancelled', 'failed', 'blocked')),
+    reason          TEXT,
+    sip_status      INTEGER CHECK (sip_status IS NULL OR sip_status BETWEEN 100 AND 699),
+    hangup          TEXT CHECK (hangup IS NULL OR hangup IN ('caller', 'callee', 'system')),
+    caller_loss_pct REAL,
+    caller_jitter_ms REAL,
+    caller_rtt_ms   REAL,
+    caller_mos      REAL,
+    callee_loss_pct REAL,
+    callee_jitter_ms REAL,
+    callee_rtt_ms   REAL,
+    callee_mos      REAL
+);
+CREATE INDEX call_records_start ON call_records (start_ms);
+CREATE INDEX call_records_caller ON call_records (caller, start_ms);
+CREATE INDEX call_records_destination ON call_records (destination, start_ms);
+
+-- One row per extension that differs from the defaults; no row = defaults.
+CREATE TABLE call_settings (
+    extension        TEXT PRIMARY KEY NOT NULL
+                     REFERENCES extensions (number) ON DELETE CASCADE,
+    outbound_class   TEXT NOT NULL DEFAULT 'national'
+                     CHECK (outbound_class IN ('internal', 'local', 'national', 'international')),
+    clir             INTEGER NOT NULL DEFAULT 0 CHECK (clir IN (0, 1)),
+    dnd              INTEGER NOT NULL DEFAULT 0 CHECK (dnd IN (0, 1)),
+    forward_always   TEXT,
+    forward_busy     TEXT,
+    forward_noanswer TEXT,
+    forward_noanswer_secs INTEGER NOT NULL DEFAULT 20
+                     CHECK (forward_noanswer_secs BETWEEN 5 AND 120),
+    pickup_group     INTEGER CHECK (pickup_group IS NULL OR pickup_group BETWEEN 1 AND 99),
+    updated_at       INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE ring_groups (
+    number          TEXT PRIMARY KEY NOT NULL
+                    CHECK (length(number) BETWEEN 2 AND 6 AND number NOT GLOB '*[^0-9]*'),
+    name            TEXT CHECK (name IS NULL OR length(name) BETWEEN 1 AND 64),
+    strategy        TEXT NOT NULL CHECK (strategy IN ('simultaneous', 'ordered')),
+    ring_secs       INTEGER NOT NULL DEFAULT 20 CHECK (ring_secs BETWEEN 5 AND 300),
+    noanswer_target TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE ring_group_members (
+    group_number TEXT NOT NULL REFERENCES ring_groups (number) ON DELETE CASCADE,
+    position     INTEGER NOT NULL CHECK (position >= 0),
+    extension    TEXT NOT NULL REFERENCES extensions (number) ON DELETE CASCADE,
+    PRIMARY KEY (group_number, position),
+    UNIQUE (group_number, extension)
+) WITHOUT ROWID;
+CREATE INDEX ring_group_members_extension ON ring_group_members (extension);
+
+CREATE TRIGGER extension_number_free BEFORE INSERT ON extensions
+WHEN EXISTS (SELECT 1 FROM ring_groups WHERE number = NEW.number)
+BEGIN SELECT RAISE(ABORT, 'number is a ring group'); END;
+CREATE TRIGGER ring_group_number_free BEFORE INSERT ON ring_groups
+WHEN EXISTS (SELECT 1 FROM extensions WHERE number = NEW.number)
+BEGIN SELECT RAISE(ABORT, 'number is an extension'); END;
+";
+
 /// All steps, oldest first.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
