@@ -1,0 +1,665 @@
+//! The sans-IO relay core: one [`RelaySession`] per call media bridge.
+//!
+//! # Latching (symmetric RTP, RFC 4961 style)
+//! Each leg has one latch for RTP and one for RTCP. Until a latch is set, packets to that
+//! peer go to the address from its SDP (RTCP: that port + 1). The latch is set by the first
+//! *valid* packet from any source: for RTP, version 2 with one of the leg's payload types
+//! (codec or telephone-event); for RTCP, a well-formed compound packet. After that, a
+//! packet from another source is dropped, unless the latched source has been silent for at
+//! least [`RelayConfig::relatch_after`] (2 s): then the new source takes over. An attacker
+//! guessing our port cannot steal a live stream, while a phone whose NAT mapping changed
+//! (silent on the old port) is followed within 2 s. A new `remote` in [`LegConfig`]
+//! (re-INVITE to another address, transfer) clears both latches.
+//!
+//! RTCP multiplexed on the RTP port (RFC 5761: second byte 192..=223) is recognised; our
+//! reports to that leg then go to its RTP address.
+//!
+//! # Stream continuity
+//! What we send to a leg always carries our own SSRC for that leg. The sequence number is
+//! the source's plus an offset, and so is the timestamp; both offsets are recomputed when
+//! the source SSRC changes (or its sequence number jumps by more than 3000 forward or 100
+//! back, a restarted sender) so that numbering continues from our last packet, with the
+//! timestamp advanced by the wall time since then (at least one 20 ms frame) and the
+//! marker bit set. The receiving phone sees one continuous stream across re-INVITEs,
+//! NAT re-latches and transfers.
+//!
+//! # Media timeout
+//! [`RelayEvent::Timeout`] fires once when [`RelayConfig::timeout`] has passed without RTP
+//! on either leg, and only while the call is answered ([`RelaySession::set_active`]) and at
+//! least one peer is expected to send (its direction is sendrecv or sendonly). Hold with
+//! `sendonly` still carries RTP (RFC 3264 sec. 8.4: the holding side keeps sending, e.g.
+//! music), so it times out as usual; when both peers are `inactive` or `recvonly`, nobody
+//! owes us packets and the timer is suspended. Activation and every [`RelaySession::configure`]
+//! restart the timer. A new packet after a timeout re-arms it.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rtcp_types::{
+    Compound, Packet, ReceiverReport, ReportBlock, RtcpPacketWriterExt as _, SenderReport,
+};
+use rtp_rs::RtpReader;
+
+use super::stats::{LegStats, RecvStats, RemoteReport, SessionReport, CLOCK_HZ};
+use super::transcode::Transcoder;
+use super::{Leg, LegConfig, RelayEvent, Socket, Transmit};
+
+/// Seconds between 1900 (NTP era 0) and 1970 (Unix).
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+/// SRs we remember for matching the peer's LSR (one per 5 s is plenty).
+const SENT_SR_MEMORY: usize = 8;
+/// Minimum timestamp advance on a source change: one 20 ms frame at 8 kHz.
+const MIN_TS_GAP: u32 = 160;
+/// Sequence jumps beyond these (forward / backward) mean a restarted sender (RFC 3550 A.1).
+const MAX_DROPOUT: u16 = 3000;
+const MAX_MISORDER: u16 = 100;
+
+/// Tunables of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// No RTP on either leg for this long ends the call (default 60 s).
+    pub timeout: Duration,
+    /// A latched source must be silent this long before another may take over (2 s).
+    pub relatch_after: Duration,
+    /// Interval of our RTCP reports to each leg (5 s, RFC 3550's minimum).
+    pub rtcp_interval: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(60),
+            relatch_after: Duration::from_secs(2),
+            rtcp_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The learnt source address of one socket of one leg.
+#[derive(Debug, Clone, Copy, Default)]
+struct Latch {
+    addr: Option<SocketAddr>,
+    last: Option<Instant>,
+}
+
+impl Latch {
+    /// Whether a valid packet from `from` is accepted; latches or re-latches as needed and
+    /// returns `Some(true)` when the latch moved.
+    fn accept(&mut self, now: Instant, from: SocketAddr, hold: Duration) -> Option<bool> {
+        match (self.addr, self.last) {
+            (Some(a), _) if a == from => {
+                self.last = Some(now);
+                Some(false)
+            }
+            (Some(_), Some(last)) if now.saturating_duration_since(last) < hold => None,
+            _ => {
+                self.addr = Some(from);
+                self.last = Some(now);
+                Some(true)
+            }
+        }
+    }
+}
+
+/// The stream we send to one leg.
+#[derive(Debug, Clone)]
+struct OutStream {
+    ssrc: u32,
+    next_seq: u16,
+    src_ssrc: Option<u32>,
+    /// Highest sequence number seen from the current source.
+    src_max_seq: u16,
+    seq_offset: u16,
+    ts_offset: u32,
+    last_ts: u32,
+    last_sent: Option<Instant>,
+    packets: u32,
+    octets: u32,
+}
+
+impl OutStream {
+    fn new(seed: u64) -> Self {
+        Self {
+            ssrc: (seed >> 32) as u32 ^ seed as u32,
+            next_seq: (seed >> 16) as u16,
+            src_ssrc: None,
+            src_max_seq: 0,
+            seq_offset: 0,
+            ts_offset: 0,
+            last_ts: (seed >> 8) as u32,
+            last_sent: None,
+            packets: 0,
+            octets: 0,
+        }
+    }
+
+    /// Our timestamp for `now`, extrapolated from the last packet sent.
+    fn ts_at(&self, now: Instant) -> u32 {
+        match self.last_sent {
+            Some(t) => self
+                .last_ts
+                .wrapping_add(ts_units(now.saturating_duration_since(t))),
+            None => self.last_ts,
+        }
+    }
+
+    /// Maps a source packet's (ssrc, seq, ts) to ours; the bool asks for the marker bit.
+    fn map(&mut self, now: Instant, ssrc: u32, seq: u16, ts: u32) -> (u16, u32, bool) {
+        let mut mark = false;
+        // Same SSRC but a sequence jump no reordering explains (RFC 3550 A.1's limits):
+        // the sender restarted its numbering, as some phones do on re-INVITE.
+        let jump = seq.wrapping_sub(self.src_max_seq);
+        let restarted = (MAX_DROPOUT..=u16::MAX - MAX_MISORDER).contains(&jump);
+        if self.src_ssrc != Some(ssrc) || restarted {
+            let out_ts = match self.last_sent {
+                Some(t) => self
+                    .last_ts
+                    .wrapping_add(ts_units(now.saturating_duration_since(t)).max(MIN_TS_GAP)),
+                None => self.last_ts,
+            };
+            self.seq_offset = self.next_seq.wrapping_sub(seq);
+            self.ts_offset = out_ts.wrapping_sub(ts);
+            self.src_ssrc = Some(ssrc);
+            self.src_max_seq = seq;
+            mark = true;
+        } else if jump < 0x8000 {
+            self.src_max_seq = seq;
+        }
+        let oseq = seq.wrapping_add(self.seq_offset);
+        let ots = ts.wrapping_add(self.ts_offset);
+        // Only a newer packet moves the counters; a reordered one keeps its place.
+        if oseq.wrapping_sub(self.next_seq) < 0x8000 {
+            self.next_seq = oseq.wrapping_add(1);
+        }
+        if self.last_sent.is_none() || ots.wrapping_sub(self.last_ts) < 0x8000_0000 {
+            self.last_ts = ots;
+            self.last_sent = Some(now);
+        }
+        (oseq, ots, mark)
+    }
+}
+
+fn ts_units(d: Duration) -> u32 {
+    (d.as_micros() * u128::from(CLOCK_HZ) / 1_000_000) as u32
+}
+
+/// Everything about one leg.
+#[derive(Debug)]
+struct LegState {
+    cfg: Option<LegConfig>,
+    rtp: Latch,
+    rtcp: Latch,
+    rtcp_mux: bool,
+    recv: RecvStats,
+    out: OutStream,
+    stats: LegStats,
+    remote: Option<RemoteReport>,
+    /// Middle 32 bits of the NTP time of the peer's last SR, and when it arrived.
+    peer_sr: Option<(u32, Instant)>,
+    /// Our SRs to this leg: (middle 32 bits of NTP, sent at).
+    sent_srs: VecDeque<(u32, Instant)>,
+    next_rtcp: Instant,
+}
+
+impl LegState {
+    fn new(seed: u64, next_rtcp: Instant) -> Self {
+        Self {
+            cfg: None,
+            rtp: Latch::default(),
+            rtcp: Latch::default(),
+            rtcp_mux: false,
+            recv: RecvStats::default(),
+            out: OutStream::new(seed),
+            stats: LegStats::default(),
+            remote: None,
+            peer_sr: None,
+            sent_srs: VecDeque::new(),
+            next_rtcp,
+        }
+    }
+
+    /// Where RTP to this peer goes: the latched source, else the SDP address.
+    fn rtp_dest(&self) -> Option<SocketAddr> {
+        self.rtp.addr.or(self.cfg.and_then(|c| c.remote))
+    }
+
+    /// Where RTCP to this peer goes, and from which of our sockets.
+    fn rtcp_dest(&self) -> Option<(Socket, SocketAddr)> {
+        if self.rtcp_mux {
+            return self.rtcp.addr.or(self.rtp_dest()).map(|a| (Socket::Rtp, a));
+        }
+        if let Some(a) = self.rtcp.addr {
+            return Some((Socket::Rtcp, a));
+        }
+        let mut a = self.rtp_dest()?;
+        a.set_port(a.port().checked_add(1)?);
+        Some((Socket::Rtcp, a))
+    }
+}
+
+/// The media bridge of one call: two legs, packets in, packets out. See the module docs.
+#[derive(Debug)]
+pub struct RelaySession {
+    cfg: RelayConfig,
+    legs: [LegState; 2],
+    /// Converter for packets *from* leg index i, if the codecs differ.
+    transcode: [Option<Transcoder>; 2],
+    active: bool,
+    epoch: Instant,
+    /// Wall-clock time (since the Unix epoch) at `epoch`, for RTCP's NTP timestamps.
+    wall_at_epoch: Duration,
+    /// Start of the current media-timeout window.
+    last_media: Instant,
+    timed_out: bool,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<RelayEvent>,
+}
+
+impl RelaySession {
+    /// A session with unconfigured legs (their packets are dropped until
+    /// [`configure`](Self::configure)). `wall_now` is the wall-clock time since the Unix
+    /// epoch (only used in RTCP timestamps); `seed` picks our SSRCs and initial sequence
+    /// numbers and timestamps (pass a random value).
+    #[must_use]
+    pub fn new(cfg: RelayConfig, now: Instant, wall_now: Duration, seed: u64) -> Self {
+        let mix = |x: u64| {
+            // splitmix64: two well-spread values from one seed.
+            let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        // Offset the two legs' report times so they do not go out together.
+        let first = now + cfg.rtcp_interval;
+        Self {
+            legs: [
+                LegState::new(mix(seed), first),
+                LegState::new(mix(seed ^ 0xA5A5_A5A5), first + cfg.rtcp_interval / 2),
+            ],
+            cfg,
+            transcode: [None, None],
+            active: false,
+            epoch: now,
+            wall_at_epoch: wall_now,
+            last_media: now,
+            timed_out: false,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Sets (or, on re-INVITE, changes) what SDP negotiated for `leg`. A new remote
+    /// address clears that leg's latches; the media timer restarts.
+    pub fn configure(&mut self, now: Instant, leg: Leg, cfg: LegConfig) {
+        let st = &mut self.legs[leg.idx()];
+        if st.cfg.map(|c| c.remote) != Some(cfg.remote) {
+            st.rtp = Latch::default();
+            st.rtcp = Latch::default();
+            st.rtcp_mux = false;
+        }
+        st.cfg = Some(cfg);
+        if let (Some(a), Some(b)) = (self.legs[0].cfg, self.legs[1].cfg) {
+            self.transcode = [
+                Transcoder::new(a.codec, b.codec),
+                Transcoder::new(b.codec, a.codec),
+            ];
+        }
+        self.last_media = now;
+        self.timed_out = false;
+    }
+
+    /// Marks the call answered (starts the media timeout) or not.
+    pub fn set_active(&mut self, now: Instant, on: bool) {
+        if on && !self.active {
+            self.last_media = now;
+            self.timed_out = false;
+        }
+        self.active = on;
+    }
+
+    /// Feeds one datagram that arrived on `leg`'s `socket` from `from`. Anything that is
+    /// not a packet we expect is dropped and counted in [`LegStats::dropped`].
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        leg: Leg,
+        socket: Socket,
+        from: SocketAddr,
+        data: &[u8],
+    ) {
+        let is_rtcp = match socket {
+            Socket::Rtcp => true,
+            // RFC 5761 sec. 4: RTCP packet types 192..=223 never clash with RTP's PTs.
+            Socket::Rtp => data.len() >= 2 && (192..=223).contains(&data[1]),
+        };
+        let ok = if is_rtcp {
+            self.handle_rtcp(now, leg, socket, from, data)
+        } else {
+            self.handle_rtp(now, leg, from, data)
+        };
+        if !ok {
+            self.legs[leg.idx()].stats.dropped += 1;
+        }
+    }
+
+    fn handle_rtp(&mut self, now: Instant, leg: Leg, from: SocketAddr, data: &[u8]) -> bool {
+        let Ok(rtp) = RtpReader::new(data) else {
+            return false;
+        };
+        let src = &mut self.legs[leg.idx()];
+        let Some(cfg) = src.cfg else {
+            return false;
+        };
+        let pt = rtp.payload_type();
+        let is_event = cfg.telephone_event == Some(pt);
+        if pt != cfg.pt && !is_event {
+            return false;
+        }
+        match src.rtp.accept(now, from, self.cfg.relatch_after) {
+            None => return false,
+            Some(true) => self.events.push_back(RelayEvent::Latched {
+                leg,
+                socket: Socket::Rtp,
+                addr: from,
+            }),
+            Some(false) => {}
+        }
+        let (ssrc, seq, ts) = (
+            rtp.ssrc(),
+            u16::from(rtp.sequence_number()),
+            rtp.timestamp(),
+        );
+        src.stats.packets_in += 1;
+        src.stats.bytes_in += data.len() as u64;
+        src.stats.last_rtp = Some(now);
+        let arrival = ts_units(now.saturating_duration_since(self.epoch));
+        src.recv
+            .update(ssrc, seq, ts, i64::from(arrival), !is_event);
+        self.last_media = now;
+        self.timed_out = false;
+
+        // Forward to the other leg.
+        let dst = &mut self.legs[leg.other().idx()];
+        let Some(dcfg) = dst.cfg else {
+            return true;
+        };
+        if !dcfg.direction.peer_receives() {
+            return true;
+        }
+        let Some(to) = dst.rtp_dest() else {
+            return true;
+        };
+        let out_pt = if is_event {
+            match dcfg.telephone_event {
+                Some(p) => p,
+                None => return true,
+            }
+        } else {
+            dcfg.pt
+        };
+        let (oseq, ots, mark) = dst.out.map(now, ssrc, seq, ts);
+        let payload = rtp.payload();
+        // 12-byte header, no CSRCs or extensions (we are the source now); the G.722
+        // encoder wants one spare byte.
+        let mut buf = Vec::with_capacity(13 + payload.len());
+        let marker = rtp.mark() || mark;
+        buf.extend_from_slice(&[0x80, (u8::from(marker) << 7) | (out_pt & 0x7f)]);
+        buf.extend_from_slice(&oseq.to_be_bytes());
+        buf.extend_from_slice(&ots.to_be_bytes());
+        buf.extend_from_slice(&dst.out.ssrc.to_be_bytes());
+        let converted = match &mut self.transcode[leg.idx()] {
+            Some(t) if !is_event => t.convert(payload, &mut buf),
+            _ => {
+                buf.extend_from_slice(payload);
+                true
+            }
+        };
+        if converted {
+            let payload_len = buf.len() - 12;
+            dst.out.packets = dst.out.packets.wrapping_add(1);
+            dst.out.octets = dst.out.octets.wrapping_add(payload_len as u32);
+            dst.stats.packets_out += 1;
+            dst.stats.bytes_out += buf.len() as u64;
+            self.transmits.push_back(Transmit {
+                leg: leg.other(),
+                socket: Socket::Rtp,
+                to,
+                data: buf,
+            });
+        }
+        true
+    }
+
+    fn handle_rtcp(
+        &mut self,
+        now: Instant,
+        leg: Leg,
+        socket: Socket,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> bool {
+        let st = &mut self.legs[leg.idx()];
+        if st.cfg.is_none() {
+            return false;
+        }
+        let Ok(compound) = Compound::parse(data) else {
+            return false;
+        };
+        let packets: Vec<_> = compound.collect();
+        if packets.iter().any(Result::is_err) {
+            return false;
+        }
+        match st.rtcp.accept(now, from, self.cfg.relatch_after) {
+            None => return false,
+            Some(true) => self.events.push_back(RelayEvent::Latched {
+                leg,
+                socket: Socket::Rtcp,
+                addr: from,
+            }),
+            Some(false) => {}
+        }
+        st.rtcp_mux = socket == Socket::Rtp;
+        st.stats.rtcp_in += 1;
+        for p in packets.iter().flatten() {
+            match p {
+                Packet::Sr(sr) => {
+                    st.peer_sr = Some(((sr.ntp_timestamp() >> 16) as u32, now));
+                    for b in sr.report_blocks() {
+                        Self::take_block(st, now, &b);
+                    }
+                }
+                Packet::Rr(rr) => {
+                    for b in rr.report_blocks() {
+                        Self::take_block(st, now, &b);
+                    }
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// Takes in a report block if it is about the stream we send to this leg.
+    fn take_block(st: &mut LegState, now: Instant, b: &ReportBlock<'_>) {
+        if b.ssrc() != st.out.ssrc {
+            return;
+        }
+        let r = RemoteReport {
+            fraction_lost: b.fraction_lost(),
+            cumulative_lost: b.cumulative_lost(),
+            jitter_ts: b.interarrival_jitter(),
+        };
+        st.remote = Some(r);
+        st.stats.remote_loss_pct = Some(f64::from(r.fraction_lost) * 100.0 / 256.0);
+        st.stats.remote_lost = Some(r.cumulative_lost);
+        st.stats.remote_jitter_ms = Some(f64::from(r.jitter_ts) * 1000.0 / CLOCK_HZ as f64);
+        let lsr = b.last_sender_report_timestamp();
+        if lsr == 0 {
+            return;
+        }
+        if let Some(&(_, sent)) = st.sent_srs.iter().find(|(mid, _)| *mid == lsr) {
+            // RTT = A - LSR - DLSR (RFC 3550 6.4.1), with A taken from our own clock.
+            let dlsr = f64::from(b.delay_since_last_sender_report_timestamp()) / 65536.0;
+            let rtt = now.saturating_duration_since(sent).as_secs_f64() - dlsr;
+            st.stats.rtt_ms = Some((rtt * 1000.0).max(0.0));
+        }
+    }
+
+    /// Processes timers due at `now`: our RTCP reports and the media timeout. A call
+    /// before the deadline is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(d) = self.media_deadline() {
+            if now >= d {
+                self.timed_out = true;
+                self.events.push_back(RelayEvent::Timeout);
+            }
+        }
+        for i in 0..2 {
+            if now >= self.legs[i].next_rtcp {
+                self.legs[i].next_rtcp = now + self.cfg.rtcp_interval;
+                self.send_report(now, i);
+            }
+        }
+    }
+
+    fn media_deadline(&self) -> Option<Instant> {
+        let expects = self
+            .legs
+            .iter()
+            .any(|l| l.cfg.is_some_and(|c| c.direction.peer_sends()));
+        (self.active && expects && !self.timed_out).then(|| self.last_media + self.cfg.timeout)
+    }
+
+    /// Builds our SR (or RR, if we sent nothing yet) with a report block about the peer's
+    /// stream, for leg index `i`.
+    fn send_report(&mut self, now: Instant, i: usize) {
+        let ntp = self.ntp(now);
+        let st = &mut self.legs[i];
+        if st.cfg.is_none() || (st.out.packets == 0 && st.recv.ssrc.is_none()) {
+            return;
+        }
+        let Some((socket, to)) = st.rtcp_dest() else {
+            return;
+        };
+        let block = st.recv.ssrc.map(|ssrc| {
+            let (lsr, dlsr) = match st.peer_sr {
+                Some((mid, at)) => {
+                    let d = now.saturating_duration_since(at).as_secs_f64() * 65536.0;
+                    (mid, d.min(f64::from(u32::MAX)) as u32)
+                }
+                None => (0, 0),
+            };
+            ReportBlock::builder(ssrc)
+                .fraction_lost(st.recv.take_fraction_lost())
+                .cumulative_lost(
+                    u32::try_from(st.recv.lost())
+                        .unwrap_or(0x7f_ffff)
+                        .min(0x7f_ffff),
+                )
+                .extended_sequence_number(st.recv.extended_max())
+                .interarrival_jitter(st.recv.jitter_ts())
+                .last_sender_report_timestamp(lsr)
+                .delay_since_last_sender_report_timestamp(dlsr)
+        });
+        let mut buf = vec![0u8; 1500];
+        let written = if st.out.packets > 0 {
+            let mut sr = SenderReport::builder(st.out.ssrc)
+                .ntp_timestamp(ntp)
+                .rtp_timestamp(st.out.ts_at(now))
+                .packet_count(st.out.packets)
+                .octet_count(st.out.octets);
+            if let Some(b) = block {
+                sr = sr.add_report_block(b);
+            }
+            if st.sent_srs.len() == SENT_SR_MEMORY {
+                st.sent_srs.pop_front();
+            }
+            st.sent_srs.push_back(((ntp >> 16) as u32, now));
+            sr.write_into(&mut buf)
+        } else {
+            let mut rr = ReceiverReport::builder(st.out.ssrc);
+            if let Some(b) = block {
+                rr = rr.add_report_block(b);
+            }
+            rr.write_into(&mut buf)
+        };
+        // Writing one SR/RR with at most one block into 1500 bytes cannot fail; if it
+        // somehow did, skipping one report is harmless.
+        if let Ok(n) = written {
+            buf.truncate(n);
+            let leg = if i == 0 { Leg::A } else { Leg::B };
+            self.transmits.push_back(Transmit {
+                leg,
+                socket,
+                to,
+                data: buf,
+            });
+        }
+    }
+
+    /// 64-bit NTP timestamp for `now`.
+    fn ntp(&self, now: Instant) -> u64 {
+        let t = self.wall_at_epoch
+            + now.saturating_duration_since(self.epoch)
+            + Duration::from_secs(NTP_UNIX_OFFSET);
+        (t.as_secs() << 32) | ((u64::from(t.subsec_nanos()) << 32) / 1_000_000_000)
+    }
+
+    /// The next packet to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the call layer.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<RelayEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let rtcp = self.legs.iter().map(|l| l.next_rtcp).min();
+        match (self.media_deadline(), rtcp) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Live figures of one leg.
+    #[must_use]
+    pub fn stats(&self, leg: Leg) -> LegStats {
+        let st = &self.legs[leg.idx()];
+        let mut s = st.stats.clone();
+        s.lost = st.recv.lost();
+        s.expected = st.recv.expected();
+        s.jitter_ms = f64::from(st.recv.jitter_ts()) * 1000.0 / CLOCK_HZ as f64;
+        s
+    }
+
+    /// The summary for the call record (codec per leg as last configured; PCMA if never).
+    #[must_use]
+    pub fn report(&self) -> SessionReport {
+        let leg = |l: Leg| {
+            let codec = self.legs[l.idx()]
+                .cfg
+                .map_or(super::Codec::Pcma, |c| c.codec);
+            self.stats(l).report(codec)
+        };
+        SessionReport {
+            a: leg(Leg::A),
+            b: leg(Leg::B),
+        }
+    }
+
+    /// The address a leg's RTP is currently sent to (latched, else from SDP).
+    #[must_use]
+    pub fn rtp_destination(&self, leg: Leg) -> Option<SocketAddr> {
+        self.legs[leg.idx()].rtp_dest()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,209 @@
+//! The media relay with real UDP sockets on loopback: two "phones" exchange RTP through a
+//! `MediaService` session.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use pbxd::media::relay::{
+    Codec, Direction, Leg, LegConfig, MediaConfig, MediaError, MediaEvent, MediaService,
+};
+use tokio::net::UdpSocket;
+use tokio::time::timeout;
+
+const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+fn service(port_min: u16, port_max: u16, t: Duration) -> MediaService {
+    MediaService::new(MediaConfig {
+        bind_ip: LO,
+        port_min,
+        port_max,
+        timeout: t,
+    })
+}
+
+fn leg(remote: SocketAddr, codec: Codec, pt: u8) -> LegConfig {
+    LegConfig {
+        remote: Some(remote),
+        codec,
+        pt,
+        telephone_event: Some(101),
+        direction: Direction::SendRecv,
+    }
+}
+
+fn rtp(pt: u8, seq: u16, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x80, pt];
+    v.extend_from_slice(&seq.to_be_bytes());
+    v.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    v.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+async fn recv(sock: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+    let mut buf = vec![0u8; 2048];
+    let (n, from) = timeout(Duration::from_secs(2), sock.recv_from(&mut buf))
+        .await
+        .expect("packet within 2 s")
+        .expect("recv");
+    buf.truncate(n);
+    (buf, from)
+}
+
+/// Phone A's SDP names a port it never sends from (as behind NAT); the relay latches onto
+/// the real one. Audio flows both ways, A's PCMA transcoded to B's PCMU and back.
+#[tokio::test]
+async fn forwards_both_ways_and_latches_to_the_real_port() {
+    let svc = service(32000, 32099, Duration::from_secs(60));
+    let phone_a = UdpSocket::bind((LO, 0)).await.expect("bind");
+    let phone_b = UdpSocket::bind((LO, 0)).await.expect("bind");
+    let s = svc.open(1).expect("open");
+    let sdp_a = SocketAddr::new(LO, 9); // "discard": nobody listens on it for us
+    s.configure(Leg::A, leg(sdp_a, Codec::Pcma, 8));
+    s.configure(
+        Leg::B,
+        leg(phone_b.local_addr().expect("addr"), Codec::Pcmu, 0),
+    );
+    s.set_active(true);
+
+    let payload: Vec<u8> = (0..160u32).map(|i| (i * 3) as u8).collect();
+    for seq in 1..=5u16 {
+        phone_a
+            .send_to(&rtp(8, seq, &payload), s.local(Leg::A))
+            .await
+            .expect("send");
+        let (got, from) = recv(&phone_b).await;
+        assert_eq!(from, s.local(Leg::B), "B hears us from our B-side address");
+        assert_eq!(got[1] & 0x7f, 0, "PCMU towards B");
+        assert_eq!(got.len(), 12 + 160);
+    }
+    // B answers; it must reach A's real port, not the SDP port.
+    for seq in 1..=5u16 {
+        phone_b
+            .send_to(&rtp(0, seq, &[0xff; 160]), s.local(Leg::B))
+            .await
+            .expect("send");
+        let (got, from) = recv(&phone_a).await;
+        assert_eq!(from, s.local(Leg::A));
+        assert_eq!(got[1] & 0x7f, 8, "PCMA towards A");
+        // µ-law silence (0xff) is A-law silence (0xd5).
+        assert!(got[12..].iter().all(|&b| b == 0xd5));
+    }
+    let report = s.close().await.expect("report");
+    assert_eq!((report.a.packets_in, report.a.packets_out), (5, 5));
+    assert_eq!((report.b.packets_in, report.b.packets_out), (5, 5));
+    assert_eq!(report.a.loss_pct, 0.0);
+    assert!(report.a.mos > 4.0);
+    assert_eq!(svc.active_sessions(), 0);
+}
+
+/// Every socket comes from the range as an even RTP / odd RTCP pair; when the range is
+/// full, `open` fails; closing frees the ports for the next call.
+#[tokio::test]
+async fn port_range_is_respected_and_freed() {
+    let svc = service(33001, 33012, Duration::from_secs(60)); // pairs 33002..=33010
+    let mut open = Vec::new();
+    for id in 0..2 {
+        let s = svc.open(id).expect("room for two sessions");
+        for l in [Leg::A, Leg::B] {
+            let p = s.local(l).port();
+            assert!((33002..=33010).contains(&p) && p % 2 == 0, "port {p}");
+            // The RTCP port is ours too: binding it fails.
+            assert!(std::net::UdpSocket::bind((LO, p + 1)).is_err());
+        }
+        open.push(s);
+    }
+    // A port held by another program is skipped.
+    let squatter = std::net::UdpSocket::bind((LO, 33010));
+    match svc.open(9) {
+        Err(MediaError::NoPorts { .. }) => {}
+        other => panic!("expected NoPorts, got {other:?}"),
+    }
+    assert_eq!(svc.active_sessions(), 2);
+    let first = open.remove(0);
+    let freed = [first.local(Leg::A).port(), first.local(Leg::B).port()];
+    first.close().await;
+    assert_eq!(svc.active_sessions(), 1);
+    let again = svc.open(3).expect("ports were freed");
+    let mut got = [again.local(Leg::A).port(), again.local(Leg::B).port()];
+    got.sort_unstable();
+    let mut freed = freed;
+    freed.sort_unstable();
+    assert_eq!(got, freed, "the only free pairs are the ones just released");
+    drop(squatter);
+    drop(again);
+    drop(open);
+    // Dropping handles ends the tasks too.
+    timeout(Duration::from_secs(2), async {
+        while svc.active_sessions() != 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("sessions end when their handles are dropped");
+}
+
+/// Sessions are handed out sequentially and wrap around at the end of the range.
+#[tokio::test]
+async fn allocation_is_sequential_with_wrap_around() {
+    let svc = service(34000, 34007, Duration::from_secs(60)); // 4 pairs: 2 sessions
+    let s1 = svc.open(1).expect("open");
+    let p1 = [s1.local(Leg::A).port(), s1.local(Leg::B).port()];
+    assert_eq!(p1, [34000, 34002]);
+    s1.close().await;
+    let s2 = svc.open(2).expect("open");
+    assert_eq!(
+        [s2.local(Leg::A).port(), s2.local(Leg::B).port()],
+        [34004, 34006]
+    );
+    // Wraps around to the start (free again), never onto s2's open pairs.
+    let s3 = svc.open(3).expect("open");
+    assert_eq!(
+        [s3.local(Leg::A).port(), s3.local(Leg::B).port()],
+        [34000, 34002]
+    );
+    s2.close().await;
+    s3.close().await;
+    assert_eq!(svc.active_sessions(), 0);
+}
+
+/// No RTP after answer: one Timeout event for that session id, then the call layer closes.
+#[tokio::test]
+async fn media_timeout_is_reported() {
+    let svc = service(35000, 35099, Duration::from_millis(300));
+    let mut events = svc.take_events().expect("first take");
+    assert!(svc.take_events().is_none());
+    let phone = UdpSocket::bind((LO, 0)).await.expect("bind");
+    let s = svc.open(77).expect("open");
+    let peer = phone.local_addr().expect("addr");
+    s.configure(Leg::A, leg(peer, Codec::Pcma, 8));
+    s.configure(Leg::B, leg(peer, Codec::Pcma, 8));
+    // Not answered yet: no timeout.
+    assert!(timeout(Duration::from_millis(500), events.recv())
+        .await
+        .is_err());
+    s.set_active(true);
+    // Media keeps it alive...
+    for seq in 0..8u16 {
+        phone
+            .send_to(&rtp(8, seq, &[0xd5; 160]), s.local(Leg::A))
+            .await
+            .expect("send");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(events.try_recv().is_err(), "no timeout while RTP flows");
+    // ... silence ends it.
+    let ev = timeout(Duration::from_secs(2), events.recv())
+        .await
+        .expect("timeout event");
+    assert_eq!(ev, Some(MediaEvent::Timeout { id: 77 }));
+    s.close().await.expect("report");
+    assert_eq!(svc.active_sessions(), 0);
+}
+
+#[test]
+fn open_outside_a_runtime_is_an_error() {
+    let svc = service(36000, 36099, Duration::from_secs(60));
+    assert!(matches!(svc.open(1), Err(MediaError::NoRuntime)));
+    assert_eq!(svc.active_sessions(), 0);
+}
