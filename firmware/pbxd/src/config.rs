@@ -68,6 +68,33 @@ pub struct Cli {
     /// Longest registration granted, seconds.
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u32).range(60..))]
     pub max_expires: u32,
+    /// How long a called phone may ring before the caller gets 408 (seconds).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub ring_timeout: u64,
+    /// UDP port range for relayed RTP, `MIN-MAX` (even/odd pairs: RTP, RTCP).
+    #[arg(long, default_value = "10000-20000", value_parser = parse_port_range)]
+    pub rtp_ports: (u16, u16),
+    /// An answered call with no RTP from either phone for this long is ended (seconds).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..=3600))]
+    pub media_timeout: u64,
+    /// Address RTP sockets bind to; defaults to the SIP listen address.
+    #[arg(long)]
+    pub rtp_bind: Option<std::net::IpAddr>,
+}
+
+/// Parses `MIN-MAX` with at least one even/odd pair in it.
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("expected MIN-MAX, got {s:?}"))?;
+    let min: u16 = a.trim().parse().map_err(|_| format!("bad port {a:?}"))?;
+    let max: u16 = b.trim().parse().map_err(|_| format!("bad port {b:?}"))?;
+    if min < 1024 || min >= max || max - min < 3 {
+        return Err(format!(
+            "port range {min}-{max} must be within 1024-65535 with room for two RTP/RTCP pairs"
+        ));
+    }
+    Ok((min, max))
 }
 
 /// Checked configuration.
@@ -87,6 +114,10 @@ pub struct Config {
     pub registrar: RegistrarConfig,
     /// Brute-force and flood protection.
     pub guard: GuardConfig,
+    /// Call control settings.
+    pub calls: crate::call::CallConfig,
+    /// RTP relay settings.
+    pub media: crate::media::relay::MediaConfig,
 }
 
 /// A configuration that cannot work, found before binding anything.
@@ -127,7 +158,19 @@ impl Cli {
             rate_per_sec: self.sip_rate_limit,
             rate_burst: self.sip_rate_limit.saturating_mul(2),
         };
+        let calls = crate::call::CallConfig {
+            ring_timeout: Duration::from_secs(self.ring_timeout),
+            ..crate::call::CallConfig::default()
+        };
+        let media = crate::media::relay::MediaConfig {
+            bind_ip: self.rtp_bind.unwrap_or(self.sip_listen.ip()),
+            port_min: self.rtp_ports.0,
+            port_max: self.rtp_ports.1,
+            timeout: Duration::from_secs(self.media_timeout),
+        };
         Ok(Config {
+            calls,
+            media,
             data_dir: self.data_dir,
             sip_listen: self.sip_listen,
             sip_tls_listen: self.sip_tls_listen,

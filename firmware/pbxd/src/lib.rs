@@ -1,17 +1,21 @@
 //! pbxd: the office PBX daemon. `main.rs` wires the pieces; each module owns one concern.
 //!
 //! - [`sip`]: the SIP endpoint core and its tokio shell (UDP, TCP)
+//! - [`call`]: the B2BUA: calls between phones, forks, records
 //! - [`registrar`]: the local registrar core (bindings, digest auth)
 //! - [`store`]: SQLite, the only module with SQL
 //! - [`persist`]: the store writer thread
 //! - [`web`]: the HTTP status API (the web UI grows here)
 //! - [`tls`]: the device's TLS identity
-//! - [`media`]: DSP for the analog ports (DTMF, tones, FSK caller ID)
+//! - [`dialplan`]: dialled digits to a route (E.164, blocked ranges, emergency, classes)
+//! - [`media`]: SDP offer/answer, the RTP relay, DSP for the analog ports
 //! - [`config`], [`clock`], [`supervise`]: wiring
 #![forbid(unsafe_code)]
 
+pub mod call;
 pub mod clock;
 pub mod config;
+pub mod dialplan;
 pub mod media;
 pub mod persist;
 pub mod registrar;

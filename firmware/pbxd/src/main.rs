@@ -103,6 +103,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let status = web::Status {
         sip: sip_addr,
         bindings: shell.bindings.clone(),
+        calls: shell.calls.clone(),
     };
     let mut tasks = tokio::task::JoinSet::new();
     {

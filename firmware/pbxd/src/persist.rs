@@ -36,6 +36,8 @@ pub enum PersistCmd {
         /// When it ends (Unix seconds).
         until: i64,
     },
+    /// Write a finished call's record.
+    CallRecord(Box<store::CallRecord>),
     /// Remove bindings and blocks that lapsed while pbxd was not running.
     PurgeExpired {
         /// Unix seconds.
@@ -158,6 +160,7 @@ fn apply(store: &mut Store, cmd: PersistCmd) {
             };
             store.add_block(&by, *ip, reason, *until)
         }
+        PersistCmd::CallRecord(r) => store.insert_call_record(r).map(|_| ()),
         PersistCmd::PurgeExpired { now_unix } => store
             .delete_expired(*now_unix)
             .and_then(|_| store.delete_expired_blocks(*now_unix))

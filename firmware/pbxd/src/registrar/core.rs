@@ -71,6 +71,30 @@ impl Default for RegistrarConfig {
     }
 }
 
+/// Which digest exchange a request uses (RFC 3261 sec. 22.2 and 22.3): a registrar
+/// challenges with 401, a B2BUA acting for its phones as a proxy would, with 407.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthKind {
+    Www,
+    Proxy,
+}
+
+impl AuthKind {
+    fn credentials_header(self) -> HeaderName {
+        match self {
+            AuthKind::Www => HeaderName::Authorization,
+            AuthKind::Proxy => HeaderName::ProxyAuthorization,
+        }
+    }
+
+    fn mismatch_reason(self) -> &'static str {
+        match self {
+            AuthKind::Www => "Forbidden: user does not match To",
+            AuthKind::Proxy => "Forbidden: user does not match From",
+        }
+    }
+}
+
 /// Why a REGISTER's contact list is refused before anything changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refusal {
@@ -266,7 +290,14 @@ impl Registrar {
         if !self.serves_host(to.uri.host()) {
             return Err(self.reply(req, 404, "Not Found"));
         }
-        self.authenticate(now_unix, req, &user, flow.remote.ip(), directory)?;
+        self.authenticate(
+            now_unix,
+            req,
+            &user,
+            flow.remote.ip(),
+            directory,
+            AuthKind::Www,
+        )?;
 
         let aor = format!("{user}@{}", self.cfg.realm);
         let call_id = req
@@ -314,6 +345,22 @@ impl Registrar {
         Ok(self.ok_with_bindings(now, req, &aor))
     }
 
+    /// Authenticates a request other than REGISTER (INVITE, REFER, ...) from extension
+    /// `user` (its From user) with a 407 proxy challenge, under the same rules as
+    /// REGISTER: decoy hashes for unknown users, failures and successes reported as
+    /// events for the brute-force guard. `Err` carries the response to send.
+    #[allow(clippy::result_large_err)]
+    pub fn authenticate_request(
+        &mut self,
+        now_unix: u64,
+        req: &Message,
+        user: &str,
+        ip: IpAddr,
+        directory: &mut dyn Directory,
+    ) -> Result<(), Message> {
+        self.authenticate(now_unix, req, user, ip, directory, AuthKind::Proxy)
+    }
+
     /// Checks the request's digest credentials; `Err` carries the response to send.
     #[allow(clippy::result_large_err)]
     fn authenticate(
@@ -323,24 +370,29 @@ impl Registrar {
         user: &str,
         ip: IpAddr,
         directory: &mut dyn Directory,
+        kind: AuthKind,
     ) -> Result<(), Message> {
         let ours = req
-            .header_all(&HeaderName::Authorization)
+            .header_all(&kind.credentials_header())
             .map(Credentials::parse)
             .find(|c| !matches!(c, Ok(c) if c.realm != self.cfg.realm));
         let creds = match ours {
-            None => return Err(self.challenge(now_unix, req, false)),
+            None => return Err(self.challenge(now_unix, req, false, kind)),
             Some(Err(e)) => {
-                return Err(self.reply(req, 400, &format!("Bad Request: Authorization: {e}")))
+                return Err(self.reply(
+                    req,
+                    400,
+                    &format!("Bad Request: {}: {e}", kind.credentials_header().as_str()),
+                ))
             }
             Some(Ok(c)) => c,
         };
         if !self.cfg.algorithms.contains(&creds.algorithm) {
             // An answer to a challenge we did not send: challenge again, count nothing.
-            return Err(self.challenge(now_unix, req, false));
+            return Err(self.challenge(now_unix, req, false, kind));
         }
         if creds.username != user {
-            return Err(self.reply(req, 403, "Forbidden: user does not match To"));
+            return Err(self.reply(req, 403, kind.mismatch_reason()));
         }
         // Unknown users get a decoy HA1: the same hashing work and the same answer as a
         // known user with a wrong password, so extensions cannot be enumerated.
@@ -366,8 +418,10 @@ impl Registrar {
                 self.events.push_back(RegistrarEvent::AuthSucceeded { ip });
                 Ok(())
             }
-            NonceCheck::Stale => Err(self.challenge(now_unix, req, true)),
-            NonceCheck::Invalid | NonceCheck::Replay => Err(self.challenge(now_unix, req, false)),
+            NonceCheck::Stale => Err(self.challenge(now_unix, req, true, kind)),
+            NonceCheck::Invalid | NonceCheck::Replay => {
+                Err(self.challenge(now_unix, req, false, kind))
+            }
         }
     }
 
@@ -476,15 +530,23 @@ impl Registrar {
         b.build()
     }
 
-    fn challenge(&mut self, now_unix: u64, req: &Message, stale: bool) -> Message {
+    fn challenge(&mut self, now_unix: u64, req: &Message, stale: bool, kind: AuthKind) -> Message {
         let nonce = self.nonces.issue(now_unix);
         let realm = self.cfg.realm.clone();
         // RFC 8760 sec. 2.3: the preferred algorithm first.
         let order = self.cfg.algorithms.clone();
-        let mut b = self.reply_builder(req, 401, "Unauthorized");
+        let (status, reason, header) = match kind {
+            AuthKind::Www => (401, "Unauthorized", HeaderName::WwwAuthenticate),
+            AuthKind::Proxy => (
+                407,
+                "Proxy Authentication Required",
+                HeaderName::ProxyAuthenticate,
+            ),
+        };
+        let mut b = self.reply_builder(req, status, reason);
         for alg in order {
             b = b.header(
-                HeaderName::WwwAuthenticate,
+                header.clone(),
                 auth::challenge(&realm, alg, &nonce, None, stale),
             );
         }

@@ -20,10 +20,11 @@ use pbx_sip::transaction::{
 };
 
 use super::guard::{AuthGuard, GuardConfig, NewBlock, Verdict};
+use crate::call::{CallConfig, CallContext, CallControl, CallOutput, CallServices, CallSummary};
 use crate::registrar::{Directory, Flow, Registrar, RegistrarEvent, Transport};
 
 /// Methods we answer, for Allow headers (RFC 3261 sec. 20.5).
-pub const ALLOW: &str = "REGISTER, OPTIONS";
+pub use crate::call::ALLOW;
 
 /// What the endpoint asks of its shell.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +49,8 @@ pub enum EndpointEvent {
     Registrar(RegistrarEvent),
     /// A source was blocked after repeated authentication failures.
     SourceBlocked(NewBlock),
+    /// A call ended: close its media, write its record.
+    CallEnded(Box<CallSummary>),
     /// Input was dropped without an answer (logged at debug level by the shell).
     Dropped {
         /// Where it came from.
@@ -74,6 +77,7 @@ pub struct EndpointStats {
 #[derive(Debug)]
 pub struct Endpoint {
     registrar: Registrar,
+    calls: CallControl,
     guard: AuthGuard,
     limits: Limits,
     udp: Transactions,
@@ -85,10 +89,26 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// An endpoint around a registrar.
+    /// An endpoint around a registrar, with default call settings.
     pub fn new(registrar: Registrar, guard: GuardConfig, timers: TimerConfig) -> Self {
+        Self::with_calls(
+            registrar,
+            CallControl::new(CallConfig::default(), 0x5eed),
+            guard,
+            timers,
+        )
+    }
+
+    /// An endpoint around a registrar and a B2BUA.
+    pub fn with_calls(
+        registrar: Registrar,
+        calls: CallControl,
+        guard: GuardConfig,
+        timers: TimerConfig,
+    ) -> Self {
         Self {
             registrar,
+            calls,
             guard: AuthGuard::new(guard),
             limits: Limits::default(),
             udp: Transactions::new(timers, Reliability::Unreliable),
@@ -119,9 +139,25 @@ impl Endpoint {
         self.stats
     }
 
-    /// Live server transactions (for leak checks).
+    /// Live transactions (for leak checks).
     pub fn transactions(&self) -> usize {
         self.udp.len() + self.stream.len()
+    }
+
+    /// The B2BUA (read-only: live calls, leak checks).
+    pub fn calls(&self) -> &CallControl {
+        &self.calls
+    }
+
+    /// The relay saw no media on call `id` for too long.
+    pub fn handle_media_timeout(&mut self, now: Instant, id: u64, env: &mut dyn CallServices) {
+        let mut ctx = CallContext {
+            registrar: &mut self.registrar,
+            services: env,
+        };
+        self.calls.handle_media_timeout(now, id, &mut ctx);
+        self.pump_calls(now);
+        self.drain(now, 0, env);
     }
 
     /// Handles one UDP datagram.
@@ -131,7 +167,7 @@ impl Endpoint {
         now_unix: u64,
         flow: Flow,
         data: &[u8],
-        directory: &mut impl Directory,
+        env: &mut impl CallServices,
     ) {
         if !self.admit(now, flow.remote) {
             return;
@@ -148,7 +184,7 @@ impl Endpoint {
             return;
         }
         let parsed = parse_with(data, &self.limits);
-        self.handle_parsed(now, now_unix, flow, parsed, directory);
+        self.handle_parsed(now, now_unix, flow, parsed, env);
     }
 
     /// Handles one frame decoded from a TCP or TLS stream.
@@ -158,7 +194,7 @@ impl Endpoint {
         now_unix: u64,
         flow: Flow,
         frame: Result<Frame, ParseError>,
-        directory: &mut impl Directory,
+        env: &mut impl CallServices,
     ) {
         if !self.admit(now, flow.remote) {
             return;
@@ -170,17 +206,23 @@ impl Endpoint {
                 dest: flow.remote,
                 data: b"\r\n".to_vec(),
             }),
-            Ok(Frame::Message(msg)) => self.handle_parsed(now, now_unix, flow, Ok(msg), directory),
-            Err(e) => self.handle_parsed(now, now_unix, flow, Err(e), directory),
+            Ok(Frame::Message(msg)) => self.handle_parsed(now, now_unix, flow, Ok(msg), env),
+            Err(e) => self.handle_parsed(now, now_unix, flow, Err(e), env),
         }
     }
 
-    /// Fires due timers (transactions, binding expiry).
-    pub fn handle_timeout(&mut self, now: Instant) {
+    /// Fires due timers (transactions, binding expiry, calls).
+    pub fn handle_timeout(&mut self, now: Instant, env: &mut impl CallServices) {
         self.udp.handle_timeout(now);
         self.stream.handle_timeout(now);
         self.registrar.handle_timeout(now);
-        self.drain(now, 0, None);
+        let mut ctx = CallContext {
+            registrar: &mut self.registrar,
+            services: env,
+        };
+        self.calls.handle_timeout(now, &mut ctx);
+        self.pump_calls(now);
+        self.drain(now, 0, env);
     }
 
     /// The next thing to do.
@@ -196,6 +238,7 @@ impl Endpoint {
             self.udp.poll_timeout(),
             self.stream.poll_timeout(),
             self.registrar.poll_timeout(),
+            self.calls.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -222,7 +265,7 @@ impl Endpoint {
         now_unix: u64,
         flow: Flow,
         parsed: Result<Message, ParseError>,
-        directory: &mut impl Directory,
+        env: &mut impl CallServices,
     ) {
         let msg = match parsed {
             Ok(msg) => msg,
@@ -236,8 +279,13 @@ impl Endpoint {
             }
         };
         if !msg.is_request() {
-            // We send no requests yet, so no client transaction can match a response.
-            self.drop_input(flow.remote, "response matching no transaction");
+            match self.table(flow.transport).handle_message(now, msg) {
+                Ok(Dispatch::Stray(resp)) => self.calls.handle_stray_response(&resp),
+                Ok(_) => {}
+                Err(e) => self.drop_input(flow.remote, &format!("bad response: {e}")),
+            }
+            self.pump_calls(now);
+            self.drain(now, now_unix, env);
             return;
         }
         if let Err(rej) = validate_request(&msg) {
@@ -251,25 +299,77 @@ impl Endpoint {
             Ok(Dispatch::Created(key)) | Ok(Dispatch::Matched(key)) => {
                 self.flows.entry(key).or_insert(flow);
             }
-            // An ACK for a 2xx or a stray: nothing to answer (we send no 2xx to INVITE).
-            Ok(Dispatch::Stray(_)) => {}
+            // An ACK for a 2xx (its own transaction, sec. 17.1.1.3) goes to the calls.
+            Ok(Dispatch::Stray(ack)) => {
+                let mut ctx = CallContext {
+                    registrar: &mut self.registrar,
+                    services: env,
+                };
+                self.calls.handle_ack(now, &ack, &mut ctx);
+                self.pump_calls(now);
+            }
             Err(e) => self.drop_input(flow.remote, &format!("no transaction: {e}")),
         }
-        self.drain(now, now_unix, Some(directory));
+        self.drain(now, now_unix, env);
     }
 
     /// Housekeeping (every few seconds): drops bindings of extensions removed or
     /// disabled meanwhile, and forgets guard state that no longer matters. Kept off the
     /// timer path, which fires for every lingering transaction.
-    pub fn handle_housekeeping(&mut self, now: Instant, directory: &mut impl Directory) {
-        self.registrar.drop_unknown_users(directory);
-        self.drain(now, 0, None);
+    pub fn handle_housekeeping(&mut self, now: Instant, env: &mut impl CallServices) {
+        self.registrar.drop_unknown_users(env);
+        self.drain(now, 0, env);
         self.guard.purge(now);
+    }
+
+    /// Carries out what the B2BUA asked for: responses on its server transactions,
+    /// new client transactions, ACKs, and call records.
+    fn pump_calls(&mut self, now: Instant) {
+        while let Some(out) = self.calls.poll_output() {
+            match out {
+                CallOutput::Respond { key, response } => {
+                    let Some(flow) = self.flows.get(&key).copied() else {
+                        continue;
+                    };
+                    if let Err(e) = self
+                        .table(flow.transport)
+                        .send_response(now, &key, response)
+                    {
+                        self.drop_input(flow.remote, &format!("cannot answer: {e}"));
+                    }
+                }
+                CallOutput::Request { flow, request } => {
+                    match self.table(flow.transport).send_request(now, request) {
+                        // Its first output (the request) is transmitted by `drain`,
+                        // which needs the flow.
+                        Ok(key) => {
+                            self.flows.insert(key, flow);
+                        }
+                        Err(e) => self.drop_input(flow.remote, &format!("cannot send: {e}")),
+                    }
+                }
+                CallOutput::Send { flow, message } => {
+                    self.out.push_back(EndpointOutput::Transmit {
+                        flow,
+                        dest: flow.remote,
+                        data: message.to_bytes(),
+                    })
+                }
+                CallOutput::Abandon { key } => {
+                    if let Some(flow) = self.flows.get(&key).copied() {
+                        self.table(flow.transport).abandon(&key);
+                    }
+                }
+                CallOutput::Ended(summary) => self
+                    .out
+                    .push_back(EndpointOutput::Event(EndpointEvent::CallEnded(summary))),
+            }
+        }
     }
 
     /// Moves transaction and registrar outputs to the shell's queue, answering the
     /// requests handed to the TU.
-    fn drain(&mut self, now: Instant, now_unix: u64, mut directory: Option<&mut dyn Directory>) {
+    fn drain(&mut self, now: Instant, now_unix: u64, env: &mut dyn CallServices) {
         loop {
             let next = self
                 .udp
@@ -281,23 +381,40 @@ impl Endpoint {
             };
             match output {
                 TransactionOutput::Transmit(msg) => self.transmit(&key, &msg),
-                TransactionOutput::ToTu(req) => {
-                    let Some(dir) = directory.as_deref_mut() else {
-                        continue;
+                TransactionOutput::ToTu(msg) if !msg.is_request() => {
+                    let mut ctx = CallContext {
+                        registrar: &mut self.registrar,
+                        services: env,
                     };
+                    self.calls.handle_response(now, &key, &msg, &mut ctx);
+                    self.pump_calls(now);
+                }
+                TransactionOutput::ToTu(req) => {
                     let Some(flow) = self.flows.get(&key).copied() else {
                         continue;
                     };
-                    let resp = self.respond(now, now_unix, &req, flow, dir);
                     self.stats.requests += 1;
-                    if let Err(e) = self.table(transport).send_response(now, &key, resp) {
-                        self.drop_input(flow.remote, &format!("cannot answer: {e}"));
+                    if let Some(resp) = self.respond(now, now_unix, &key, &req, flow, env) {
+                        if let Err(e) = self.table(transport).send_response(now, &key, resp) {
+                            self.drop_input(flow.remote, &format!("cannot answer: {e}"));
+                        }
                     }
+                    self.pump_calls(now);
                 }
                 TransactionOutput::Event(TransactionEvent::Terminated) => {
                     self.flows.remove(&key);
+                    self.calls.transaction_terminated(&key);
                 }
-                TransactionOutput::Event(_) => {}
+                TransactionOutput::Event(
+                    TransactionEvent::TimedOut(_) | TransactionEvent::TransportFailed,
+                ) => {
+                    let mut ctx = CallContext {
+                        registrar: &mut self.registrar,
+                        services: env,
+                    };
+                    self.calls.handle_transaction_failure(now, &key, &mut ctx);
+                    self.pump_calls(now);
+                }
             }
         }
         while let Some(ev) = self.registrar.poll_event() {
@@ -316,22 +433,63 @@ impl Endpoint {
         }
     }
 
-    /// The transaction user: the final response to a new request.
+    /// The transaction user: the final response to a new request, or `None` when the
+    /// B2BUA took it and answers by itself.
     fn respond(
         &mut self,
         now: Instant,
         now_unix: u64,
+        key: &TransactionKey,
         req: &Message,
         flow: Flow,
-        directory: &mut dyn Directory,
-    ) -> Message {
+        env: &mut dyn CallServices,
+    ) -> Option<Message> {
         let Some(method) = req.method() else {
-            return MessageBuilder::response_to(req, 400, "Bad Request").build();
+            return Some(MessageBuilder::response_to(req, 400, "Bad Request").build());
         };
-        match method {
-            Method::Register => self
-                .registrar
-                .handle_register(now, now_unix, req, flow, directory),
+        let in_dialog = req.to_header().map(|t| t.tag().is_some()).unwrap_or(false);
+        let mut ctx = CallContext {
+            registrar: &mut self.registrar,
+            services: env,
+        };
+        if in_dialog && *method != Method::Register && *method != Method::Cancel {
+            if self.calls.handle_in_dialog(now, key, req, &mut ctx) {
+                return None;
+            }
+            return Some(
+                MessageBuilder::response_to(req, 481, "Call/Transaction Does Not Exist").build(),
+            );
+        }
+        Some(match method {
+            Method::Invite => {
+                self.calls
+                    .handle_invite(now, now_unix, key.clone(), req, flow, &mut ctx);
+                return None;
+            }
+            Method::Cancel => {
+                let table = self.table(flow.transport);
+                let invite = table.invite_for_cancel(key);
+                let known = invite.as_ref().is_some_and(|k| self.calls.knows_invite(k));
+                if let (Some(invite), true) = (invite, known) {
+                    // 200 for the CANCEL first, then 487 for the INVITE (sec. 9.2).
+                    let ok = MessageBuilder::response_to(req, 200, "OK").build();
+                    if let Err(e) = self.table(flow.transport).send_response(now, key, ok) {
+                        self.drop_input(flow.remote, &format!("cannot answer: {e}"));
+                    }
+                    let mut ctx = CallContext {
+                        registrar: &mut self.registrar,
+                        services: env,
+                    };
+                    self.calls.handle_cancel(now, &invite, &mut ctx);
+                    return None;
+                }
+                MessageBuilder::response_to(req, 481, "Call/Transaction Does Not Exist").build()
+            }
+            Method::Register => {
+                let dir: &mut dyn Directory = env;
+                self.registrar
+                    .handle_register(now, now_unix, req, flow, dir)
+            }
             Method::Options => MessageBuilder::response_to(req, 200, "OK")
                 .set_to_tag(&tag_for(req))
                 .header(HeaderName::Allow, ALLOW)
@@ -339,8 +497,8 @@ impl Endpoint {
                 // No option tags yet: we must not claim outbound or path we do not do.
                 .header(HeaderName::Supported, "")
                 .build(),
-            // No dialog exists yet to be ended or cancelled.
-            Method::Bye | Method::Cancel => {
+            // Outside a dialog there is nothing to end.
+            Method::Bye => {
                 MessageBuilder::response_to(req, 481, "Call/Transaction Does Not Exist").build()
             }
             m if m.is_known() => MessageBuilder::response_to(req, 405, "Method Not Allowed")
@@ -349,14 +507,19 @@ impl Endpoint {
             _ => MessageBuilder::response_to(req, 501, "Not Implemented")
                 .header(HeaderName::Allow, ALLOW)
                 .build(),
-        }
+        })
     }
 
     fn transmit(&mut self, key: &TransactionKey, msg: &Message) {
         let Some(flow) = self.flows.get(key).copied() else {
             return;
         };
-        let dest = response_destination(msg, flow);
+        // Our requests go where the peer's flow is (its NAT binding or connection).
+        let dest = if msg.is_request() {
+            flow.remote
+        } else {
+            response_destination(msg, flow)
+        };
         self.out.push_back(EndpointOutput::Transmit {
             flow,
             dest,

@@ -3,6 +3,8 @@
 
 mod endpoint;
 mod guard;
+mod records;
+mod services;
 mod task;
 mod tcp;
 #[cfg(test)]

@@ -15,13 +15,15 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use super::endpoint::{Endpoint, EndpointEvent, EndpointOutput};
+use super::records;
+use super::services::StoreServices;
 use super::tcp::{accept_loop, ConnEvent};
+use crate::call::{CallControl, CallSummary};
 use crate::clock;
 use crate::config::Config;
+use crate::media::relay::{MediaEvent, MediaService};
 use crate::persist::{PersistCmd, Persister};
-use crate::registrar::{
-    contact_key, Binding, Directory, ExtensionSecrets, Flow, Registrar, RegistrarEvent, Transport,
-};
+use crate::registrar::{contact_key, Binding, Flow, Registrar, RegistrarEvent, Transport};
 use crate::store::Store;
 
 /// Largest datagram we read; larger ones are truncated by the kernel and then refused
@@ -95,8 +97,12 @@ pub struct SipShell {
     conn_rx: Arc<Mutex<mpsc::Receiver<ConnEvent>>>,
     conn_tx: mpsc::Sender<ConnEvent>,
     persist: Persister,
+    media: MediaService,
+    media_rx: Arc<Mutex<mpsc::UnboundedReceiver<MediaEvent>>>,
     /// Current number of bindings, for the status API.
     pub bindings: Arc<AtomicUsize>,
+    /// Current number of calls, for the status API.
+    pub calls: Arc<AtomicUsize>,
     /// Turns true once the SIP task has restored its state and serves requests.
     ready: watch::Sender<bool>,
 }
@@ -107,13 +113,21 @@ impl SipShell {
     pub fn new(cfg: Config, sockets: SipSockets, persist: Persister) -> Self {
         let (conn_tx, conn_rx) = mpsc::channel(1024);
         let (ready, _) = watch::channel(false);
+        let media = MediaService::new(cfg.media);
+        // A fresh service always has its receiver; the fallback only keeps types simple.
+        let media_rx = media
+            .take_events()
+            .unwrap_or_else(|| mpsc::unbounded_channel().1);
         Self {
             cfg,
             sockets,
             conn_rx: Arc::new(Mutex::new(conn_rx)),
             conn_tx,
             persist,
+            media,
+            media_rx: Arc::new(Mutex::new(media_rx)),
             bindings: Arc::new(AtomicUsize::new(0)),
+            calls: Arc::new(AtomicUsize::new(0)),
             ready,
         }
     }
@@ -149,11 +163,11 @@ impl SipShell {
         let store = Store::open(&self.cfg.data_dir)?;
         let local = self.sockets.local_addr()?;
         let mut endpoint = self.build_endpoint(&store, local)?;
-        // The directory owns the connection (a `Connection` is Send but not Sync).
-        let mut directory = StoreDirectory {
-            store,
-            realm: endpoint.registrar().config().realm.clone(),
-        };
+        // The services own the connection (a `Connection` is Send but not Sync).
+        let realm = endpoint.registrar().config().realm.clone();
+        let mut directory = StoreServices::new(store, realm, self.media.clone());
+        let mut media_events = self.media_rx.lock().await;
+        let mut local_ips = LocalIps::default();
         let mut conn_rx = self.conn_rx.lock().await;
         self.ready.send_replace(true);
         let mut conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
@@ -169,15 +183,15 @@ impl SipShell {
                 _ = shutdown.changed() => break,
                 r = udp.recv_from(&mut buf) => {
                     let (n, remote) = r?;
-                    let flow = Flow { transport: Transport::Udp, remote, local };
+                    let flow = Flow { transport: Transport::Udp, remote, local: local_ips.toward(local, remote) };
                     endpoint.handle_datagram(clock::now(), clock::unix_now(), flow, &buf[..n], &mut directory);
                     // Drain what else is queued without going back through select.
                     for _ in 0..BATCH {
                         match udp.try_recv_from(&mut buf) {
                             Ok((n, remote)) => {
-                                let flow = Flow { transport: Transport::Udp, remote, local };
+                                let flow = Flow { transport: Transport::Udp, remote, local: local_ips.toward(local, remote) };
                                 endpoint.handle_datagram(clock::now(), clock::unix_now(), flow, &buf[..n], &mut directory);
-                                self.flush(&mut endpoint, &conns).await;
+                                self.flush(&mut endpoint, &conns, &mut directory).await;
                             }
                             Err(_) => break,
                         }
@@ -191,13 +205,19 @@ impl SipShell {
                         endpoint.handle_frame(clock::now(), clock::unix_now(), flow, frame, &mut directory);
                     }
                 },
-                _ = tokio::time::sleep_until(wake) => endpoint.handle_timeout(clock::now()),
+                _ = tokio::time::sleep_until(wake) => endpoint.handle_timeout(clock::now(), &mut directory),
+                Some(ev) = media_events.recv() => match ev {
+                    MediaEvent::Timeout { id } => {
+                        info!(call = id, "no RTP on an answered call: hanging up");
+                        endpoint.handle_media_timeout(clock::now(), id, &mut directory);
+                    }
+                },
                 _ = housekeeping.tick() => {
                     sync_blocks(&directory.store, &mut endpoint, self.cfg.guard.block_time);
                     endpoint.handle_housekeeping(clock::now(), &mut directory);
                 }
             }
-            self.flush(&mut endpoint, &conns).await;
+            self.flush(&mut endpoint, &conns, &mut directory).await;
         }
         info!("SIP task stopped");
         Ok(())
@@ -209,7 +229,13 @@ impl SipShell {
         // Fresh per start: nonces of an earlier run are answered `stale`, as they should be.
         let secret: [u8; 32] = rand::random();
         let registrar = Registrar::new(rcfg, secret, rand::random());
-        let mut endpoint = Endpoint::new(registrar, self.cfg.guard.clone(), TimerConfig::default());
+        let calls = CallControl::new(self.cfg.calls.clone(), rand::random());
+        let mut endpoint = Endpoint::with_calls(
+            registrar,
+            calls,
+            self.cfg.guard.clone(),
+            TimerConfig::default(),
+        );
         let now = clock::now();
         let now_unix = clock::unix_now();
         let now_i = i64::try_from(now_unix).unwrap_or(i64::MAX);
@@ -256,6 +282,7 @@ impl SipShell {
         &self,
         endpoint: &mut Endpoint,
         conns: &HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+        services: &mut StoreServices,
     ) {
         while let Some(out) = endpoint.poll_output() {
             match out {
@@ -278,11 +305,42 @@ impl SipShell {
                         None => debug!(remote = %flow.remote, "TCP connection gone; reply dropped"),
                     },
                 },
+                EndpointOutput::Event(EndpointEvent::CallEnded(summary)) => {
+                    self.call_ended(*summary, services)
+                }
                 EndpointOutput::Event(ev) => self.on_event(ev),
             }
         }
         self.bindings
             .store(endpoint.registrar().bindings().len(), Ordering::Relaxed);
+        self.calls.store(endpoint.calls().len(), Ordering::Relaxed);
+    }
+
+    /// Writes a call's record once its media session has reported.
+    fn call_ended(&self, summary: CallSummary, services: &mut StoreServices) {
+        info!(
+            call = summary.id,
+            caller = %summary.caller,
+            dialled = %summary.dialled,
+            disposition = ?summary.disposition,
+            reason = summary.reason.as_deref().unwrap_or(""),
+            "call ended"
+        );
+        let persist = self.persist.clone();
+        let report = services.take_report(summary.id);
+        tokio::spawn(async move {
+            let report = match report {
+                Some(join) => join.await.ok().flatten(),
+                None => None,
+            };
+            let record = records::call_record(
+                &summary,
+                report.as_ref(),
+                clock::now(),
+                clock::unix_now_ms(),
+            );
+            persist.send(PersistCmd::CallRecord(Box::new(record)));
+        });
     }
 
     fn on_event(&self, ev: EndpointEvent) {
@@ -321,6 +379,8 @@ impl SipShell {
                 });
             }
             EndpointEvent::Dropped { source, why } => debug!(%source, "dropped: {why}"),
+            // Handled in `flush`, which has the media sessions.
+            EndpointEvent::CallEnded(_) => {}
         }
     }
 }
@@ -352,27 +412,29 @@ fn sync_blocks(store: &Store, endpoint: &mut Endpoint, block_time: Duration) {
     }
 }
 
-/// Extension secrets read from the store on every request, so `pbxctl` changes apply
-/// to the next REGISTER without a restart.
-struct StoreDirectory {
-    store: Store,
-    realm: String,
+/// Our address as a peer sees it, for Via, Contact and SDP. A socket bound to a
+/// wildcard address does not know it; the kernel's route choice (a connected UDP socket
+/// sends nothing) does. Cached per peer address: phones are few.
+#[derive(Debug, Default)]
+struct LocalIps {
+    cache: HashMap<std::net::IpAddr, std::net::IpAddr>,
 }
 
-impl Directory for StoreDirectory {
-    fn secrets(&mut self, user: &str) -> Option<ExtensionSecrets> {
-        match self.store.get_extension(user) {
-            // HA1s made for another realm cannot verify: the password must be set again.
-            Ok(Some(ext)) if ext.realm == self.realm => Some(ExtensionSecrets {
-                ha1_md5: ext.ha1_md5,
-                ha1_sha256: ext.ha1_sha256,
-                enabled: ext.enabled,
-            }),
-            Ok(_) => None,
-            Err(e) => {
-                warn!(user, "extension lookup failed: {e}");
-                None
-            }
+impl LocalIps {
+    fn toward(&mut self, local: SocketAddr, remote: SocketAddr) -> SocketAddr {
+        if !local.ip().is_unspecified() {
+            return local;
         }
+        if self.cache.len() > 4096 {
+            self.cache.clear();
+        }
+        let ip = *self.cache.entry(remote.ip()).or_insert_with(|| {
+            let any = SocketAddr::new(local.ip(), 0);
+            std::net::UdpSocket::bind(any)
+                .and_then(|s| s.connect(remote).and_then(|()| s.local_addr()))
+                .map(|a| a.ip())
+                .unwrap_or(local.ip())
+        });
+        SocketAddr::new(ip, local.port())
     }
 }

@@ -9,9 +9,42 @@ use pbx_sip::message::{parse, Frame, HeaderName, Message};
 use pbx_sip::transaction::TimerConfig;
 
 use super::*;
+use crate::call::{CallDirectory, CallId, ExtensionProfile, MediaControl, Side};
+use crate::dialplan::Site;
+use crate::media::sdp::Negotiated;
 use crate::registrar::{Directory, ExtensionSecrets, Flow, Registrar, RegistrarConfig, Transport};
 
 struct OneUser;
+
+/// Registrar-only test directories: no call profiles and no media.
+macro_rules! no_calls {
+    ($t:ty) => {
+        impl CallDirectory for $t {
+            fn extension(&self, _: &str) -> Option<ExtensionProfile> {
+                None
+            }
+            fn ring_group(&self, _: &str) -> Option<crate::store::RingGroup> {
+                None
+            }
+            fn is_prefix_of_internal(&self, _: &str) -> bool {
+                false
+            }
+            fn site(&self) -> Site {
+                Site::default()
+            }
+        }
+        impl MediaControl for $t {
+            fn open(&mut self, _: CallId) -> Result<(u16, u16), String> {
+                Err("no media in this test".into())
+            }
+            fn configure(&mut self, _: CallId, _: Side, _: &Negotiated) {}
+            fn set_active(&mut self, _: CallId, _: bool) {}
+            fn close(&mut self, _: CallId) {}
+        }
+    };
+}
+
+no_calls!(OneUser);
 
 impl Directory for OneUser {
     fn secrets(&mut self, user: &str) -> Option<ExtensionSecrets> {
@@ -183,7 +216,7 @@ fn transactions_are_freed_after_timer_j() {
     let mut now = t0;
     while let Some(at) = ep.poll_timeout() {
         now = at;
-        ep.handle_timeout(now);
+        ep.handle_timeout(now, &mut OneUser);
     }
     assert_eq!(ep.transactions(), 0);
     assert_eq!(now, t0 + Duration::from_secs(32), "Timer J = 64*T1");
@@ -326,6 +359,7 @@ fn requests_over_tcp_are_answered_on_the_connection() {
 #[test]
 fn directory_is_consulted_per_request() {
     struct Counting(HashMap<String, u32>);
+    no_calls!(Counting);
     impl Directory for Counting {
         fn secrets(&mut self, user: &str) -> Option<ExtensionSecrets> {
             *self.0.entry(user.into()).or_default() += 1;
@@ -466,7 +500,7 @@ mod no_panic {
             ep.handle_datagram(t0, UNIX, f, &data, &mut OneUser);
             ep.handle_frame(t0, UNIX, flow("192.0.2.62", Transport::Tcp), parse(&data).map(Frame::Message), &mut OneUser);
             while let Some(at) = ep.poll_timeout() {
-                ep.handle_timeout(at);
+                ep.handle_timeout(at, &mut OneUser);
                 if at > t0 + Duration::from_secs(40) { break; }
             }
             for (_, m) in sent(&mut ep) {

@@ -17,6 +17,8 @@ pub struct Status {
     pub sip: SocketAddr,
     /// Current registrar bindings.
     pub bindings: Arc<AtomicUsize>,
+    /// Calls in progress.
+    pub calls: Arc<AtomicUsize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -25,6 +27,7 @@ struct Health {
     version: &'static str,
     sip: String,
     registrations: usize,
+    calls: usize,
 }
 
 /// The router: `GET /api/v1/health`.
@@ -40,6 +43,7 @@ async fn health(State(s): State<Status>) -> Json<Health> {
         version: env!("CARGO_PKG_VERSION"),
         sip: s.sip.to_string(),
         registrations: s.bindings.load(Ordering::Relaxed),
+        calls: s.calls.load(Ordering::Relaxed),
     })
 }
 

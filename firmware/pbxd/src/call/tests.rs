@@ -1,0 +1,798 @@
+//! Call scenarios through the whole endpoint core: raw SIP in, raw SIP out, on a
+//! simulated clock, with an in-memory directory and a relay that only counts.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use pbx_sip::auth::{self, Algorithm};
+use pbx_sip::message::{parse, HeaderName, Message};
+use pbx_sip::transaction::TimerConfig;
+
+use super::*;
+use crate::dialplan::Site;
+use crate::media::sdp::Negotiated;
+use crate::registrar::{Directory, ExtensionSecrets, Flow, Registrar, RegistrarConfig, Transport};
+use crate::sip::{Endpoint, EndpointEvent, EndpointOutput, GuardConfig};
+use crate::store::{ForwardTarget, RingGroup, RingStrategy};
+
+const UNIX: u64 = 1_800_000_000;
+const PBX: &str = "192.0.2.1:5060";
+
+/// Extensions 1001..1005 (password "pw-<n>"), 1004 on do-not-disturb, ring groups
+/// as a test sets them; a relay that hands out ports and remembers what is open.
+struct Office {
+    profiles: HashMap<String, ExtensionProfile>,
+    groups: HashMap<String, RingGroup>,
+    open: HashSet<CallId>,
+    configured: Vec<(CallId, Side, Negotiated)>,
+    active: HashSet<CallId>,
+    opened_total: usize,
+}
+
+impl Default for Office {
+    fn default() -> Self {
+        let mut profiles = HashMap::new();
+        for n in ["1001", "1002", "1003", "1004", "1005"] {
+            let mut p = ExtensionProfile::plain(Some(format!("Phone {n}")));
+            p.dnd = n == "1004";
+            profiles.insert(n.to_owned(), p);
+        }
+        Office {
+            profiles,
+            groups: HashMap::new(),
+            open: HashSet::new(),
+            configured: Vec::new(),
+            active: HashSet::new(),
+            opened_total: 0,
+        }
+    }
+}
+
+impl Directory for Office {
+    fn secrets(&mut self, user: &str) -> Option<ExtensionSecrets> {
+        self.extension(user).map(|_| ExtensionSecrets {
+            ha1_md5: auth::ha1(Algorithm::Md5, user, "pbx.local", &format!("pw-{user}")),
+            ha1_sha256: auth::ha1(Algorithm::Sha256, user, "pbx.local", &format!("pw-{user}")),
+            enabled: true,
+        })
+    }
+}
+
+impl CallDirectory for Office {
+    fn extension(&self, number: &str) -> Option<ExtensionProfile> {
+        self.profiles.get(number).cloned()
+    }
+    fn ring_group(&self, number: &str) -> Option<RingGroup> {
+        self.groups.get(number).cloned()
+    }
+    fn is_prefix_of_internal(&self, prefix: &str) -> bool {
+        self.profiles
+            .keys()
+            .chain(self.groups.keys())
+            .any(|n| n.len() > prefix.len() && n.starts_with(prefix))
+    }
+    fn site(&self) -> Site {
+        Site::default()
+    }
+}
+
+impl MediaControl for Office {
+    fn open(&mut self, call: CallId) -> Result<(u16, u16), String> {
+        self.open.insert(call);
+        self.opened_total += 1;
+        let base = 20_000 + 4 * (call as u16 % 1000);
+        Ok((base, base + 2))
+    }
+    fn configure(&mut self, call: CallId, side: Side, n: &Negotiated) {
+        self.configured.push((call, side, n.clone()));
+    }
+    fn set_active(&mut self, call: CallId, active: bool) {
+        if active {
+            self.active.insert(call);
+        }
+    }
+    fn close(&mut self, call: CallId) {
+        assert!(self.open.remove(&call), "closed twice or never opened");
+        self.active.remove(&call);
+    }
+}
+
+struct Rig {
+    ep: Endpoint,
+    office: Office,
+    now: Instant,
+    records: Vec<CallSummary>,
+}
+
+fn flow_of(ip: &str) -> Flow {
+    Flow {
+        transport: Transport::Udp,
+        remote: SocketAddr::new(ip.parse().expect("ip"), 5060),
+        local: PBX.parse().expect("addr"),
+    }
+}
+
+fn sdp(ip: &str, port: u16, codecs: &str) -> String {
+    let pts: Vec<&str> = codecs.split(' ').collect();
+    let mut s = format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {} 101\r\n",
+        pts.join(" ")
+    );
+    for pt in pts {
+        let name = match pt {
+            "0" => "PCMU/8000",
+            "8" => "PCMA/8000",
+            "9" => "G722/8000",
+            _ => "X/8000",
+        };
+        s.push_str(&format!("a=rtpmap:{pt} {name}\r\n"));
+    }
+    s.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n");
+    s
+}
+
+#[allow(clippy::disallowed_methods)] // tests own their clock; this is the epoch
+fn epoch() -> Instant {
+    Instant::now()
+}
+
+impl Rig {
+    fn new() -> Self {
+        let reg = Registrar::new(RegistrarConfig::default(), [9; 32], 3);
+        let calls = CallControl::new(
+            CallConfig {
+                ring_timeout: Duration::from_secs(30),
+                ..CallConfig::default()
+            },
+            11,
+        );
+        let guard = GuardConfig {
+            rate_per_sec: 0,
+            ..GuardConfig::default()
+        };
+        Rig {
+            ep: Endpoint::with_calls(reg, calls, guard, TimerConfig::default()),
+            office: Office::default(),
+            now: epoch(),
+            records: Vec::new(),
+        }
+    }
+
+    /// Feeds one datagram from `ip`; returns what the endpoint sent, per destination.
+    fn feed(&mut self, ip: &str, text: &str) -> Vec<(SocketAddr, Message)> {
+        self.ep.handle_datagram(
+            self.now,
+            UNIX,
+            flow_of(ip),
+            text.as_bytes(),
+            &mut self.office,
+        );
+        self.collect()
+    }
+
+    fn collect(&mut self) -> Vec<(SocketAddr, Message)> {
+        let mut out = Vec::new();
+        while let Some(o) = self.ep.poll_output() {
+            match o {
+                EndpointOutput::Transmit { dest, data, .. } => {
+                    out.push((dest, parse(&data).expect("our output parses")))
+                }
+                EndpointOutput::Event(EndpointEvent::CallEnded(s)) => self.records.push(*s),
+                EndpointOutput::Event(_) => {}
+            }
+        }
+        out
+    }
+
+    fn advance(&mut self, by: Duration) -> Vec<(SocketAddr, Message)> {
+        let until = self.now + by;
+        let mut out = Vec::new();
+        loop {
+            match self.ep.poll_timeout() {
+                Some(t) if t <= until => {
+                    self.now = self.now.max(t);
+                    self.ep.handle_timeout(self.now, &mut self.office);
+                    out.extend(self.collect());
+                }
+                _ => break,
+            }
+        }
+        self.now = until;
+        out
+    }
+
+    /// Registers `ext` from `ip` (two round trips with digest).
+    fn register(&mut self, ext: &str, ip: &str) {
+        let reg = |auth: &str, cseq: u32| {
+            format!(
+                "REGISTER sip:pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5060;branch=z9hG4bKr{ext}{cseq};rport\r\n\
+                 From: <sip:{ext}@pbx.local>;tag=r{ext}\r\nTo: <sip:{ext}@pbx.local>\r\nCall-ID: reg-{ext}-{ip}\r\n\
+                 CSeq: {cseq} REGISTER\r\nMax-Forwards: 70\r\nContact: <sip:{ext}@{ip}:5060>\r\nExpires: 3600\r\n\
+                 {auth}Content-Length: 0\r\n\r\n"
+            )
+        };
+        let out = self.feed(ip, &reg("", 1));
+        let chal = out[0]
+            .1
+            .header(&HeaderName::WwwAuthenticate)
+            .expect("challenge");
+        let chal = auth::Challenge::parse(chal).expect("parses");
+        let creds = auth::authorize(
+            &chal,
+            "REGISTER",
+            "sip:pbx.local",
+            ext,
+            &format!("pw-{ext}"),
+            "cn",
+            1,
+        )
+        .expect("authorize");
+        let out = self.feed(ip, &reg(&format!("Authorization: {creds}\r\n"), 2));
+        assert_eq!(out[0].1.status(), Some(200));
+    }
+
+    /// Sends an authenticated INVITE from 1001 at 10.0.0.1 to `dialled`; returns what
+    /// came out after the credentials.
+    fn invite(&mut self, dialled: &str, call: &str) -> Vec<(SocketAddr, Message)> {
+        self.invite_with(dialled, call, &sdp("10.0.0.1", 4000, "8 0"))
+    }
+
+    fn invite_with(&mut self, dialled: &str, call: &str, body: &str) -> Vec<(SocketAddr, Message)> {
+        let inv = |branch: &str, cseq: u32, auth: &str| {
+            format!(
+                "INVITE sip:{dialled}@pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{branch};rport\r\n\
+                 From: \"Alice\" <sip:1001@pbx.local>;tag=alice\r\nTo: <sip:{dialled}@pbx.local>\r\nCall-ID: {call}\r\n\
+                 CSeq: {cseq} INVITE\r\nMax-Forwards: 70\r\nContact: <sip:1001@10.0.0.1:5060>\r\n{auth}\
+                 Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let out = self.feed("10.0.0.1", &inv(&format!("{call}a"), 1, ""));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].1.status(), Some(407), "{:?}", out[0].1);
+        let chal = out[0]
+            .1
+            .header(&HeaderName::ProxyAuthenticate)
+            .expect("challenge");
+        let chal = auth::Challenge::parse(chal).expect("parses");
+        // ACK for the 407 (same branch: part of the INVITE transaction).
+        let ack = format!(
+            "ACK sip:{dialled}@pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{call}a;rport\r\n\
+             From: \"Alice\" <sip:1001@pbx.local>;tag=alice\r\nTo: {}\r\nCall-ID: {call}\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            out[0].1.header(&HeaderName::To).expect("to")
+        );
+        assert!(self.feed("10.0.0.1", &ack).is_empty());
+        let uri = format!("sip:{dialled}@pbx.local");
+        let creds =
+            auth::authorize(&chal, "INVITE", &uri, "1001", "pw-1001", "cn", 1).expect("authorize");
+        self.feed(
+            "10.0.0.1",
+            &inv(
+                &format!("{call}b"),
+                2,
+                &format!("Proxy-Authorization: {creds}\r\n"),
+            ),
+        )
+    }
+
+    /// Waits out every transaction and checks nothing of the call is left.
+    fn assert_idle(&mut self) {
+        self.advance(Duration::from_secs(70));
+        assert_eq!(self.ep.calls().len(), 0, "calls left");
+        assert_eq!(self.ep.calls().table_sizes(), [0, 0, 0, 0], "call tables");
+        assert_eq!(self.ep.transactions(), 0, "transactions left");
+        assert!(self.office.open.is_empty(), "media sessions left open");
+    }
+}
+
+/// A response from a phone to a request the PBX sent it.
+fn reply(req: &Message, status: u16, reason: &str, to_tag: &str, body: Option<&str>) -> String {
+    let mut s = format!("SIP/2.0 {status} {reason}\r\n");
+    for v in req.header_all(&HeaderName::Via) {
+        s.push_str(&format!("Via: {v}\r\n"));
+    }
+    s.push_str(&format!(
+        "From: {}\r\nTo: {};tag={to_tag}\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:1002@10.0.0.2:5060>\r\n",
+        req.header(&HeaderName::From).expect("from"),
+        req.header(&HeaderName::To).expect("to"),
+        req.call_id().expect("call-id"),
+        req.header(&HeaderName::CSeq).expect("cseq"),
+    ));
+    match body {
+        Some(b) => s.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        )),
+        None => s.push_str("Content-Length: 0\r\n\r\n"),
+    }
+    s
+}
+
+fn find(out: &[(SocketAddr, Message)], pred: impl Fn(&Message) -> bool) -> &Message {
+    &out.iter()
+        .find(|(_, m)| pred(m))
+        .unwrap_or_else(|| panic!("not sent: {out:#?}"))
+        .1
+}
+
+fn is_req(m: &Message, method: &str) -> bool {
+    m.method().is_some_and(|x| x.as_str() == method)
+}
+
+fn is_status(m: &Message, status: u16) -> bool {
+    m.status() == Some(status)
+}
+
+/// The caller's in-dialog request (BYE, ACK) towards the PBX.
+fn caller_request(method: &str, ok: &Message, cseq: u32, branch: &str) -> String {
+    format!(
+        "{method} sip:pbx@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{branch};rport\r\n\
+         From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        ok.header(&HeaderName::From).expect("from"),
+        ok.header(&HeaderName::To).expect("to"),
+        ok.call_id().expect("call-id"),
+    )
+}
+
+#[test]
+fn call_is_answered_and_hung_up_by_the_caller() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    let out = rig.invite("1002", "c1");
+    assert!(out.iter().any(|(_, m)| is_status(m, 100)));
+    let fork = find(&out, |m| is_req(m, "INVITE")).clone();
+    assert_eq!(
+        fork.request_uri().map(|u| u.to_string()),
+        Some("sip:1002@10.0.0.2:5060".into())
+    );
+    // The callee sees the box's media address, never the caller's.
+    let body = String::from_utf8_lossy(fork.body()).into_owned();
+    assert!(body.contains("c=IN IP4 192.0.2.1"), "{body}");
+    assert!(!body.contains("10.0.0.1"));
+    assert!(fork
+        .header(&HeaderName::From)
+        .is_some_and(|f| f.contains("Phone 1001")));
+
+    let out = rig.feed("10.0.0.2", &reply(&fork, 180, "Ringing", "bob", None));
+    let ringing = find(&out, |m| is_status(m, 180));
+    let our_tag = ringing.to_header().expect("to").tag().map(str::to_owned);
+    assert!(our_tag.is_some());
+
+    let answer = sdp("10.0.0.2", 5000, "8");
+    let out = rig.feed("10.0.0.2", &reply(&fork, 200, "OK", "bob", Some(&answer)));
+    let ack = find(&out, |m| is_req(m, "ACK"));
+    assert_eq!(ack.cseq().expect("cseq").seq, 1);
+    let ok = find(&out, |m| is_status(m, 200)).clone();
+    assert_eq!(
+        ok.to_header().expect("to").tag().map(str::to_owned),
+        our_tag,
+        "one dialog towards the caller"
+    );
+    assert!(String::from_utf8_lossy(ok.body()).contains("c=IN IP4 192.0.2.1"));
+    // Both legs were configured with what they negotiated.
+    let sides: Vec<Side> = rig.office.configured.iter().map(|c| c.1).collect();
+    assert!(sides.contains(&Side::Caller) && sides.contains(&Side::Callee));
+    let callee_leg = rig
+        .office
+        .configured
+        .iter()
+        .find(|c| c.1 == Side::Callee)
+        .expect("callee leg");
+    assert_eq!(callee_leg.2.remote, "10.0.0.2:5000".parse().expect("addr"));
+
+    // Until the caller ACKs, the 2xx is retransmitted.
+    let again = rig.advance(Duration::from_millis(600));
+    assert!(again.iter().any(|(_, m)| is_status(m, 200)));
+    assert!(rig
+        .feed("10.0.0.1", &caller_request("ACK", &ok, 2, "ack1"))
+        .is_empty());
+    assert_eq!(rig.office.active.len(), 1, "media watched once answered");
+    assert!(rig.advance(Duration::from_secs(5)).is_empty());
+
+    let out = rig.feed("10.0.0.1", &caller_request("BYE", &ok, 3, "bye1"));
+    assert!(out.iter().any(|(_, m)| is_status(m, 200)));
+    let bye = find(&out, |m| is_req(m, "BYE")).clone();
+    assert_eq!(bye.call_id().ok(), fork.call_id().ok());
+    rig.feed("10.0.0.2", &reply(&bye, 200, "OK", "bob", None));
+
+    assert_eq!(rig.records.len(), 1);
+    let r = &rig.records[0];
+    assert_eq!(r.disposition, Disposition::Answered);
+    assert_eq!(r.hangup, Some(Hangup::Caller));
+    assert_eq!(r.destination.as_deref(), Some("1002"));
+    assert!(r.answer.is_some());
+    rig.assert_idle();
+}
+
+#[test]
+fn callee_hangs_up() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    let out = rig.invite("1002", "c2");
+    let fork = find(&out, |m| is_req(m, "INVITE")).clone();
+    let out = rig.feed(
+        "10.0.0.2",
+        &reply(&fork, 200, "OK", "bob", Some(&sdp("10.0.0.2", 5000, "8"))),
+    );
+    let ok = find(&out, |m| is_status(m, 200)).clone();
+    rig.feed("10.0.0.1", &caller_request("ACK", &ok, 2, "ack2"));
+    // The callee's BYE: To is the box's From tag on the B leg.
+    let bye = format!(
+        "BYE sip:pbx@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKbb1;rport\r\n\
+         From: {};tag=bob\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 7 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        fork.header(&HeaderName::To).expect("to"),
+        fork.header(&HeaderName::From).expect("from"),
+        fork.call_id().expect("call-id"),
+    );
+    let out = rig.feed("10.0.0.2", &bye);
+    assert!(out.iter().any(|(_, m)| is_status(m, 200)));
+    let to_caller = find(&out, |m| is_req(m, "BYE"));
+    assert_eq!(to_caller.call_id().ok(), Some("c2"));
+    assert_eq!(rig.records[0].hangup, Some(Hangup::Callee));
+    // A second BYE for the same dialog finds nothing.
+    let out = rig.feed(
+        "10.0.0.2",
+        &bye.replace("bb1", "bb2").replace("7 BYE", "8 BYE"),
+    );
+    assert!(is_status(&out[0].1, 481));
+    rig.assert_idle();
+}
+
+#[test]
+fn cancel_while_ringing_gives_487_and_cancels_the_callee() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    let out = rig.invite("1002", "c3");
+    let fork = find(&out, |m| is_req(m, "INVITE")).clone();
+    rig.feed("10.0.0.2", &reply(&fork, 180, "Ringing", "bob", None));
+    let cancel = "CANCEL sip:1002@pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKc3b;rport\r\n\
+         From: \"Alice\" <sip:1001@pbx.local>;tag=alice\r\nTo: <sip:1002@pbx.local>\r\nCall-ID: c3\r\n\
+         CSeq: 2 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let out = rig.feed("10.0.0.1", cancel);
+    let statuses: Vec<u16> = out.iter().filter_map(|(_, m)| m.status()).collect();
+    assert_eq!(statuses, vec![200, 487], "200 for the CANCEL, then 487");
+    let cancel_b = find(&out, |m| is_req(m, "CANCEL")).clone();
+    assert_eq!(cancel_b.top_via().ok(), fork.top_via().ok(), "same branch");
+    // The callee answers the CANCEL and its INVITE; the box ACKs the 487.
+    rig.feed("10.0.0.2", &reply(&cancel_b, 200, "OK", "bob", None));
+    let out = rig.feed(
+        "10.0.0.2",
+        &reply(&fork, 487, "Request Terminated", "bob", None),
+    );
+    assert!(out.iter().any(|(_, m)| is_req(m, "ACK")));
+    assert_eq!(rig.records[0].disposition, Disposition::Cancelled);
+    rig.assert_idle();
+}
+
+#[test]
+fn busy_callee_gives_486_and_dnd_gives_busy_at_once() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    let out = rig.invite("1002", "c4");
+    let fork = find(&out, |m| is_req(m, "INVITE")).clone();
+    let out = rig.feed("10.0.0.2", &reply(&fork, 486, "Busy Here", "bob", None));
+    assert!(out.iter().any(|(_, m)| is_status(m, 486)));
+    assert!(out.iter().any(|(_, m)| is_req(m, "ACK")));
+    assert_eq!(rig.records[0].disposition, Disposition::Busy);
+
+    rig.register("1004", "10.0.0.4");
+    let out = rig.invite("1004", "c5");
+    assert!(
+        out.iter().all(|(_, m)| !is_req(m, "INVITE")),
+        "DND rings nobody"
+    );
+    assert!(out.iter().any(|(_, m)| is_status(m, 486)));
+    assert_eq!(rig.records[1].disposition, Disposition::Busy);
+    rig.assert_idle();
+}
+
+#[test]
+fn refusals_carry_a_status_and_a_record() {
+    let mut rig = Rig::new();
+    let cases = [
+        ("1003", 480, Disposition::Failed), // exists, not registered
+        ("1099", 404, Disposition::Failed), // no such extension
+        ("10", 484, Disposition::Failed),   // prefix of extensions
+        ("0900123456", 403, Disposition::Blocked),
+        ("+49900123456", 403, Disposition::Blocked),
+        ("112", 503, Disposition::Failed), // emergency: no trunk yet, says so
+        ("02111234567", 503, Disposition::Failed),
+    ];
+    for (i, (dialled, status, disposition)) in cases.iter().enumerate() {
+        let out = rig.invite(dialled, &format!("r{i}"));
+        let m = &out.last().expect("an answer").1;
+        assert_eq!(m.status(), Some(*status), "{dialled}: {m:?}");
+        assert_eq!(
+            rig.records.last().map(|r| r.disposition),
+            Some(*disposition)
+        );
+        assert!(rig.records.last().is_some_and(|r| r.reason.is_some()));
+        if *status == 403 {
+            assert!(m.reason().is_some_and(|r| r.contains("0900")), "{m:?}");
+        }
+    }
+    assert!(
+        rig.office.open.is_empty(),
+        "no media left open by refused calls"
+    );
+    rig.assert_idle();
+}
+
+#[test]
+fn ring_timeout_gives_408_and_cancels() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    let out = rig.invite("1002", "c6");
+    let fork = find(&out, |m| is_req(m, "INVITE")).clone();
+    rig.feed("10.0.0.2", &reply(&fork, 180, "Ringing", "bob", None));
+    let out = rig.advance(Duration::from_secs(31));
+    assert!(out.iter().any(|(_, m)| is_status(m, 408)));
+    let cancel = find(&out, |m| is_req(m, "CANCEL")).clone();
+    rig.feed("10.0.0.2", &reply(&cancel, 200, "OK", "bob", None));
+    rig.feed(
+        "10.0.0.2",
+        &reply(&fork, 487, "Request Terminated", "bob", None),
+    );
+    assert_eq!(rig.records[0].disposition, Disposition::NoAnswer);
+    rig.assert_idle();
+}
+
+#[test]
+fn forked_call_cancels_the_losers_and_hangs_up_a_late_answer() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    rig.register("1002", "10.0.0.3");
+    let out = rig.invite("1002", "c7");
+    let forks: Vec<Message> = out
+        .iter()
+        .filter(|(_, m)| is_req(m, "INVITE"))
+        .map(|(_, m)| m.clone())
+        .collect();
+    assert_eq!(forks.len(), 2, "both contacts ring");
+    let (a, b) = (&forks[0], &forks[1]);
+    rig.feed("10.0.0.2", &reply(a, 180, "Ringing", "ta", None));
+    rig.feed("10.0.0.3", &reply(b, 180, "Ringing", "tb", None));
+    let out = rig.feed(
+        "10.0.0.2",
+        &reply(a, 200, "OK", "ta", Some(&sdp("10.0.0.2", 5000, "8"))),
+    );
+    let cancel = find(&out, |m| is_req(m, "CANCEL")).clone();
+    assert_eq!(cancel.top_via().ok(), b.top_via().ok());
+    // The loser answers anyway (its 200 crossed the CANCEL): ACK and BYE it.
+    rig.feed("10.0.0.3", &reply(&cancel, 200, "OK", "tb", None));
+    let out = rig.feed(
+        "10.0.0.3",
+        &reply(b, 200, "OK", "tb", Some(&sdp("10.0.0.3", 5002, "8"))),
+    );
+    assert!(out.iter().any(|(_, m)| is_req(m, "ACK")));
+    let bye = find(&out, |m| is_req(m, "BYE")).clone();
+    rig.feed("10.0.0.3", &reply(&bye, 200, "OK", "tb", None));
+    assert_eq!(rig.ep.calls().len(), 1, "the call itself goes on");
+    rig.advance(Duration::from_secs(40));
+    // No ACK from the caller in 64*T1: the box hangs up both sides.
+    assert_eq!(rig.ep.calls().len(), 0);
+    assert_eq!(rig.records[0].hangup, Some(Hangup::System));
+    rig.assert_idle();
+}
+
+#[test]
+fn reinvite_for_hold_is_answered_by_the_box() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    let out = rig.invite("1002", "c8");
+    let fork = find(&out, |m| is_req(m, "INVITE")).clone();
+    let out = rig.feed(
+        "10.0.0.2",
+        &reply(&fork, 200, "OK", "bob", Some(&sdp("10.0.0.2", 5000, "8"))),
+    );
+    let ok = find(&out, |m| is_status(m, 200)).clone();
+    rig.feed("10.0.0.1", &caller_request("ACK", &ok, 2, "ack8"));
+    let hold = sdp("10.0.0.1", 4000, "8").replace("a=sendrecv", "a=sendonly");
+    let reinvite = caller_request("INVITE", &ok, 3, "re8").replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Contact: <sip:1001@10.0.0.1:5060>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{hold}",
+            hold.len()
+        ),
+    );
+    let out = rig.feed("10.0.0.1", &reinvite);
+    let answer = find(&out, |m| is_status(m, 200));
+    let body = String::from_utf8_lossy(answer.body()).into_owned();
+    assert!(body.contains("a=recvonly"), "{body}");
+    let last = rig.office.configured.last().expect("reconfigured");
+    assert_eq!(last.1, Side::Caller);
+    // Garbage SDP in a re-INVITE is a 400, and the call survives it.
+    let bad = caller_request("INVITE", &ok, 4, "re9").replace(
+        "Content-Length: 0\r\n\r\n",
+        "Contact: <sip:1001@10.0.0.1:5060>\r\nContent-Type: application/sdp\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    let out = rig.feed("10.0.0.1", &bad);
+    assert!(out.iter().any(|(_, m)| is_status(m, 400)));
+    assert_eq!(rig.ep.calls().len(), 1);
+    let out = rig.feed("10.0.0.1", &caller_request("BYE", &ok, 5, "bye8"));
+    let bye = find(&out, |m| is_req(m, "BYE")).clone();
+    rig.feed("10.0.0.2", &reply(&bye, 200, "OK", "bob", None));
+    rig.assert_idle();
+}
+
+#[test]
+fn bad_sdp_is_400_and_no_common_codec_is_488_with_warning() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    let out = rig.invite_with("1002", "c9", "v=0\r\nthis is not sdp\r\n");
+    let m = &out.last().expect("answer").1;
+    assert_eq!(m.status(), Some(400), "{m:?}");
+    assert!(m.reason().is_some_and(|r| r.contains("SDP")), "{m:?}");
+
+    let g729 = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+                m=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    let out = rig.invite_with("1002", "c10", g729);
+    let m = &out.last().expect("answer").1;
+    assert_eq!(m.status(), Some(488), "{m:?}");
+    assert!(
+        m.header(&HeaderName::Other("Warning".into())).is_some(),
+        "{m:?}"
+    );
+    assert!(out.iter().all(|(_, m)| !is_req(m, "INVITE")), "nobody rang");
+    assert!(rig.office.open.is_empty());
+    rig.assert_idle();
+}
+
+/// A response from the phone at `ip` (its Contact is its own address).
+fn reply_from(ip: &str, req: &Message, status: u16, tag: &str, body: Option<&str>) -> String {
+    reply(req, status, "X", tag, body).replace("10.0.0.2:5060>", &format!("{ip}:5060>"))
+}
+
+#[test]
+fn busy_forwards_to_the_busy_target_and_no_answer_to_the_no_answer_target() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    rig.register("1003", "10.0.0.3");
+    rig.register("1005", "10.0.0.5");
+    if let Some(p) = rig.office.profiles.get_mut("1002") {
+        p.forward_busy = Some(ForwardTarget::Internal("1003".into()));
+        p.forward_noanswer = Some(ForwardTarget::Internal("1005".into()));
+        p.noanswer_secs = 10;
+    }
+    // Busy: 1002 answers 486, the call moves on to 1003, which answers.
+    let out = rig.invite("1002", "f1");
+    let first = find(&out, |m| is_req(m, "INVITE")).clone();
+    let out = rig.feed("10.0.0.2", &reply(&first, 486, "Busy Here", "b2", None));
+    assert!(
+        out.iter().all(|(_, m)| m.status() != Some(486)),
+        "caller not told"
+    );
+    let second = find(&out, |m| is_req(m, "INVITE")).clone();
+    assert!(second.request_uri().is_some_and(|u| u.host() == "10.0.0.3"));
+    let out = rig.feed(
+        "10.0.0.3",
+        &reply_from(
+            "10.0.0.3",
+            &second,
+            200,
+            "b3",
+            Some(&sdp("10.0.0.3", 5000, "8")),
+        ),
+    );
+    let ok = find(&out, |m| is_status(m, 200)).clone();
+    rig.feed("10.0.0.1", &caller_request("ACK", &ok, 2, "fa1"));
+    let out = rig.feed("10.0.0.1", &caller_request("BYE", &ok, 3, "fb1"));
+    let bye = find(&out, |m| is_req(m, "BYE")).clone();
+    assert!(bye.request_uri().is_some_and(|u| u.host() == "10.0.0.3"));
+    assert_eq!(rig.records[0].destination.as_deref(), Some("1003"));
+
+    // No answer within 10 s: CANCEL 1002, ring 1005.
+    let out = rig.invite("1002", "f2");
+    let first = find(&out, |m| is_req(m, "INVITE")).clone();
+    rig.feed("10.0.0.2", &reply(&first, 180, "Ringing", "c2", None));
+    let out = rig.advance(Duration::from_secs(11));
+    assert!(out.iter().any(|(_, m)| is_req(m, "CANCEL")));
+    let fwd = find(&out, |m| is_req(m, "INVITE"));
+    assert!(fwd.request_uri().is_some_and(|u| u.host() == "10.0.0.5"));
+    assert!(out.iter().all(|(_, m)| m.status() != Some(408)));
+    rig.advance(Duration::from_secs(31));
+    let last = rig.records.last().expect("record");
+    assert_eq!(last.disposition, Disposition::NoAnswer);
+    rig.assert_idle();
+}
+
+#[test]
+fn forwarding_loops_are_refused() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    if let Some(p) = rig.office.profiles.get_mut("1002") {
+        p.forward_always = Some(ForwardTarget::Internal("1003".into()));
+    }
+    if let Some(p) = rig.office.profiles.get_mut("1003") {
+        p.forward_always = Some(ForwardTarget::Internal("1002".into()));
+    }
+    let out = rig.invite("1002", "l1");
+    assert!(
+        out.iter().all(|(_, m)| !is_req(m, "INVITE")),
+        "nobody rings"
+    );
+    assert!(out.iter().any(|(_, m)| is_status(m, 482)));
+    // External forwarding needs a trunk, which does not exist yet.
+    if let Some(p) = rig.office.profiles.get_mut("1003") {
+        p.forward_always = Some(ForwardTarget::External("+4921155555".into()));
+    }
+    let out = rig.invite("1002", "l2");
+    assert!(out.iter().any(|(_, m)| is_status(m, 503)));
+    rig.assert_idle();
+}
+
+#[test]
+fn simultaneous_group_rings_everyone_and_ordered_group_one_after_the_other() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    rig.register("1003", "10.0.0.3");
+    rig.register("1004", "10.0.0.4"); // on do-not-disturb: skipped
+    let mut g = RingGroup::new("600", vec!["1002".into(), "1003".into(), "1004".into()]);
+    g.ring_secs = 15;
+    rig.office.groups.insert("600".into(), g.clone());
+    let out = rig.invite("600", "g1");
+    let hosts: HashSet<String> = out
+        .iter()
+        .filter(|(_, m)| is_req(m, "INVITE"))
+        .filter_map(|(_, m)| m.request_uri().map(|u| u.host().to_owned()))
+        .collect();
+    assert_eq!(hosts, HashSet::from(["10.0.0.2".into(), "10.0.0.3".into()]));
+    // Nobody answers: 480 after 15 s.
+    let out = rig.advance(Duration::from_secs(16));
+    assert!(out.iter().any(|(_, m)| is_status(m, 480)), "{out:#?}");
+    assert_eq!(rig.records[0].disposition, Disposition::NoAnswer);
+
+    g.number = "601".into();
+    g.strategy = RingStrategy::Ordered;
+    g.noanswer_target = Some(ForwardTarget::Internal("1005".into()));
+    rig.office.groups.insert("601".into(), g);
+    rig.register("1005", "10.0.0.5");
+    let out = rig.invite("601", "g2");
+    let invites: Vec<&Message> = out
+        .iter()
+        .filter(|(_, m)| is_req(m, "INVITE"))
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(invites.len(), 1);
+    assert!(invites[0]
+        .request_uri()
+        .is_some_and(|u| u.host() == "10.0.0.2"));
+    let first = invites[0].clone();
+    rig.feed("10.0.0.2", &reply(&first, 180, "Ringing", "o2", None));
+    let out = rig.advance(Duration::from_secs(16));
+    assert!(out.iter().any(|(_, m)| is_req(m, "CANCEL")));
+    let second = find(&out, |m| is_req(m, "INVITE")).clone();
+    assert!(second.request_uri().is_some_and(|u| u.host() == "10.0.0.3"));
+    // 1003 is busy: the group moves on (1004 is on DND) to its no-answer target.
+    let out = rig.feed(
+        "10.0.0.3",
+        &reply_from("10.0.0.3", &second, 486, "o3", None),
+    );
+    let third = find(&out, |m| is_req(m, "INVITE")).clone();
+    assert!(third.request_uri().is_some_and(|u| u.host() == "10.0.0.5"));
+    let out = rig.feed(
+        "10.0.0.5",
+        &reply_from(
+            "10.0.0.5",
+            &third,
+            200,
+            "o5",
+            Some(&sdp("10.0.0.5", 5000, "8")),
+        ),
+    );
+    let ok = find(&out, |m| is_status(m, 200)).clone();
+    rig.feed("10.0.0.1", &caller_request("ACK", &ok, 2, "ga"));
+    let out = rig.feed("10.0.0.1", &caller_request("BYE", &ok, 3, "gb"));
+    let bye = find(&out, |m| is_req(m, "BYE")).clone();
+    rig.feed("10.0.0.5", &reply_from("10.0.0.5", &bye, 200, "o5", None));
+    let r = rig.records.last().expect("record");
+    assert_eq!(r.disposition, Disposition::Answered);
+    assert_eq!(r.destination.as_deref(), Some("1005"));
+    // The late 487 of the first member arrives after all that: nothing breaks.
+    rig.feed(
+        "10.0.0.2",
+        &reply(&first, 487, "Request Terminated", "o2", None),
+    );
+    rig.assert_idle();
+}

@@ -1,0 +1,182 @@
+//! What the SIP task lends the endpoint core: extension data from the store (read per
+//! request, so `pbxctl` changes apply at once) and the RTP relay.
+
+use std::collections::HashMap;
+
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+use crate::call::{CallDirectory, CallId, ExtensionProfile, MediaControl, Side};
+use crate::dialplan::{OutboundClass, Site};
+use crate::media::relay::{self, Leg, LegConfig, MediaService, SessionHandle, SessionReport};
+use crate::media::sdp::{self, Negotiated};
+use crate::registrar::{Directory, ExtensionSecrets};
+use crate::store::{RingGroup, Store};
+
+/// The store and the relay, as the endpoint's services.
+pub(crate) struct StoreServices {
+    /// The SIP task's own connection (a `Connection` is Send but not Sync).
+    pub(crate) store: Store,
+    /// Realm the HA1s must be made for.
+    realm: String,
+    media: MediaService,
+    sessions: HashMap<CallId, SessionHandle>,
+    /// Sessions being closed; their reports join the call record.
+    closing: HashMap<CallId, JoinHandle<Option<SessionReport>>>,
+}
+
+impl StoreServices {
+    /// Services over `store` and `media`.
+    pub(crate) fn new(store: Store, realm: String, media: MediaService) -> Self {
+        Self {
+            store,
+            realm,
+            media,
+            sessions: HashMap::new(),
+            closing: HashMap::new(),
+        }
+    }
+
+    /// The quality report of a closed session, once (for the call record).
+    pub(crate) fn take_report(&mut self, id: CallId) -> Option<JoinHandle<Option<SessionReport>>> {
+        self.closing.remove(&id)
+    }
+}
+
+impl Directory for StoreServices {
+    fn secrets(&mut self, user: &str) -> Option<ExtensionSecrets> {
+        match self.store.get_extension(user) {
+            // HA1s made for another realm cannot verify: the password must be set again.
+            Ok(Some(ext)) if ext.realm == self.realm => Some(ExtensionSecrets {
+                ha1_md5: ext.ha1_md5,
+                ha1_sha256: ext.ha1_sha256,
+                enabled: ext.enabled,
+            }),
+            Ok(_) => None,
+            Err(e) => {
+                warn!(user, "extension lookup failed: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl CallDirectory for StoreServices {
+    fn extension(&self, number: &str) -> Option<ExtensionProfile> {
+        let ext = match self.store.get_extension(number) {
+            Ok(Some(ext)) => ext,
+            Ok(None) => return None,
+            Err(e) => {
+                warn!(number, "extension lookup failed: {e}");
+                return None;
+            }
+        };
+        let settings = self.store.call_settings(number).unwrap_or_else(|e| {
+            warn!(number, "call settings lookup failed, using defaults: {e}");
+            Default::default()
+        });
+        Some(ExtensionProfile {
+            name: ext.name,
+            enabled: ext.enabled,
+            class: settings
+                .outbound_class
+                .as_str()
+                .parse()
+                .unwrap_or(OutboundClass::National),
+            clir: settings.clir,
+            dnd: settings.dnd,
+            forward_always: settings.forward_always,
+            forward_busy: settings.forward_busy,
+            forward_noanswer: settings.forward_noanswer,
+            noanswer_secs: settings.forward_noanswer_secs,
+        })
+    }
+
+    fn ring_group(&self, number: &str) -> Option<RingGroup> {
+        self.store.ring_group(number).unwrap_or_else(|e| {
+            warn!(number, "ring group lookup failed: {e}");
+            None
+        })
+    }
+
+    fn is_prefix_of_internal(&self, prefix: &str) -> bool {
+        self.store
+            .is_prefix_of_internal_number(prefix)
+            .unwrap_or_else(|e| {
+                warn!(prefix, "number lookup failed: {e}");
+                false
+            })
+    }
+
+    fn site(&self) -> Site {
+        match self.store.site_settings() {
+            Ok(s) => Site {
+                country_code: s.country_code,
+                area_code: s.area_code,
+                outside_prefix: s.outside_prefix,
+                ..Site::default()
+            },
+            Err(e) => {
+                warn!("site settings unreadable, using defaults: {e}");
+                Site::default()
+            }
+        }
+    }
+}
+
+impl MediaControl for StoreServices {
+    fn open(&mut self, call: CallId) -> Result<(u16, u16), String> {
+        let handle = self.media.open(call).map_err(|e| e.to_string())?;
+        let ports = (handle.local(Leg::A).port(), handle.local(Leg::B).port());
+        self.sessions.insert(call, handle);
+        Ok(ports)
+    }
+
+    fn configure(&mut self, call: CallId, side: Side, n: &Negotiated) {
+        if let Some(h) = self.sessions.get(&call) {
+            h.configure(leg_of(side), leg_config(n));
+        }
+    }
+
+    fn set_active(&mut self, call: CallId, active: bool) {
+        if let Some(h) = self.sessions.get(&call) {
+            h.set_active(active);
+        }
+    }
+
+    fn close(&mut self, call: CallId) {
+        if let Some(h) = self.sessions.remove(&call) {
+            self.closing.insert(call, tokio::spawn(h.close()));
+        }
+    }
+}
+
+fn leg_of(side: Side) -> Leg {
+    match side {
+        Side::Caller => Leg::A,
+        Side::Callee => Leg::B,
+    }
+}
+
+/// The relay's view of a negotiated leg. The relay wants the peer's direction, the
+/// negotiation gives ours.
+fn leg_config(n: &Negotiated) -> LegConfig {
+    let codec = match n.codec {
+        sdp::Codec::Pcmu => relay::Codec::Pcmu,
+        sdp::Codec::Pcma => relay::Codec::Pcma,
+        sdp::Codec::G722 => relay::Codec::G722,
+    };
+    let direction = match n.direction.reverse() {
+        sdp::Direction::SendRecv => relay::Direction::SendRecv,
+        sdp::Direction::SendOnly => relay::Direction::SendOnly,
+        sdp::Direction::RecvOnly => relay::Direction::RecvOnly,
+        sdp::Direction::Inactive => relay::Direction::Inactive,
+    };
+    LegConfig {
+        remote: (!n.remote.ip().is_unspecified() && n.remote.port() != 0).then_some(n.remote),
+        codec,
+        pt: n.pt,
+        telephone_event: n.telephone_event,
+        direction,
+    }
+}
