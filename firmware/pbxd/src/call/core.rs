@@ -10,6 +10,9 @@
 //! The endpoint (`sip/endpoint.rs`) owns the transactions; this core says what to send
 //! on which transaction ([`CallOutput`]) and is told what arrives.
 
+mod pickup;
+mod transfer;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -19,7 +22,7 @@ use pbx_sip::transaction::TransactionKey;
 
 use super::dialog::{host_of, our_contact, our_via, Dialog};
 use super::ids::Ids;
-use crate::dialplan::{self, Caller, NumberPlan, OutboundClass, Refusal, Route, Site};
+use crate::dialplan::{self, Caller, FeatureCode, NumberPlan, OutboundClass, Refusal, Route, Site};
 use crate::media::sdp::{self, Codec, Direction, LocalMedia, Negotiated, Origin, Sdp};
 use crate::registrar::{Directory, Flow, Registrar};
 // The record's vocabulary is the store's: one set of words for calls, from core to CSV.
@@ -94,6 +97,8 @@ pub struct ExtensionProfile {
     pub forward_noanswer: Option<ForwardTarget>,
     /// Ring time before forwarding on no answer.
     pub noanswer_secs: u32,
+    /// Phones in the same pickup group may take each other's ringing calls (`*8`).
+    pub pickup_group: Option<u8>,
 }
 
 impl ExtensionProfile {
@@ -109,6 +114,7 @@ impl ExtensionProfile {
             forward_busy: None,
             forward_noanswer: None,
             noanswer_secs: 20,
+            pickup_group: None,
         }
     }
 }
@@ -289,7 +295,9 @@ struct Call {
     a_local: LocalMedia,
     a_origin: Origin,
     /// The 2xx we sent the caller, retransmitted until ACK (UDP).
-    a_ok: Option<Message>,
+    /// Our 2xx answers not yet ACKed (the caller's; a picker's), retransmitted on
+    /// unreliable transports until their ACK (sec. 13.3.1.4).
+    pending_oks: Vec<(Side, TransactionKey, Message)>,
     retransmit_at: Option<Instant>,
     retransmit_every: Duration,
     ack_deadline: Option<Instant>,
@@ -297,8 +305,15 @@ struct Call {
     b_local: LocalMedia,
     b_origin: Origin,
     forks: Vec<Fork>,
-    /// The answered callee dialog, with the CSeq of its INVITE and the ACK we sent.
-    b: Option<(Dialog, Message)>,
+    /// The callee dialog once answered.
+    b: Option<Dialog>,
+    /// The ACKs we sent for the 2xx that formed each side's dialog (resent when the
+    /// 2xx is retransmitted), for dialogs we started.
+    acks: HashMap<Side, Message>,
+    /// A transfer in progress (REFER).
+    transfer: Option<Transfer>,
+    /// Where the call was transferred to, for the record.
+    transferred_to: Option<String>,
     ring_deadline: Option<Instant>,
     early_media: bool,
     /// What is being rung now.
@@ -314,6 +329,23 @@ struct Call {
 
 /// Why a call cannot go on: the caller's final response and the record's words.
 type Failure = (u16, String, Disposition);
+
+/// A transfer requested by one side with REFER (RFC 3515): the other side stays, the
+/// transferor's side is replaced by the target once it answers.
+#[derive(Debug)]
+struct Transfer {
+    /// The transferor's side.
+    side: Side,
+    /// The number the transferor asked for.
+    target: String,
+    /// Blind transfer: INVITEs to the target's phones. Attended transfer: none.
+    forks: Vec<Fork>,
+    /// Our From (with tag) and Call-ID on the new leg.
+    from: String,
+    call_id: String,
+    /// When a blind transfer gives up ringing.
+    deadline: Option<Instant>,
+}
 
 /// The destination currently ringing.
 #[derive(Debug, Clone)]
@@ -342,7 +374,16 @@ enum ClientRole {
     /// A fork whose call is over: CANCEL it when it rings, ACK and BYE it if it
     /// answers anyway (the 2xx can cross our CANCEL).
     Orphan,
-    /// BYE, CANCEL, re-INVITE answers: nothing to do but absorb.
+    /// An INVITE of a blind transfer to its target.
+    TransferFork(CallId, usize),
+    /// The re-INVITE that moves an attended transfer's target into `call`, out of
+    /// `from_call` where it is on `from_side`.
+    ReInvite {
+        call: CallId,
+        from_call: CallId,
+        from_side: Side,
+    },
+    /// BYE, CANCEL, NOTIFY answers: nothing to do but absorb.
     Other,
 }
 
@@ -438,7 +479,14 @@ impl CallControl {
         let calls = self
             .calls
             .values()
-            .flat_map(|c| [c.ring_deadline, c.retransmit_at, c.ack_deadline])
+            .flat_map(|c| {
+                [
+                    c.ring_deadline,
+                    c.retransmit_at,
+                    c.ack_deadline,
+                    c.transfer.as_ref().and_then(|t| t.deadline),
+                ]
+            })
             .flatten();
         let orphans = self.orphans.values().map(|o| o.deadline);
         calls.chain(orphans).min()
@@ -553,6 +601,16 @@ impl CallControl {
         };
         let callee = match route {
             Ok(Route::Extension { number }) | Ok(Route::RingGroup { number }) => number,
+            Ok(Route::Feature(FeatureCode::Pickup)) => {
+                return self
+                    .pickup(now, key, req, flow, &offer, &caller, None, ctx)
+                    .map_err(Some)
+            }
+            Ok(Route::Feature(FeatureCode::PickupExtension { extension })) => {
+                return self
+                    .pickup(now, key, req, flow, &offer, &caller, Some(&extension), ctx)
+                    .map_err(Some)
+            }
             Ok(Route::Feature(f)) => {
                 return Err(Some(Early::new(
                     501,
@@ -673,7 +731,7 @@ impl CallControl {
                 a_sdp,
                 a_local,
                 a_origin,
-                a_ok: None,
+                pending_oks: Vec::new(),
                 retransmit_at: None,
                 retransmit_every: self.cfg.t1,
                 ack_deadline: None,
@@ -681,6 +739,9 @@ impl CallControl {
                 b_origin,
                 forks: Vec::new(),
                 b: None,
+                acks: HashMap::new(),
+                transfer: None,
+                transferred_to: None,
                 ring_deadline: None,
                 early_media: false,
                 target: Target::Extension(callee.clone()),
@@ -713,6 +774,12 @@ impl CallControl {
                 _ => self.fork_failed(now, id, i, status, resp.reason().unwrap_or(""), ctx),
             },
             Some(ClientRole::Orphan) => self.orphan_response(key, status, resp),
+            Some(ClientRole::TransferFork(id, i)) => self.transfer_response(now, id, i, resp, ctx),
+            Some(ClientRole::ReInvite {
+                call,
+                from_call,
+                from_side,
+            }) => self.reinvite_response(now, key, (call, from_call, from_side), resp, ctx),
             Some(ClientRole::Other) | None => {}
         }
     }
@@ -767,7 +834,7 @@ impl CallControl {
         let Some(tag) = from.tag() else {
             return;
         };
-        let Some((id, Side::Callee)) = self
+        let Some((id, side)) = self
             .by_dialog
             .get(&(call_id.to_owned(), tag.to_owned()))
             .copied()
@@ -779,7 +846,8 @@ impl CallControl {
             .ok()
             .and_then(|t| t.tag().map(str::to_owned));
         if let Some(call) = self.calls.get(&id) {
-            if let Some((d, ack)) = &call.b {
+            let dialog = dialog_ref(call, side);
+            if let (Some(d), Some(ack)) = (dialog, call.acks.get(&side)) {
                 if Some(d.remote_tag.as_str()) == to_tag.as_deref() {
                     self.out.push_back(CallOutput::Send {
                         flow: d.flow,
@@ -846,13 +914,18 @@ impl CallControl {
 
     /// An ACK outside the INVITE transaction (for our 2xx).
     pub fn handle_ack(&mut self, now: Instant, ack: &Message, ctx: &mut CallContext<'_>) {
-        let Some((id, Side::Caller)) = self.dialog_of(ack) else {
+        let Some((id, side)) = self.dialog_of(ack) else {
             return;
         };
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.phase == Phase::Answering && call.a.matches(ack) {
+        if call.phase != Phase::Answering || !dialog_ref(call, side).is_some_and(|d| d.matches(ack))
+        {
+            return;
+        }
+        call.pending_oks.retain(|(s, _, _)| *s != side);
+        if call.pending_oks.is_empty() {
             call.phase = Phase::Up;
             call.retransmit_at = None;
             call.ack_deadline = None;
@@ -886,11 +959,7 @@ impl CallControl {
         };
         // Ordering per sec. 12.2.2: a lower CSeq than the last is out of order.
         let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
-        let dialog = match side {
-            Side::Caller => Some(&mut call.a),
-            Side::Callee => call.b.as_mut().map(|(d, _)| d),
-        };
-        let Some(dialog) = dialog else {
+        let Some(dialog) = dialog_mut(call, side) else {
             return false;
         };
         if !dialog.matches(req) {
@@ -949,6 +1018,13 @@ impl CallControl {
                     response: resp,
                 });
             }
+            Method::Refer => {
+                let resp = self.handle_refer(now, id, side, req, ctx);
+                self.out.push_back(CallOutput::Respond {
+                    key: key.clone(),
+                    response: resp,
+                });
+            }
             Method::Info | Method::Options => {
                 let ok = MessageBuilder::response_to(req, 200, "OK").build();
                 self.out.push_back(CallOutput::Respond {
@@ -986,7 +1062,7 @@ impl CallControl {
         let (local, origin, flow) = match side {
             Side::Caller => (&call.a_local, &mut call.a_origin, call.a.flow),
             Side::Callee => match &call.b {
-                Some((d, _)) => (&call.b_local, &mut call.b_origin, d.flow),
+                Some(d) => (&call.b_local, &mut call.b_origin, d.flow),
                 None => return MessageBuilder::response_to(req, 491, "Request Pending").build(),
             },
         };
@@ -1067,10 +1143,15 @@ impl CallControl {
             .calls
             .values()
             .filter(|c| {
-                [c.ring_deadline, c.retransmit_at, c.ack_deadline]
-                    .into_iter()
-                    .flatten()
-                    .any(|t| t <= now)
+                [
+                    c.ring_deadline,
+                    c.retransmit_at,
+                    c.ack_deadline,
+                    c.transfer.as_ref().and_then(|t| t.deadline),
+                ]
+                .into_iter()
+                .flatten()
+                .any(|t| t <= now)
             })
             .map(|c| c.id)
             .collect();
@@ -1084,6 +1165,15 @@ impl CallControl {
                     self.ring_timeout(now, id, ctx);
                     continue;
                 }
+            }
+            if self
+                .calls
+                .get(&id)
+                .and_then(|c| c.transfer.as_ref())
+                .and_then(|t| t.deadline)
+                .is_some_and(|t| t <= now)
+            {
+                self.transfer_timeout(id);
             }
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
@@ -1102,10 +1192,10 @@ impl CallControl {
                 continue;
             }
             if call.retransmit_at.is_some_and(|t| t <= now) {
-                if let Some(ok) = call.a_ok.clone() {
+                for (_, key, ok) in &call.pending_oks {
                     self.out.push_back(CallOutput::Respond {
-                        key: call.a_key.clone(),
-                        response: ok,
+                        key: key.clone(),
+                        response: ok.clone(),
                     });
                 }
                 call.retransmit_every = (call.retransmit_every * 2).min(self.cfg.t2);
@@ -1207,7 +1297,7 @@ impl CallControl {
             if call
                 .b
                 .as_ref()
-                .is_some_and(|(d, _)| d.remote_tag == dialog.remote_tag)
+                .is_some_and(|d| d.remote_tag == dialog.remote_tag)
             {
                 // A retransmission of the winner's 2xx.
                 self.out.push_back(CallOutput::Send {
@@ -1241,7 +1331,25 @@ impl CallControl {
         });
         call.dest_ip = Some(fork.flow.remote.ip());
         call.callee = fork.ext.clone();
-        call.b = Some((dialog, ack));
+        call.b = Some(dialog);
+        call.acks.insert(Side::Callee, ack);
+        self.answer_caller(now, id);
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        // The other forks stop ringing.
+        let others: Vec<usize> = (0..call.forks.len()).filter(|j| *j != i).collect();
+        for j in others {
+            self.cancel_fork(id, j);
+        }
+    }
+
+    /// The callee side is settled: the caller gets our 200 (retransmitted until its
+    /// ACK), ringing stops.
+    fn answer_caller(&mut self, now: Instant, id: CallId) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         call.answered = Some(now);
         call.phase = Phase::Answering;
         call.ring_deadline = None;
@@ -1251,21 +1359,34 @@ impl CallControl {
             .header(HeaderName::Allow, ALLOW)
             .body("application/sdp", call.a_sdp.clone())
             .build();
+        let key = call.a_key.clone();
+        let reliable = call.a.flow.transport != crate::registrar::Transport::Udp;
+        self.send_ok(now, id, Side::Caller, key, ok, reliable);
+    }
+
+    /// Sends a 2xx to an INVITE and keeps it for retransmission until its ACK.
+    fn send_ok(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        side: Side,
+        key: TransactionKey,
+        ok: Message,
+        reliable: bool,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         self.out.push_back(CallOutput::Respond {
-            key: call.a_key.clone(),
+            key: key.clone(),
             response: ok.clone(),
         });
-        call.a_ok = Some(ok);
-        if call.a.flow.transport == crate::registrar::Transport::Udp {
+        call.pending_oks.push((side, key, ok));
+        if !reliable && call.retransmit_at.is_none() {
             call.retransmit_every = self.cfg.t1;
             call.retransmit_at = Some(now + self.cfg.t1);
         }
         call.ack_deadline = Some(now + self.cfg.t1 * 64);
-        // The other forks stop ringing.
-        let others: Vec<usize> = (0..call.forks.len()).filter(|j| *j != i).collect();
-        for j in others {
-            self.cancel_fork(id, j);
-        }
     }
 
     fn fork_failed(
@@ -1599,17 +1720,8 @@ impl CallControl {
         let Some(fork) = call.forks.get_mut(i) else {
             return;
         };
-        match fork.state {
-            ForkState::Calling => fork.cancel_pending = true,
-            ForkState::Ringing => {
-                fork.state = ForkState::Done;
-                fork.final_status
-                    .get_or_insert((487, "Request Terminated".into()));
-                let cancel = cancel_for(&fork.invite);
-                let flow = fork.flow;
-                self.send_other(flow, cancel);
-            }
-            ForkState::Answered | ForkState::Done => {}
+        if let Some((flow, cancel)) = cancel_of(fork) {
+            self.send_other(flow, cancel);
         }
     }
 
@@ -1645,7 +1757,7 @@ impl CallControl {
             return;
         };
         if hangup != Some(Hangup::Callee) {
-            if let Some((d, _)) = call.b.as_mut() {
+            if let Some(d) = call.b.as_mut() {
                 let bye = d.request(Method::Bye, &mut self.ids);
                 let flow = d.flow;
                 self.send_other(flow, bye);
@@ -1654,6 +1766,14 @@ impl CallControl {
         let n = self.calls.get(&id).map_or(0, |c| c.forks.len());
         for i in 0..n {
             self.cancel_fork(id, i);
+        }
+        let n = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.transfer.as_ref())
+            .map_or(0, |t| t.forks.len());
+        for i in 0..n {
+            self.cancel_transfer_fork(id, i);
         }
         ctx.services.close(id);
         self.finish(now, id, disposition, reason, status, hangup);
@@ -1676,8 +1796,18 @@ impl CallControl {
         // The caller's INVITE transaction may still live (2xx retransmissions, a late
         // CANCEL): `transaction_terminated` drops its entry.
         self.by_dialog.retain(|_, (v, _)| *v != id);
-        for (i, fork) in call.forks.iter().enumerate() {
-            if self.by_client_key.get(&fork.key) != Some(&ClientRole::Fork(id, i)) {
+        let transfer_forks = call
+            .transfer
+            .iter()
+            .flat_map(|t| t.forks.iter().enumerate());
+        let forks = call
+            .forks
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (ClientRole::Fork(id, i), f))
+            .chain(transfer_forks.map(|(i, f)| (ClientRole::TransferFork(id, i), f)));
+        for (role, fork) in forks {
+            if self.by_client_key.get(&fork.key) != Some(&role) {
                 continue;
             }
             if fork.state == ForkState::Answered {
@@ -1718,7 +1848,9 @@ impl CallControl {
             } else {
                 disposition
             },
-            reason: reason.map(str::to_owned),
+            reason: reason
+                .map(str::to_owned)
+                .or_else(|| call.transferred_to.map(|t| format!("transferred to {t}"))),
             sip_status: status,
             hangup,
         })));
@@ -1764,6 +1896,24 @@ impl CallControl {
             sip_status: Some(early.status),
             hangup: None,
         })));
+    }
+}
+
+/// Stops a fork: the CANCEL to send if it has rung (sec. 9.1), else a note to send
+/// it once it does.
+fn cancel_of(fork: &mut Fork) -> Option<(Flow, Message)> {
+    match fork.state {
+        ForkState::Calling => {
+            fork.cancel_pending = true;
+            None
+        }
+        ForkState::Ringing => {
+            fork.state = ForkState::Done;
+            fork.final_status
+                .get_or_insert((487, "Request Terminated".into()));
+            Some((fork.flow, cancel_for(&fork.invite)))
+        }
+        ForkState::Answered | ForkState::Done => None,
     }
 }
 
@@ -1833,4 +1983,18 @@ fn failure(status: u16, reason: &str) -> Failure {
         _ => Disposition::Failed,
     };
     (status, reason.to_owned(), disposition)
+}
+
+fn dialog_ref(call: &Call, side: Side) -> Option<&Dialog> {
+    match side {
+        Side::Caller => Some(&call.a),
+        Side::Callee => call.b.as_ref(),
+    }
+}
+
+fn dialog_mut(call: &mut Call, side: Side) -> Option<&mut Dialog> {
+    match side {
+        Side::Caller => Some(&mut call.a),
+        Side::Callee => call.b.as_mut(),
+    }
 }

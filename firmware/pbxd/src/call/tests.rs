@@ -239,16 +239,28 @@ impl Rig {
     }
 
     fn invite_with(&mut self, dialled: &str, call: &str, body: &str) -> Vec<(SocketAddr, Message)> {
+        self.invite_from("1001", "10.0.0.1", dialled, call, body)
+    }
+
+    /// An authenticated INVITE from extension `ext` at `ip` (From tag "t<ext>").
+    fn invite_from(
+        &mut self,
+        ext: &str,
+        ip: &str,
+        dialled: &str,
+        call: &str,
+        body: &str,
+    ) -> Vec<(SocketAddr, Message)> {
         let inv = |branch: &str, cseq: u32, auth: &str| {
             format!(
-                "INVITE sip:{dialled}@pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{branch};rport\r\n\
-                 From: \"Alice\" <sip:1001@pbx.local>;tag=alice\r\nTo: <sip:{dialled}@pbx.local>\r\nCall-ID: {call}\r\n\
-                 CSeq: {cseq} INVITE\r\nMax-Forwards: 70\r\nContact: <sip:1001@10.0.0.1:5060>\r\n{auth}\
+                "INVITE sip:{dialled}@pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5060;branch=z9hG4bK{branch};rport\r\n\
+                 From: <sip:{ext}@pbx.local>;tag=t{ext}\r\nTo: <sip:{dialled}@pbx.local>\r\nCall-ID: {call}\r\n\
+                 CSeq: {cseq} INVITE\r\nMax-Forwards: 70\r\nContact: <sip:{ext}@{ip}:5060>\r\n{auth}\
                  Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()
             )
         };
-        let out = self.feed("10.0.0.1", &inv(&format!("{call}a"), 1, ""));
+        let out = self.feed(ip, &inv(&format!("{call}a"), 1, ""));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].1.status(), Some(407), "{:?}", out[0].1);
         let chal = out[0]
@@ -258,16 +270,16 @@ impl Rig {
         let chal = auth::Challenge::parse(chal).expect("parses");
         // ACK for the 407 (same branch: part of the INVITE transaction).
         let ack = format!(
-            "ACK sip:{dialled}@pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{call}a;rport\r\n\
-             From: \"Alice\" <sip:1001@pbx.local>;tag=alice\r\nTo: {}\r\nCall-ID: {call}\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            "ACK sip:{dialled}@pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5060;branch=z9hG4bK{call}a;rport\r\n\
+             From: <sip:{ext}@pbx.local>;tag=t{ext}\r\nTo: {}\r\nCall-ID: {call}\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
             out[0].1.header(&HeaderName::To).expect("to")
         );
-        assert!(self.feed("10.0.0.1", &ack).is_empty());
+        assert!(self.feed(ip, &ack).is_empty());
         let uri = format!("sip:{dialled}@pbx.local");
-        let creds =
-            auth::authorize(&chal, "INVITE", &uri, "1001", "pw-1001", "cn", 1).expect("authorize");
+        let creds = auth::authorize(&chal, "INVITE", &uri, ext, &format!("pw-{ext}"), "cn", 1)
+            .expect("authorize");
         self.feed(
-            "10.0.0.1",
+            ip,
             &inv(
                 &format!("{call}b"),
                 2,
@@ -447,7 +459,7 @@ fn cancel_while_ringing_gives_487_and_cancels_the_callee() {
     let fork = find(&out, |m| is_req(m, "INVITE")).clone();
     rig.feed("10.0.0.2", &reply(&fork, 180, "Ringing", "bob", None));
     let cancel = "CANCEL sip:1002@pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKc3b;rport\r\n\
-         From: \"Alice\" <sip:1001@pbx.local>;tag=alice\r\nTo: <sip:1002@pbx.local>\r\nCall-ID: c3\r\n\
+         From: <sip:1001@pbx.local>;tag=t1001\r\nTo: <sip:1002@pbx.local>\r\nCall-ID: c3\r\n\
          CSeq: 2 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
     let out = rig.feed("10.0.0.1", cancel);
     let statuses: Vec<u16> = out.iter().filter_map(|(_, m)| m.status()).collect();
@@ -794,5 +806,313 @@ fn simultaneous_group_rings_everyone_and_ordered_group_one_after_the_other() {
         "10.0.0.2",
         &reply(&first, 487, "Request Terminated", "o2", None),
     );
+    rig.assert_idle();
+}
+
+/// A request from the phone at `ip` in the dialog the PBX formed with `invite` (the
+/// PBX's INVITE to it, answered with To tag `tag`).
+fn callee_request(
+    ip: &str,
+    invite: &Message,
+    tag: &str,
+    method: &str,
+    cseq: u32,
+    extra: &str,
+) -> String {
+    format!(
+        "{method} sip:pbx@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5060;branch=z9hG4bK{method}{cseq}{tag};rport\r\n\
+         From: {};tag={tag}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n\
+         Contact: <sip:x@{ip}:5060>\r\n{extra}Content-Length: 0\r\n\r\n",
+        invite.header(&HeaderName::To).expect("to"),
+        invite.header(&HeaderName::From).expect("from"),
+        invite.call_id().expect("call-id"),
+    )
+}
+
+/// 1001 calls `dialled`, the phone at `ip` answers with tag `tag` and the caller ACKs.
+/// Returns the PBX's INVITE to the callee and its 200 to the caller.
+fn answered(rig: &mut Rig, dialled: &str, ip: &str, tag: &str, call: &str) -> (Message, Message) {
+    let out = rig.invite(dialled, call);
+    let fork = find(&out, |m| is_req(m, "INVITE")).clone();
+    let out = rig.feed(
+        ip,
+        &reply_from(ip, &fork, 200, tag, Some(&sdp(ip, 5000, "8"))),
+    );
+    let ok = find(&out, |m| is_status(m, 200)).clone();
+    rig.feed(
+        "10.0.0.1",
+        &caller_request("ACK", &ok, 2, &format!("ack{call}")),
+    );
+    (fork, ok)
+}
+
+fn frag(m: &Message) -> String {
+    String::from_utf8_lossy(m.body()).into_owned()
+}
+
+#[test]
+fn blind_transfer_by_the_callee_connects_the_caller_to_the_target() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    rig.register("1003", "10.0.0.3");
+    let (fork, ok) = answered(&mut rig, "1002", "10.0.0.2", "bob", "t1");
+    let refer = callee_request(
+        "10.0.0.2",
+        &fork,
+        "bob",
+        "REFER",
+        5,
+        "Refer-To: <sip:1003@pbx.local>\r\nReferred-By: <sip:1002@pbx.local>\r\n",
+    );
+    let out = rig.feed("10.0.0.2", &refer);
+    assert!(out.iter().any(|(_, m)| is_status(m, 202)));
+    let notify = find(&out, |m| is_req(m, "NOTIFY"));
+    assert!(frag(notify).starts_with("SIP/2.0 100"));
+    let target = find(&out, |m| is_req(m, "INVITE")).clone();
+    assert!(target.request_uri().is_some_and(|u| u.host() == "10.0.0.3"));
+    assert!(target
+        .header(&HeaderName::From)
+        .is_some_and(|f| f.contains("1001")));
+    let out = rig.feed(
+        "10.0.0.3",
+        &reply_from(
+            "10.0.0.3",
+            &target,
+            200,
+            "carol",
+            Some(&sdp("10.0.0.3", 6000, "8")),
+        ),
+    );
+    assert!(out
+        .iter()
+        .any(|(d, m)| is_req(m, "ACK") && d.ip().to_string() == "10.0.0.3"));
+    let done = find(&out, |m| is_req(m, "NOTIFY"));
+    assert!(frag(done).starts_with("SIP/2.0 200"), "{}", frag(done));
+    let bye = find(&out, |m| is_req(m, "BYE")).clone();
+    assert_eq!(
+        bye.call_id().ok(),
+        fork.call_id().ok(),
+        "the transferor is let go"
+    );
+    rig.feed("10.0.0.2", &reply(&bye, 200, "OK", "bob", None));
+    let last = rig.office.configured.last().expect("relay re-pointed");
+    assert_eq!(
+        (last.1, last.2.remote),
+        (Side::Callee, "10.0.0.3:6000".parse().expect("addr"))
+    );
+    // The target hangs up: the caller gets the BYE.
+    let out = rig.feed(
+        "10.0.0.3",
+        &callee_request("10.0.0.3", &target, "carol", "BYE", 2, ""),
+    );
+    assert!(out.iter().any(|(_, m)| is_status(m, 200)));
+    let bye = find(&out, |m| is_req(m, "BYE"));
+    assert_eq!(bye.call_id().ok(), ok.call_id().ok());
+    let r = rig.records.last().expect("record");
+    assert_eq!(r.destination.as_deref(), Some("1003"));
+    assert_eq!(r.reason.as_deref(), Some("transferred to 1003"));
+    rig.assert_idle();
+}
+
+#[test]
+fn blind_transfer_to_a_busy_target_keeps_the_call() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    rig.register("1003", "10.0.0.3");
+    let (fork, _ok) = answered(&mut rig, "1002", "10.0.0.2", "bob", "t2");
+    let refer = callee_request(
+        "10.0.0.2",
+        &fork,
+        "bob",
+        "REFER",
+        5,
+        "Refer-To: <sip:1003@pbx.local>\r\n",
+    );
+    let out = rig.feed("10.0.0.2", &refer);
+    let target = find(&out, |m| is_req(m, "INVITE")).clone();
+    let out = rig.feed(
+        "10.0.0.3",
+        &reply_from("10.0.0.3", &target, 486, "carol", None),
+    );
+    let n = find(&out, |m| is_req(m, "NOTIFY"));
+    assert!(frag(n).starts_with("SIP/2.0 486"), "{}", frag(n));
+    assert!(out.iter().all(|(_, m)| !is_req(m, "BYE")));
+    assert_eq!(rig.ep.calls().len(), 1);
+    // A transfer to a blocked number is refused at once.
+    let refer = callee_request(
+        "10.0.0.2",
+        &fork,
+        "bob",
+        "REFER",
+        6,
+        "Refer-To: <sip:0900123456@pbx.local>\r\n",
+    );
+    let out = rig.feed("10.0.0.2", &refer);
+    assert!(out.iter().any(|(_, m)| is_status(m, 403)));
+    let out = rig.feed(
+        "10.0.0.2",
+        &callee_request("10.0.0.2", &fork, "bob", "BYE", 7, ""),
+    );
+    let bye = find(&out, |m| is_req(m, "BYE")).clone();
+    rig.feed("10.0.0.1", &reply(&bye, 200, "OK", "t1001", None));
+    rig.assert_idle();
+}
+
+#[test]
+fn attended_transfer_joins_the_held_caller_with_the_consulted_target() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    rig.register("1003", "10.0.0.3");
+    // Call 1: 1001 -> 1002.
+    let (fork1, ok1) = answered(&mut rig, "1002", "10.0.0.2", "bob", "a1");
+    // Call 2: 1002 consults 1003.
+    let out = rig.invite_from(
+        "1002",
+        "10.0.0.2",
+        "1003",
+        "a2",
+        &sdp("10.0.0.2", 5002, "8"),
+    );
+    let fork2 = find(&out, |m| is_req(m, "INVITE")).clone();
+    let out = rig.feed(
+        "10.0.0.3",
+        &reply_from(
+            "10.0.0.3",
+            &fork2,
+            200,
+            "carol",
+            Some(&sdp("10.0.0.3", 6000, "8")),
+        ),
+    );
+    let ok2 = find(&out, |m| is_status(m, 200)).clone();
+    let ack2 = format!(
+        "ACK sip:pbx@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKacka2;rport\r\n\
+         From: {}\r\nTo: {}\r\nCall-ID: a2\r\nCSeq: 2 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        ok2.header(&HeaderName::From).expect("from"),
+        ok2.header(&HeaderName::To).expect("to"),
+    );
+    rig.feed("10.0.0.2", &ack2);
+    assert_eq!(rig.ep.calls().len(), 2);
+    // 1002 transfers: REFER in call 1 naming its dialog in call 2.
+    let our_tag = ok2
+        .to_header()
+        .expect("to")
+        .tag()
+        .map(str::to_owned)
+        .expect("tag");
+    let refer_to = format!(
+        "Refer-To: <sip:1003@pbx.local?Replaces=a2%3Bto-tag%3D{our_tag}%3Bfrom-tag%3Dt1002>\r\n"
+    );
+    let out = rig.feed(
+        "10.0.0.2",
+        &callee_request("10.0.0.2", &fork1, "bob", "REFER", 5, &refer_to),
+    );
+    assert!(out.iter().any(|(_, m)| is_status(m, 202)), "{out:#?}");
+    let reinvite = find(&out, |m| is_req(m, "INVITE")).clone();
+    assert_eq!(
+        reinvite.call_id().ok(),
+        fork2.call_id().ok(),
+        "in the target's dialog"
+    );
+    let out = rig.feed(
+        "10.0.0.3",
+        &reply_from(
+            "10.0.0.3",
+            &reinvite,
+            200,
+            "carol",
+            Some(&sdp("10.0.0.3", 6000, "8")),
+        ),
+    );
+    assert!(out.iter().any(|(_, m)| is_req(m, "ACK")));
+    let n = find(&out, |m| is_req(m, "NOTIFY"));
+    assert!(frag(n).starts_with("SIP/2.0 200"));
+    let byes: Vec<&Message> = out
+        .iter()
+        .filter(|(_, m)| is_req(m, "BYE"))
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(byes.len(), 2, "the transferor leaves both calls: {byes:#?}");
+    for b in &byes {
+        assert!(
+            b.request_uri().is_some_and(|u| u.host() == "10.0.0.2"),
+            "{b:#?}"
+        );
+        rig.feed("10.0.0.2", &reply(b, 200, "OK", "x", None));
+    }
+    assert_eq!(rig.ep.calls().len(), 1);
+    // 1003 hangs up in its (moved) dialog: 1001 gets the BYE.
+    let out = rig.feed(
+        "10.0.0.3",
+        &callee_request("10.0.0.3", &fork2, "carol", "BYE", 3, ""),
+    );
+    assert!(out.iter().any(|(_, m)| is_status(m, 200)));
+    let bye = find(&out, |m| is_req(m, "BYE"));
+    assert_eq!(bye.call_id().ok(), ok1.call_id().ok());
+    rig.assert_idle();
+}
+
+#[test]
+fn group_pickup_takes_the_ringing_call() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    rig.register("1003", "10.0.0.3");
+    for n in ["1002", "1003"] {
+        if let Some(p) = rig.office.profiles.get_mut(n) {
+            p.pickup_group = Some(1);
+        }
+    }
+    let out = rig.invite("1002", "p1");
+    let fork = find(&out, |m| is_req(m, "INVITE")).clone();
+    rig.feed("10.0.0.2", &reply(&fork, 180, "Ringing", "bob", None));
+    // Nothing rings for 1005 (no group): its pickup finds nothing.
+    rig.register("1005", "10.0.0.5");
+    let out = rig.invite_from("1005", "10.0.0.5", "*8", "p0", &sdp("10.0.0.5", 7000, "8"));
+    assert!(out.iter().any(|(_, m)| is_status(m, 480)));
+    let out = rig.invite_from("1003", "10.0.0.3", "*8", "p2", &sdp("10.0.0.3", 6000, "8"));
+    let to_picker = find(&out, |m| {
+        is_status(m, 200) && m.call_id().ok() == Some("p2")
+    })
+    .clone();
+    assert!(String::from_utf8_lossy(to_picker.body()).contains("192.0.2.1"));
+    let to_caller = find(&out, |m| {
+        is_status(m, 200) && m.call_id().ok() == Some("p1")
+    })
+    .clone();
+    assert!(out.iter().any(|(_, m)| is_req(m, "CANCEL")));
+    rig.feed(
+        "10.0.0.2",
+        &reply(&fork, 487, "Request Terminated", "bob", None),
+    );
+    rig.feed("10.0.0.1", &caller_request("ACK", &to_caller, 2, "pa1"));
+    let ack = format!(
+        "ACK sip:pbx@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.3:5060;branch=z9hG4bKpa2;rport\r\n\
+         From: {}\r\nTo: {}\r\nCall-ID: p2\r\nCSeq: 2 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        to_picker.header(&HeaderName::From).expect("from"),
+        to_picker.header(&HeaderName::To).expect("to"),
+    );
+    rig.feed("10.0.0.3", &ack);
+    let again = rig.advance(Duration::from_secs(3));
+    assert!(
+        again.iter().all(|(_, m)| m.status() != Some(200)),
+        "both ACKed: no 2xx retransmissions: {again:#?}"
+    );
+    let bye = format!(
+        "BYE sip:pbx@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.3:5060;branch=z9hG4bKpb2;rport\r\n\
+         From: {}\r\nTo: {}\r\nCall-ID: p2\r\nCSeq: 3 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        to_picker.header(&HeaderName::From).expect("from"),
+        to_picker.header(&HeaderName::To).expect("to"),
+    );
+    let out = rig.feed("10.0.0.3", &bye);
+    let bye_caller = find(&out, |m| is_req(m, "BYE")).clone();
+    assert_eq!(bye_caller.call_id().ok(), Some("p1"));
+    rig.feed("10.0.0.1", &reply(&bye_caller, 200, "OK", "t1001", None));
+    let r = rig
+        .records
+        .iter()
+        .find(|r| r.sip_call_id == "p1")
+        .expect("record");
+    assert_eq!(r.destination.as_deref(), Some("1003"));
+    assert_eq!(r.disposition, Disposition::Answered);
     rig.assert_idle();
 }

@@ -89,6 +89,7 @@ impl CallDirectory for StoreServices {
             forward_busy: settings.forward_busy,
             forward_noanswer: settings.forward_noanswer,
             noanswer_secs: settings.forward_noanswer_secs,
+            pickup_group: settings.pickup_group,
         })
     }
 
