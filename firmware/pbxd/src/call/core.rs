@@ -10,6 +10,7 @@
 //! The endpoint (`sip/endpoint.rs`) owns the transactions; this core says what to send
 //! on which transaction ([`CallOutput`]) and is told what arrives.
 
+mod liveness;
 mod pickup;
 mod transfer;
 
@@ -61,6 +62,8 @@ pub struct CallConfig {
     pub codecs: Vec<Codec>,
     /// The payload type of telephone-event in our offers.
     pub telephone_event: u8,
+    /// How often answered calls are checked with in-dialog OPTIONS (`None`: never).
+    pub ping_interval: Option<Duration>,
 }
 
 impl Default for CallConfig {
@@ -72,6 +75,7 @@ impl Default for CallConfig {
             // G.711 A-law first: the German network's codec, no transcoding to the trunk.
             codecs: vec![Codec::Pcma, Codec::Pcmu, Codec::G722],
             telephone_event: 101,
+            ping_interval: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -314,6 +318,11 @@ struct Call {
     transfer: Option<Transfer>,
     /// Where the call was transferred to, for the record.
     transferred_to: Option<String>,
+    /// RFC 4028 session interval agreed with the caller, and when it runs out.
+    session: Option<Duration>,
+    session_deadline: Option<Instant>,
+    /// Next in-dialog OPTIONS ping.
+    ping_at: Option<Instant>,
     ring_deadline: Option<Instant>,
     early_media: bool,
     /// What is being rung now.
@@ -383,6 +392,8 @@ enum ClientRole {
         from_call: CallId,
         from_side: Side,
     },
+    /// An in-dialog OPTIONS checking that a phone still knows the call.
+    Ping(CallId),
     /// BYE, CANCEL, NOTIFY answers: nothing to do but absorb.
     Other,
 }
@@ -411,6 +422,10 @@ struct Early {
     status: u16,
     reason: String,
     warning: Option<String>,
+    /// 420: the option tags we do not support.
+    unsupported: Option<String>,
+    /// 422: our minimum session interval.
+    min_se: Option<u32>,
     disposition: Option<Disposition>,
 }
 
@@ -420,6 +435,8 @@ impl Early {
             status,
             reason: reason.into(),
             warning: None,
+            unsupported: None,
+            min_se: None,
             disposition: Some(Disposition::Failed),
         }
     }
@@ -485,6 +502,8 @@ impl CallControl {
                     c.retransmit_at,
                     c.ack_deadline,
                     c.transfer.as_ref().and_then(|t| t.deadline),
+                    c.session_deadline,
+                    c.ping_at,
                 ]
             })
             .flatten();
@@ -514,6 +533,12 @@ impl CallControl {
                 if early.status == 405 {
                     b = b.header(HeaderName::Allow, ALLOW);
                 }
+                if let Some(u) = &early.unsupported {
+                    b = b.header(HeaderName::Unsupported, u.clone());
+                }
+                if let Some(m) = early.min_se {
+                    b = b.header(HeaderName::Other("Min-SE".into()), m.to_string());
+                }
                 self.out.push_back(CallOutput::Respond {
                     key,
                     response: b.build(),
@@ -540,6 +565,8 @@ impl CallControl {
                 status,
                 reason: reason.to_owned(),
                 warning: None,
+                unsupported: None,
+                min_se: None,
                 disposition: None,
             })
         };
@@ -578,6 +605,8 @@ impl CallControl {
         if req.header(&HeaderName::Contact).is_none() {
             return Err(silent(400, "Bad Request: INVITE without Contact"));
         }
+        liveness::check_require(req).map_err(Some)?;
+        let session = liveness::session_interval(req).map_err(Some)?;
         // Offerless INVITEs (offer in the 2xx) are not supported yet: say so.
         if req.body().is_empty() {
             return Err(Some(Early::new(
@@ -742,6 +771,9 @@ impl CallControl {
                 acks: HashMap::new(),
                 transfer: None,
                 transferred_to: None,
+                session,
+                session_deadline: None,
+                ping_at: None,
                 ring_deadline: None,
                 early_media: false,
                 target: Target::Extension(callee.clone()),
@@ -780,7 +812,10 @@ impl CallControl {
                 from_call,
                 from_side,
             }) => self.reinvite_response(now, key, (call, from_call, from_side), resp, ctx),
-            Some(ClientRole::Other) | None => {}
+            Some(ClientRole::Ping(id)) if status >= 200 => {
+                self.ping_answered(now, id, Some(status), ctx)
+            }
+            Some(ClientRole::Ping(_)) | Some(ClientRole::Other) | None => {}
         }
     }
 
@@ -865,8 +900,12 @@ impl CallControl {
         key: &TransactionKey,
         ctx: &mut CallContext<'_>,
     ) {
-        if let Some(ClientRole::Fork(id, i)) = self.by_client_key.get(key).copied() {
-            self.fork_failed(now, id, i, 408, "Request Timeout", ctx);
+        match self.by_client_key.get(key).copied() {
+            Some(ClientRole::Fork(id, i)) => {
+                self.fork_failed(now, id, i, 408, "Request Timeout", ctx)
+            }
+            Some(ClientRole::Ping(id)) => self.ping_answered(now, id, None, ctx),
+            _ => {}
         }
     }
 
@@ -930,7 +969,7 @@ impl CallControl {
             call.retransmit_at = None;
             call.ack_deadline = None;
             ctx.services.set_active(id, true);
-            let _ = now;
+            self.start_pings(now, id);
         }
     }
 
@@ -1012,7 +1051,14 @@ impl CallControl {
                 }
             }
             Method::Invite | Method::Update => {
-                let resp = self.renegotiate(id, side, req, ctx);
+                let mut resp = self.renegotiate(id, side, req, ctx);
+                if side == Side::Caller && resp.status() == Some(200) {
+                    // A refresh by the caller (RFC 4028 sec. 10) restarts its timer.
+                    self.session_refreshed(now, id);
+                    for (name, value) in self.session_headers(id) {
+                        resp.set_header(name, &value);
+                    }
+                }
                 self.out.push_back(CallOutput::Respond {
                     key: key.clone(),
                     response: resp,
@@ -1148,6 +1194,8 @@ impl CallControl {
                     c.retransmit_at,
                     c.ack_deadline,
                     c.transfer.as_ref().and_then(|t| t.deadline),
+                    c.session_deadline,
+                    c.ping_at,
                 ]
                 .into_iter()
                 .flatten()
@@ -1175,6 +1223,7 @@ impl CallControl {
             {
                 self.transfer_timeout(id);
             }
+            self.liveness_timeout(now, id, ctx);
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
             };
@@ -1353,14 +1402,19 @@ impl CallControl {
         call.answered = Some(now);
         call.phase = Phase::Answering;
         call.ring_deadline = None;
-        let ok = MessageBuilder::response_to(&call.a_invite, 200, "OK")
+        let mut b = MessageBuilder::response_to(&call.a_invite, 200, "OK")
             .set_to_tag(&call.a.local_tag)
             .header(HeaderName::Contact, our_contact(call.a.flow))
             .header(HeaderName::Allow, ALLOW)
-            .body("application/sdp", call.a_sdp.clone())
-            .build();
+            .header(HeaderName::Supported, liveness::SUPPORTED);
         let key = call.a_key.clone();
         let reliable = call.a.flow.transport != crate::registrar::Transport::Udp;
+        let body = call.a_sdp.clone();
+        for (name, value) in self.session_headers(id) {
+            b = b.header(name, value);
+        }
+        let ok = b.body("application/sdp", body).build();
+        self.session_refreshed(now, id);
         self.send_ok(now, id, Side::Caller, key, ok, reliable);
     }
 
@@ -1793,8 +1847,8 @@ impl CallControl {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
-        // The caller's INVITE transaction may still live (2xx retransmissions, a late
-        // CANCEL): `transaction_terminated` drops its entry.
+        // A late CANCEL for the caller's INVITE now finds no call (481).
+        self.by_server_key.retain(|_, v| *v != id);
         self.by_dialog.retain(|_, (v, _)| *v != id);
         let transfer_forks = call
             .transfer

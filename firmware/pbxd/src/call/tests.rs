@@ -103,6 +103,8 @@ struct Rig {
     office: Office,
     now: Instant,
     records: Vec<CallSummary>,
+    /// Extra headers for the INVITEs `invite_from` sends.
+    extra: String,
 }
 
 fn flow_of(ip: &str) -> Flow {
@@ -139,11 +141,15 @@ fn epoch() -> Instant {
 
 impl Rig {
     fn new() -> Self {
+        Self::with(CallConfig::default())
+    }
+
+    fn with(cfg: CallConfig) -> Self {
         let reg = Registrar::new(RegistrarConfig::default(), [9; 32], 3);
         let calls = CallControl::new(
             CallConfig {
                 ring_timeout: Duration::from_secs(30),
-                ..CallConfig::default()
+                ..cfg
             },
             11,
         );
@@ -156,6 +162,7 @@ impl Rig {
             office: Office::default(),
             now: epoch(),
             records: Vec::new(),
+            extra: String::new(),
         }
     }
 
@@ -251,11 +258,12 @@ impl Rig {
         call: &str,
         body: &str,
     ) -> Vec<(SocketAddr, Message)> {
+        let extra = self.extra.clone();
         let inv = |branch: &str, cseq: u32, auth: &str| {
             format!(
                 "INVITE sip:{dialled}@pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5060;branch=z9hG4bK{branch};rport\r\n\
                  From: <sip:{ext}@pbx.local>;tag=t{ext}\r\nTo: <sip:{dialled}@pbx.local>\r\nCall-ID: {call}\r\n\
-                 CSeq: {cseq} INVITE\r\nMax-Forwards: 70\r\nContact: <sip:{ext}@{ip}:5060>\r\n{auth}\
+                 CSeq: {cseq} INVITE\r\nMax-Forwards: 70\r\nContact: <sip:{ext}@{ip}:5060>\r\n{auth}{extra}\
                  Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()
             )
@@ -1114,5 +1122,102 @@ fn group_pickup_takes_the_ringing_call() {
         .expect("record");
     assert_eq!(r.destination.as_deref(), Some("1003"));
     assert_eq!(r.disposition, Disposition::Answered);
+    rig.assert_idle();
+}
+
+#[test]
+fn session_timer_ends_a_call_the_caller_stopped_refreshing() {
+    // Pings would notice the silent phones first; this test is about the timer.
+    let mut rig = Rig::with(CallConfig {
+        ping_interval: None,
+        ..CallConfig::default()
+    });
+    rig.register("1002", "10.0.0.2");
+    rig.extra = "Session-Expires: 30\r\nSupported: timer\r\n".into();
+    let out = rig.invite("1002", "s0");
+    let m = &out.last().expect("answer").1;
+    assert_eq!(m.status(), Some(422));
+    assert_eq!(m.header(&HeaderName::Other("Min-SE".into())), Some("90"));
+
+    rig.extra = "Session-Expires: 120\r\nSupported: timer\r\n".into();
+    let (fork, ok) = answered(&mut rig, "1002", "10.0.0.2", "bob", "s1");
+    assert_eq!(
+        ok.header(&HeaderName::Other("Session-Expires".into())),
+        Some("120;refresher=uac")
+    );
+    assert_eq!(ok.header(&HeaderName::Require), Some("timer"));
+    // A refresh at 50 s keeps the call; nothing after that ends it at 170 s.
+    rig.advance(Duration::from_secs(50));
+    let refresh = caller_request("UPDATE", &ok, 3, "upd1");
+    let out = rig.feed("10.0.0.1", &refresh);
+    assert!(out.iter().any(|(_, m)| is_status(m, 200)));
+    assert_eq!(rig.ep.calls().len(), 1);
+    // The refresh at 50 s moved the end to 170 s.
+    assert!(rig.advance(Duration::from_secs(115)).is_empty());
+    let out = rig.advance(Duration::from_secs(10));
+    let mut byes: Vec<String> = out
+        .iter()
+        .filter(|(_, m)| is_req(m, "BYE"))
+        .filter_map(|(_, m)| m.call_id().ok().map(str::to_owned))
+        .collect();
+    byes.sort();
+    byes.dedup();
+    assert_eq!(byes.len(), 2, "both phones hung up by the box");
+    assert_eq!(
+        rig.records[1].reason.as_deref(),
+        Some("session timer expired")
+    );
+    assert!(fork.call_id().is_ok());
+    rig.assert_idle();
+}
+
+#[test]
+fn unsupported_required_extension_is_420() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    rig.extra = "Require: 100rel\r\n".into();
+    let out = rig.invite("1002", "x1");
+    let m = &out.last().expect("answer").1;
+    assert_eq!(m.status(), Some(420));
+    assert_eq!(m.header(&HeaderName::Unsupported), Some("100rel"));
+    rig.assert_idle();
+}
+
+#[test]
+fn pings_keep_a_live_call_and_find_a_phone_that_forgot_it() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    let (_fork, _ok) = answered(&mut rig, "1002", "10.0.0.2", "bob", "k1");
+    // First round: both phones answer (one with 501: a sign of life too).
+    let out = rig.advance(Duration::from_secs(61));
+    let mut seen = HashSet::new();
+    for (_, p) in out.iter().filter(|(_, m)| is_req(m, "OPTIONS")) {
+        let host = p.request_uri().map(|u| u.host().to_owned()).expect("host");
+        if seen.insert(host.clone()) {
+            let status = if host == "10.0.0.1" { 200 } else { 501 };
+            rig.feed(&host, &reply(p, status, "X", "x", None));
+        }
+    }
+    assert_eq!(seen.len(), 2);
+    assert_eq!(rig.ep.calls().len(), 1, "answered pings keep the call");
+    let out = rig.advance(Duration::from_secs(60));
+    let to_callee = find(&out, |m| {
+        is_req(m, "OPTIONS") && m.request_uri().is_some_and(|u| u.host() == "10.0.0.2")
+    })
+    .clone();
+    // The callee rebooted: it knows no such dialog.
+    let out = rig.feed(
+        "10.0.0.2",
+        &reply(
+            &to_callee,
+            481,
+            "Call/Transaction Does Not Exist",
+            "bob",
+            None,
+        ),
+    );
+    let bye = find(&out, |m| is_req(m, "BYE"));
+    assert!(bye.request_uri().is_some_and(|u| u.host() == "10.0.0.1"));
+    assert_eq!(rig.records[0].hangup, Some(Hangup::System));
     rig.assert_idle();
 }
