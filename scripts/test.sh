@@ -34,7 +34,7 @@ as_root() {
 }
 
 # --- system packages -------------------------------------------------------------------
-PACKAGES=(sip-tester sipvicious baresip-core build-essential pkg-config ca-certificates curl procps iproute2 python3)
+PACKAGES=(sip-tester sipvicious baresip-core build-essential pkg-config ca-certificates curl procps iproute2 iptables python3)
 [ -n "${BENCH:-}" ] && PACKAGES+=(kamailio)
 if [ -z "${SKIP_INSTALL:-}" ] && command -v apt-get >/dev/null; then
   missing=()
