@@ -23,6 +23,7 @@ use pbx_sip::transaction::TransactionKey;
 
 use super::dialog::{host_of, our_contact, our_via, Dialog};
 use super::ids::Ids;
+use super::trunk::TrunkTarget;
 use crate::dialplan::{self, Caller, FeatureCode, NumberPlan, OutboundClass, Refusal, Route, Site};
 use crate::media::sdp::{self, Codec, Direction, LocalMedia, Negotiated, Origin, Sdp};
 use crate::registrar::{Directory, Flow, Registrar};
@@ -139,6 +140,12 @@ pub trait CallDirectory: Directory {
     fn is_prefix_of_internal(&self, prefix: &str) -> bool;
     /// The site's numbering settings.
     fn site(&self) -> Site;
+    /// The trunk that takes a call to `number` now (`emergency`: 110/112 and the like,
+    /// which any trunk must take), if any.
+    fn trunk_for(&self, number: &str, emergency: bool) -> Option<TrunkTarget> {
+        let _ = (number, emergency);
+        None
+    }
 }
 
 /// The RTP relay as the call layer drives it (the media service in the daemon).
@@ -318,6 +325,8 @@ struct Call {
     transfer: Option<Transfer>,
     /// Where the call was transferred to, for the record.
     transferred_to: Option<String>,
+    /// Trunk name and E.164 (or emergency) number of an outbound call.
+    external: Option<(String, String)>,
     /// RFC 4028 session interval agreed with the caller, and when it runs out.
     session: Option<Duration>,
     session_deadline: Option<Instant>,
@@ -356,9 +365,22 @@ struct Transfer {
     deadline: Option<Instant>,
 }
 
+/// Where the dial plan sent a new call.
+enum Dest {
+    Internal(String),
+    Trunk {
+        trunk: TrunkTarget,
+        number: String,
+        clir: bool,
+        emergency: bool,
+    },
+}
+
 /// The destination currently ringing.
 #[derive(Debug, Clone)]
 enum Target {
+    /// A number outside, through a trunk.
+    Trunk,
     /// One extension (all its phones).
     Extension(String),
     /// A ring group; `next` is the next member to ring in an ordered group.
@@ -628,8 +650,15 @@ impl CallControl {
             };
             dialplan::route(&who, &dialled, &site, &plan)
         };
-        let callee = match route {
-            Ok(Route::Extension { number }) | Ok(Route::RingGroup { number }) => number,
+        let no_trunk = |what: String, warning: &str| {
+            let mut e = Early::new(503, format!("Service Unavailable: {what}"));
+            e.warning = Some(format!("399 pbxd \"{warning}\""));
+            Some(e)
+        };
+        let dest = match route {
+            Ok(Route::Extension { number }) | Ok(Route::RingGroup { number }) => {
+                Dest::Internal(number)
+            }
             Ok(Route::Feature(FeatureCode::Pickup)) => {
                 return self
                     .pickup(now, key, req, flow, &offer, &caller, None, ctx)
@@ -646,26 +675,48 @@ impl CallControl {
                     format!("Not Implemented: feature code {f:?} not supported yet"),
                 )))
             }
-            Ok(Route::External { e164, .. }) => {
-                let mut e = Early::new(503, "Service Unavailable: no trunk configured");
-                e.warning = Some(format!("399 pbxd \"no trunk for {e164}\""));
-                return Err(Some(e));
-            }
-            Ok(Route::Emergency { number, .. }) => {
-                let mut e = Early::new(
-                    503,
-                    format!("Service Unavailable: no trunk for emergency call {number}"),
-                );
-                e.warning = Some("399 pbxd \"emergency route has no trunk\"".into());
-                return Err(Some(e));
-            }
+            Ok(Route::External { e164, clir, .. }) => match ctx.services.trunk_for(&e164, false) {
+                Some(trunk) => Dest::Trunk {
+                    trunk,
+                    number: e164,
+                    clir,
+                    emergency: false,
+                },
+                None => {
+                    return Err(no_trunk(
+                        "no trunk configured".into(),
+                        &format!("no trunk for {e164}"),
+                    ))
+                }
+            },
+            Ok(Route::Emergency { number, .. }) => match ctx.services.trunk_for(&number, true) {
+                // The emergency centre must see who calls: CLIR never applies.
+                Some(trunk) => Dest::Trunk {
+                    trunk,
+                    number,
+                    clir: false,
+                    emergency: true,
+                },
+                None => {
+                    return Err(no_trunk(
+                        format!("no trunk for emergency call {number}"),
+                        "emergency route has no trunk",
+                    ))
+                }
+            },
             Err(refusal) => return Err(Some(refusal_early(&refusal))),
         };
-        let exists = ctx.services.extension(&callee).is_some_and(|p| p.enabled)
-            || ctx.services.is_ring_group(&callee);
-        if !exists {
-            return Err(Some(Early::new(404, "Not Found")));
+        if let Dest::Internal(n) = &dest {
+            let exists = ctx.services.extension(n).is_some_and(|p| p.enabled)
+                || ctx.services.is_ring_group(n);
+            if !exists {
+                return Err(Some(Early::new(404, "Not Found")));
+            }
         }
+        let callee = match &dest {
+            Dest::Internal(n) => n.clone(),
+            Dest::Trunk { number, .. } => number.clone(),
+        };
 
         // Media: our answer to the caller is fixed now, whichever fork answers.
         let id = self.next_call;
@@ -771,6 +822,7 @@ impl CallControl {
                 acks: HashMap::new(),
                 transfer: None,
                 transferred_to: None,
+                external: None,
                 session,
                 session_deadline: None,
                 ping_at: None,
@@ -783,7 +835,15 @@ impl CallControl {
                 b_cseq: 0,
             },
         );
-        self.route_to(now, id, &callee, ctx);
+        match dest {
+            Dest::Internal(n) => self.route_to(now, id, &n, ctx),
+            Dest::Trunk {
+                trunk,
+                number,
+                clir,
+                emergency,
+            } => self.ring_trunk(now, id, trunk, &number, clir, emergency, ctx),
+        }
         Ok(())
     }
 
@@ -1503,6 +1563,7 @@ impl CallControl {
                 Some(t) if busy => self.forward(now, id, &t, ctx),
                 _ => Err(failure(status, &reason)),
             },
+            Target::Trunk => Err(failure(status, &reason)),
             Target::Group { .. } => self.advance_group(now, id, ctx).map_err(|e| {
                 if busy && e.0 == 480 {
                     failure(status, &reason)
@@ -1721,6 +1782,77 @@ impl CallControl {
         started
     }
 
+    /// Sends the call to a trunk: one INVITE for `number` (E.164 or emergency) on the
+    /// trunk's flow. CLIR asks the provider to hide the caller (`Privacy: id`, RFC 3323)
+    /// and sends an anonymous From. Emergency calls ring as long as it takes.
+    #[allow(clippy::too_many_arguments)]
+    fn ring_trunk(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        trunk: TrunkTarget,
+        number: &str,
+        clir: bool,
+        emergency: bool,
+        ctx: &mut CallContext<'_>,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let _ = ctx;
+        call.external = Some((trunk.name.clone(), number.to_owned()));
+        call.target = Target::Trunk;
+        call.b_cseq += 1;
+        let cseq = call.b_cseq;
+        let flow = trunk.flow;
+        let mut local = call.b_local.clone();
+        local.addr = flow.local.ip();
+        let from = if clir {
+            let tag = call.b_from.rsplit(";tag=").next().unwrap_or("").to_owned();
+            format!("\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag={tag}")
+        } else {
+            call.b_from.clone()
+        };
+        let mut b = MessageBuilder::request(Method::Invite, trunk.request_uri(number))
+            .header(
+                HeaderName::Via,
+                our_via(flow, &self.ids.branch()).to_string(),
+            )
+            .header(HeaderName::MaxForwards, "70")
+            .header(HeaderName::From, from)
+            .header(HeaderName::To, format!("<sip:{number}@{}>", trunk.host))
+            .header(HeaderName::CallId, call.b_call_id.clone())
+            .header(HeaderName::CSeq, format!("{cseq} INVITE"))
+            .header(HeaderName::Contact, our_contact(flow))
+            .header(HeaderName::Allow, ALLOW);
+        if clir {
+            b = b.header(HeaderName::Other("Privacy".into()), "id");
+        }
+        let invite = b
+            .body("application/sdp", sdp::offer(&local, &call.b_origin))
+            .build();
+        let Ok(key) = TransactionKey::for_client_request(&invite) else {
+            return;
+        };
+        self.by_client_key
+            .insert(key.clone(), ClientRole::Fork(id, call.forks.len()));
+        self.out.push_back(CallOutput::Request {
+            flow,
+            request: invite.clone(),
+        });
+        call.forks.push(Fork {
+            ext: number.to_owned(),
+            round: cseq,
+            key,
+            invite,
+            flow,
+            state: ForkState::Calling,
+            cancel_pending: false,
+            final_status: None,
+        });
+        call.ring_deadline = (!emergency).then(|| now + self.cfg.ring_timeout);
+    }
+
     /// The ring time of the current round is over.
     fn ring_timeout(&mut self, now: Instant, id: CallId, ctx: &mut CallContext<'_>) {
         let Some(call) = self.calls.get(&id) else {
@@ -1738,6 +1870,11 @@ impl CallControl {
                 }
             }
             Target::Group { .. } => self.advance_group(now, id, ctx),
+            Target::Trunk => Err((
+                408,
+                "Request Timeout: no answer".into(),
+                Disposition::NoAnswer,
+            )),
         };
         if let Err(f) = next {
             self.fail_call(now, id, f, ctx);
@@ -1888,10 +2025,17 @@ impl CallControl {
             caller: call.caller,
             caller_name: call.caller_name,
             dialled: call.dialled,
-            normalised: None,
+            normalised: call.external.as_ref().map(|(_, n)| n.clone()),
             destination: Some(call.callee),
-            direction: CallDirection::Internal,
-            route: Some("internal".into()),
+            direction: if call.external.is_some() {
+                CallDirection::Outbound
+            } else {
+                CallDirection::Internal
+            },
+            route: Some(
+                call.external
+                    .map_or_else(|| "internal".to_owned(), |(trunk, _)| trunk),
+            ),
             source_ip: Some(call.source_ip),
             dest_ip: call.dest_ip,
             start: call.start,

@@ -9,6 +9,7 @@ use pbx_sip::auth::{self, Algorithm};
 use pbx_sip::message::{parse, HeaderName, Message};
 use pbx_sip::transaction::TimerConfig;
 
+use super::trunk::TrunkTarget;
 use super::*;
 use crate::dialplan::Site;
 use crate::media::sdp::Negotiated;
@@ -24,6 +25,7 @@ const PBX: &str = "192.0.2.1:5060";
 struct Office {
     profiles: HashMap<String, ExtensionProfile>,
     groups: HashMap<String, RingGroup>,
+    trunk: Option<TrunkTarget>,
     open: HashSet<CallId>,
     configured: Vec<(CallId, Side, Negotiated)>,
     active: HashSet<CallId>,
@@ -41,6 +43,7 @@ impl Default for Office {
         Office {
             profiles,
             groups: HashMap::new(),
+            trunk: None,
             open: HashSet::new(),
             configured: Vec::new(),
             active: HashSet::new(),
@@ -74,6 +77,9 @@ impl CallDirectory for Office {
     }
     fn site(&self) -> Site {
         Site::default()
+    }
+    fn trunk_for(&self, _: &str, _: bool) -> Option<TrunkTarget> {
+        self.trunk.clone()
     }
 }
 
@@ -1219,5 +1225,76 @@ fn pings_keep_a_live_call_and_find_a_phone_that_forgot_it() {
     let bye = find(&out, |m| is_req(m, "BYE"));
     assert!(bye.request_uri().is_some_and(|u| u.host() == "10.0.0.1"));
     assert_eq!(rig.records[0].hangup, Some(Hangup::System));
+    rig.assert_idle();
+}
+
+#[test]
+fn external_and_emergency_calls_go_to_the_trunk_with_e164_and_privacy() {
+    let mut rig = Rig::new();
+    rig.office.trunk = Some(TrunkTarget {
+        name: "cloud".into(),
+        host: "sip.provider.example".into(),
+        flow: flow_of("203.0.113.5"),
+    });
+    let out = rig.invite("0211123456", "e1");
+    let inv = find(&out, |m| is_req(m, "INVITE")).clone();
+    assert_eq!(
+        inv.request_uri().map(|u| u.to_string()),
+        Some("sip:+49211123456@sip.provider.example".into())
+    );
+    assert!(inv.header(&HeaderName::Other("Privacy".into())).is_none());
+    rig.feed(
+        "203.0.113.5",
+        &reply_from("203.0.113.5", &inv, 486, "prov", None),
+    );
+    let r = rig.records.last().expect("record");
+    assert_eq!(r.direction, CallDirection::Outbound);
+    assert_eq!(r.normalised.as_deref(), Some("+49211123456"));
+    assert_eq!(r.route.as_deref(), Some("cloud"));
+    assert_eq!(r.disposition, Disposition::Busy);
+
+    // *31#: caller ID suppressed for this call.
+    let out = rig.invite("*31#0211123456", "e2");
+    let inv = find(&out, |m| is_req(m, "INVITE")).clone();
+    assert_eq!(inv.header(&HeaderName::Other("Privacy".into())), Some("id"));
+    assert!(inv
+        .header(&HeaderName::From)
+        .is_some_and(|f| f.contains("anonymous") && !f.contains("1001")));
+    rig.feed(
+        "203.0.113.5",
+        &reply_from("203.0.113.5", &inv, 480, "prov", None),
+    );
+
+    // 112 with *31#: the emergency call goes out as 112, caller ID shown.
+    let out = rig.invite("*31#112", "e3");
+    let inv = find(&out, |m| is_req(m, "INVITE")).clone();
+    assert_eq!(
+        inv.request_uri().map(|u| u.to_string()),
+        Some("sip:112@sip.provider.example".into())
+    );
+    assert!(inv.header(&HeaderName::Other("Privacy".into())).is_none());
+    // Emergency calls do not give up ringing.
+    rig.feed(
+        "203.0.113.5",
+        &reply_from("203.0.113.5", &inv, 180, "prov", None),
+    );
+    rig.advance(Duration::from_secs(45));
+    assert_eq!(
+        rig.ep.calls().len(),
+        1,
+        "still ringing after the normal ring time"
+    );
+    let cancel = format!(
+        "CANCEL sip:*31#112@pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKe3b;rport\r\n\
+         From: <sip:1001@pbx.local>;tag=t1001\r\nTo: <sip:*31#112@pbx.local>\r\nCall-ID: e3\r\n\
+         CSeq: 2 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    let out = rig.feed("10.0.0.1", &cancel);
+    let c = find(&out, |m| is_req(m, "CANCEL")).clone();
+    rig.feed("203.0.113.5", &reply(&c, 200, "OK", "prov", None));
+    rig.feed(
+        "203.0.113.5",
+        &reply_from("203.0.113.5", &inv, 487, "prov", None),
+    );
     rig.assert_idle();
 }
