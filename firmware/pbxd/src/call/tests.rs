@@ -1284,12 +1284,11 @@ fn external_and_emergency_calls_go_to_the_trunk_with_e164_and_privacy() {
         1,
         "still ringing after the normal ring time"
     );
-    let cancel = format!(
+    let cancel =
         "CANCEL sip:*31#112@pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKe3b;rport\r\n\
          From: <sip:1001@pbx.local>;tag=t1001\r\nTo: <sip:*31#112@pbx.local>\r\nCall-ID: e3\r\n\
-         CSeq: 2 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-    );
-    let out = rig.feed("10.0.0.1", &cancel);
+         CSeq: 2 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let out = rig.feed("10.0.0.1", cancel);
     let c = find(&out, |m| is_req(m, "CANCEL")).clone();
     rig.feed("203.0.113.5", &reply(&c, 200, "OK", "prov", None));
     rig.feed(
