@@ -1629,7 +1629,7 @@ impl CallControl {
             // No phone registered: where an unanswered call would go, else 480.
             return match p.forward_noanswer.or(p.forward_busy) {
                 Some(t) => self.forward(now, id, &t, ctx),
-                None => Err((480, "Temporarily Unavailable".into(), Disposition::Failed)),
+                None => Err((480, "Temporarily Unavailable".into(), Disposition::NoAnswer)),
             };
         }
         Ok(())
@@ -2178,6 +2178,8 @@ impl NumberPlan for PlanView<'_> {
 fn failure(status: u16, reason: &str) -> Failure {
     let disposition = match status {
         486 | 600 | 603 => Disposition::Busy,
+        // The store's vocabulary: nobody took the call.
+        408 | 480 => Disposition::NoAnswer,
         _ => Disposition::Failed,
     };
     (status, reason.to_owned(), disposition)

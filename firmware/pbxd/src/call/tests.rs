@@ -517,9 +517,9 @@ fn busy_callee_gives_486_and_dnd_gives_busy_at_once() {
 fn refusals_carry_a_status_and_a_record() {
     let mut rig = Rig::new();
     let cases = [
-        ("1003", 480, Disposition::Failed), // exists, not registered
-        ("1099", 404, Disposition::Failed), // no such extension
-        ("10", 484, Disposition::Failed),   // prefix of extensions
+        ("1003", 480, Disposition::NoAnswer), // exists, not registered
+        ("1099", 404, Disposition::Failed),   // no such extension
+        ("10", 484, Disposition::Failed),     // prefix of extensions
         ("0900123456", 403, Disposition::Blocked),
         ("+49900123456", 403, Disposition::Blocked),
         ("112", 503, Disposition::Failed), // emergency: no trunk yet, says so
