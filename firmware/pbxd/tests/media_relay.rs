@@ -4,8 +4,12 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use pbxd::media::dsp::goertzel_power;
+use pbxd::media::dsp::tone::{Cadence, ToneSound, ToneSpec};
+use pbxd::media::relay::g711::{alaw_to_linear, ulaw_to_linear};
 use pbxd::media::relay::{
-    Codec, Direction, Leg, LegConfig, MediaConfig, MediaError, MediaEvent, MediaService,
+    load_wav_8k, Codec, Direction, Leg, LegConfig, MediaConfig, MediaError, MediaEvent,
+    MediaService, Playback,
 };
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
@@ -206,4 +210,157 @@ fn open_outside_a_runtime_is_an_error() {
     let svc = service(36000, 36099, Duration::from_secs(60));
     assert!(matches!(svc.open(1), Err(MediaError::NoRuntime)));
     assert_eq!(svc.active_sessions(), 0);
+}
+
+/// Receives RTP on `sock` for `dur`, returning (arrival, seq, marker, payload) per packet.
+async fn collect(
+    sock: &UdpSocket,
+    dur: Duration,
+) -> Vec<(tokio::time::Instant, u16, bool, Vec<u8>)> {
+    let end = tokio::time::Instant::now() + dur;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    while let Ok(r) = tokio::time::timeout_at(end, sock.recv_from(&mut buf)).await {
+        let (n, _) = r.expect("recv");
+        assert!(n >= 12, "RTP header");
+        got.push((
+            tokio::time::Instant::now(),
+            u16::from_be_bytes([buf[2], buf[3]]),
+            buf[1] & 0x80 != 0,
+            buf[12..n].to_vec(),
+        ));
+    }
+    got
+}
+
+/// A phone on hold gets the relay's own audio: about 50 packets per second in its codec
+/// (PCMU here), carrying the tone, with contiguous numbering; the other phone's audio is
+/// not forwarded meanwhile and is again after `stop_playback`. A one-shot confirmation
+/// tone ends by itself with `MediaEvent::PlaybackDone`.
+#[tokio::test]
+async fn a_phone_hears_playback_at_50_packets_per_second() {
+    let svc = service(37000, 37099, Duration::from_secs(60));
+    let mut events = svc.take_events().expect("first take");
+    let phone_a = UdpSocket::bind((LO, 0)).await.expect("bind");
+    let phone_b = UdpSocket::bind((LO, 0)).await.expect("bind");
+    let s = svc.open(5).expect("open");
+    s.configure(
+        Leg::A,
+        leg(phone_a.local_addr().expect("addr"), Codec::Pcmu, 0),
+    );
+    s.configure(
+        Leg::B,
+        leg(phone_b.local_addr().expect("addr"), Codec::Pcma, 8),
+    );
+    s.set_active(true);
+
+    let tone = ToneSpec {
+        sound: ToneSound::Single(1000.0, -10.0),
+        cadence: Cadence::Continuous,
+    };
+    s.play(Leg::A, Playback::Tone(tone)).expect("valid tone");
+    // B talks (A-law silence) all along; none of it may reach A while A plays.
+    let b_target = s.local(Leg::B);
+    let talker = tokio::spawn(async move {
+        for seq in 0u16.. {
+            let _ = phone_b.send_to(&rtp(8, seq, &[0xd5; 160]), b_target).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let got = collect(&phone_a, Duration::from_secs(2)).await;
+    assert!(got.len() >= 90, "{} packets in 2 s", got.len());
+    let span = got[got.len() - 1].0 - got[0].0;
+    let rate = (got.len() - 1) as f64 / span.as_secs_f64();
+    assert!((47.0..=53.0).contains(&rate), "{rate} packets/s");
+    assert!(got[0].2, "marker on the first packet");
+    for w in got.windows(2) {
+        assert_eq!(
+            w[1].1,
+            w[0].1.wrapping_add(1),
+            "contiguous sequence numbers"
+        );
+    }
+    let pcm: Vec<i16> = got
+        .iter()
+        .flat_map(|p| p.3.iter().map(|&b| ulaw_to_linear(b)))
+        .collect();
+    let on = goertzel_power(&pcm, 1000.0);
+    let expect = (pbxd::media::dsp::dbm0_to_peak(-10.0) * pcm.len() as f32 / 2.0).powi(2);
+    assert!(
+        (10.0 * (on / expect).log10()).abs() < 1.0,
+        "{on} vs {expect}"
+    );
+    assert!(goertzel_power(&pcm, 700.0) < on * 1e-3);
+
+    // Back to B's audio (A-law silence, transcoded: near-zero samples, no tone).
+    s.stop_playback(Leg::A);
+    let _ = collect(&phone_a, Duration::from_millis(100)).await;
+    let after = collect(&phone_a, Duration::from_millis(300)).await;
+    assert!(!after.is_empty(), "B is forwarded again");
+    assert!(after
+        .iter()
+        .all(|p| p.3.iter().all(|&b| ulaw_to_linear(b).abs() <= 8)));
+    talker.abort();
+
+    s.play(Leg::A, Playback::confirmation()).expect("valid");
+    let ev = timeout(Duration::from_secs(3), events.recv())
+        .await
+        .expect("PlaybackDone within 3 s");
+    assert_eq!(ev, Some(MediaEvent::PlaybackDone { id: 5, leg: Leg::A }));
+    let beeps = collect(&phone_a, Duration::from_millis(200)).await;
+    assert!(
+        beeps.len() >= 40,
+        "{} packets of the 46 left in the buffer",
+        beeps.len()
+    );
+    s.close().await.expect("report");
+    assert_eq!(svc.active_sessions(), 0);
+}
+
+/// Music on hold from a file: a 16 kHz WAV (as an admin would upload) is loaded, decimated
+/// and played to a PCMA phone, which hears its 600 Hz.
+#[tokio::test]
+async fn wav_file_is_played_as_music_on_hold() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("moh.wav");
+    let samples: Vec<u8> = (0..16000)
+        .map(|i| (8000.0 * (std::f64::consts::TAU * 600.0 * f64::from(i) / 16000.0).sin()) as i16)
+        .flat_map(i16::to_le_bytes)
+        .collect();
+    let mut f = b"RIFF".to_vec();
+    f.extend_from_slice(&(36 + samples.len() as u32).to_le_bytes());
+    f.extend_from_slice(b"WAVEfmt ");
+    f.extend_from_slice(&16u32.to_le_bytes());
+    for v in [1u16, 1] {
+        f.extend_from_slice(&v.to_le_bytes());
+    }
+    f.extend_from_slice(&16000u32.to_le_bytes());
+    f.extend_from_slice(&32000u32.to_le_bytes());
+    for v in [2u16, 16] {
+        f.extend_from_slice(&v.to_le_bytes());
+    }
+    f.extend_from_slice(b"data");
+    f.extend_from_slice(&(samples.len() as u32).to_le_bytes());
+    f.extend_from_slice(&samples);
+    std::fs::write(&path, f).expect("write");
+    let moh = load_wav_8k(&path).expect("valid WAV");
+    assert_eq!(moh.len(), 8000);
+
+    let svc = service(37100, 37199, Duration::from_secs(60));
+    let phone = UdpSocket::bind((LO, 0)).await.expect("bind");
+    let s = svc.open(6).expect("open");
+    s.configure(
+        Leg::B,
+        leg(phone.local_addr().expect("addr"), Codec::Pcma, 8),
+    );
+    s.play(Leg::B, Playback::Pcm(moh)).expect("valid");
+    let got = collect(&phone, Duration::from_millis(600)).await;
+    assert!(got.len() >= 25, "{} packets", got.len());
+    let pcm: Vec<i16> = got
+        .iter()
+        .flat_map(|p| p.3.iter().map(|&b| alaw_to_linear(b)))
+        .collect();
+    let on = goertzel_power(&pcm[160..], 600.0);
+    assert!(on > 1e3 * goertzel_power(&pcm[160..], 1200.0));
+    s.close().await.expect("report");
 }

@@ -20,6 +20,9 @@
 //! - **RTCP is terminated**, not forwarded: each leg gets our own SR/RR every 5 s about the
 //!   stream we send it and the one we receive from it (the peers' reports refer to SSRCs and
 //!   sequence numbers that only exist on their side of the relay).
+//! - **Playback**: a leg can be given local audio instead ([`Playback`]: tones, music on
+//!   hold, WAV clips); the other leg's packets are then not forwarded to it, and the relay
+//!   generates one packet per 20 ms in the leg's codec on the same output stream.
 //! - **Media timeout**: [`RelayEvent::Timeout`] when no RTP arrived on either leg for the
 //!   configured time once the call is answered (see [`session`]).
 //!
@@ -53,16 +56,20 @@
 //! ```
 
 pub mod g711;
+pub mod playback;
 pub mod service;
 pub mod session;
 pub mod stats;
-mod transcode;
+pub(crate) mod transcode;
+pub mod wav;
 
 use std::net::SocketAddr;
 
+pub use playback::{Playback, PlaybackError, CONFIRMATION};
 pub use service::{MediaConfig, MediaError, MediaEvent, MediaService, SessionHandle};
 pub use session::{RelayConfig, RelaySession};
 pub use stats::{mos, LegReport, LegStats, SessionReport};
+pub use wav::{load_wav_8k, parse_wav_8k, WavError};
 
 /// One side of the bridge. Which peer is A and which is B is the call layer's choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -183,5 +190,13 @@ pub enum RelayEvent {
         socket: Socket,
         /// The address packets now go to.
         addr: SocketAddr,
+    },
+    /// A playback that ends by itself ([`Playback::Once`], [`Playback::For`], a
+    /// [`Cadence::Once`](crate::media::dsp::tone::Cadence::Once) tone) has finished; the leg
+    /// hears the other leg again. Not reported for [`RelaySession::stop`] or a playback
+    /// replaced by another.
+    PlaybackDone {
+        /// The leg that played.
+        leg: Leg,
     },
 }

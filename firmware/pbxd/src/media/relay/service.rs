@@ -20,9 +20,10 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
+use super::playback::Player;
 use super::session::{RelayConfig, RelaySession};
 use super::stats::SessionReport;
-use super::{Leg, LegConfig, RelayEvent, Socket};
+use super::{Leg, LegConfig, Playback, PlaybackError, RelayEvent, Socket};
 use crate::clock;
 
 /// Datagrams read from one socket per wake-up before looking at the others.
@@ -79,6 +80,14 @@ pub enum MediaEvent {
     Timeout {
         /// The id given to [`MediaService::open`].
         id: u64,
+    },
+    /// A playback on session `id` that ends by itself has finished
+    /// ([`RelayEvent::PlaybackDone`]).
+    PlaybackDone {
+        /// The id given to [`MediaService::open`].
+        id: u64,
+        /// The leg that played.
+        leg: Leg,
     },
 }
 
@@ -182,6 +191,8 @@ pub struct MediaService {
 enum Command {
     Configure(Leg, LegConfig),
     SetActive(bool),
+    Play(Leg, Box<Player>),
+    Stop(Leg),
     Close(oneshot::Sender<SessionReport>),
 }
 
@@ -279,6 +290,8 @@ impl std::fmt::Debug for Command {
         f.write_str(match self {
             Command::Configure(..) => "Configure",
             Command::SetActive(_) => "SetActive",
+            Command::Play(..) => "Play",
+            Command::Stop(_) => "Stop",
             Command::Close(_) => "Close",
         })
     }
@@ -301,6 +314,20 @@ impl SessionHandle {
     /// Marks the call answered (arms the media timeout) or not.
     pub fn set_active(&self, on: bool) {
         let _ = self.tx.send(Command::SetActive(on));
+    }
+
+    /// Plays `source` into `leg` instead of the other leg's audio (see
+    /// [`RelaySession::play`]); a one-shot source reports [`MediaEvent::PlaybackDone`]
+    /// when it ends. The source is checked here, so an invalid one is refused at once.
+    pub fn play(&self, leg: Leg, source: Playback) -> Result<(), PlaybackError> {
+        let player = Player::new(&source)?;
+        let _ = self.tx.send(Command::Play(leg, Box::new(player)));
+        Ok(())
+    }
+
+    /// Stops playback on `leg` (if any): it hears the other leg again.
+    pub fn stop_playback(&self, leg: Leg) {
+        let _ = self.tx.send(Command::Stop(leg));
     }
 
     /// Stops the session and returns its final figures. When the future resolves, the
@@ -341,6 +368,12 @@ async fn run(
     lease: Lease,
 ) {
     let mut buf = vec![0u8; 2048];
+    // `try_send_to` on a fresh tokio socket fails with WouldBlock until the reactor has
+    // seen it writable once; wait for that (immediate) so that a packet produced before
+    // any other event, like the first one of a playback, is not lost.
+    for s in socks.iter().flatten() {
+        let _ = s.writable().await;
+    }
     let reply = loop {
         while let Some(t) = core.poll_transmit() {
             let s = &socks[t.leg.idx()][sock_idx(t.socket)];
@@ -356,6 +389,9 @@ async fn run(
                 }
                 RelayEvent::Latched { leg, socket, addr } => {
                     tracing::debug!(id, ?leg, ?socket, %addr, "media latched");
+                }
+                RelayEvent::PlaybackDone { leg } => {
+                    let _ = events.send(MediaEvent::PlaybackDone { id, leg });
                 }
             }
         }
@@ -373,6 +409,8 @@ async fn run(
                     Some(Command::Close(tx)) => break Some(tx),
                     Some(Command::Configure(leg, cfg)) => core.configure(clock::now(), leg, cfg),
                     Some(Command::SetActive(on)) => core.set_active(clock::now(), on),
+                    Some(Command::Play(leg, p)) => core.start_playback(clock::now(), leg, *p),
+                    Some(Command::Stop(leg)) => core.stop(clock::now(), leg),
                 }
                 None
             }

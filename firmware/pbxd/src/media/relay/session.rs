@@ -23,6 +23,22 @@
 //! marker bit set. The receiving phone sees one continuous stream across re-INVITEs,
 //! NAT re-latches and transfers.
 //!
+//! # Playback
+//! [`RelaySession::play`] gives a leg local audio ([`Playback`]). While it plays, nothing
+//! from the other leg is forwarded to it (RTP and telephone-events alike); instead the
+//! relay sends one packet per 20 ms, encoded in the leg's codec with its payload type, on
+//! the leg's own output stream (same SSRC, next sequence numbers, timestamps continuing
+//! from the last packet by the wall time since, at least one frame), the first one with
+//! the marker bit. Packet k of a playback is due at exactly `start + k * 20 ms` (no drift
+//! however late the shell wakes us); the first one goes out from `play` itself. If the
+//! shell falls more than [`MAX_LATE`] behind (a stalled host), the missed packets are
+//! skipped rather than sent in a burst: the timestamp still advances with the clock and the
+//! audio resumes where it would have been. Nothing is sent while the leg has no address
+//! (no SDP remote, nothing latched), has no configuration, or its peer does not want media
+//! (`sendonly`/`inactive`); the playback clock runs on regardless, so a one-shot playback
+//! still ends on time. When playback ends or is stopped, forwarding resumes on the same
+//! stream with the marker bit set (the source is treated as new).
+//!
 //! # Media timeout
 //! [`RelayEvent::Timeout`] fires once when [`RelayConfig::timeout`] has passed without RTP
 //! on either leg, and only while the call is answered ([`RelaySession::set_active`]) and at
@@ -41,9 +57,10 @@ use rtcp_types::{
 };
 use rtp_rs::RtpReader;
 
+use super::playback::{Player, FRAME};
 use super::stats::{LegStats, RecvStats, RemoteReport, SessionReport, CLOCK_HZ};
-use super::transcode::Transcoder;
-use super::{Leg, LegConfig, RelayEvent, Socket, Transmit};
+use super::transcode::{Enc, Transcoder};
+use super::{Codec, Leg, LegConfig, Playback, PlaybackError, RelayEvent, Socket, Transmit};
 
 /// Seconds between 1900 (NTP era 0) and 1970 (Unix).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
@@ -54,6 +71,10 @@ const MIN_TS_GAP: u32 = 160;
 /// Sequence jumps beyond these (forward / backward) mean a restarted sender (RFC 3550 A.1).
 const MAX_DROPOUT: u16 = 3000;
 const MAX_MISORDER: u16 = 100;
+/// Packet interval of local playback.
+const PTIME: Duration = Duration::from_millis(20);
+/// How far playback may fall behind the clock before missed packets are skipped.
+pub const MAX_LATE: Duration = Duration::from_millis(60);
 
 /// Tunables of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +165,17 @@ impl OutStream {
         }
     }
 
+    /// Our timestamp for a new source starting at `now`: the clock since our last packet,
+    /// at least one frame on.
+    fn next_source_ts(&self, now: Instant) -> u32 {
+        match self.last_sent {
+            Some(t) => self
+                .last_ts
+                .wrapping_add(ts_units(now.saturating_duration_since(t)).max(MIN_TS_GAP)),
+            None => self.last_ts,
+        }
+    }
+
     /// Maps a source packet's (ssrc, seq, ts) to ours; the bool asks for the marker bit.
     fn map(&mut self, now: Instant, ssrc: u32, seq: u16, ts: u32) -> (u16, u32, bool) {
         let mut mark = false;
@@ -152,12 +184,7 @@ impl OutStream {
         let jump = seq.wrapping_sub(self.src_max_seq);
         let restarted = (MAX_DROPOUT..=u16::MAX - MAX_MISORDER).contains(&jump);
         if self.src_ssrc != Some(ssrc) || restarted {
-            let out_ts = match self.last_sent {
-                Some(t) => self
-                    .last_ts
-                    .wrapping_add(ts_units(now.saturating_duration_since(t)).max(MIN_TS_GAP)),
-                None => self.last_ts,
-            };
+            let out_ts = self.next_source_ts(now);
             self.seq_offset = self.next_seq.wrapping_sub(seq);
             self.ts_offset = out_ts.wrapping_sub(ts);
             self.src_ssrc = Some(ssrc);
@@ -200,6 +227,32 @@ struct LegState {
     /// Our SRs to this leg: (middle 32 bits of NTP, sent at).
     sent_srs: VecDeque<(u32, Instant)>,
     next_rtcp: Instant,
+    /// Local playback replacing the other leg's audio, if any.
+    play: Option<Box<PlayState>>,
+}
+
+/// A playback running on one leg.
+#[derive(Debug)]
+struct PlayState {
+    player: Player,
+    start: Instant,
+    /// Packets (sent or not) since `start`; the next one is due at `start + ticks * PTIME`.
+    ticks: u64,
+    /// Our timestamp of packet 0.
+    ts0: u32,
+    /// The next packet sent carries the marker bit.
+    mark: bool,
+    /// Encoder for the leg's current codec (rebuilt if a re-INVITE changes it).
+    enc: Option<(Codec, Enc)>,
+    pcm: [i16; FRAME],
+    wide: Vec<i16>,
+}
+
+impl PlayState {
+    fn due(&self, k: u64) -> Instant {
+        // 20 ms * k as microseconds: no overflow for any playback shorter than 584 000 years.
+        self.start + Duration::from_micros(20_000u64.saturating_mul(k))
+    }
 }
 
 impl LegState {
@@ -216,6 +269,7 @@ impl LegState {
             peer_sr: None,
             sent_srs: VecDeque::new(),
             next_rtcp,
+            play: None,
         }
     }
 
@@ -297,6 +351,10 @@ impl RelaySession {
             st.rtp = Latch::default();
             st.rtcp = Latch::default();
             st.rtcp_mux = false;
+            // A new peer (transfer) hears playback start with a marked packet.
+            if let Some(p) = st.play.as_deref_mut() {
+                p.mark = true;
+            }
         }
         st.cfg = Some(cfg);
         if let (Some(a), Some(b)) = (self.legs[0].cfg, self.legs[1].cfg) {
@@ -384,7 +442,7 @@ impl RelaySession {
         let Some(dcfg) = dst.cfg else {
             return true;
         };
-        if !dcfg.direction.peer_receives() {
+        if !dcfg.direction.peer_receives() || dst.play.is_some() {
             return true;
         }
         let Some(to) = dst.rtp_dest() else {
@@ -516,6 +574,7 @@ impl RelaySession {
             }
         }
         for i in 0..2 {
+            self.run_playback(now, i);
             if now >= self.legs[i].next_rtcp {
                 self.legs[i].next_rtcp = now + self.cfg.rtcp_interval;
                 self.send_report(now, i);
@@ -622,9 +681,120 @@ impl RelaySession {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let rtcp = self.legs.iter().map(|l| l.next_rtcp).min();
-        match (self.media_deadline(), rtcp) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let play = self
+            .legs
+            .iter()
+            .filter_map(|l| l.play.as_ref().map(|p| p.due(p.ticks)))
+            .min();
+        [self.media_deadline(), rtcp, play]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Starts playing `source` into `leg` (replacing what it played before, without a
+    /// [`RelayEvent::PlaybackDone`] for that). The first packet is queued at once if the
+    /// leg can receive; see the module documentation for timing and numbering. An invalid
+    /// source changes nothing.
+    pub fn play(&mut self, now: Instant, leg: Leg, source: Playback) -> Result<(), PlaybackError> {
+        let player = Player::new(&source)?;
+        self.start_playback(now, leg, player);
+        Ok(())
+    }
+
+    /// [`play`](Self::play) with a source validated beforehand (by the service's handle).
+    pub(crate) fn start_playback(&mut self, now: Instant, leg: Leg, player: Player) {
+        let st = &mut self.legs[leg.idx()];
+        // Forwarding resumes as a new source afterwards (fresh offsets, marker bit).
+        st.out.src_ssrc = None;
+        st.play = Some(Box::new(PlayState {
+            player,
+            start: now,
+            ticks: 0,
+            ts0: st.out.next_source_ts(now),
+            mark: true,
+            enc: None,
+            pcm: [0; FRAME],
+            wide: Vec::with_capacity(2 * FRAME),
+        }));
+        self.run_playback(now, leg.idx());
+    }
+
+    /// Stops playback on `leg`, if any; the other leg's audio is forwarded to it again.
+    /// No [`RelayEvent::PlaybackDone`] is reported for a stopped playback.
+    pub fn stop(&mut self, _now: Instant, leg: Leg) {
+        let st = &mut self.legs[leg.idx()];
+        if st.play.take().is_some() {
+            st.out.src_ssrc = None;
+        }
+    }
+
+    /// Whether `leg` is playing local audio.
+    #[must_use]
+    pub fn is_playing(&self, leg: Leg) -> bool {
+        self.legs[leg.idx()].play.is_some()
+    }
+
+    /// Produces the playback packets of leg index `i` due by `now`.
+    fn run_playback(&mut self, now: Instant, i: usize) {
+        let leg = if i == 0 { Leg::A } else { Leg::B };
+        let st = &mut self.legs[i];
+        // Taken out while running so that the rest of the leg can be borrowed.
+        let Some(mut p) = st.play.take() else {
+            return;
+        };
+        let mut done = false;
+        while !done && p.due(p.ticks) <= now {
+            let late = now.saturating_duration_since(p.due(p.ticks));
+            if late > MAX_LATE {
+                // Skip to the last packet still within MAX_LATE.
+                let skip = ((late - MAX_LATE).as_micros() / PTIME.as_micros() + 1) as u64;
+                done = p.player.skip(skip * FRAME as u64);
+                p.ticks += skip;
+                continue;
+            }
+            let due = p.due(p.ticks);
+            done = p.player.fill(&mut p.pcm);
+            let ts = p
+                .ts0
+                .wrapping_add((p.ticks.wrapping_mul(FRAME as u64)) as u32);
+            p.ticks += 1;
+            let Some(cfg) = st.cfg else { continue };
+            let Some(to) = st.rtp_dest() else { continue };
+            if !cfg.direction.peer_receives() {
+                continue;
+            }
+            let enc = match &mut p.enc {
+                Some((c, e)) if *c == cfg.codec => e,
+                slot => &mut slot.insert((cfg.codec, Enc::new(cfg.codec))).1,
+            };
+            // 12-byte header and one byte per sample (G.722 wants one spare byte).
+            let mut buf = Vec::with_capacity(13 + FRAME);
+            buf.extend_from_slice(&[0x80, (u8::from(p.mark) << 7) | (cfg.pt & 0x7f)]);
+            buf.extend_from_slice(&st.out.next_seq.to_be_bytes());
+            buf.extend_from_slice(&ts.to_be_bytes());
+            buf.extend_from_slice(&st.out.ssrc.to_be_bytes());
+            enc.encode(&p.pcm, &mut p.wide, &mut buf);
+            p.mark = false;
+            st.out.next_seq = st.out.next_seq.wrapping_add(1);
+            st.out.last_ts = ts;
+            st.out.last_sent = Some(due);
+            st.out.packets = st.out.packets.wrapping_add(1);
+            st.out.octets = st.out.octets.wrapping_add((buf.len() - 12) as u32);
+            st.stats.packets_out += 1;
+            st.stats.bytes_out += buf.len() as u64;
+            self.transmits.push_back(Transmit {
+                leg,
+                socket: Socket::Rtp,
+                to,
+                data: buf,
+            });
+        }
+        if done {
+            st.out.src_ssrc = None;
+            self.events.push_back(RelayEvent::PlaybackDone { leg });
+        } else {
+            st.play = Some(p);
         }
     }
 
@@ -663,3 +833,6 @@ impl RelaySession {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod playback_tests;

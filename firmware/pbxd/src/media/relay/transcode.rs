@@ -66,7 +66,7 @@ pub(crate) struct Resampler {
 }
 
 impl Resampler {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let (even, centre) = half_band();
         Self {
             even,
@@ -99,8 +99,9 @@ impl Resampler {
         Self::keep_history(&mut self.a);
     }
 
-    /// 16 kHz -> 8 kHz: low-pass and keep every other sample.
-    fn down(&mut self, wide: &[i16], out: &mut Vec<i16>) {
+    /// 16 kHz -> 8 kHz: low-pass and keep every other sample (an odd last sample is
+    /// ignored).
+    pub(crate) fn down(&mut self, wide: &[i16], out: &mut Vec<i16>) {
         for pair in wide.chunks_exact(2) {
             self.b.push(f32::from(pair[0]));
             self.a.push(f32::from(pair[1]));
@@ -143,6 +144,38 @@ impl std::fmt::Debug for Dec {
     }
 }
 
+impl Enc {
+    /// A (fresh) encoder for `codec`.
+    pub(crate) fn new(codec: Codec) -> Self {
+        match codec {
+            Codec::Pcma => Enc::Pcma,
+            Codec::Pcmu => Enc::Pcmu,
+            Codec::G722 => Enc::G722(Box::new((
+                G722Encoder::with_options(Bitrate::Mode1_64000, false, false),
+                Resampler::new(),
+            ))),
+        }
+    }
+
+    /// Encodes `pcm` (8 kHz), appending one byte per sample to `out`; `wide` is scratch
+    /// space for G.722's 16 kHz signal.
+    pub(crate) fn encode(&mut self, pcm: &[i16], wide: &mut Vec<i16>, out: &mut Vec<u8>) {
+        match self {
+            Enc::Pcma => out.extend(pcm.iter().map(|&s| linear_to_alaw(s))),
+            Enc::Pcmu => out.extend(pcm.iter().map(|&s| linear_to_ulaw(s))),
+            Enc::G722(state) => {
+                let (e, rs) = &mut **state;
+                wide.clear();
+                rs.up(pcm, wide);
+                let start = out.len();
+                out.resize(start + wide.len() / 2 + 1, 0);
+                let n = e.encode_into(wide, &mut out[start..]).unwrap_or(0);
+                out.truncate(start + n);
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Enc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -180,21 +213,13 @@ impl Transcoder {
                 Resampler::new(),
             ))),
         };
-        let enc = |c| match c {
-            Codec::Pcma => Enc::Pcma,
-            Codec::Pcmu => Enc::Pcmu,
-            Codec::G722 => Enc::G722(Box::new((
-                G722Encoder::with_options(Bitrate::Mode1_64000, false, false),
-                Resampler::new(),
-            ))),
-        };
         match (from, to) {
             _ if from == to => None,
             (Codec::Pcma, Codec::Pcmu) => Some(Self::AlawToUlaw),
             (Codec::Pcmu, Codec::Pcma) => Some(Self::UlawToAlaw),
             _ => Some(Self::Linear {
                 dec: dec(from),
-                enc: enc(to),
+                enc: Enc::new(to),
                 pcm: Vec::with_capacity(MAX_PAYLOAD),
                 wide: Vec::with_capacity(2 * MAX_PAYLOAD),
             }),
@@ -229,19 +254,7 @@ impl Transcoder {
                         rs.down(&wide[..n], pcm);
                     }
                 }
-                match enc {
-                    Enc::Pcma => out.extend(pcm.iter().map(|&s| linear_to_alaw(s))),
-                    Enc::Pcmu => out.extend(pcm.iter().map(|&s| linear_to_ulaw(s))),
-                    Enc::G722(state) => {
-                        let (e, rs) = &mut **state;
-                        wide.clear();
-                        rs.up(pcm, wide);
-                        let start = out.len();
-                        out.resize(start + wide.len() / 2 + 1, 0);
-                        let n = e.encode_into(wide, &mut out[start..]).unwrap_or(0);
-                        out.truncate(start + n);
-                    }
-                }
+                enc.encode(pcm, wide, out);
             }
         }
         true
