@@ -10,6 +10,7 @@
 //! The endpoint (`sip/endpoint.rs`) owns the transactions; this core says what to send
 //! on which transaction ([`CallOutput`]) and is told what arrives.
 
+mod features;
 mod liveness;
 mod pickup;
 mod transfer;
@@ -146,10 +147,33 @@ pub trait CallDirectory: Directory {
         let _ = (number, emergency);
         None
     }
+    /// Applies a feature code for `extension` (do-not-disturb, forwarding); returns
+    /// what was done in a few words, or why not.
+    fn apply_feature(&mut self, extension: &str, code: &FeatureCode) -> Result<String, String> {
+        let _ = (extension, code);
+        Err("feature codes are not available".into())
+    }
+}
+
+/// Sounds the box plays into a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sound {
+    /// Music on hold, looped until stopped.
+    Hold,
+    /// The confirmation tone for a feature code, once.
+    Confirmation,
 }
 
 /// The RTP relay as the call layer drives it (the media service in the daemon).
 pub trait MediaControl {
+    /// Plays `sound` to `side` instead of what the other side sends.
+    fn play(&mut self, call: CallId, side: Side, sound: Sound) {
+        let _ = (call, side, sound);
+    }
+    /// Back to relaying the other side to `side`.
+    fn stop_playback(&mut self, call: CallId, side: Side) {
+        let _ = (call, side);
+    }
     /// Opens a relay session for `call`; returns our RTP ports towards the caller and
     /// the callee.
     fn open(&mut self, call: CallId) -> Result<(u16, u16), String>;
@@ -325,6 +349,8 @@ struct Call {
     transfer: Option<Transfer>,
     /// Where the call was transferred to, for the record.
     transferred_to: Option<String>,
+    /// The side that put the call on hold (the other side hears music).
+    held_by: Option<Side>,
     /// Trunk name and E.164 (or emergency) number of an outbound call.
     external: Option<(String, String)>,
     /// RFC 4028 session interval agreed with the caller, and when it runs out.
@@ -368,6 +394,8 @@ struct Transfer {
 /// Where the dial plan sent a new call.
 enum Dest {
     Internal(String),
+    /// A feature code other than pickup: answered by the box itself.
+    Feature(FeatureCode),
     Trunk {
         trunk: TrunkTarget,
         number: String,
@@ -381,6 +409,8 @@ enum Dest {
 enum Target {
     /// A number outside, through a trunk.
     Trunk,
+    /// No one: the box answers a feature code itself.
+    Feature,
     /// One extension (all its phones).
     Extension(String),
     /// A ring group; `next` is the next member to ring in an ordered group.
@@ -669,12 +699,7 @@ impl CallControl {
                     .pickup(now, key, req, flow, &offer, &caller, Some(&extension), ctx)
                     .map_err(Some)
             }
-            Ok(Route::Feature(f)) => {
-                return Err(Some(Early::new(
-                    501,
-                    format!("Not Implemented: feature code {f:?} not supported yet"),
-                )))
-            }
+            Ok(Route::Feature(f)) => Dest::Feature(f),
             Ok(Route::External { e164, clir, .. }) => match ctx.services.trunk_for(&e164, false) {
                 Some(trunk) => Dest::Trunk {
                     trunk,
@@ -716,6 +741,7 @@ impl CallControl {
         let callee = match &dest {
             Dest::Internal(n) => n.clone(),
             Dest::Trunk { number, .. } => number.clone(),
+            Dest::Feature(_) => dialled.clone(),
         };
 
         // Media: our answer to the caller is fixed now, whichever fork answers.
@@ -822,6 +848,7 @@ impl CallControl {
                 acks: HashMap::new(),
                 transfer: None,
                 transferred_to: None,
+                held_by: None,
                 external: None,
                 session,
                 session_deadline: None,
@@ -837,6 +864,7 @@ impl CallControl {
         );
         match dest {
             Dest::Internal(n) => self.route_to(now, id, &n, ctx),
+            Dest::Feature(code) => self.run_feature(now, id, &code, ctx),
             Dest::Trunk {
                 trunk,
                 number,
@@ -1174,6 +1202,7 @@ impl CallControl {
         };
         let mut local = local.clone();
         local.addr = flow.local.ip();
+        let mut hold = None;
         let body = if req.body().is_empty() {
             // No offer: ours goes in the 2xx, the answer comes in the ACK, which we
             // take as it comes (the relay latches on the peer's packets anyway).
@@ -1190,6 +1219,7 @@ impl CallControl {
             match sdp::answer(&offer, &local, origin) {
                 Ok((body, neg)) => {
                     ctx.services.configure(id, side, &neg);
+                    hold = Some(neg.direction);
                     body
                 }
                 Err(e) => {
@@ -1210,10 +1240,15 @@ impl CallControl {
         if !tag.is_empty() {
             b = b.set_to_tag(&tag);
         }
-        b.header(HeaderName::Contact, our_contact(flow))
+        let resp = b
+            .header(HeaderName::Contact, our_contact(flow))
             .header(HeaderName::Allow, ALLOW)
             .body("application/sdp", body)
-            .build()
+            .build();
+        if let Some(ours) = hold {
+            self.hold_changed(id, side, ours, ctx);
+        }
+        resp
     }
 
     /// The relay saw no RTP for too long on an answered call: hang up both sides.
@@ -1563,7 +1598,7 @@ impl CallControl {
                 Some(t) if busy => self.forward(now, id, &t, ctx),
                 _ => Err(failure(status, &reason)),
             },
-            Target::Trunk => Err(failure(status, &reason)),
+            Target::Trunk | Target::Feature => Err(failure(status, &reason)),
             Target::Group { .. } => self.advance_group(now, id, ctx).map_err(|e| {
                 if busy && e.0 == 480 {
                     failure(status, &reason)
@@ -1870,7 +1905,7 @@ impl CallControl {
                 }
             }
             Target::Group { .. } => self.advance_group(now, id, ctx),
-            Target::Trunk => Err((
+            Target::Trunk | Target::Feature => Err((
                 408,
                 "Request Timeout: no answer".into(),
                 Disposition::NoAnswer,

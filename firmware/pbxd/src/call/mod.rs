@@ -14,5 +14,6 @@ pub mod trunk;
 
 pub use self::core::{
     CallConfig, CallContext, CallControl, CallDirection, CallDirectory, CallId, CallOutput,
-    CallServices, CallSummary, Disposition, ExtensionProfile, Hangup, MediaControl, Side, ALLOW,
+    CallServices, CallSummary, Disposition, ExtensionProfile, Hangup, MediaControl, Side, Sound,
+    ALLOW,
 };

@@ -11,7 +11,7 @@ use pbx_sip::transaction::TimerConfig;
 
 use super::trunk::TrunkTarget;
 use super::*;
-use crate::dialplan::Site;
+use crate::dialplan::{FeatureCode, Site};
 use crate::media::sdp::Negotiated;
 use crate::registrar::{Directory, ExtensionSecrets, Flow, Registrar, RegistrarConfig, Transport};
 use crate::sip::{Endpoint, EndpointEvent, EndpointOutput, GuardConfig};
@@ -26,6 +26,8 @@ struct Office {
     profiles: HashMap<String, ExtensionProfile>,
     groups: HashMap<String, RingGroup>,
     trunk: Option<TrunkTarget>,
+    /// Sounds started and stopped, in order: (call, side, Some(sound) | None for stop).
+    sounds: Vec<(CallId, Side, Option<Sound>)>,
     open: HashSet<CallId>,
     configured: Vec<(CallId, Side, Negotiated)>,
     active: HashSet<CallId>,
@@ -44,6 +46,7 @@ impl Default for Office {
             profiles,
             groups: HashMap::new(),
             trunk: None,
+            sounds: Vec::new(),
             open: HashSet::new(),
             configured: Vec::new(),
             active: HashSet::new(),
@@ -81,9 +84,30 @@ impl CallDirectory for Office {
     fn trunk_for(&self, _: &str, _: bool) -> Option<TrunkTarget> {
         self.trunk.clone()
     }
+    fn apply_feature(&mut self, ext: &str, code: &FeatureCode) -> Result<String, String> {
+        let p = self.profiles.get_mut(ext).ok_or("no such extension")?;
+        match code {
+            FeatureCode::DndOn => p.dnd = true,
+            FeatureCode::DndOff => p.dnd = false,
+            FeatureCode::ForwardAlways { target } if target.starts_with('+') => {
+                return Err("forwarding to external numbers is not allowed".into())
+            }
+            FeatureCode::ForwardAlways { target } => {
+                p.forward_always = Some(ForwardTarget::Internal(target.clone()))
+            }
+            _ => return Err("unsupported".into()),
+        }
+        Ok(format!("{code:?}"))
+    }
 }
 
 impl MediaControl for Office {
+    fn play(&mut self, call: CallId, side: Side, sound: Sound) {
+        self.sounds.push((call, side, Some(sound)));
+    }
+    fn stop_playback(&mut self, call: CallId, side: Side) {
+        self.sounds.push((call, side, None));
+    }
     fn open(&mut self, call: CallId) -> Result<(u16, u16), String> {
         self.open.insert(call);
         self.opened_total += 1;
@@ -1295,5 +1319,74 @@ fn external_and_emergency_calls_go_to_the_trunk_with_e164_and_privacy() {
         "203.0.113.5",
         &reply_from("203.0.113.5", &inv, 487, "prov", None),
     );
+    rig.assert_idle();
+}
+
+#[test]
+fn hold_plays_music_to_the_other_side_until_resumed() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    let (fork, ok) = answered(&mut rig, "1002", "10.0.0.2", "bob", "h1");
+    let reinvite = |dir: &str, cseq: u32| {
+        let body = sdp("10.0.0.1", 4000, "8").replace("a=sendrecv", dir);
+        caller_request("INVITE", &ok, cseq, &format!("hold{cseq}")).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Contact: <sip:1001@10.0.0.1:5060>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    rig.feed("10.0.0.1", &reinvite("a=sendonly", 3));
+    let id = rig
+        .office
+        .sounds
+        .first()
+        .map(|s| s.0)
+        .expect("music started");
+    assert_eq!(
+        rig.office.sounds,
+        vec![(id, Side::Callee, Some(Sound::Hold))]
+    );
+    rig.feed("10.0.0.1", &reinvite("a=sendrecv", 4));
+    assert_eq!(rig.office.sounds.last(), Some(&(id, Side::Callee, None)));
+    let out = rig.feed("10.0.0.1", &caller_request("BYE", &ok, 5, "hb"));
+    let bye = find(&out, |m| is_req(m, "BYE")).clone();
+    rig.feed("10.0.0.2", &reply(&bye, 200, "OK", "bob", None));
+    assert!(fork.call_id().is_ok());
+    rig.assert_idle();
+}
+
+#[test]
+fn feature_code_is_stored_confirmed_with_a_tone_and_hung_up() {
+    let mut rig = Rig::new();
+    let out = rig.invite("*78", "fc1");
+    let ok = find(&out, |m| is_status(m, 200)).clone();
+    assert!(rig.office.profiles.get("1001").is_some_and(|p| p.dnd));
+    let id = match rig.office.sounds.as_slice() {
+        [(id, Side::Caller, Some(Sound::Confirmation))] => *id,
+        other => panic!("{other:?}"),
+    };
+    rig.feed("10.0.0.1", &caller_request("ACK", &ok, 2, "fca"));
+    let now = rig.now;
+    rig.ep
+        .handle_playback_done(now, id, Side::Caller, &mut rig.office);
+    let out = rig.collect();
+    let bye = find(&out, |m| is_req(m, "BYE")).clone();
+    rig.feed("10.0.0.1", &reply(&bye, 200, "OK", "t1001", None));
+    assert!(rig.records[0]
+        .reason
+        .as_deref()
+        .is_some_and(|r| r.starts_with("feature code")));
+    // Forwarding to a number the store refuses: 403 with its reason, nothing stored.
+    let out = rig.invite("*21*0211123456#", "fc2");
+    let m = &out.last().expect("answer").1;
+    assert_eq!(m.status(), Some(403), "{m:?}");
+    assert!(m.reason().is_some_and(|r| r.contains("external")));
+    assert!(rig
+        .office
+        .profiles
+        .get("1001")
+        .is_some_and(|p| p.forward_always.is_none()));
     rig.assert_idle();
 }

@@ -149,6 +149,23 @@ impl Endpoint {
         &self.calls
     }
 
+    /// A one-shot sound ended on call `id`.
+    pub fn handle_playback_done(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: crate::call::Side,
+        env: &mut dyn CallServices,
+    ) {
+        let mut ctx = CallContext {
+            registrar: &mut self.registrar,
+            services: env,
+        };
+        self.calls.handle_playback_done(now, id, side, &mut ctx);
+        self.pump_calls(now);
+        self.drain(now, 0, env);
+    }
+
     /// The relay saw no media on call `id` for too long.
     pub fn handle_media_timeout(&mut self, now: Instant, id: u64, env: &mut dyn CallServices) {
         let mut ctx = CallContext {

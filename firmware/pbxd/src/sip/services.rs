@@ -2,16 +2,20 @@
 //! request, so `pbxctl` changes apply at once) and the RTP relay.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use crate::call::{CallDirectory, CallId, ExtensionProfile, MediaControl, Side};
-use crate::dialplan::{OutboundClass, Site};
-use crate::media::relay::{self, Leg, LegConfig, MediaService, SessionHandle, SessionReport};
+use crate::call::{CallDirectory, CallId, ExtensionProfile, MediaControl, Side, Sound};
+use crate::clock;
+use crate::dialplan::{FeatureCode, OutboundClass, Site};
+use crate::media::relay::{
+    self, Leg, LegConfig, MediaService, Playback, SessionHandle, SessionReport,
+};
 use crate::media::sdp::{self, Negotiated};
 use crate::registrar::{Directory, ExtensionSecrets};
-use crate::store::{RingGroup, Store};
+use crate::store::{AuditCtx, ForwardTarget, RingGroup, Store};
 
 /// The store and the relay, as the endpoint's services.
 pub(crate) struct StoreServices {
@@ -20,6 +24,8 @@ pub(crate) struct StoreServices {
     /// Realm the HA1s must be made for.
     realm: String,
     media: MediaService,
+    /// Music on hold: `DATA/moh.wav` if it is a usable WAV, else the built-in loop.
+    hold_music: Playback,
     sessions: HashMap<CallId, SessionHandle>,
     /// Sessions being closed; their reports join the call record.
     closing: HashMap<CallId, JoinHandle<Option<SessionReport>>>,
@@ -27,11 +33,27 @@ pub(crate) struct StoreServices {
 
 impl StoreServices {
     /// Services over `store` and `media`.
-    pub(crate) fn new(store: Store, realm: String, media: MediaService) -> Self {
+    pub(crate) fn new(store: Store, realm: String, media: MediaService, data_dir: &Path) -> Self {
+        let path = data_dir.join("moh.wav");
+        let hold_music = if path.exists() {
+            match relay::load_wav_8k(&path) {
+                Ok(samples) => {
+                    tracing::info!(path = %path.display(), "music on hold from file");
+                    Playback::Pcm(samples)
+                }
+                Err(e) => {
+                    warn!(path = %path.display(), "music on hold file unusable, using the built-in music: {e}");
+                    Playback::music_on_hold()
+                }
+            }
+        } else {
+            Playback::music_on_hold()
+        };
         Self {
             store,
             realm,
             media,
+            hold_music,
             sessions: HashMap::new(),
             closing: HashMap::new(),
         }
@@ -109,6 +131,66 @@ impl CallDirectory for StoreServices {
             })
     }
 
+    fn apply_feature(&mut self, extension: &str, code: &FeatureCode) -> Result<String, String> {
+        let mut s = self
+            .store
+            .call_settings(extension)
+            .map_err(|e| e.to_string())?;
+        let target = |t: &str| ForwardTarget::parse(t).map_err(|e| e.to_string());
+        let done = match code {
+            FeatureCode::DndOn => {
+                s.dnd = true;
+                "do not disturb on".to_owned()
+            }
+            FeatureCode::DndOff => {
+                s.dnd = false;
+                "do not disturb off".to_owned()
+            }
+            FeatureCode::ForwardAlways { target: t } => {
+                s.forward_always = Some(target(t)?);
+                format!("forward always to {t}")
+            }
+            FeatureCode::ForwardAlwaysOff => {
+                s.forward_always = None;
+                "forward always off".to_owned()
+            }
+            FeatureCode::ForwardBusy { target: t } => {
+                s.forward_busy = Some(target(t)?);
+                format!("forward on busy to {t}")
+            }
+            FeatureCode::ForwardBusyOff => {
+                s.forward_busy = None;
+                "forward on busy off".to_owned()
+            }
+            FeatureCode::ForwardNoAnswer {
+                target: t,
+                timeout_secs,
+            } => {
+                s.forward_noanswer = Some(target(t)?);
+                if let Some(secs) = timeout_secs {
+                    s.forward_noanswer_secs = u32::from(*secs);
+                }
+                format!("forward on no answer to {t}")
+            }
+            FeatureCode::ForwardNoAnswerOff => {
+                s.forward_noanswer = None;
+                "forward on no answer off".to_owned()
+            }
+            FeatureCode::Pickup | FeatureCode::PickupExtension { .. } => {
+                return Err("pickup is not a setting".into())
+            }
+        };
+        let by = AuditCtx {
+            actor: extension,
+            source: "phone feature code",
+            now_unix: i64::try_from(clock::unix_now()).unwrap_or(i64::MAX),
+        };
+        self.store
+            .set_call_settings(&by, extension, &s)
+            .map_err(|e| e.to_string())?;
+        Ok(done)
+    }
+
     fn site(&self) -> Site {
         match self.store.site_settings() {
             Ok(s) => Site {
@@ -142,6 +224,24 @@ impl MediaControl for StoreServices {
     fn set_active(&mut self, call: CallId, active: bool) {
         if let Some(h) = self.sessions.get(&call) {
             h.set_active(active);
+        }
+    }
+
+    fn play(&mut self, call: CallId, side: Side, sound: Sound) {
+        let source = match sound {
+            Sound::Hold => self.hold_music.clone(),
+            Sound::Confirmation => Playback::confirmation(),
+        };
+        if let Some(h) = self.sessions.get(&call) {
+            if let Err(e) = h.play(leg_of(side), source) {
+                warn!(call, "cannot play {sound:?}: {e}");
+            }
+        }
+    }
+
+    fn stop_playback(&mut self, call: CallId, side: Side) {
+        if let Some(h) = self.sessions.get(&call) {
+            h.stop_playback(leg_of(side));
         }
     }
 

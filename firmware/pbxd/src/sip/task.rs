@@ -18,10 +18,11 @@ use super::endpoint::{Endpoint, EndpointEvent, EndpointOutput};
 use super::records;
 use super::services::StoreServices;
 use super::tcp::{accept_loop, ConnEvent};
+use crate::call::Side;
 use crate::call::{CallControl, CallSummary};
 use crate::clock;
 use crate::config::Config;
-use crate::media::relay::{MediaEvent, MediaService};
+use crate::media::relay::{Leg, MediaEvent, MediaService};
 use crate::persist::{PersistCmd, Persister};
 use crate::registrar::{contact_key, Binding, Flow, Registrar, RegistrarEvent, Transport};
 use crate::store::Store;
@@ -165,7 +166,8 @@ impl SipShell {
         let mut endpoint = self.build_endpoint(&store, local)?;
         // The services own the connection (a `Connection` is Send but not Sync).
         let realm = endpoint.registrar().config().realm.clone();
-        let mut directory = StoreServices::new(store, realm, self.media.clone());
+        let mut directory =
+            StoreServices::new(store, realm, self.media.clone(), &self.cfg.data_dir);
         let mut media_events = self.media_rx.lock().await;
         let mut local_ips = LocalIps::default();
         let mut conn_rx = self.conn_rx.lock().await;
@@ -210,6 +212,13 @@ impl SipShell {
                     MediaEvent::Timeout { id } => {
                         info!(call = id, "no RTP on an answered call: hanging up");
                         endpoint.handle_media_timeout(clock::now(), id, &mut directory);
+                    }
+                    MediaEvent::PlaybackDone { id, leg } => {
+                        let side = match leg {
+                            Leg::A => Side::Caller,
+                            Leg::B => Side::Callee,
+                        };
+                        endpoint.handle_playback_done(clock::now(), id, side, &mut directory);
                     }
                 },
                 _ = housekeeping.tick() => {
