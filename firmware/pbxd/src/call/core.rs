@@ -147,6 +147,10 @@ pub trait CallDirectory: Directory {
         let _ = (number, emergency);
         None
     }
+    /// Whether calls may be forwarded to external numbers (a site setting).
+    fn external_forwarding_allowed(&self) -> bool {
+        false
+    }
     /// Applies a feature code for `extension` (do-not-disturb, forwarding); returns
     /// what was done in a few words, or why not.
     fn apply_feature(&mut self, extension: &str, code: &FeatureCode) -> Result<String, String> {
@@ -1138,6 +1142,14 @@ impl CallControl {
                     );
                 }
             }
+            // Glare (RFC 3261 sec. 14.2): our own re-INVITE on this dialog is pending.
+            Method::Invite | Method::Update if self.reinvite_pending(id, side) => {
+                let resp = MessageBuilder::response_to(req, 491, "Request Pending").build();
+                self.out.push_back(CallOutput::Respond {
+                    key: key.clone(),
+                    response: resp,
+                });
+            }
             Method::Invite | Method::Update => {
                 let mut resp = self.renegotiate(id, side, req, ctx);
                 if side == Side::Caller && resp.status() == Some(200) {
@@ -1177,6 +1189,14 @@ impl CallControl {
             }
         }
         true
+    }
+
+    /// Whether a re-INVITE of ours on `side` of call `id` awaits its answer.
+    fn reinvite_pending(&self, id: CallId, side: Side) -> bool {
+        self.by_client_key.values().any(|r| {
+            matches!(r, ClientRole::ReInvite { from_call, from_side, .. }
+                if *from_call == id && *from_side == side)
+        })
     }
 
     /// Answers a re-INVITE or UPDATE on one leg from the box's side of the media: the
@@ -1679,6 +1699,13 @@ impl CallControl {
     ) -> Result<(), Failure> {
         match target {
             ForwardTarget::Internal(n) => self.try_route(now, id, n, ctx),
+            // Checked per call: the installer may have forbidden it since the forward
+            // was set (forwarding out costs money, DOMAIN.md).
+            ForwardTarget::External(_) if !ctx.services.external_forwarding_allowed() => Err((
+                403,
+                "Forbidden: forwarding to external numbers is not allowed".into(),
+                Disposition::Blocked,
+            )),
             ForwardTarget::External(n) => Err((
                 503,
                 format!("Service Unavailable: no trunk to forward to {n}"),

@@ -26,6 +26,7 @@ struct Office {
     profiles: HashMap<String, ExtensionProfile>,
     groups: HashMap<String, RingGroup>,
     trunk: Option<TrunkTarget>,
+    external_forwarding: bool,
     /// Sounds started and stopped, in order: (call, side, Some(sound) | None for stop).
     sounds: Vec<(CallId, Side, Option<Sound>)>,
     open: HashSet<CallId>,
@@ -46,6 +47,7 @@ impl Default for Office {
             profiles,
             groups: HashMap::new(),
             trunk: None,
+            external_forwarding: false,
             sounds: Vec::new(),
             open: HashSet::new(),
             configured: Vec::new(),
@@ -83,6 +85,9 @@ impl CallDirectory for Office {
     }
     fn trunk_for(&self, _: &str, _: bool) -> Option<TrunkTarget> {
         self.trunk.clone()
+    }
+    fn external_forwarding_allowed(&self) -> bool {
+        self.external_forwarding
     }
     fn apply_feature(&mut self, ext: &str, code: &FeatureCode) -> Result<String, String> {
         let p = self.profiles.get_mut(ext).ok_or("no such extension")?;
@@ -763,11 +768,19 @@ fn forwarding_loops_are_refused() {
         "nobody rings"
     );
     assert!(out.iter().any(|(_, m)| is_status(m, 482)));
-    // External forwarding needs a trunk, which does not exist yet.
+    // External forwarding: forbidden by the site (checked per call), then allowed but
+    // without a trunk, which does not exist yet.
     if let Some(p) = rig.office.profiles.get_mut("1003") {
         p.forward_always = Some(ForwardTarget::External("+4921155555".into()));
     }
     let out = rig.invite("1002", "l2");
+    assert!(out.iter().any(|(_, m)| is_status(m, 403)));
+    assert_eq!(
+        rig.records.last().map(|r| r.disposition),
+        Some(Disposition::Blocked)
+    );
+    rig.office.external_forwarding = true;
+    let out = rig.invite("1002", "l3");
     assert!(out.iter().any(|(_, m)| is_status(m, 503)));
     rig.assert_idle();
 }
@@ -1052,6 +1065,17 @@ fn attended_transfer_joins_the_held_caller_with_the_consulted_target() {
         fork2.call_id().ok(),
         "in the target's dialog"
     );
+    // Glare: the target re-INVITEs at the same moment: 491, our re-INVITE goes on.
+    let body = sdp("10.0.0.3", 6000, "8");
+    let theirs = callee_request("10.0.0.3", &fork2, "carol", "INVITE", 2, "").replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    let out = rig.feed("10.0.0.3", &theirs);
+    assert!(out.iter().any(|(_, m)| is_status(m, 491)), "{out:#?}");
     let out = rig.feed(
         "10.0.0.3",
         &reply_from(

@@ -131,6 +131,13 @@ impl CallDirectory for StoreServices {
             })
     }
 
+    fn external_forwarding_allowed(&self) -> bool {
+        self.store
+            .site_settings()
+            .map(|s| s.allow_external_forwarding)
+            .unwrap_or(false)
+    }
+
     fn apply_feature(&mut self, extension: &str, code: &FeatureCode) -> Result<String, String> {
         let mut s = self
             .store
