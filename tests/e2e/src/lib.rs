@@ -2684,3 +2684,130 @@ mod netns_helper_tests {
         assert!(parse_registrations("no registrations\n").is_empty());
     }
 }
+
+// --- call feature helpers (helper J) ---
+
+impl Sipp {
+    /// Bounds the run inside sipp as well as from outside: `-timeout` (the whole run; with
+    /// `-timeout_error` running out is a failure), `-recv_timeout` for every receive that
+    /// has no timeout of its own, and the wall-clock kill 10 s after `total`.
+    pub fn bounded(mut self, total: Duration, recv: Duration) -> Self {
+        self.timeout = total + Duration::from_secs(10);
+        self.arg("-timeout")
+            .arg(&format!("{}s", total.as_secs().max(1)))
+            .arg("-timeout_error")
+            .arg("-recv_timeout")
+            .arg(&recv.as_millis().max(1).to_string())
+    }
+}
+
+/// A sipp phone for extension `ext` that registers (`call_callee.xml`) and takes one call
+/// with the out-of-call scenario `uas`, bounded to `total`; returns once
+/// `pbxctl registrations` lists its binding (`sipp-callee-EXT`), or panics with both logs.
+pub fn start_phone(
+    pbx: &Pbx,
+    ext: &str,
+    password: &str,
+    uas: &str,
+    extra: &[&str],
+    total: Duration,
+) -> SippHandle {
+    let mut sipp = Sipp::new("call_callee.xml")
+        .user(ext, password)
+        .out_of_call(uas)
+        .bounded(total, Duration::from_secs(20));
+    for a in extra {
+        sipp = sipp.arg(a);
+    }
+    let phone = sipp.spawn(pbx.sip_addr());
+    let contact = format!("sipp-callee-{ext}@");
+    let (out, ok) = pbx.wait_registrations(Duration::from_secs(10), |o| o.contains(&contact));
+    if !ok {
+        let run = phone.wait();
+        panic!(
+            "phone {ext} did not register:\n{out}\nsipp:\n{run}\npbxd log:\n{}",
+            pbx.log()
+        );
+    }
+    phone
+}
+
+/// A SIP message's header value (first occurrence, case-insensitive name, compact forms
+/// not expanded), trimmed; "" when absent.
+pub fn sip_header<'a>(msg: &'a str, name: &str) -> &'a str {
+    msg.lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+        })
+        .unwrap_or("")
+}
+
+/// A SIP message's body (after the blank line); "" when there is none.
+pub fn sip_body(msg: &str) -> &str {
+    msg.split_once("\r\n\r\n")
+        .or_else(|| msg.split_once("\n\n"))
+        .map_or("", |(_, body)| body)
+}
+
+/// Whether `msg` starts with `start` (e.g. `"SIP/2.0 200"`, `"NOTIFY "`) and its CSeq
+/// method is `method`.
+pub fn is_message(msg: &str, start: &str, method: &str) -> bool {
+    msg.starts_with(start)
+        && sip_header(msg, "CSeq")
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(|m| m.eq_ignore_ascii_case(method))
+}
+
+impl SippRun {
+    /// The messages sipp received, each with the second of the day it was traced at
+    /// (from the `-trace_msg` block's time stamp), for measuring delays between phones.
+    pub fn received_timed(&self) -> Vec<(f64, String)> {
+        self.messages
+            .split("-----------------------------------------------")
+            .filter_map(|block| {
+                let mut lines = block.splitn(3, '\n');
+                let stamp = lines.next()?;
+                if !lines.next()?.contains(" message received") {
+                    return None;
+                }
+                let time = stamp.split_whitespace().nth(1)?;
+                let mut hms = time.split(':').map(|p| p.parse::<f64>().ok());
+                let secs = hms.next()?? * 3600.0 + hms.next()?? * 60.0 + hms.next()??;
+                let msg = lines.next()?.trim_start_matches(['\n', '\r']).trim_end();
+                Some((secs, msg.to_string()))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod call_feature_helper_tests {
+    use super::*;
+
+    #[test]
+    fn reads_headers_bodies_and_trace_times() {
+        let msg =
+            "NOTIFY sip:x SIP/2.0\r\nCSeq: 2 NOTIFY\r\nEvent: refer\r\n\r\nSIP/2.0 100 Trying\r\n";
+        assert_eq!(sip_header(msg, "event"), "refer");
+        assert_eq!(sip_header(msg, "Refer-To"), "");
+        assert_eq!(sip_body(msg), "SIP/2.0 100 Trying\r\n");
+        assert!(is_message(msg, "NOTIFY ", "NOTIFY"));
+        assert!(!is_message(msg, "NOTIFY ", "INVITE"));
+        let run = SippRun {
+            command_line: String::new(),
+            status: None,
+            timed_out: false,
+            output: String::new(),
+            messages: "----------------------------------------------- 2026-11-21 07:12:25.500000\nUDP message received [3] bytes :\n\nINVITE sip:x SIP/2.0\r\n\r\n\n----------------------------------------------- 2026-11-21 07:12:31.000000\nUDP message sent (3 bytes):\n\nSIP/2.0 180 Ringing\r\n\r\n\n".into(),
+            errors: String::new(),
+        };
+        let got = run.received_timed();
+        assert_eq!(got.len(), 1);
+        assert!((got[0].0 - (7.0 * 3600.0 + 12.0 * 60.0 + 25.5)).abs() < 1e-6);
+        assert_eq!(got[0].1, "INVITE sip:x SIP/2.0");
+    }
+}
