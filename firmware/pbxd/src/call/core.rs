@@ -535,6 +535,12 @@ impl CallControl {
         ]
     }
 
+    /// Our To tag towards the caller of the INVITE `key` (for the 200 to its CANCEL).
+    pub fn caller_tag(&self, key: &TransactionKey) -> Option<String> {
+        let id = self.by_server_key.get(key)?;
+        self.calls.get(id).map(|c| c.a.local_tag.clone())
+    }
+
     /// Whether server transaction `key` is the INVITE of a live call (for CANCEL).
     pub fn knows_invite(&self, key: &TransactionKey) -> bool {
         self.by_server_key
@@ -1165,11 +1171,16 @@ impl CallControl {
                 });
             }
             Method::Refer => {
+                // The 202 goes out before the first NOTIFY the transfer queues.
+                let mark = self.out.len();
                 let resp = self.handle_refer(now, id, side, req, ctx);
-                self.out.push_back(CallOutput::Respond {
-                    key: key.clone(),
-                    response: resp,
-                });
+                self.out.insert(
+                    mark.min(self.out.len()),
+                    CallOutput::Respond {
+                        key: key.clone(),
+                        response: resp,
+                    },
+                );
             }
             Method::Info | Method::Options => {
                 let ok = MessageBuilder::response_to(req, 200, "OK").build();

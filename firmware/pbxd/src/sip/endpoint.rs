@@ -489,7 +489,12 @@ impl Endpoint {
                 let known = invite.as_ref().is_some_and(|k| self.calls.knows_invite(k));
                 if let (Some(invite), true) = (invite, known) {
                     // 200 for the CANCEL first, then 487 for the INVITE (sec. 9.2).
-                    let ok = MessageBuilder::response_to(req, 200, "OK").build();
+                    // sec. 9.2: the To tag of the INVITE's responses.
+                    let mut ok = MessageBuilder::response_to(req, 200, "OK");
+                    if let Some(tag) = self.calls.caller_tag(&invite) {
+                        ok = ok.set_to_tag(&tag);
+                    }
+                    let ok = ok.build();
                     if let Err(e) = self.table(flow.transport).send_response(now, key, ok) {
                         self.drop_input(flow.remote, &format!("cannot answer: {e}"));
                     }

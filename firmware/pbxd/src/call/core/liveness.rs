@@ -74,10 +74,13 @@ impl CallControl {
     }
 
     /// The caller refreshed the session (re-INVITE or UPDATE), or it just started.
+    /// RFC 4028 sec. 10: the non-refresher ends the session min(32 s, SE/3) before it
+    /// would expire, so its BYE arrives while the refresher still has the dialog.
     pub(super) fn session_refreshed(&mut self, now: Instant, id: CallId) {
         if let Some(call) = self.calls.get_mut(&id) {
             if let Some(s) = call.session {
-                call.session_deadline = Some(now + s);
+                let margin = (s / 3).min(Duration::from_secs(32));
+                call.session_deadline = Some(now + s - margin);
             }
         }
     }
