@@ -39,9 +39,14 @@ pub struct Cli {
     /// your own, with its key in DATA/tls/device.key).
     #[arg(long)]
     pub sip_tls_listen: Option<SocketAddr>,
-    /// HTTP listen address (health and status API; the web UI grows here).
+    /// Plain HTTP listen address: `GET /api/v1/health` for test rigs; every other
+    /// request is redirected to HTTPS.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http_listen: SocketAddr,
+    /// HTTPS listen address of the web UI and its API (device certificate
+    /// DATA/tls/device.crt, the same identity as SIP over TLS).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub https_listen: SocketAddr,
     /// Log format; human by default.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -108,6 +113,8 @@ pub struct Config {
     pub sip_tls_listen: Option<SocketAddr>,
     /// HTTP address.
     pub http_listen: SocketAddr,
+    /// HTTPS address (web UI and API).
+    pub https_listen: SocketAddr,
     /// Log format.
     pub log_format: LogFormat,
     /// Registrar settings (the realm is filled from the store).
@@ -175,6 +182,7 @@ impl Cli {
             sip_listen: self.sip_listen,
             sip_tls_listen: self.sip_tls_listen,
             http_listen: self.http_listen,
+            https_listen: self.https_listen,
             log_format: self.log_format,
             registrar,
             guard,
@@ -213,6 +221,7 @@ mod tests {
         assert_eq!(cli.data_dir, PathBuf::from("./data"));
         assert_eq!(cli.sip_listen, "127.0.0.1:5060".parse().expect("addr"));
         assert_eq!(cli.http_listen, "127.0.0.1:8080".parse().expect("addr"));
+        assert_eq!(cli.https_listen, "127.0.0.1:8443".parse().expect("addr"));
         let cfg = cli.into_config().expect("valid");
         assert_eq!(cfg.guard.max_failures, 5);
         assert_eq!(cfg.guard.failure_window, Duration::from_secs(600));

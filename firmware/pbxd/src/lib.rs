@@ -5,7 +5,7 @@
 //! - [`registrar`]: the local registrar core (bindings, digest auth)
 //! - [`store`]: SQLite, the only module with SQL
 //! - [`persist`]: the store writer thread
-//! - [`web`]: the HTTP status API (the web UI grows here)
+//! - [`web`]: the HTTPS API for installers and users (accounts, sessions), HTTP health
 //! - [`tls`]: the device's TLS identity
 //! - [`dialplan`]: dialled digits to a route (E.164, blocked ranges, emergency, classes)
 //! - [`media`]: SDP offer/answer, the RTP relay, DSP for the analog ports

@@ -97,6 +97,24 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen for HTTP on {}", cfg.http_listen))?,
     );
     let http_addr = http.local_addr()?;
+    // The web UI is not worth stopping telephony for: a busy HTTPS port is logged and
+    // retried by the task's supervisor (existing rigs start several pbxd on one host).
+    let https = match tokio::net::TcpListener::bind(cfg.https_listen).await {
+        Ok(l) => Some(Arc::new(l)),
+        Err(e) => {
+            error!(
+                "cannot listen for HTTPS on {}: {e}; retrying",
+                cfg.https_listen
+            );
+            None
+        }
+    };
+    let https_addr = https
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .unwrap_or(cfg.https_listen);
+    let https_tls = web::https_tls_config(&cfg.data_dir, &[https_addr.ip().to_string()])
+        .context("cannot set up HTTPS")?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shell = SipShell::new(cfg.clone(), sockets, persister);
@@ -104,6 +122,13 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         sip: sip_addr,
         bindings: shell.bindings.clone(),
         calls: shell.calls.clone(),
+    };
+    let web_state = {
+        let (dir, status) = (cfg.data_dir.clone(), status.clone());
+        tokio::task::spawn_blocking(move || web::api::WebState::new(&dir, status))
+            .await
+            .context("web set-up task")?
+            .context("cannot set up the web API")?
     };
     let mut tasks = tokio::task::JoinSet::new();
     {
@@ -133,7 +158,15 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         ));
     }
     tasks.spawn(supervise("http", shutdown_rx.clone(), move || {
-        web::serve(http.clone(), status.clone())
+        web::serve_http(http.clone(), status.clone(), https_addr.port())
+    }));
+    tasks.spawn(supervise("https", shutdown_rx.clone(), move || {
+        web::serve_https(
+            https.clone(),
+            https_addr,
+            https_tls.clone(),
+            web_state.clone(),
+        )
     }));
     let mut sip_ready = shell.ready();
     drop(shell);
@@ -143,7 +176,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     if !matches!(waited, Ok(Ok(_))) {
         warn!("SIP task not ready after {READY_TIMEOUT:?}; its supervisor keeps trying");
     }
-    info!(%realm, "ready: sip={sip_addr} http={http_addr}{tls_note}");
+    info!(%realm, "ready: sip={sip_addr} http={http_addr} https={https_addr}{tls_note}");
     wait_for_signal().await?;
     info!("shutting down");
     let _ = shutdown_tx.send(true);

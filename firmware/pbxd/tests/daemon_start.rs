@@ -16,10 +16,12 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-const LOOPBACK: [&str; 4] = [
+const LOOPBACK: [&str; 6] = [
     "--sip-listen",
     "127.0.0.1:0",
     "--http-listen",
+    "127.0.0.1:0",
+    "--https-listen",
     "127.0.0.1:0",
 ];
 
@@ -117,6 +119,8 @@ fn a_sip_port_in_use_is_named() {
         "--sip-listen",
         &addr,
         "--http-listen",
+        "127.0.0.1:0",
+        "--https-listen",
         "127.0.0.1:0",
     ]);
     assert_eq!(out.status.code(), Some(1));

@@ -40,6 +40,8 @@ fn start(data: &std::path::Path) -> (Daemon, u16) {
             "127.0.0.1:0",
             "--http-listen",
             "127.0.0.1:0",
+            "--https-listen",
+            "127.0.0.1:0",
         ])
         .arg("--sip-tls-listen")
         .arg(format!("127.0.0.1:{tls_port}"))

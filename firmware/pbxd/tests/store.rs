@@ -83,7 +83,8 @@ fn migrates_an_empty_directory_and_sets_pragmas() {
             "registrations",
             "ring_group_members",
             "ring_groups",
-            "settings"
+            "settings",
+            "web_users"
         ]
     );
     assert_eq!(store.realm().unwrap(), DEFAULT_REALM);

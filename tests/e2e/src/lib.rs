@@ -292,6 +292,9 @@ fn spawn_pbxd(data_dir: &Path, extra: &[String]) -> Result<Spawned, SpawnError> 
         .arg(format!("127.0.0.1:{sip_port}"))
         .arg("--http-listen")
         .arg(format!("127.0.0.1:{http_port}"))
+        // Many daemons run at once: no fixed HTTPS port.
+        .arg("--https-listen")
+        .arg("127.0.0.1:0")
         .args(extra)
         .env("NO_COLOR", "1")
         .env("RUST_BACKTRACE", "1")
@@ -2390,6 +2393,8 @@ impl NsPbx {
             .arg(sip.to_string())
             .arg("--http-listen")
             .arg(http.to_string())
+            .arg("--https-listen")
+            .arg(std::net::SocketAddr::new(http.ip(), 0).to_string())
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -96,6 +96,15 @@ pub enum StoreError {
         /// The problem.
         detail: String,
     },
+    /// `add_web_user` for a user name that already exists.
+    #[error("user {0} already exists")]
+    DuplicateUser(String),
+    /// The web user does not exist.
+    #[error("user {0} does not exist")]
+    UnknownUser(String),
+    /// First-boot set-up after an account already exists.
+    #[error("the first administrator has already been created")]
+    AlreadySetUp,
     /// Any other SQLite failure (disk full, I/O error, lock timeout, ...).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),

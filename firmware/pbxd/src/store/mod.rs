@@ -26,6 +26,7 @@ mod ring_groups;
 mod schema;
 mod settings;
 mod site;
+mod users;
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -57,6 +58,10 @@ pub use settings::DEFAULT_REALM;
 pub use site::{
     validate_area_code, validate_country_code, validate_outside_prefix, validate_site_settings,
     SiteSettings, DEFAULT_BILLING_TICK_SECS, DEFAULT_COUNTRY_CODE,
+};
+pub use users::{
+    validate_username, validate_web_password, Role, WebUser, MAX_WEB_PASSWORD_LEN,
+    MIN_WEB_PASSWORD_LEN,
 };
 
 /// The database file's name inside the data directory.

@@ -148,8 +148,23 @@ WHEN EXISTS (SELECT 1 FROM extensions WHERE number = NEW.number)
 BEGIN SELECT RAISE(ABORT, 'number is an extension'); END;
 ";
 
+/// Version 3 (web UI accounts): user name, argon2id PHC hash, role, linked extension.
+/// Deleting an extension unlinks it from its user (the account stays).
+const V3: &str = "
+CREATE TABLE web_users (
+    username      TEXT PRIMARY KEY NOT NULL CHECK (length(username) BETWEEN 1 AND 32),
+    password_hash TEXT NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+    extension     TEXT REFERENCES extensions (number) ON DELETE SET NULL,
+    disabled      INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX web_users_extension ON web_users (extension);
+";
+
 /// All steps, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
