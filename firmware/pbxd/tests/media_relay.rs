@@ -212,6 +212,47 @@ fn open_outside_a_runtime_is_an_error() {
     assert_eq!(svc.active_sessions(), 0);
 }
 
+/// The daemon's arrangement: sessions on a media thread of their own, opened from
+/// outside any runtime (the SIP task runs on another).
+#[test]
+fn sessions_run_on_the_media_thread() {
+    let rt = pbxd::media::relay::spawn_media_runtime().expect("media thread");
+    let svc = MediaService::new_on(
+        MediaConfig {
+            bind_ip: LO,
+            port_min: 36200,
+            port_max: 36299,
+            timeout: Duration::from_secs(60),
+        },
+        rt,
+    );
+    let s = svc.open(1).expect("opens without a runtime of its own");
+    let a = std::net::UdpSocket::bind((LO, 0)).expect("bind");
+    let b = std::net::UdpSocket::bind((LO, 0)).expect("bind");
+    b.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.configure(Leg::A, leg(a.local_addr().expect("addr"), Codec::Pcma, 8));
+    s.configure(Leg::B, leg(b.local_addr().expect("addr"), Codec::Pcma, 8));
+    a.send_to(&rtp(8, 1, &[0xd5; 160]), s.local(Leg::A))
+        .expect("send");
+    let mut buf = [0u8; 512];
+    let (n, from) = b.recv_from(&mut buf).expect("relayed by the media thread");
+    assert_eq!((n, from), (12 + 160, s.local(Leg::B)));
+    drop(s);
+    // Bounded wait (5 s) for the media thread to notice.
+    for _ in 0..500 {
+        if svc.active_sessions() == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        svc.active_sessions(),
+        0,
+        "dropping the handle ends the session"
+    );
+}
+
 /// Receives RTP on `sock` for `dur`, returning (arrival, seq, marker, payload) per packet.
 async fn collect(
     sock: &UdpSocket,

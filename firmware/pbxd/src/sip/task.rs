@@ -22,7 +22,7 @@ use crate::call::Side;
 use crate::call::{CallControl, CallSummary};
 use crate::clock;
 use crate::config::Config;
-use crate::media::relay::{Leg, MediaEvent, MediaService};
+use crate::media::relay::{spawn_media_runtime, Leg, MediaEvent, MediaService};
 use crate::persist::{PersistCmd, Persister};
 use crate::registrar::{contact_key, Binding, Flow, Registrar, RegistrarEvent, Transport};
 use crate::store::Store;
@@ -114,7 +114,14 @@ impl SipShell {
     pub fn new(cfg: Config, sockets: SipSockets, persist: Persister) -> Self {
         let (conn_tx, conn_rx) = mpsc::channel(1024);
         let (ready, _) = watch::channel(false);
-        let media = MediaService::new(cfg.media);
+        // RTP gets a thread of its own: forwarding must not queue behind SIP or SQLite.
+        let media = match spawn_media_runtime() {
+            Ok(rt) => MediaService::new_on(cfg.media, rt),
+            Err(e) => {
+                warn!("no separate media thread ({e}); relaying on the main runtime");
+                MediaService::new(cfg.media)
+            }
+        };
         // A fresh service always has its receiver; the fallback only keeps types simple.
         let media_rx = media
             .take_events()

@@ -66,7 +66,9 @@ pub mod wav;
 use std::net::SocketAddr;
 
 pub use playback::{Playback, PlaybackError, CONFIRMATION};
-pub use service::{MediaConfig, MediaError, MediaEvent, MediaService, SessionHandle};
+pub use service::{
+    spawn_media_runtime, MediaConfig, MediaError, MediaEvent, MediaService, SessionHandle,
+};
 pub use session::{RelayConfig, RelaySession};
 pub use stats::{mos, LegReport, LegStats, SessionReport};
 pub use wav::{load_wav_8k, parse_wav_8k, WavError};

@@ -100,6 +100,9 @@ struct Ports {
 #[derive(Debug)]
 struct Inner {
     cfg: MediaConfig,
+    /// Where session tasks run: a runtime of their own in the daemon (see
+    /// [`spawn_media_runtime`]), else whichever runtime calls `open`.
+    rt: Option<tokio::runtime::Handle>,
     ports: Mutex<Ports>,
     active: AtomicUsize,
     events_tx: mpsc::UnboundedSender<MediaEvent>,
@@ -208,11 +211,22 @@ impl MediaService {
                     in_use: HashSet::new(),
                 }),
                 cfg,
+                rt: None,
                 active: AtomicUsize::new(0),
                 events_tx,
                 events_rx: Mutex::new(Some(events_rx)),
             }),
         }
+    }
+
+    /// The same service, running its session tasks on `rt` (a runtime of their own,
+    /// so RTP forwarding never waits behind SIP, timers or the database).
+    pub fn new_on(cfg: MediaConfig, rt: tokio::runtime::Handle) -> Self {
+        let mut svc = Self::new(cfg);
+        if let Some(inner) = Arc::get_mut(&mut svc.inner) {
+            inner.rt = Some(rt);
+        }
+        svc
     }
 
     /// The receiver of [`MediaEvent`]s; `Some` only on the first call.
@@ -234,7 +248,10 @@ impl MediaService {
     /// Binds RTP+RTCP sockets for both legs and spawns the session's task. Must be called
     /// from within a tokio runtime.
     pub fn open(&self, id: u64) -> Result<SessionHandle, MediaError> {
-        let rt = tokio::runtime::Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
+        let rt = match &self.inner.rt {
+            Some(h) => h.clone(),
+            None => tokio::runtime::Handle::try_current().map_err(|_| MediaError::NoRuntime)?,
+        };
         let mut pairs = self.inner.bind_pairs(2)?.into_iter();
         let (Some((pa, a_rtp, a_rtcp)), Some((pb, b_rtp, b_rtcp))) = (pairs.next(), pairs.next())
         else {
@@ -443,4 +460,17 @@ async fn run(
     if let Some(tx) = reply {
         let _ = tx.send(report);
     }
+}
+
+/// Starts a single-threaded runtime on a thread of its own ("media") for the relay's
+/// session tasks and returns its handle; it runs until the process exits.
+pub fn spawn_media_runtime() -> std::io::Result<tokio::runtime::Handle> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name("media".into())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+    Ok(handle)
 }
