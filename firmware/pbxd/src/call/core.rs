@@ -13,6 +13,7 @@
 mod features;
 mod liveness;
 mod pickup;
+mod prack;
 mod transfer;
 
 use std::collections::{HashMap, VecDeque};
@@ -40,7 +41,7 @@ const MAX_HOPS: usize = 5;
 pub type CallId = u64;
 
 /// Methods the B2BUA answers (with the registrar's), for Allow headers.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER, PRACK";
 
 /// Which leg of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -353,6 +354,13 @@ struct Call {
     transfer: Option<Transfer>,
     /// Where the call was transferred to, for the record.
     transferred_to: Option<String>,
+    /// The caller offered or required 100rel: our provisionals are reliable.
+    rel100: bool,
+    /// RSeq of our last reliable provisional, and the one awaiting PRACK.
+    rseq: u32,
+    reliable: Option<prack::Reliable>,
+    /// Our SDP answer went out in a reliable provisional: the 2xx carries none.
+    answered_reliably: bool,
     /// The side that put the call on hold (the other side hears music).
     held_by: Option<Side>,
     /// Trunk name and E.164 (or emergency) number of an outbound call.
@@ -566,6 +574,7 @@ impl CallControl {
                     c.transfer.as_ref().and_then(|t| t.deadline),
                     c.session_deadline,
                     c.ping_at,
+                    c.reliable.as_ref().map(|r| r.next()),
                 ]
             })
             .flatten();
@@ -858,6 +867,10 @@ impl CallControl {
                 acks: HashMap::new(),
                 transfer: None,
                 transferred_to: None,
+                rel100: prack::wants(req, "100rel"),
+                rseq: self.ids.sdp_session() as u32 & 0x7fff_ffff,
+                reliable: None,
+                answered_reliably: false,
                 held_by: None,
                 external: None,
                 session,
@@ -899,7 +912,7 @@ impl CallControl {
         match self.by_client_key.get(key).copied() {
             Some(ClientRole::Fork(id, i)) => match status {
                 100 => {}
-                101..=199 => self.fork_provisional(id, i, resp, ctx),
+                101..=199 => self.fork_provisional(now, id, i, resp, ctx),
                 200..=299 => self.fork_answered(now, id, i, resp, ctx),
                 _ => self.fork_failed(now, id, i, status, resp.reason().unwrap_or(""), ctx),
             },
@@ -1170,6 +1183,13 @@ impl CallControl {
                     response: resp,
                 });
             }
+            Method::Prack => {
+                let resp = self.handle_prack(id, req);
+                self.out.push_back(CallOutput::Respond {
+                    key: key.clone(),
+                    response: resp,
+                });
+            }
             Method::Refer => {
                 // The 202 goes out before the first NOTIFY the transfer queues.
                 let mark = self.out.len();
@@ -1322,6 +1342,7 @@ impl CallControl {
                     c.transfer.as_ref().and_then(|t| t.deadline),
                     c.session_deadline,
                     c.ping_at,
+                    c.reliable.as_ref().map(|r| r.next()),
                 ]
                 .into_iter()
                 .flatten()
@@ -1350,6 +1371,7 @@ impl CallControl {
                 self.transfer_timeout(id);
             }
             self.liveness_timeout(now, id, ctx);
+            self.prack_timeout(now, id);
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
             };
@@ -1390,6 +1412,7 @@ impl CallControl {
 
     fn fork_provisional(
         &mut self,
+        now: Instant,
         id: CallId,
         i: usize,
         resp: &Message,
@@ -1441,10 +1464,7 @@ impl CallControl {
             b = b.body("application/sdp", call.a_sdp.clone());
         }
         let response = b.build();
-        self.out.push_back(CallOutput::Respond {
-            key: call.a_key.clone(),
-            response,
-        });
+        self.send_provisional(now, id, response);
     }
 
     fn fork_answered(
@@ -1535,11 +1555,15 @@ impl CallControl {
             .header(HeaderName::Supported, liveness::SUPPORTED);
         let key = call.a_key.clone();
         let reliable = call.a.flow.transport != crate::registrar::Transport::Udp;
-        let body = call.a_sdp.clone();
+        let body = (!call.answered_reliably).then(|| call.a_sdp.clone());
+        call.reliable = None;
         for (name, value) in self.session_headers(id) {
             b = b.header(name, value);
         }
-        let ok = b.body("application/sdp", body).build();
+        let ok = match body {
+            Some(body) => b.body("application/sdp", body).build(),
+            None => b.build(),
+        };
         self.session_refreshed(now, id);
         self.send_ok(now, id, Side::Caller, key, ok, reliable);
     }

@@ -1244,11 +1244,11 @@ fn session_timer_ends_a_call_the_caller_stopped_refreshing() {
 fn unsupported_required_extension_is_420() {
     let mut rig = Rig::new();
     rig.register("1002", "10.0.0.2");
-    rig.extra = "Require: 100rel\r\n".into();
+    rig.extra = "Require: precondition\r\n".into();
     let out = rig.invite("1002", "x1");
     let m = &out.last().expect("answer").1;
     assert_eq!(m.status(), Some(420));
-    assert_eq!(m.header(&HeaderName::Unsupported), Some("100rel"));
+    assert_eq!(m.header(&HeaderName::Unsupported), Some("precondition"));
     rig.assert_idle();
 }
 
@@ -1427,5 +1427,71 @@ fn feature_code_is_stored_confirmed_with_a_tone_and_hung_up() {
         .profiles
         .get("1001")
         .is_some_and(|p| p.forward_always.is_none()));
+    rig.assert_idle();
+}
+
+#[test]
+fn reliable_provisionals_for_a_caller_that_asks_for_100rel() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    rig.extra = "Supported: 100rel\r\n".into();
+    let out = rig.invite("1002", "r1");
+    let fork = find(&out, |m| is_req(m, "INVITE")).clone();
+    assert!(
+        fork.header(&HeaderName::Require).is_none(),
+        "not asked of the callee"
+    );
+    // The callee's early media: our 183 with SDP goes out reliably.
+    let out = rig.feed(
+        "10.0.0.2",
+        &reply(
+            &fork,
+            183,
+            "Session Progress",
+            "bob",
+            Some(&sdp("10.0.0.2", 5000, "8")),
+        ),
+    );
+    let p183 = find(&out, |m| is_status(m, 183)).clone();
+    assert_eq!(p183.header(&HeaderName::Require), Some("100rel"));
+    let rseq = p183
+        .header(&HeaderName::Other("RSeq".into()))
+        .expect("RSeq")
+        .to_owned();
+    assert!(!p183.body().is_empty());
+    // No PRACK yet: retransmitted after T1, and a 180 meanwhile is held back.
+    let again = rig.advance(Duration::from_millis(600));
+    assert!(again.iter().any(|(_, m)| is_status(m, 183)));
+    let out = rig.feed("10.0.0.2", &reply(&fork, 180, "Ringing", "bob", None));
+    assert!(out.iter().all(|(_, m)| !is_status(m, 180)));
+    let prack = caller_request("PRACK", &p183, 3, "pr1").replace(
+        "Content-Length: 0",
+        &format!("RAck: {rseq} 2 INVITE\r\nContent-Length: 0"),
+    );
+    let out = rig.feed("10.0.0.1", &prack);
+    assert!(out.iter().any(|(_, m)| is_status(m, 200)), "{out:#?}");
+    assert!(rig
+        .advance(Duration::from_secs(2))
+        .iter()
+        .all(|(_, m)| !is_status(m, 183)));
+    // A PRACK for something we never sent: 481.
+    let bad = caller_request("PRACK", &p183, 4, "pr2")
+        .replace("Content-Length: 0", "RAck: 7 2 INVITE\r\nContent-Length: 0");
+    let out = rig.feed("10.0.0.1", &bad);
+    assert!(out.iter().any(|(_, m)| is_status(m, 481)));
+    // The answer went out in the 183: the 200 carries no SDP.
+    let out = rig.feed(
+        "10.0.0.2",
+        &reply(&fork, 200, "OK", "bob", Some(&sdp("10.0.0.2", 5000, "8"))),
+    );
+    let ok = find(&out, |m| {
+        is_status(m, 200) && m.call_id().ok() == Some("r1")
+    })
+    .clone();
+    assert!(ok.body().is_empty());
+    rig.feed("10.0.0.1", &caller_request("ACK", &ok, 2, "ra"));
+    let out = rig.feed("10.0.0.1", &caller_request("BYE", &ok, 5, "rb"));
+    let bye = find(&out, |m| is_req(m, "BYE")).clone();
+    rig.feed("10.0.0.2", &reply(&bye, 200, "OK", "bob", None));
     rig.assert_idle();
 }

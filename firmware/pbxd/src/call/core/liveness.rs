@@ -13,7 +13,7 @@ use super::{
 };
 
 /// Option tags we implement (for Require and Supported).
-pub(super) const SUPPORTED: &str = "timer, replaces";
+pub(super) const SUPPORTED: &str = "timer, replaces, 100rel";
 
 /// RFC 4028 sec. 4: the smallest session interval we accept (and the RFC's minimum).
 pub(super) const MIN_SE: u32 = 90;
@@ -24,7 +24,7 @@ pub(super) fn check_require(req: &Message) -> Result<(), Early> {
         .header_all(&HeaderName::Require)
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty() && t != "timer" && t != "replaces")
+        .filter(|t| !t.is_empty() && !matches!(t.as_str(), "timer" | "replaces" | "100rel"))
         .collect();
     if unsupported.is_empty() {
         return Ok(());
