@@ -96,7 +96,7 @@ enum ClassArg {
 impl From<ClassArg> for OutboundClass {
     fn from(c: ClassArg) -> Self {
         match c {
-            ClassArg::Internal => OutboundClass::Internal,
+            ClassArg::Internal => OutboundClass::InternalOnly,
             ClassArg::Local => OutboundClass::Local,
             ClassArg::National => OutboundClass::National,
             ClassArg::International => OutboundClass::International,

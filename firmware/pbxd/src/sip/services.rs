@@ -9,7 +9,7 @@ use tracing::warn;
 
 use crate::call::{CallDirectory, CallId, ExtensionProfile, MediaControl, Side, Sound};
 use crate::clock;
-use crate::dialplan::{FeatureCode, OutboundClass, Site};
+use crate::dialplan::{FeatureCode, Site};
 use crate::media::relay::{
     self, Leg, LegConfig, MediaService, Playback, SessionHandle, SessionReport,
 };
@@ -100,11 +100,7 @@ impl CallDirectory for StoreServices {
         Some(ExtensionProfile {
             name: ext.name,
             enabled: ext.enabled,
-            class: settings
-                .outbound_class
-                .as_str()
-                .parse()
-                .unwrap_or(OutboundClass::National),
+            class: settings.outbound_class,
             clir: settings.clir,
             dnd: settings.dnd,
             forward_always: settings.forward_always,

@@ -2,7 +2,6 @@
 //! the pickup group. An extension without a row has the defaults.
 
 use std::fmt;
-use std::str::FromStr;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -18,56 +17,9 @@ pub const PICKUP_GROUP_RANGE: std::ops::RangeInclusive<u8> = 1..=99;
 /// Digits in an external number (without `+`).
 const EXTERNAL_DIGITS: std::ops::RangeInclusive<usize> = 3..=20;
 
-/// Which external numbers an extension may dial. Ordered: each class includes the ones
-/// before it. Emergency numbers are callable from every class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub enum OutboundClass {
-    /// Internal numbers only.
-    Internal,
-    /// Plus numbers in the site's own area.
-    Local,
-    /// Plus numbers in the site's country (the default).
-    #[default]
-    National,
-    /// Any number.
-    International,
-}
-
-impl OutboundClass {
-    /// The name used in the database and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboundClass::Internal => "internal",
-            OutboundClass::Local => "local",
-            OutboundClass::National => "national",
-            OutboundClass::International => "international",
-        }
-    }
-}
-
-impl fmt::Display for OutboundClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for OutboundClass {
-    type Err = StoreError;
-    fn from_str(s: &str) -> Result<Self, StoreError> {
-        Ok(match s {
-            "internal" => OutboundClass::Internal,
-            "local" => OutboundClass::Local,
-            "national" => OutboundClass::National,
-            "international" => OutboundClass::International,
-            _ => {
-                return Err(StoreError::InvalidValue {
-                    what: "outbound class",
-                    reason: format!("{s:?} is not one of internal, local, national, international"),
-                })
-            }
-        })
-    }
-}
+/// Which external numbers an extension may dial: the dial plan's classes, stored by
+/// name ("internal", "local", "national", "international").
+pub use crate::dialplan::OutboundClass;
 
 /// Where a call is forwarded to.
 ///
@@ -304,9 +256,9 @@ impl Store {
         Ok(CallSettings {
             outbound_class: class
                 .parse()
-                .map_err(|e: StoreError| StoreError::BadValue {
+                .map_err(|e: crate::dialplan::ParseClassError| StoreError::BadValue {
                     what: "call_settings.outbound_class",
-                    detail: e.to_string(),
+                    detail: format!("{class:?}: {e}"),
                 })?,
             clir: clir.unwrap_or(false),
             dnd: dnd.unwrap_or(false),
