@@ -33,6 +33,26 @@ use crate::registrar::{Directory, Flow, Registrar};
 pub use crate::store::{CallDirection, Disposition, HangupSide as Hangup};
 use crate::store::{ForwardTarget, RingGroup, RingStrategy};
 
+/// Seconds a caller turned away under overload is asked to wait (RFC 3261 sec. 21.5.4).
+const OVERLOAD_RETRY_AFTER: u32 = 5;
+
+/// Whether the INVITE is an emergency call, in any form the dial plan accepts.
+fn is_emergency(req: &Message) -> bool {
+    let Some(dialled) = req.request_uri().and_then(|u| u.user()) else {
+        return false;
+    };
+    let who = Caller {
+        extension: "",
+        class: OutboundClass::InternalOnly,
+        clir_permanent: false,
+    };
+    let nobody = crate::dialplan::StaticPlan::default();
+    matches!(
+        dialplan::route(&who, dialled, &Site::default(), &nobody),
+        Ok(Route::Emergency { .. })
+    )
+}
+
 /// Most forwarding steps one call may take (a chain longer than this is a loop or a
 /// misconfiguration; the caller gets 482).
 const MAX_HOPS: usize = 5;
@@ -475,6 +495,8 @@ pub struct CallControl {
     by_client_key: HashMap<TransactionKey, ClientRole>,
     /// (Call-ID, our tag) -> call and leg, for in-dialog requests.
     by_dialog: HashMap<(String, String), (CallId, Side)>,
+    /// The shell measured the SIP task as saturated: new calls get 503.
+    overloaded: bool,
     /// INVITEs of forks whose call ended, until their transactions end or, at the
     /// deadline, are abandoned.
     orphans: HashMap<TransactionKey, Orphan>,
@@ -490,6 +512,8 @@ struct Early {
     unsupported: Option<String>,
     /// 422: our minimum session interval.
     min_se: Option<u32>,
+    /// 503 under overload: when to try again, seconds.
+    retry_after: Option<u32>,
     disposition: Option<Disposition>,
 }
 
@@ -501,6 +525,7 @@ impl Early {
             warning: None,
             unsupported: None,
             min_se: None,
+            retry_after: None,
             disposition: Some(Disposition::Failed),
         }
     }
@@ -518,6 +543,7 @@ impl CallControl {
             by_client_key: HashMap::new(),
             by_dialog: HashMap::new(),
             orphans: HashMap::new(),
+            overloaded: false,
             out: VecDeque::new(),
         }
     }
@@ -547,6 +573,16 @@ impl CallControl {
     pub fn caller_tag(&self, key: &TransactionKey) -> Option<String> {
         let id = self.by_server_key.get(key)?;
         self.calls.get(id).map(|c| c.a.local_tag.clone())
+    }
+
+    /// Turns load shedding on or off (the shell's measure of how busy it is).
+    pub fn set_overloaded(&mut self, on: bool) {
+        self.overloaded = on;
+    }
+
+    /// Whether new calls are being turned away.
+    pub fn is_overloaded(&self) -> bool {
+        self.overloaded
     }
 
     /// Whether server transaction `key` is the INVITE of a live call (for CANCEL).
@@ -607,6 +643,9 @@ impl CallControl {
                 if let Some(u) = &early.unsupported {
                     b = b.header(HeaderName::Unsupported, u.clone());
                 }
+                if let Some(secs) = early.retry_after {
+                    b = b.header(HeaderName::Other("Retry-After".into()), secs.to_string());
+                }
                 if let Some(m) = early.min_se {
                     b = b.header(HeaderName::Other("Min-SE".into()), m.to_string());
                 }
@@ -638,9 +677,19 @@ impl CallControl {
                 warning: None,
                 unsupported: None,
                 min_se: None,
+                retry_after: None,
                 disposition: None,
             })
         };
+        // Overload: new calls are turned away cheaply (before digest work), except
+        // emergency calls, which always get a chance (DOMAIN.md).
+        if self.overloaded && !is_emergency(req) {
+            let mut e = Early::new(503, "Service Unavailable: overloaded");
+            e.retry_after = Some(OVERLOAD_RETRY_AFTER);
+            // No record: writing one per refused call would add to the load.
+            e.disposition = None;
+            return Err(Some(e));
+        }
         if req.max_forwards().ok().flatten() == Some(0) {
             return Err(silent(483, "Too Many Hops"));
         }

@@ -1495,3 +1495,35 @@ fn reliable_provisionals_for_a_caller_that_asks_for_100rel() {
     rig.feed("10.0.0.2", &reply(&bye, 200, "OK", "bob", None));
     rig.assert_idle();
 }
+
+#[test]
+fn overload_turns_new_calls_away_except_emergency_calls() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    rig.ep.set_overloaded(true);
+    let invite = |call: &str, dialled: &str| {
+        let body = sdp("10.0.0.1", 4000, "8");
+        format!(
+            "INVITE sip:{dialled}@pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{call};rport\r\n\
+             From: <sip:1001@pbx.local>;tag=t1001\r\nTo: <sip:{dialled}@pbx.local>\r\nCall-ID: {call}\r\n\
+             CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:1001@10.0.0.1:5060>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let out = rig.feed("10.0.0.1", &invite("o1", "1002"));
+    let m = &out.last().expect("answer").1;
+    assert_eq!(m.status(), Some(503), "{m:?}");
+    assert_eq!(
+        m.header(&HeaderName::Other("Retry-After".into())),
+        Some("5")
+    );
+    assert!(rig.records.is_empty(), "no record work under overload");
+    // 112 still gets its chance (challenged like any call, not shed).
+    let out = rig.feed("10.0.0.1", &invite("o2", "112"));
+    assert_eq!(out.last().and_then(|(_, m)| m.status()), Some(407));
+    rig.ep.set_overloaded(false);
+    let out = rig.feed("10.0.0.1", &invite("o3", "1002"));
+    assert_eq!(out.last().and_then(|(_, m)| m.status()), Some(407));
+    rig.assert_idle();
+}

@@ -144,6 +144,12 @@ impl Endpoint {
         self.udp.len() + self.stream.len()
     }
 
+    /// Load shedding: while on, new calls get 503 with Retry-After (emergency calls
+    /// excepted).
+    pub fn set_overloaded(&mut self, on: bool) {
+        self.calls.set_overloaded(on);
+    }
+
     /// The B2BUA (read-only: live calls, leak checks).
     pub fn calls(&self) -> &CallControl {
         &self.calls

@@ -3,6 +3,7 @@
 
 mod endpoint;
 mod guard;
+mod load;
 mod records;
 mod services;
 mod task;

@@ -15,6 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use super::endpoint::{Endpoint, EndpointEvent, EndpointOutput};
+use super::load::LoadMeter;
 use super::records;
 use super::services::StoreServices;
 use super::tcp::{accept_loop, ConnEvent};
@@ -177,6 +178,7 @@ impl SipShell {
             StoreServices::new(store, realm, self.media.clone(), &self.cfg.data_dir);
         let mut media_events = self.media_rx.lock().await;
         let mut local_ips = LocalIps::default();
+        let mut load = LoadMeter::new(clock::now());
         let mut conn_rx = self.conn_rx.lock().await;
         self.ready.send_replace(true);
         let mut conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
@@ -195,15 +197,25 @@ impl SipShell {
                     let flow = Flow { transport: Transport::Udp, remote, local: local_ips.toward(local, remote) };
                     endpoint.handle_datagram(clock::now(), clock::unix_now(), flow, &buf[..n], &mut directory);
                     // Drain what else is queued without going back through select.
+                    let mut drained = 0;
                     for _ in 0..BATCH {
                         match udp.try_recv_from(&mut buf) {
                             Ok((n, remote)) => {
+                                drained += 1;
                                 let flow = Flow { transport: Transport::Udp, remote, local: local_ips.toward(local, remote) };
                                 endpoint.handle_datagram(clock::now(), clock::unix_now(), flow, &buf[..n], &mut directory);
                                 self.flush(&mut endpoint, &conns, &mut directory).await;
                             }
                             Err(_) => break,
                         }
+                    }
+                    if let Some(on) = load.record(clock::now(), drained == BATCH) {
+                        if on {
+                            warn!("SIP receive backlog: turning new calls away with 503 until it clears");
+                        } else {
+                            info!("SIP receive backlog cleared: accepting new calls again");
+                        }
+                        endpoint.set_overloaded(on);
                     }
                 }
                 Some(ev) = conn_rx.recv() => match ev {
