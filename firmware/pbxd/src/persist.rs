@@ -118,12 +118,15 @@ const MAX_BATCH: usize = 512;
 
 fn apply_batch(store: &mut Store, batch: Vec<PersistCmd>) {
     let mut bindings = Vec::new();
+    let mut records = Vec::new();
     for cmd in batch {
         match cmd {
             PersistCmd::Save(b) => bindings.push(store::BindingChange::Save(b)),
             PersistCmd::Delete { aor, contact } => {
                 bindings.push(store::BindingChange::Delete { aor, contact })
             }
+            // Records touch no other table: their order against the rest does not matter.
+            PersistCmd::CallRecord(r) => records.push(*r),
             other => {
                 // Keep the order: flush binding changes queued before this command.
                 flush_bindings(store, &mut bindings);
@@ -132,6 +135,22 @@ fn apply_batch(store: &mut Store, batch: Vec<PersistCmd>) {
         }
     }
     flush_bindings(store, &mut bindings);
+    flush_records(store, &mut records);
+}
+
+/// Call records of a burst in one transaction.
+fn flush_records(store: &mut Store, records: &mut Vec<store::CallRecord>) {
+    if records.is_empty() {
+        return;
+    }
+    let what = format!("{} call records", records.len());
+    with_retry(&what, || {
+        for (i, e) in store.insert_call_records(records)? {
+            warn!(call_id = %records[i].call_id, "call record refused: {e}");
+        }
+        Ok(())
+    });
+    records.clear();
 }
 
 fn flush_bindings(store: &mut Store, changes: &mut Vec<store::BindingChange>) {
@@ -234,6 +253,47 @@ mod tests {
         assert_eq!(seven.len(), 1);
         assert_eq!(seven[0].contact, "sip:b@h");
         assert_eq!(store.active_blocks(1_000).expect("blocks").len(), 1);
+    }
+
+    #[test]
+    fn call_records_are_written_with_the_bindings_around_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (p, handle) = Persister::start(dir.path().to_path_buf()).expect("writer starts");
+        for i in 0..200i64 {
+            p.send(PersistCmd::CallRecord(Box::new(store::CallRecord {
+                call_id: format!("c{i}"),
+                caller: "1001".into(),
+                caller_name: None,
+                dialled: "1002".into(),
+                normalised: None,
+                destination: Some("1002".into()),
+                direction: store::CallDirection::Internal,
+                route: Some("internal".into()),
+                source_ip: None,
+                dest_ip: None,
+                start_ms: 1_800_000_000_000 + i,
+                answer_ms: None,
+                end_ms: 1_800_000_000_500 + i,
+                disposition: store::Disposition::Busy,
+                reason: Some("486 Busy Here".into()),
+                sip_status: Some(486),
+                hangup: None,
+                quality_caller: None,
+                quality_callee: None,
+            })));
+            if i == 100 {
+                p.send(PersistCmd::Save(binding("1@pbx", "sip:a@h", 2_000_000_000)));
+            }
+        }
+        drop(p);
+        handle.join().expect("writer ends after draining");
+        let store = Store::open(dir.path()).expect("reopen");
+        let q = store::CdrQuery {
+            limit: 1000,
+            ..store::CdrQuery::default()
+        };
+        assert_eq!(store.call_records(&q).expect("records").len(), 200);
+        assert_eq!(store.load_bindings(1_000).expect("load").len(), 1);
     }
 
     #[test]

@@ -353,6 +353,24 @@ fn call_records_round_trip_and_query() {
 }
 
 #[test]
+fn a_burst_of_call_records_is_one_transaction_that_skips_invalid_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = Store::open(tmp.path()).unwrap();
+    let mut burst: Vec<CallRecord> = (0..50).map(|i| record(MS0 + i * 1000)).collect();
+    burst[7].call_id = String::new();
+    let refused = store.insert_call_records(&burst).unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].0, 7);
+    let rows = store
+        .call_records(&CdrQuery {
+            limit: 1000,
+            ..CdrQuery::default()
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 49, "the other 49 are stored");
+}
+
+#[test]
 fn invalid_call_records_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let mut store = Store::open(tmp.path()).unwrap();
