@@ -420,6 +420,9 @@ async fn run(
             }
         };
         let ready = tokio::select! {
+            // Commands first: a packet that arrives with its leg's configuration already
+            // queued must meet that configuration, not be dropped as unexpected.
+            biased;
             cmd = rx.recv() => {
                 match cmd {
                     None => break None,
@@ -431,14 +434,16 @@ async fn run(
                 }
                 None
             }
-            r = socks[0][0].readable() => r.ok().map(|()| 0),
-            r = socks[0][1].readable() => r.ok().map(|()| 1),
-            r = socks[1][0].readable() => r.ok().map(|()| 2),
-            r = socks[1][1].readable() => r.ok().map(|()| 3),
+            // Then due timers (playback ticks, RTCP, time-out): cheap, and never due
+            // again at once, so they cannot starve the sockets.
             () = sleep => {
                 core.handle_timeout(clock::now());
                 None
             }
+            r = socks[0][0].readable() => r.ok().map(|()| 0),
+            r = socks[0][1].readable() => r.ok().map(|()| 1),
+            r = socks[1][0].readable() => r.ok().map(|()| 2),
+            r = socks[1][1].readable() => r.ok().map(|()| 3),
         };
         if let Some(i) = ready {
             let (leg, socket) = SOCKETS[i];
