@@ -9,6 +9,7 @@
 //! - [`tls`]: the device's TLS identity
 //! - [`dialplan`]: dialled digits to a route (E.164, blocked ranges, emergency, classes)
 //! - [`media`]: SDP offer/answer, the RTP relay, DSP for the analog ports
+//! - [`line`](mod@line): the analog line (FXS) state machine: hook, digits, flash, tones, ringing
 //! - [`config`], [`clock`], [`supervise`]: wiring
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,7 @@ pub mod call;
 pub mod clock;
 pub mod config;
 pub mod dialplan;
+pub mod line;
 pub mod media;
 pub mod persist;
 pub mod registrar;
