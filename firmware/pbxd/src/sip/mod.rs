@@ -1,4 +1,4 @@
-//! The SIP side of the daemon: the sans-IO [`endpoint`] core and its tokio shell
+//! The SIP side of the daemon: the sans-IO endpoint core (`endpoint.rs`) and its tokio shell
 //! (UDP and TCP sockets, timers, persistence of registrar events).
 
 mod endpoint;
