@@ -350,8 +350,10 @@ struct Call {
     a_key: TransactionKey,
     a_invite: Message,
     a: Dialog,
-    /// Our SDP answer to the caller's offer.
+    /// Our SDP answer to the caller's offer (or, for a late offer, our offer).
     a_sdp: Vec<u8>,
+    /// The caller sent no offer: ours is in the 2xx, its answer comes in the ACK.
+    late_offer: bool,
     a_local: LocalMedia,
     a_origin: Origin,
     /// The 2xx we sent the caller, retransmitted until ACK (UDP).
@@ -727,15 +729,16 @@ impl CallControl {
         }
         liveness::check_require(req).map_err(Some)?;
         let session = liveness::session_interval(req).map_err(Some)?;
-        // Offerless INVITEs (offer in the 2xx) are not supported yet: say so.
-        if req.body().is_empty() {
-            return Err(Some(Early::new(
-                488,
-                "Not Acceptable Here: SDP offer required",
-            )));
-        }
-        let offer = Sdp::parse(req.body())
-            .map_err(|e| Some(Early::new(400, format!("Bad Request: {e}"))))?;
+        // An INVITE without SDP (late offer): our offer goes in the 2xx, the caller's
+        // answer comes in its ACK (RFC 3261 sec. 13.2.1).
+        let offer = if req.body().is_empty() {
+            None
+        } else {
+            Some(
+                Sdp::parse(req.body())
+                    .map_err(|e| Some(Early::new(400, format!("Bad Request: {e}"))))?,
+            )
+        };
 
         let dialled = ruri.user().unwrap_or("").to_owned();
         let site = ctx.services.site();
@@ -758,14 +761,16 @@ impl CallControl {
                 Dest::Internal(number)
             }
             Ok(Route::Feature(FeatureCode::Pickup)) => {
+                let offer = offer.as_ref().ok_or_else(pickup_needs_offer)?;
                 return self
-                    .pickup(now, key, req, flow, &offer, &caller, None, ctx)
-                    .map_err(Some)
+                    .pickup(now, key, req, flow, offer, &caller, None, ctx)
+                    .map_err(Some);
             }
             Ok(Route::Feature(FeatureCode::PickupExtension { extension })) => {
+                let offer = offer.as_ref().ok_or_else(pickup_needs_offer)?;
                 return self
-                    .pickup(now, key, req, flow, &offer, &caller, Some(&extension), ctx)
-                    .map_err(Some)
+                    .pickup(now, key, req, flow, offer, &caller, Some(&extension), ctx)
+                    .map_err(Some);
             }
             Ok(Route::Feature(f)) => Dest::Feature(f),
             Ok(Route::External { e164, clir, .. }) => match ctx.services.trunk_for(&e164, false) {
@@ -827,14 +832,17 @@ impl CallControl {
             direction: Direction::SendRecv,
         };
         let a_origin = Origin::new(self.ids.sdp_session());
-        let (a_sdp, a_neg) = match sdp::answer(&offer, &a_local, &a_origin) {
-            Ok(x) => x,
-            Err(e) => {
-                ctx.services.close(id);
-                let mut early = Early::new(488, "Not Acceptable Here");
-                early.warning = Some(sdp::warning_header(&e, &host_of(flow.local.ip())));
-                return Err(Some(early));
-            }
+        let (a_sdp, a_neg) = match &offer {
+            None => (sdp::offer(&a_local, &a_origin), None),
+            Some(offer) => match sdp::answer(offer, &a_local, &a_origin) {
+                Ok((body, neg)) => (body, Some(neg)),
+                Err(e) => {
+                    ctx.services.close(id);
+                    let mut early = Early::new(488, "Not Acceptable Here");
+                    early.warning = Some(sdp::warning_header(&e, &host_of(flow.local.ip())));
+                    return Err(Some(early));
+                }
+            },
         };
         let a_tag = self.ids.tag();
         let Some(a_dialog) = Dialog::as_uas(req, &a_tag, flow) else {
@@ -842,17 +850,18 @@ impl CallControl {
             return Err(silent(400, "Bad Request: cannot form a dialog"));
         };
         self.next_call += 1;
-        ctx.services.configure(id, Side::Caller, &a_neg);
         // Offer the callee the codec the caller chose first, then the rest: the relay
         // transcodes when the callee picks another.
-        let mut b_codecs = vec![a_neg.codec];
-        b_codecs.extend(
-            self.cfg
-                .codecs
-                .iter()
-                .copied()
-                .filter(|c| *c != a_neg.codec),
-        );
+        let mut b_codecs = Vec::with_capacity(self.cfg.codecs.len());
+        if let Some(neg) = &a_neg {
+            ctx.services.configure(id, Side::Caller, neg);
+            b_codecs.push(neg.codec);
+        }
+        for c in &self.cfg.codecs {
+            if !b_codecs.contains(c) {
+                b_codecs.push(*c);
+            }
+        }
         let b_local = LocalMedia {
             addr: flow.local.ip(),
             port: port_b,
@@ -903,6 +912,7 @@ impl CallControl {
                 a_invite: req.clone(),
                 a: a_dialog,
                 a_sdp,
+                late_offer: offer.is_none(),
                 a_local,
                 a_origin,
                 pending_oks: Vec::new(),
@@ -1116,12 +1126,40 @@ impl CallControl {
         let Some((id, side)) = self.dialog_of(ack) else {
             return;
         };
+
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         if call.phase != Phase::Answering || !dialog_ref(call, side).is_some_and(|d| d.matches(ack))
         {
             return;
+        }
+        if side == Side::Caller && call.late_offer {
+            call.late_offer = false;
+            let mut local = call.a_local.clone();
+            local.addr = call.a.flow.local.ip();
+            let neg = Sdp::parse(ack.body())
+                .ok()
+                .and_then(|a| sdp::accept_answer(&local, &a).ok());
+            match neg {
+                Some(neg) => ctx.services.configure(id, Side::Caller, &neg),
+                None => {
+                    // sec. 13.2.1: the ACK must carry the answer; without one there is
+                    // no media to relay.
+                    call.pending_oks.clear();
+                    call.phase = Phase::Up;
+                    self.end_call(
+                        now,
+                        id,
+                        Disposition::Failed,
+                        Some("no usable SDP answer in the ACK"),
+                        Some(200),
+                        Some(Hangup::System),
+                        ctx,
+                    );
+                    return;
+                }
+            }
         }
         call.pending_oks.retain(|(s, _, _)| *s != side);
         if call.pending_oks.is_empty() {
@@ -1509,7 +1547,8 @@ impl CallControl {
         let mut b = MessageBuilder::response_to(&call.a_invite, code, reason)
             .set_to_tag(&call.a.local_tag)
             .header(HeaderName::Contact, our_contact(call.a.flow));
-        if with_sdp || call.early_media {
+        // With a late offer our SDP is an offer, which belongs in the 2xx.
+        if (with_sdp || call.early_media) && !call.late_offer {
             b = b.body("application/sdp", call.a_sdp.clone());
         }
         let response = b.build();
@@ -2297,6 +2336,15 @@ fn refusal_early(r: &Refusal) -> Early {
         e.disposition = Some(Disposition::Blocked);
     }
     e
+}
+
+/// A picker's answer must come from its own offer: without one there is nothing to
+/// answer in the 2xx that takes over the call.
+fn pickup_needs_offer() -> Option<Early> {
+    Some(Early::new(
+        488,
+        "Not Acceptable Here: pickup needs an SDP offer",
+    ))
 }
 
 /// Escapes `"` and `\` for a quoted-string.

@@ -1527,3 +1527,61 @@ fn overload_turns_new_calls_away_except_emergency_calls() {
     assert_eq!(out.last().and_then(|(_, m)| m.status()), Some(407));
     rig.assert_idle();
 }
+
+#[test]
+fn late_offer_gets_our_offer_in_the_200_and_its_answer_from_the_ack() {
+    let mut rig = Rig::new();
+    rig.register("1002", "10.0.0.2");
+    let out = rig.invite_with("1002", "lo1", "");
+    let fork = find(&out, |m| is_req(m, "INVITE")).clone();
+    assert!(String::from_utf8_lossy(fork.body()).contains("m=audio"));
+    let out = rig.feed(
+        "10.0.0.2",
+        &reply(&fork, 200, "OK", "bob", Some(&sdp("10.0.0.2", 5000, "8"))),
+    );
+    let ok = find(&out, |m| is_status(m, 200)).clone();
+    let offer = String::from_utf8_lossy(ok.body()).into_owned();
+    assert!(
+        offer.contains("RTP/AVP 8 0 9"),
+        "all our codecs offered: {offer}"
+    );
+    let configured_before = rig.office.configured.len();
+    let answer = sdp("10.0.0.1", 4000, "0");
+    let ack = caller_request("ACK", &ok, 2, "loa").replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{answer}",
+            answer.len()
+        ),
+    );
+    rig.feed("10.0.0.1", &ack);
+    let caller_leg = &rig.office.configured[configured_before..];
+    assert!(
+        caller_leg
+            .iter()
+            .any(|c| c.1 == Side::Caller && c.2.remote == "10.0.0.1:4000".parse().expect("addr")),
+        "the ACK's answer configures the caller's leg: {caller_leg:?}"
+    );
+    let out = rig.feed("10.0.0.1", &caller_request("BYE", &ok, 3, "lob"));
+    let bye = find(&out, |m| is_req(m, "BYE")).clone();
+    rig.feed("10.0.0.2", &reply(&bye, 200, "OK", "bob", None));
+    assert_eq!(rig.records[0].disposition, Disposition::Answered);
+
+    // An ACK without the answer: nothing to relay, the box ends the call.
+    let out = rig.invite_with("1002", "lo2", "");
+    let fork = find(&out, |m| is_req(m, "INVITE")).clone();
+    let out = rig.feed(
+        "10.0.0.2",
+        &reply(&fork, 200, "OK", "bob", Some(&sdp("10.0.0.2", 5000, "8"))),
+    );
+    let ok = find(&out, |m| is_status(m, 200)).clone();
+    let out = rig.feed("10.0.0.1", &caller_request("ACK", &ok, 2, "lo2ack"));
+    assert_eq!(
+        out.iter().filter(|(_, m)| is_req(m, "BYE")).count(),
+        2,
+        "{out:#?} {:?}",
+        rig.records
+    );
+    assert_eq!(rig.records[1].disposition, Disposition::Failed);
+    rig.assert_idle();
+}
