@@ -1458,33 +1458,40 @@ pub fn rtp_port_range() -> (u16, u16) {
     (min, min + 99)
 }
 
+/// What every baresip phone needs before it starts: the program and its modules, a
+/// temporary directory with the tone file it plays and a folder for its recordings.
+fn phone_files(config: &PhoneConfig) -> (PathBuf, tempfile::TempDir, PathBuf, PathBuf) {
+    let bin = require_tool("baresip", "baresip-core");
+    for m in PHONE_MODULES {
+        let so = Path::new(BARESIP_MODULES).join(format!("{m}.so"));
+        assert!(
+            so.is_file(),
+            "baresip module {} missing: apt-get install baresip-core",
+            so.display()
+        );
+    }
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("phone-{}-", config.user))
+        .tempdir()
+        .expect("create a temp dir for baresip");
+    let tone = dir.path().join("tone.wav");
+    write_tone_wav(
+        &tone,
+        config.tone_hz,
+        config.source_rate(),
+        config.tone_secs,
+        8000.0,
+    );
+    let recordings = dir.path().join("rec");
+    std::fs::create_dir(&recordings).expect("create the recordings dir");
+    (bin, dir, tone, recordings)
+}
+
 impl Phone {
     /// Writes the tone file and configuration, starts baresip, connects to its control port
     /// and waits until pbxd lists its registration (panics with both logs otherwise).
     pub fn start(pbx: &Pbx, config: PhoneConfig) -> Phone {
-        let bin = require_tool("baresip", "baresip-core");
-        for m in PHONE_MODULES {
-            let so = Path::new(BARESIP_MODULES).join(format!("{m}.so"));
-            assert!(
-                so.is_file(),
-                "baresip module {} missing: apt-get install baresip-core",
-                so.display()
-            );
-        }
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("phone-{}-", config.user))
-            .tempdir()
-            .expect("create a temp dir for baresip");
-        let tone = dir.path().join("tone.wav");
-        write_tone_wav(
-            &tone,
-            config.tone_hz,
-            config.source_rate(),
-            config.tone_secs,
-            8000.0,
-        );
-        let recordings = dir.path().join("rec");
-        std::fs::create_dir(&recordings).expect("create the recordings dir");
+        let (bin, dir, tone, recordings) = phone_files(&config);
         let sip_local = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let ctrl_port = free_port();
         let (rtp_min, rtp_max) = rtp_port_range();
@@ -2550,29 +2557,7 @@ impl Phone {
         pbx: &NsPbx,
         config: PhoneConfig,
     ) -> Phone {
-        let bin = require_tool("baresip", "baresip-core");
-        for m in PHONE_MODULES {
-            let so = Path::new(BARESIP_MODULES).join(format!("{m}.so"));
-            assert!(
-                so.is_file(),
-                "baresip module {} missing: apt-get install baresip-core",
-                so.display()
-            );
-        }
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("phone-{}-", config.user))
-            .tempdir()
-            .expect("create a temp dir for baresip");
-        let tone = dir.path().join("tone.wav");
-        write_tone_wav(
-            &tone,
-            config.tone_hz,
-            config.source_rate(),
-            config.tone_secs,
-            8000.0,
-        );
-        let recordings = dir.path().join("rec");
-        std::fs::create_dir(&recordings).expect("create the recordings dir");
+        let (bin, dir, tone, recordings) = phone_files(&config);
         let sip_local = SocketAddr::from((ip, 5060));
         let ctrl = SocketAddr::from((ctrl_ip, 4444));
         let (rtp_min, rtp_max) = rtp_port_range();
