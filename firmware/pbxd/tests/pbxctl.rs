@@ -1078,3 +1078,61 @@ fn cdr_list_table_csv_and_filters() {
         );
     }
 }
+
+/// A forgotten web administrator password is reset from the box's shell, and the
+/// account works with the new one (checked against the stored argon2id hash).
+#[test]
+fn web_user_password_reset_and_enable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    {
+        let mut store = Store::open(dir).unwrap();
+        let by = AuditCtx {
+            actor: "test",
+            source: "test",
+            now_unix: now_unix(),
+        };
+        let hash = pbxd::web::auth::hash_password("the old passphrase").unwrap();
+        store.add_first_admin(&by, "admin", &hash).unwrap();
+        store.set_web_user_disabled(&by, "admin", true).unwrap();
+    }
+    let list = ok(dir, &["web-user", "list"]);
+    assert!(
+        list.contains("admin") && list.contains("disabled"),
+        "{list}"
+    );
+    assert!(!list.contains("argon2"), "hashes never printed");
+
+    let r = run_with_stdin(
+        dir,
+        &["web-user", "set-password", "admin", "-"],
+        Some("a brand new passphrase\n"),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    ok(dir, &["web-user", "enable", "admin"]);
+    let store = Store::open(dir).unwrap();
+    let user = store.get_web_user("admin").unwrap().unwrap();
+    assert!(!user.disabled);
+    assert!(pbxd::web::auth::verify_password(
+        "a brand new passphrase",
+        &user.password_hash
+    ));
+    assert!(!pbxd::web::auth::verify_password(
+        "the old passphrase",
+        &user.password_hash
+    ));
+    let r = run(
+        dir,
+        &["web-user", "set-password", "nobody", "a long passphrase"],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let r = run(dir, &["web-user", "set-password", "admin", "short"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let audit = store.audit_entries(100).unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.actor == "pbxctl" && e.action.contains("password")),
+        "the reset is audited: {audit:?}"
+    );
+}

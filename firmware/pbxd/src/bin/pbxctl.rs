@@ -70,6 +70,29 @@ enum Command {
     /// Site-wide call settings: numbering plan, billing tick, external forwarding.
     #[command(subcommand)]
     Site(SiteCmd),
+    /// Web UI accounts: list them, reset a forgotten password, re-enable an account.
+    #[command(subcommand, name = "web-user")]
+    WebUser(WebUserCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum WebUserCmd {
+    /// List the accounts (never their password hashes).
+    List,
+    /// Set an account's password (e.g. an administrator who forgot theirs). Sessions
+    /// already open in a running pbxd stay until they expire or pbxd restarts.
+    SetPassword {
+        /// The account's user name.
+        username: String,
+        /// The new password (10 to 128 characters), or `-` to read it from stdin.
+        #[arg(value_name = "PW", allow_hyphen_values = true)]
+        password: String,
+    },
+    /// Re-enable a disabled account.
+    Enable {
+        /// The account's user name.
+        username: String,
+    },
 }
 
 /// `on` or `off`.
@@ -334,7 +357,9 @@ impl From<StoreError> for Failure {
                     format!("{e}; allow it with `pbxctl site set --allow-external-forwarding on`"),
                 );
             }
-            StoreError::UnknownExtension(_) | StoreError::UnknownRingGroup(_) => EXIT_NOT_FOUND,
+            StoreError::UnknownExtension(_)
+            | StoreError::UnknownRingGroup(_)
+            | StoreError::UnknownUser(_) => EXIT_NOT_FOUND,
             StoreError::DuplicateExtension(_)
             | StoreError::DuplicateRingGroup(_)
             | StoreError::NumberInUse { .. } => EXIT_EXISTS,
@@ -707,6 +732,40 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             db.set_site_settings(&by, &s)?;
             print(&mut out, format_args!("site settings changed\n"))
+        }
+        Command::WebUser(WebUserCmd::List) => {
+            let rows: Vec<[String; 4]> = open_existing(dir)?
+                .list_web_users()?
+                .into_iter()
+                .map(|u| {
+                    [
+                        u.username,
+                        u.role.as_str().to_owned(),
+                        u.extension.unwrap_or_else(|| "-".to_owned()),
+                        if u.disabled { "disabled" } else { "enabled" }.to_owned(),
+                    ]
+                })
+                .collect();
+            print_table(&mut out, ["USER", "ROLE", "EXTENSION", "STATE"], &rows)
+        }
+        Command::WebUser(WebUserCmd::SetPassword { username, password }) => {
+            let password = password_arg(password)?;
+            store::validate_web_password(&username, &password)?;
+            let mut db = open_existing(dir)?;
+            if db.get_web_user(&username)?.is_none() {
+                return Err(StoreError::UnknownUser(username).into());
+            }
+            let hash = pbxd::web::auth::hash_password(&password)
+                .map_err(|e| Failure::new(EXIT_OTHER, format!("cannot hash the password: {e}")))?;
+            db.set_web_user_password_hash(&by, &username, &hash)?;
+            print(
+                &mut out,
+                format_args!("password of web user {username} changed\n"),
+            )
+        }
+        Command::WebUser(WebUserCmd::Enable { username }) => {
+            open_existing(dir)?.set_web_user_disabled(&by, &username, false)?;
+            print(&mut out, format_args!("web user {username} enabled\n"))
         }
         Command::Registrations => {
             let now = by.now_unix;
