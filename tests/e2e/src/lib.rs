@@ -1031,6 +1031,45 @@ impl Pbx {
             thread::sleep(Duration::from_millis(100));
         }
     }
+
+    /// Every call, dialog and media session is freed when a call ends: the count of
+    /// calls in progress returns to zero within 5 s.
+    pub fn assert_no_call_left(&self) {
+        let left = self.wait_health_calls(0, Duration::from_secs(5));
+        assert_eq!(
+            left,
+            Some(0),
+            "call(s) still in progress after the call ended\npbxd log:\n{}",
+            self.log()
+        );
+    }
+
+    /// Exactly one call record, with one of `dispositions`, and no call left in
+    /// progress; returns the table.
+    pub fn one_record(&self, dispositions: &[&str]) -> CsvTable {
+        let cdr = self.wait_cdr(1, Duration::from_secs(5));
+        assert_eq!(
+            cdr.rows.len(),
+            1,
+            "expected one call record, got {:?}\n{:?}",
+            cdr.rows,
+            cdr.header
+        );
+        let got = cdr.get(0, "disposition");
+        assert!(
+            normalize_disposition(got).is_some_and(|d| dispositions.contains(&d)),
+            "disposition {got:?}, expected one of {dispositions:?}; record: {:?} {:?}",
+            cdr.header,
+            cdr.rows
+        );
+        self.assert_no_call_left();
+        cdr
+    }
+
+    /// The sipp run succeeded, else panics with its story and pbxd's log.
+    pub fn check(&self, what: &str, run: &SippRun) {
+        run.assert_success(&format!("{what}\npbxd log:\n{}", self.log()));
+    }
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@
 use std::time::Duration;
 
 use pbx_e2e::{
-    is_message, normalize_disposition, sip_body, sip_header, start_phone, CsvTable, Pbx, Sipp,
-    SippHandle, SippRun,
+    is_message, normalize_disposition, sip_body, sip_header, start_phone, Pbx, Sipp, SippHandle,
+    SippRun,
 };
 
 const A: &str = "1001";
@@ -55,10 +55,6 @@ fn caller(ext: &str, scenario: &str, dial: &str) -> Sipp {
         .bounded(Duration::from_secs(40), Duration::from_secs(20))
 }
 
-fn check(pbx: &Pbx, what: &str, run: &SippRun) {
-    run.assert_success(&format!("{what}\npbxd log:\n{}", pbx.log()));
-}
-
 /// Every run succeeded; otherwise panics with the story of each failed one (a failure on
 /// one phone is often explained by what another one saw).
 fn check_all(pbx: &Pbx, runs: &[(&str, &SippRun)]) {
@@ -73,39 +69,6 @@ fn check_all(pbx: &Pbx, runs: &[(&str, &SippRun)]) {
         failed.join("\n"),
         pbx.log()
     );
-}
-
-/// Every call, dialog and media session is freed: the count of calls in progress is 0
-/// within 5 s.
-fn assert_no_call_left(pbx: &Pbx) {
-    let left = pbx.wait_health_calls(0, Duration::from_secs(5));
-    assert_eq!(
-        left,
-        Some(0),
-        "call(s) still in progress after the call ended\npbxd log:\n{}",
-        pbx.log()
-    );
-}
-
-/// Exactly one call record, with one of `dispositions`; no call left in progress.
-fn one_record(pbx: &Pbx, dispositions: &[&str]) -> CsvTable {
-    let cdr = pbx.wait_cdr(1, Duration::from_secs(5));
-    assert_eq!(
-        cdr.rows.len(),
-        1,
-        "expected one call record, got {:?}\n{:?}",
-        cdr.rows,
-        cdr.header
-    );
-    let got = cdr.get(0, "disposition");
-    assert!(
-        normalize_disposition(got).is_some_and(|d| dispositions.contains(&d)),
-        "disposition {got:?}, expected one of {dispositions:?}; record: {:?} {:?}",
-        cdr.header,
-        cdr.rows
-    );
-    assert_no_call_left(pbx);
-    cdr
 }
 
 /// Messages sipp received that start with `start` and whose CSeq method is `method`.
@@ -149,12 +112,12 @@ fn bye_while_ringing_cancels_the_call() {
     let pbx = pbx_with(&[]);
     let callee = phone(&pbx, B, "call_uas_ring_cancel.xml", &[]);
     let run = caller(A, "feat_uac_bye_ringing.xml", B).run(pbx.sip_addr());
-    check(&pbx, "caller: BYE on the early dialog -> 200 + 487", &run);
+    pbx.check("caller: BYE on the early dialog -> 200 + 487", &run);
     let callee = callee.wait();
-    check(&pbx, "callee: CANCEL -> 200 + 487 -> ACK", &callee);
+    pbx.check("callee: CANCEL -> 200 + 487 -> ACK", &callee);
     received(&callee, "CANCEL ", "CANCEL");
     received(&run, "SIP/2.0 487", "INVITE");
-    one_record(&pbx, &["cancelled"]);
+    pbx.one_record(&["cancelled"]);
 }
 
 /// The caller CANCELs 0-5 ms after pbxd's 100 Trying while the callee answers its INVITE
@@ -174,9 +137,9 @@ fn cancel_crossing_the_answer_leaves_no_call() {
             .arg("-d")
             .arg(cancel_after)
             .run(pbx.sip_addr());
-        check(&pbx, &format!("caller, {delay}"), &run);
+        pbx.check(&format!("caller, {delay}"), &run);
         let callee = callee.wait();
-        check(&pbx, "callee: 200, then ACK and BYE", &callee);
+        pbx.check("callee: 200, then ACK and BYE", &callee);
         // The callee answered, so pbxd must have ACKed its 2xx and hung it up.
         received(&callee, "ACK ", "ACK");
         received(&callee, "BYE ", "BYE");
@@ -200,7 +163,7 @@ fn cancel_crossing_the_answer_leaves_no_call() {
                 + received_all(&run, "SIP/2.0 481", "CANCEL").len();
             assert_eq!(answers, 1, "the CANCEL got {answers} answers:\n{run}");
         }
-        let cdr = one_record(&pbx, &["answered", "cancelled"]);
+        let cdr = pbx.one_record(&["answered", "cancelled"]);
         assert_eq!(
             normalize_disposition(cdr.get(0, "disposition")),
             Some(if answered { "answered" } else { "cancelled" }),
@@ -228,9 +191,9 @@ fn hold_and_resume_are_answered_by_pbxd() {
         .arg("-d")
         .arg("500")
         .run(pbx.sip_addr());
-    check(&pbx, "caller: hold, resume, hang up", &run);
+    pbx.check("caller: hold, resume, hang up", &run);
     let callee = callee.wait();
-    check(&pbx, "callee: one INVITE, BYE at the end", &callee);
+    pbx.check("callee: one INVITE, BYE at the end", &callee);
     let oks = received_all(&run, "SIP/2.0 200", "INVITE");
     let hold = oks
         .iter()
@@ -254,7 +217,7 @@ fn hold_and_resume_are_answered_by_pbxd() {
         1,
         "the callee was disturbed by the caller's hold:\n{callee}"
     );
-    one_record(&pbx, &["answered"]);
+    pbx.one_record(&["answered"]);
 }
 
 #[test]
@@ -263,15 +226,11 @@ fn blind_transfer_connects_the_caller_to_the_target() {
     let transferor = phone(&pbx, B, "feat_uas_refer.xml", &["-key", "transfer_to", C]);
     let target = phone(&pbx, C, "call_uas_bye.xml", &["-d", "1000"]);
     let run = caller(A, "feat_uac_hungup.xml", B).run(pbx.sip_addr());
-    check(&pbx, "caller A: answered by B, hung up by C", &run);
+    pbx.check("caller A: answered by B, hung up by C", &run);
     let transferor = transferor.wait();
-    check(
-        &pbx,
-        "transferor B: REFER -> 202, NOTIFYs, BYE",
-        &transferor,
-    );
+    pbx.check("transferor B: REFER -> 202, NOTIFYs, BYE", &transferor);
     let target = target.wait();
-    check(&pbx, "target C: answers, hangs up", &target);
+    pbx.check("target C: answers, hangs up", &target);
 
     received(&transferor, "SIP/2.0 202", "REFER");
     // By CSeq (a NOTIFY pbxd had to retransmit arrives twice): 100 Trying first, 200 OK
@@ -306,7 +265,7 @@ fn blind_transfer_connects_the_caller_to_the_target() {
     );
     received(&run, "BYE ", "BYE");
 
-    let cdr = one_record(&pbx, &["answered"]);
+    let cdr = pbx.one_record(&["answered"]);
     assert_eq!(cdr.get(0, "reason"), format!("transferred to {C}"));
     assert_eq!(cdr.get(0, "destination"), C);
 }
@@ -395,7 +354,7 @@ fn attended_transfer_replaces_the_consultation() {
     let consult = 1 - first;
     assert_eq!(cdr.get(consult, "caller"), B, "{:?}", cdr.rows);
     assert_eq!(cdr.get(consult, "reason"), "transferred (attended)");
-    assert_no_call_left(&pbx);
+    pbx.assert_no_call_left();
 }
 
 #[test]
@@ -412,11 +371,11 @@ fn pickup_group_member_takes_a_ringing_call() {
         .arg("-d")
         .arg("1000")
         .run(pbx.sip_addr());
-    check(&pbx, "picker 1003 dials *8, talks, hangs up", &picker);
+    pbx.check("picker 1003 dials *8, talks, hangs up", &picker);
     let a = a.wait();
-    check(&pbx, "caller: answered by the picker, BYE", &a);
+    pbx.check("caller: answered by the picker, BYE", &a);
     let rung = rung.wait();
-    check(&pbx, "rung phone: CANCEL", &rung);
+    pbx.check("rung phone: CANCEL", &rung);
     let answer = received(&picker, "SIP/2.0 200", "INVITE");
     assert!(
         sip_body(&answer).contains("m=audio"),
@@ -426,7 +385,7 @@ fn pickup_group_member_takes_a_ringing_call() {
     received(&rung, "CANCEL ", "CANCEL");
     // The picker's *8 call is taken into the picked call: one record, answered by the
     // picker.
-    let cdr = one_record(&pbx, &["answered"]);
+    let cdr = pbx.one_record(&["answered"]);
     assert_eq!(cdr.get(0, "caller"), A, "{:?}", cdr.rows);
     assert_eq!(cdr.get(0, "dialled"), B, "{:?}", cdr.rows);
     assert_eq!(cdr.get(0, "destination"), C, "{:?}", cdr.rows);
@@ -442,10 +401,10 @@ fn busy_extension_forwards_to_its_target() {
         .arg("-d")
         .arg("500")
         .run(pbx.sip_addr());
-    check(&pbx, "caller: answered by the forward target", &run);
-    check(&pbx, "busy phone: 486, ACK", &busy.wait());
-    check(&pbx, "target answers", &target.wait());
-    let cdr = one_record(&pbx, &["answered"]);
+    pbx.check("caller: answered by the forward target", &run);
+    pbx.check("busy phone: 486, ACK", &busy.wait());
+    pbx.check("target answers", &target.wait());
+    let cdr = pbx.one_record(&["answered"]);
     assert_eq!(cdr.get(0, "destination"), C, "{:?}", cdr.rows);
     assert_eq!(cdr.get(0, "dialled"), B, "{:?}", cdr.rows);
 }
@@ -468,17 +427,17 @@ fn unanswered_extension_forwards_after_its_ring_time() {
         .arg("-d")
         .arg("500")
         .run(pbx.sip_addr());
-    check(&pbx, "caller: answered by the forward target", &run);
+    pbx.check("caller: answered by the forward target", &run);
     let rung = rung.wait();
-    check(&pbx, "first phone: rings, CANCEL after 5 s", &rung);
+    pbx.check("first phone: rings, CANCEL after 5 s", &rung);
     let target = target.wait();
-    check(&pbx, "target answers", &target);
+    pbx.check("target answers", &target);
     let waited = invite_time(&target) - invite_time(&rung);
     assert!(
         (4.5..8.0).contains(&waited),
         "the forward target rang {waited:.2} s after the first phone (want ~5 s)"
     );
-    let cdr = one_record(&pbx, &["answered"]);
+    let cdr = pbx.one_record(&["answered"]);
     assert_eq!(cdr.get(0, "destination"), C, "{:?}", cdr.rows);
     eprintln!("no-answer forward after {waited:.2} s");
 }
@@ -491,8 +450,8 @@ fn forwarding_loop_gives_482() {
     let run = caller(A, "feat_uac_expect.xml", B)
         .global("expect", "482")
         .run(pbx.sip_addr());
-    check(&pbx, "caller expects 482", &run);
-    let cdr = one_record(&pbx, &["failed"]);
+    pbx.check("caller expects 482", &run);
+    let cdr = pbx.one_record(&["failed"]);
     assert_eq!(cdr.get(0, "sip_status"), "482", "{:?}", cdr.rows);
     assert!(
         cdr.get(0, "reason").contains("oop"),
@@ -519,18 +478,18 @@ fn simultaneous_ring_group_first_answer_wins() {
         .arg("-d")
         .arg("500")
         .run(pbx.sip_addr());
-    check(&pbx, "caller: answered through the group", &run);
+    pbx.check("caller: answered through the group", &run);
     let answers = answers.wait();
-    check(&pbx, "member 1002 answers", &answers);
+    pbx.check("member 1002 answers", &answers);
     let rings = rings.wait();
-    check(&pbx, "member 1003 rings, CANCEL", &rings);
+    pbx.check("member 1003 rings, CANCEL", &rings);
     let together = (invite_time(&rings) - invite_time(&answers)).abs();
     assert!(
         together < 1.0,
         "members not rung together: {together:.2} s apart"
     );
     received(&rings, "CANCEL ", "CANCEL");
-    let cdr = one_record(&pbx, &["answered"]);
+    let cdr = pbx.one_record(&["answered"]);
     assert_eq!(cdr.get(0, "destination"), B, "{:?}", cdr.rows);
     assert_eq!(cdr.get(0, "dialled"), "600", "{:?}", cdr.rows);
 }
@@ -555,17 +514,17 @@ fn ordered_ring_group_rings_the_next_member_after_its_time() {
         .arg("-d")
         .arg("500")
         .run(pbx.sip_addr());
-    check(&pbx, "caller: answered by the second member", &run);
+    pbx.check("caller: answered by the second member", &run);
     let first = first.wait();
-    check(&pbx, "first member rings 5 s, CANCEL", &first);
+    pbx.check("first member rings 5 s, CANCEL", &first);
     let second = second.wait();
-    check(&pbx, "second member answers", &second);
+    pbx.check("second member answers", &second);
     let waited = invite_time(&second) - invite_time(&first);
     assert!(
         (4.5..8.0).contains(&waited),
         "the second member rang {waited:.2} s after the first (want ~5 s)"
     );
-    let cdr = one_record(&pbx, &["answered"]);
+    let cdr = pbx.one_record(&["answered"]);
     assert_eq!(cdr.get(0, "destination"), C, "{:?}", cdr.rows);
     eprintln!("ordered group: next member after {waited:.2} s");
 }
@@ -588,9 +547,9 @@ fn session_timer_ends_an_unrefreshed_call() {
         .key("callee", B)
         .bounded(Duration::from_secs(150), Duration::from_secs(20))
         .run(pbx.sip_addr());
-    check(&pbx, "caller: timer agreed, BYE from pbxd", &run);
+    pbx.check("caller: timer agreed, BYE from pbxd", &run);
     let callee = callee.wait();
-    check(&pbx, "callee: BYE from pbxd", &callee);
+    pbx.check("callee: BYE from pbxd", &callee);
     let ok = received(&run, "SIP/2.0 200", "INVITE");
     assert_eq!(sip_header(&ok, "Session-Expires"), "90;refresher=uac");
     assert!(sip_header(&ok, "Require").contains("timer"), "{ok}");
@@ -610,6 +569,6 @@ fn session_timer_ends_an_unrefreshed_call() {
         (55.0..95.0).contains(&after),
         "pbxd hung up {after:.1} s after the answer (session interval 90 s)"
     );
-    one_record(&pbx, &["answered"]);
+    pbx.one_record(&["answered"]);
     eprintln!("session timer: BYE {after:.1} s after the answer");
 }

@@ -11,8 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use pbx_e2e::{
-    free_port, normalize_disposition, require_tool, workspace_root, CsvTable, KillOnDrop, Pbx,
-    Sipp, SippHandle, SippRun, Transport,
+    free_port, require_tool, workspace_root, KillOnDrop, Pbx, Sipp, SippHandle, SippRun, Transport,
 };
 
 const CALLER: &str = "1001";
@@ -69,53 +68,10 @@ fn calling(scenario: &str, dial: &str) -> Sipp {
         .timeout(Duration::from_secs(40))
 }
 
-fn check(pbx: &Pbx, what: &str, run: &SippRun) {
-    run.assert_success(&format!("{what}\npbxd log:\n{}", pbx.log()));
-}
-
-/// Exactly one call record, with this disposition, and no call left in progress
-/// afterwards; returns the table.
-fn one_record(pbx: &Pbx, disposition: &str) -> CsvTable {
-    one_record_of(pbx, &[disposition])
-}
-
 /// Calls in progress, from pbxd's health API.
 fn calls_in_progress(pbx: &Pbx) -> u64 {
     pbx.health_calls()
         .unwrap_or_else(|| panic!("no \"calls\" count in the health API's answer"))
-}
-
-/// Every call, dialog and media session is freed when a call ends: the count of calls in
-/// progress returns to zero (within 5 s).
-fn assert_no_call_left(pbx: &Pbx) {
-    let left = pbx.wait_health_calls(0, Duration::from_secs(5));
-    assert_eq!(
-        left,
-        Some(0),
-        "call(s) still in progress after the call ended\npbxd log:\n{}",
-        pbx.log()
-    );
-}
-
-/// Exactly one call record, with one of these dispositions; returns the table.
-fn one_record_of(pbx: &Pbx, dispositions: &[&str]) -> CsvTable {
-    let cdr = pbx.wait_cdr(1, Duration::from_secs(5));
-    assert_eq!(
-        cdr.rows.len(),
-        1,
-        "expected one call record, got {:?}\n{:?}",
-        cdr.rows,
-        cdr.header
-    );
-    let got = cdr.get(0, "disposition");
-    assert!(
-        normalize_disposition(got).is_some_and(|d| dispositions.contains(&d)),
-        "disposition {got:?}, expected one of {dispositions:?}; record: {:?} {:?}",
-        cdr.header,
-        cdr.rows
-    );
-    assert_no_call_left(pbx);
-    cdr
 }
 
 /// The first message sipp received that starts with `start` (e.g. "SIP/2.0 200") and
@@ -219,12 +175,12 @@ fn answered_call_caller_hangs_up() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let caller = caller.wait();
-    check(&pbx, "caller", &caller);
+    pbx.check("caller", &caller);
     let callee = callee.wait();
-    check(&pbx, "callee", &callee);
+    pbx.check("callee", &callee);
     assert_challenged(&caller);
     assert_b2bua_legs(&caller, &callee);
-    let cdr = one_record(&pbx, "answered");
+    let cdr = pbx.one_record(&["answered"]);
     if cdr.column("hangup").is_some() {
         assert_eq!(cdr.get(0, "hangup"), "caller");
     }
@@ -240,9 +196,9 @@ fn answered_call_caller_over_tcp() {
     let caller = calling("call_uac.xml", CALLEE)
         .transport(Transport::Tcp)
         .run(pbx.sip_addr());
-    check(&pbx, "caller over TCP", &caller);
-    check(&pbx, "callee", &callee.wait());
-    one_record(&pbx, "answered");
+    pbx.check("caller over TCP", &caller);
+    pbx.check("callee", &callee.wait());
+    pbx.one_record(&["answered"]);
 }
 
 #[test]
@@ -250,11 +206,11 @@ fn answered_call_callee_hangs_up() {
     let pbx = pbx_with(&[]);
     let callee = start_callee(&pbx, "call_uas_bye.xml", &["-d", "500"]);
     let caller = calling("call_uac_hungup.xml", CALLEE).run(pbx.sip_addr());
-    check(&pbx, "caller", &caller);
+    pbx.check("caller", &caller);
     let callee = callee.wait();
-    check(&pbx, "callee", &callee);
+    pbx.check("callee", &callee);
     assert_b2bua_legs(&caller, &callee);
-    let cdr = one_record(&pbx, "answered");
+    let cdr = pbx.one_record(&["answered"]);
     if cdr.column("hangup").is_some() {
         assert_eq!(cdr.get(0, "hangup"), "callee");
     }
@@ -265,10 +221,10 @@ fn caller_cancels_while_ringing() {
     let pbx = pbx_with(&[]);
     let callee = start_callee(&pbx, "call_uas_ring_cancel.xml", &[]);
     let caller = calling("call_uac_cancel.xml", CALLEE).run(pbx.sip_addr());
-    check(&pbx, "caller", &caller);
+    pbx.check("caller", &caller);
     let callee = callee.wait();
-    check(&pbx, "callee (CANCEL -> 200 + 487, ACK)", &callee);
-    one_record(&pbx, "cancelled");
+    pbx.check("callee (CANCEL -> 200 + 487, ACK)", &callee);
+    pbx.one_record(&["cancelled"]);
 }
 
 #[test]
@@ -278,9 +234,9 @@ fn busy_callee_gives_486() {
     let caller = calling("call_uac_expect.xml", CALLEE)
         .global("expect", "486")
         .run(pbx.sip_addr());
-    check(&pbx, "caller expects 486", &caller);
-    check(&pbx, "callee (486, ACK)", &callee.wait());
-    one_record(&pbx, "busy");
+    pbx.check("caller expects 486", &caller);
+    pbx.check("callee (486, ACK)", &callee.wait());
+    pbx.one_record(&["busy"]);
 }
 
 #[test]
@@ -290,11 +246,11 @@ fn no_answer_gives_408_after_the_ring_timeout() {
     let caller = calling("call_uac_expect.xml", CALLEE)
         .global("expect", "408")
         .run(pbx.sip_addr());
-    check(&pbx, "caller expects 408", &caller);
-    check(&pbx, "callee is cancelled", &callee.wait());
+    pbx.check("caller expects 408", &caller);
+    pbx.check("callee is cancelled", &callee.wait());
     // The callee rang (180 relayed) before the timeout ended the call.
     received(&caller, "SIP/2.0 180", "INVITE");
-    one_record(&pbx, "no_answer");
+    pbx.one_record(&["no_answer"]);
 }
 
 /// A failure the dial plan or the registrar decides, with no callee involved.
@@ -303,9 +259,9 @@ fn refused(dial: &str, status: &str, disposition: &[&str]) -> (Pbx, SippRun) {
     let caller = calling("call_uac_expect.xml", dial)
         .global("expect", status)
         .run(pbx.sip_addr());
-    check(&pbx, &format!("calling {dial} gives {status}"), &caller);
+    pbx.check(&format!("calling {dial} gives {status}"), &caller);
     assert_challenged(&caller);
-    one_record_of(&pbx, disposition);
+    pbx.one_record(disposition);
     (pbx, caller)
 }
 
