@@ -34,7 +34,9 @@ as_root() {
 }
 
 # --- system packages -------------------------------------------------------------------
-PACKAGES=(sip-tester sipvicious baresip-core build-essential pkg-config ca-certificates curl procps iproute2 iptables python3)
+PACKAGES=(sip-tester sipvicious baresip-core build-essential pkg-config ca-certificates curl procps iproute2 iptables python3
+  python3-venv libasound2-dev alsa-utils libspandsp-dev espeak-ng chromium chromium-driver rauc squashfs-tools dbus
+  genimage)
 [ -n "${BENCH:-}" ] && PACKAGES+=(kamailio)
 if [ -z "${SKIP_INSTALL:-}" ] && command -v apt-get >/dev/null; then
   missing=()
@@ -104,6 +106,12 @@ if [ "$FUZZ_SECONDS" -gt 0 ] && [ -f "$FUZZ_DIR/Cargo.toml" ]; then
 else
   NOTES+=("fuzz run skipped: no $FUZZ_DIR or FUZZ_SECONDS=0")
 fi
+
+# --- further checks: each scripts/test.d/*.sh is one named check (image, web UI, ...) ------
+for extra in scripts/test.d/*.sh; do
+  [ -e "$extra" ] || continue
+  check "$(basename "$extra" .sh)" bash "$extra"
+done
 
 if [ -n "${BENCH:-}" ]; then
   step "benchmark"
