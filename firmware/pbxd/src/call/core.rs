@@ -1,46 +1,35 @@
-//! The B2BUA core: calls between the office's phones as plain state, SIP messages and
-//! `now` in, SIP messages and call events out (no sockets, no clock).
+//! Call control: calls between parties as plain state. Leg events and `now` go in;
+//! commands to legs, media control and call records come out. No protocol, no
+//! sockets, no clock: the SIP user agent (`sip::ua`) turns SIP into [`LegEvent`]s and
+//! carries out [`Legs`] commands, and other kinds of legs (analog ports, GSM) can do
+//! the same.
 //!
-//! A call is the caller's leg (A: the INVITE we answer) and the callee's leg (B: the
-//! INVITEs we send, one fork per registered contact, of which the first to answer
-//! becomes the B dialog), with a media session anchored in the box between them. The
-//! caller sees one dialog whatever the forks do: provisional responses are relayed
-//! with our own To tag, and the SDP each side sees is ours.
-//!
-//! The endpoint (`sip/endpoint.rs`) owns the transactions; this core says what to send
-//! on which transaction ([`CallOutput`]) and is told what arrives.
+//! A call is the caller's leg (side [`Side::Caller`]) and, once answered, one callee
+//! leg ([`Side::Callee`]), with a media session anchored in the box between them.
+//! While it rings, each extension rung is a leg of its own; the first to answer
+//! becomes the callee and the others stop. Forwarding, ring groups, pickup, transfer,
+//! feature codes and music on hold are decided here.
 
 mod features;
-mod liveness;
 mod pickup;
-mod prack;
 mod transfer;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use pbx_sip::message::{HeaderName, Message, MessageBuilder, Method, Scheme, Uri};
-use pbx_sip::transaction::TransactionKey;
-
-use super::dialog::{host_of, our_contact, our_via, Dialog};
-use super::ids::Ids;
+use super::leg::{Cause, CauseKind, Gone, LegEvent, LegId, Legs, MediaPort, Party, RingTarget};
 use super::trunk::TrunkTarget;
 use crate::dialplan::{self, Caller, FeatureCode, NumberPlan, OutboundClass, Refusal, Route, Site};
-use crate::media::sdp::{self, Codec, Direction, LocalMedia, Negotiated, Origin, Sdp};
-use crate::registrar::{Directory, Flow, Registrar};
+use crate::media::sdp::{Codec, Negotiated};
+use crate::registrar::Directory;
 // The record's vocabulary is the store's: one set of words for calls, from core to CSV.
 pub use crate::store::{CallDirection, Disposition, HangupSide as Hangup};
 use crate::store::{ForwardTarget, RingGroup, RingStrategy};
 
-/// Seconds a caller turned away under overload is asked to wait (RFC 3261 sec. 21.5.4).
-const OVERLOAD_RETRY_AFTER: u32 = 5;
-
-/// Whether the INVITE is an emergency call, in any form the dial plan accepts.
-fn is_emergency(req: &Message) -> bool {
-    let Some(dialled) = req.request_uri().and_then(|u| u.user()) else {
-        return false;
-    };
+/// Whether `dialled` is an emergency call, in any form the dial plan accepts (such
+/// calls are never shed under overload).
+pub fn is_emergency(dialled: &str) -> bool {
     let who = Caller {
         extension: "",
         class: OutboundClass::InternalOnly,
@@ -60,9 +49,6 @@ const MAX_HOPS: usize = 5;
 /// A call's number within this process.
 pub type CallId = u64;
 
-/// Methods the B2BUA answers (with the registrar's), for Allow headers.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER, PRACK";
-
 /// Which leg of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
@@ -72,7 +58,17 @@ pub enum Side {
     Callee,
 }
 
-/// B2BUA settings.
+impl Side {
+    /// The other side of the call.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Caller => Side::Callee,
+            Side::Callee => Side::Caller,
+        }
+    }
+}
+
+/// Call settings (the SIP legs take the protocol timers from here too).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallConfig {
     /// How long a callee may ring before the caller gets 408.
@@ -215,20 +211,12 @@ pub trait CallServices: CallDirectory + MediaControl {}
 
 impl<T: CallDirectory + MediaControl> CallServices for T {}
 
-/// What the core needs from its surroundings for one input.
-pub struct CallContext<'a> {
-    /// Digest authentication and the location service.
-    pub registrar: &'a mut Registrar,
-    /// Extensions, settings and the RTP relay.
-    pub services: &'a mut dyn CallServices,
-}
-
 /// One finished call attempt, for the call records.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallSummary {
     /// Our number for the call (also the media session's).
     pub id: CallId,
-    /// The caller's SIP Call-ID.
+    /// The caller leg's protocol reference (its SIP Call-ID).
     pub sip_call_id: String,
     /// Calling extension.
     pub caller: String,
@@ -258,80 +246,33 @@ pub struct CallSummary {
     pub disposition: Disposition,
     /// Why, in words ("486 Busy Here", "blocked range 0900", "media time-out").
     pub reason: Option<String>,
-    /// The final status the caller got (200 when answered).
+    /// Why the call failed or was refused (none when answered).
+    pub cause: Option<Cause>,
+    /// The final status the caller got (200 when answered), filled in by the
+    /// protocol layer from `cause`.
     pub sip_status: Option<u16>,
     /// Who hung up an answered call.
     pub hangup: Option<Hangup>,
 }
 
-/// What the endpoint must do for the core.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CallOutput {
-    /// Send a response on server transaction `key`.
-    Respond {
-        /// The transaction.
-        key: TransactionKey,
-        /// The response.
-        response: Message,
-    },
-    /// Start a client transaction for `request` on `flow`.
-    Request {
-        /// Where to send.
-        flow: Flow,
-        /// The request (its key is `TransactionKey::for_client_request`).
-        request: Message,
-    },
-    /// Send outside any transaction (an ACK for a 2xx).
-    Send {
-        /// Where to send.
-        flow: Flow,
-        /// The message.
-        message: Message,
-    },
-    /// A call ended: write its record, close its media.
-    Ended(Box<CallSummary>),
-    /// End client transaction `key` now (sec. 9.1: no answer to our CANCEL).
-    Abandon {
-        /// The transaction.
-        key: TransactionKey,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ForkState {
-    /// INVITE sent, nothing heard.
-    Calling,
-    /// A provisional response came: CANCEL is allowed now (sec. 9.1).
-    Ringing,
-    /// This fork answered.
-    Answered,
-    /// Final non-2xx, or cancelled.
-    Done,
-}
-
-#[derive(Debug)]
-struct Fork {
-    /// The extension this fork rings.
-    ext: String,
-    /// The routing round it belongs to (forwarding and ordered groups start new ones).
-    round: u32,
-    key: TransactionKey,
-    invite: Message,
-    flow: Flow,
-    state: ForkState,
-    /// CANCEL wanted but no provisional response yet.
-    cancel_pending: bool,
-    final_status: Option<(u16, String)>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Forks are ringing.
+    /// Callee legs are ringing.
     Ringing,
-    /// 2xx sent to the caller, waiting for its ACK.
+    /// The caller (or a picker) was answered; waiting for it to confirm.
     Answering,
     /// Both sides talking.
     Up,
+}
+
+/// One extension (or trunk number) being rung for a call.
+#[derive(Debug)]
+struct Ring {
+    leg: LegId,
+    /// What it rings (an extension, or the external number).
+    ext: String,
+    /// Why it failed, once it has.
+    failed: Option<Cause>,
 }
 
 #[derive(Debug)]
@@ -346,81 +287,80 @@ struct Call {
     answered: Option<Instant>,
     source_ip: IpAddr,
     dest_ip: Option<IpAddr>,
-    /// The caller's INVITE transaction and the dialog we form with it.
-    a_key: TransactionKey,
-    a_invite: Message,
-    a: Dialog,
-    /// Our SDP answer to the caller's offer (or, for a late offer, our offer).
-    a_sdp: Vec<u8>,
-    /// The caller sent no offer: ours is in the 2xx, its answer comes in the ACK.
-    late_offer: bool,
-    a_local: LocalMedia,
-    a_origin: Origin,
-    /// The 2xx we sent the caller, retransmitted until ACK (UDP).
-    /// Our 2xx answers not yet ACKed (the caller's; a picker's), retransmitted on
-    /// unreliable transports until their ACK (sec. 13.3.1.4).
-    pending_oks: Vec<(Side, TransactionKey, Message)>,
-    retransmit_at: Option<Instant>,
-    retransmit_every: Duration,
-    ack_deadline: Option<Instant>,
-    /// Our offer towards the callee.
-    b_local: LocalMedia,
-    b_origin: Origin,
-    forks: Vec<Fork>,
-    /// The callee dialog once answered.
-    b: Option<Dialog>,
-    /// The ACKs we sent for the 2xx that formed each side's dialog (resent when the
-    /// 2xx is retransmitted), for dialogs we started.
-    acks: HashMap<Side, Message>,
-    /// A transfer in progress (REFER).
-    transfer: Option<Transfer>,
-    /// Where the call was transferred to, for the record.
-    transferred_to: Option<String>,
-    /// The caller offered or required 100rel: our provisionals are reliable.
-    rel100: bool,
-    /// RSeq of our last reliable provisional, and the one awaiting PRACK.
-    rseq: u32,
-    reliable: Option<prack::Reliable>,
-    /// Our SDP answer went out in a reliable provisional: the 2xx carries none.
-    answered_reliably: bool,
+    reference: String,
+    /// The caller's leg, and whether it has been answered.
+    a: LegId,
+    a_answered: bool,
+    /// The callee's leg once answered.
+    b: Option<LegId>,
+    /// Our relay ports: caller side, callee side.
+    ports: (u16, u16),
+    /// The caller's codec, offered first to callees (no transcoding when they take it).
+    prefer: Option<Codec>,
+    /// What rings now (the current routing round).
+    rings: Vec<Ring>,
+    /// Answered legs that have not confirmed yet.
+    unconfirmed: Vec<LegId>,
     /// The side that put the call on hold (the other side hears music).
     held_by: Option<Side>,
     /// Trunk name and E.164 (or emergency) number of an outbound call.
     external: Option<(String, String)>,
-    /// RFC 4028 session interval agreed with the caller, and when it runs out.
-    session: Option<Duration>,
-    session_deadline: Option<Instant>,
-    /// Next in-dialog OPTIONS ping.
-    ping_at: Option<Instant>,
     ring_deadline: Option<Instant>,
     early_media: bool,
     /// What is being rung now.
     target: Target,
     /// Numbers this call has been routed to (loop protection).
     hops: Vec<String>,
-    /// The callee leg's Call-ID, From value and CSeq (forks share them; each routing
-    /// round takes the next CSeq).
-    b_call_id: String,
-    b_from: String,
-    b_cseq: u32,
+    /// A transfer in progress.
+    transfer: Option<Transfer>,
+    /// Where the call was transferred to, for the record.
+    transferred_to: Option<String>,
 }
 
-/// Why a call cannot go on: the caller's final response and the record's words.
-type Failure = (u16, String, Disposition);
+impl Call {
+    fn port(&self, side: Side) -> u16 {
+        match side {
+            Side::Caller => self.ports.0,
+            Side::Callee => self.ports.1,
+        }
+    }
 
-/// A transfer requested by one side with REFER (RFC 3515): the other side stays, the
-/// transferor's side is replaced by the target once it answers.
+    fn leg(&self, side: Side) -> Option<LegId> {
+        match side {
+            Side::Caller => Some(self.a),
+            Side::Callee => self.b,
+        }
+    }
+
+    fn number(&self, side: Side) -> String {
+        match side {
+            Side::Caller => self.caller.clone(),
+            Side::Callee => self.callee.clone(),
+        }
+    }
+
+    /// Every leg of the call except `except`.
+    fn all_legs(&self) -> Vec<LegId> {
+        let mut v = vec![self.a];
+        v.extend(self.b);
+        v.extend(self.rings.iter().map(|r| r.leg));
+        v.extend(self.transfer.as_ref().and_then(|t| t.leg));
+        v
+    }
+}
+
+/// A transfer asked for by the party on `side` (through leg `requester`): that side
+/// is replaced by the target once the target answers.
 #[derive(Debug)]
 struct Transfer {
-    /// The transferor's side.
     side: Side,
-    /// The number the transferor asked for.
+    requester: LegId,
+    /// The number of the party that takes the side over.
     target: String,
-    /// Blind transfer: INVITEs to the target's phones. Attended transfer: none.
-    forks: Vec<Fork>,
-    /// Our From (with tag) and Call-ID on the new leg.
-    from: String,
-    call_id: String,
+    /// Blind: the new leg ringing the target.
+    leg: Option<LegId>,
+    /// Attended: the target's leg being moved here from `.1`, where it is on `.2`.
+    moving: Option<(LegId, CallId, Side)>,
     /// When a blind transfer gives up ringing.
     deadline: Option<Instant>,
 }
@@ -445,109 +385,56 @@ enum Target {
     Trunk,
     /// No one: the box answers a feature code itself.
     Feature,
-    /// One extension (all its phones).
+    /// One extension (all its devices).
     Extension(String),
     /// A ring group; `next` is the next member to ring in an ordered group.
     Group { group: RingGroup, next: usize },
 }
 
-/// A fork that outlived its call.
-#[derive(Debug)]
-struct Orphan {
-    invite: Message,
-    flow: Flow,
-    cancelled: bool,
-    /// 64*T1 after the call ended: a callee that never answers the CANCEL must not
-    /// keep the INVITE transaction alive forever (sec. 9.1).
-    deadline: Instant,
+/// Why a call cannot go on: what the caller is told, and the record's outcome.
+type Failure = (Cause, Disposition);
+
+/// What a new incoming leg is, for records of calls refused before they existed.
+struct Attempt<'a> {
+    leg: LegId,
+    caller: &'a str,
+    dialled: &'a str,
+    reference: &'a str,
+    source: IpAddr,
 }
 
-/// What a client transaction of ours belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ClientRole {
-    Fork(CallId, usize),
-    /// A fork whose call is over: CANCEL it when it rings, ACK and BYE it if it
-    /// answers anyway (the 2xx can cross our CANCEL).
-    Orphan,
-    /// An INVITE of a blind transfer to its target.
-    TransferFork(CallId, usize),
-    /// The re-INVITE that moves an attended transfer's target into `call`, out of
-    /// `from_call` where it is on `from_side`.
-    ReInvite {
-        call: CallId,
-        from_call: CallId,
-        from_side: Side,
-    },
-    /// An in-dialog OPTIONS checking that a phone still knows the call.
-    Ping(CallId),
-    /// BYE, CANCEL, NOTIFY answers: nothing to do but absorb.
-    Other,
-}
-
-/// The B2BUA core.
+/// Call control.
 #[derive(Debug)]
 pub struct CallControl {
     cfg: CallConfig,
-    ids: Ids,
     next_call: CallId,
     calls: HashMap<CallId, Call>,
-    /// Caller INVITE transactions -> call.
-    by_server_key: HashMap<TransactionKey, CallId>,
-    /// Our client transactions -> what they belong to.
-    by_client_key: HashMap<TransactionKey, ClientRole>,
-    /// (Call-ID, our tag) -> call and leg, for in-dialog requests.
-    by_dialog: HashMap<(String, String), (CallId, Side)>,
-    /// The shell measured the SIP task as saturated: new calls get 503.
-    overloaded: bool,
-    /// INVITEs of forks whose call ended, until their transactions end or, at the
-    /// deadline, are abandoned.
-    orphans: HashMap<TransactionKey, Orphan>,
-    out: VecDeque<CallOutput>,
+    /// Every leg of a live call: its call and the side it is (or will be) on.
+    legs: HashMap<LegId, (CallId, Side)>,
+    ended: VecDeque<CallSummary>,
 }
 
-/// A refusal before any call state exists.
-struct Early {
-    status: u16,
-    reason: String,
-    warning: Option<String>,
-    /// 420: the option tags we do not support.
-    unsupported: Option<String>,
-    /// 422: our minimum session interval.
-    min_se: Option<u32>,
-    /// 503 under overload: when to try again, seconds.
-    retry_after: Option<u32>,
-    disposition: Option<Disposition>,
-}
-
-impl Early {
-    fn new(status: u16, reason: impl Into<String>) -> Self {
-        Self {
-            status,
-            reason: reason.into(),
-            warning: None,
-            unsupported: None,
-            min_se: None,
-            retry_after: None,
-            disposition: Some(Disposition::Failed),
-        }
-    }
+/// What handlers get: the legs to command and the services.
+struct Io<'a, 'b> {
+    legs: &'a mut dyn Legs,
+    env: &'b mut dyn CallServices,
 }
 
 impl CallControl {
-    /// A B2BUA with no calls; `seed` must be random per process start.
-    pub fn new(cfg: CallConfig, seed: u64) -> Self {
+    /// Call control with no calls.
+    pub fn new(cfg: CallConfig) -> Self {
         Self {
             cfg,
-            ids: Ids::new(seed),
             next_call: 1,
             calls: HashMap::new(),
-            by_server_key: HashMap::new(),
-            by_client_key: HashMap::new(),
-            by_dialog: HashMap::new(),
-            orphans: HashMap::new(),
-            overloaded: false,
-            out: VecDeque::new(),
+            legs: HashMap::new(),
+            ended: VecDeque::new(),
         }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &CallConfig {
+        &self.cfg
     }
 
     /// Live calls.
@@ -560,876 +447,115 @@ impl CallControl {
         self.calls.is_empty()
     }
 
-    /// Entries in the lookup tables (for leak checks: zero when idle and all
-    /// transactions have ended).
-    pub fn table_sizes(&self) -> [usize; 4] {
-        [
-            self.by_server_key.len(),
-            self.by_client_key.len(),
-            self.by_dialog.len(),
-            self.orphans.len(),
-        ]
+    /// Legs known (for leak checks: zero when idle).
+    pub fn legs_known(&self) -> usize {
+        self.legs.len()
     }
 
-    /// Our To tag towards the caller of the INVITE `key` (for the 200 to its CANCEL).
-    pub fn caller_tag(&self, key: &TransactionKey) -> Option<String> {
-        let id = self.by_server_key.get(key)?;
-        self.calls.get(id).map(|c| c.a.local_tag.clone())
+    /// A fresh call number, for records of attempts refused before call control saw
+    /// them.
+    pub fn allocate_id(&mut self) -> CallId {
+        let id = self.next_call;
+        self.next_call += 1;
+        id
     }
 
-    /// Turns load shedding on or off (the shell's measure of how busy it is).
-    pub fn set_overloaded(&mut self, on: bool) {
-        self.overloaded = on;
-    }
-
-    /// Whether new calls are being turned away.
-    pub fn is_overloaded(&self) -> bool {
-        self.overloaded
-    }
-
-    /// Whether server transaction `key` is the INVITE of a live call (for CANCEL).
-    pub fn knows_invite(&self, key: &TransactionKey) -> bool {
-        self.by_server_key
-            .get(key)
-            .is_some_and(|id| self.calls.contains_key(id))
-    }
-
-    /// The next thing for the endpoint to do.
-    pub fn poll_output(&mut self) -> Option<CallOutput> {
-        self.out.pop_front()
+    /// The next finished call's record.
+    pub fn poll_ended(&mut self) -> Option<CallSummary> {
+        self.ended.pop_front()
     }
 
     /// When [`CallControl::handle_timeout`] must run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let calls = self
-            .calls
+        self.calls
             .values()
             .flat_map(|c| {
                 [
                     c.ring_deadline,
-                    c.retransmit_at,
-                    c.ack_deadline,
                     c.transfer.as_ref().and_then(|t| t.deadline),
-                    c.session_deadline,
-                    c.ping_at,
-                    c.reliable.as_ref().map(|r| r.next()),
                 ]
             })
-            .flatten();
-        let orphans = self.orphans.values().map(|o| o.deadline);
-        calls.chain(orphans).min()
+            .flatten()
+            .min()
     }
 
-    /// A new INVITE (no To tag) on server transaction `key` from `flow`.
-    pub fn handle_invite(
+    /// One event from a leg.
+    pub fn handle_event(
         &mut self,
         now: Instant,
-        now_unix: u64,
-        key: TransactionKey,
-        req: &Message,
-        flow: Flow,
-        ctx: &mut CallContext<'_>,
+        event: LegEvent,
+        legs: &mut dyn Legs,
+        env: &mut dyn CallServices,
     ) {
-        match self.start_call(now, now_unix, &key, req, flow, ctx) {
-            Ok(()) => {}
-            Err(None) => {}
-            Err(Some(early)) => {
-                let mut b = MessageBuilder::response_to(req, early.status, &early.reason)
-                    .set_to_tag(&self.ids.tag());
-                if let Some(w) = &early.warning {
-                    b = b.header(HeaderName::Other("Warning".into()), w.clone());
-                }
-                if early.status == 405 {
-                    b = b.header(HeaderName::Allow, ALLOW);
-                }
-                if let Some(u) = &early.unsupported {
-                    b = b.header(HeaderName::Unsupported, u.clone());
-                }
-                if let Some(secs) = early.retry_after {
-                    b = b.header(HeaderName::Other("Retry-After".into()), secs.to_string());
-                }
-                if let Some(m) = early.min_se {
-                    b = b.header(HeaderName::Other("Min-SE".into()), m.to_string());
-                }
-                self.out.push_back(CallOutput::Respond {
-                    key,
-                    response: b.build(),
-                });
-                if let Some(disposition) = early.disposition {
-                    self.record_refusal(now, req, flow, disposition, &early);
-                }
-            }
-        }
-    }
-
-    /// `Err(None)`: answered already (a challenge); `Err(Some)`: refuse with it.
-    fn start_call(
-        &mut self,
-        now: Instant,
-        now_unix: u64,
-        key: &TransactionKey,
-        req: &Message,
-        flow: Flow,
-        ctx: &mut CallContext<'_>,
-    ) -> Result<(), Option<Early>> {
-        let silent = |status, reason: &str| {
-            Some(Early {
-                status,
-                reason: reason.to_owned(),
-                warning: None,
-                unsupported: None,
-                min_se: None,
-                retry_after: None,
-                disposition: None,
-            })
-        };
-        // Overload: new calls are turned away cheaply (before digest work), except
-        // emergency calls, which always get a chance (DOMAIN.md).
-        if self.overloaded && !is_emergency(req) {
-            let mut e = Early::new(503, "Service Unavailable: overloaded");
-            e.retry_after = Some(OVERLOAD_RETRY_AFTER);
-            // No record: writing one per refused call would add to the load.
-            e.disposition = None;
-            return Err(Some(e));
-        }
-        if req.max_forwards().ok().flatten() == Some(0) {
-            return Err(silent(483, "Too Many Hops"));
-        }
-        let Some(ruri) = req.request_uri() else {
-            return Err(silent(400, "Bad Request"));
-        };
-        if !matches!(ruri.scheme(), Scheme::Sip | Scheme::Sips)
-            || !ctx.registrar.serves_host(ruri.host())
-        {
-            return Err(silent(403, "Forbidden: domain not served here"));
-        }
-        // The caller is the From user, proven by digest (407 like a proxy would).
-        let from = req
-            .from_header()
-            .map_err(|e| silent(400, &format!("Bad Request: {e}")))?;
-        let caller = from.uri.user().unwrap_or("").to_owned();
-        if let Err(resp) = ctx.registrar.authenticate_request(
-            now_unix,
-            req,
-            &caller,
-            flow.remote.ip(),
-            &mut *ctx.services,
-        ) {
-            self.out.push_back(CallOutput::Respond {
-                key: key.clone(),
-                response: resp,
-            });
-            return Err(None);
-        }
-        let Some(profile) = ctx.services.extension(&caller).filter(|p| p.enabled) else {
-            return Err(silent(403, "Forbidden"));
-        };
-        if req.header(&HeaderName::Contact).is_none() {
-            return Err(silent(400, "Bad Request: INVITE without Contact"));
-        }
-        liveness::check_require(req).map_err(Some)?;
-        let session = liveness::session_interval(req).map_err(Some)?;
-        // An INVITE without SDP (late offer): our offer goes in the 2xx, the caller's
-        // answer comes in its ACK (RFC 3261 sec. 13.2.1).
-        let offer = if req.body().is_empty() {
-            None
-        } else {
-            Some(
-                Sdp::parse(req.body())
-                    .map_err(|e| Some(Early::new(400, format!("Bad Request: {e}"))))?,
-            )
-        };
-
-        let dialled = ruri.user().unwrap_or("").to_owned();
-        let site = ctx.services.site();
-        let route = {
-            let plan = PlanView(&*ctx.services);
-            let who = Caller {
-                extension: &caller,
-                class: profile.class,
-                clir_permanent: profile.clir,
-            };
-            dialplan::route(&who, &dialled, &site, &plan)
-        };
-        let no_trunk = |what: String, warning: &str| {
-            let mut e = Early::new(503, format!("Service Unavailable: {what}"));
-            e.warning = Some(format!("399 pbxd \"{warning}\""));
-            Some(e)
-        };
-        let dest = match route {
-            Ok(Route::Extension { number }) | Ok(Route::RingGroup { number }) => {
-                Dest::Internal(number)
-            }
-            Ok(Route::Feature(FeatureCode::Pickup)) => {
-                let offer = offer.as_ref().ok_or_else(pickup_needs_offer)?;
-                return self
-                    .pickup(now, key, req, flow, offer, &caller, None, ctx)
-                    .map_err(Some);
-            }
-            Ok(Route::Feature(FeatureCode::PickupExtension { extension })) => {
-                let offer = offer.as_ref().ok_or_else(pickup_needs_offer)?;
-                return self
-                    .pickup(now, key, req, flow, offer, &caller, Some(&extension), ctx)
-                    .map_err(Some);
-            }
-            Ok(Route::Feature(f)) => Dest::Feature(f),
-            Ok(Route::External { e164, clir, .. }) => match ctx.services.trunk_for(&e164, false) {
-                Some(trunk) => Dest::Trunk {
-                    trunk,
-                    number: e164,
-                    clir,
-                    emergency: false,
-                },
-                None => {
-                    return Err(no_trunk(
-                        "no trunk configured".into(),
-                        &format!("no trunk for {e164}"),
-                    ))
-                }
-            },
-            Ok(Route::Emergency { number, .. }) => match ctx.services.trunk_for(&number, true) {
-                // The emergency centre must see who calls: CLIR never applies.
-                Some(trunk) => Dest::Trunk {
-                    trunk,
-                    number,
-                    clir: false,
-                    emergency: true,
-                },
-                None => {
-                    return Err(no_trunk(
-                        format!("no trunk for emergency call {number}"),
-                        "emergency route has no trunk",
-                    ))
-                }
-            },
-            Err(refusal) => return Err(Some(refusal_early(&refusal))),
-        };
-        if let Dest::Internal(n) = &dest {
-            let exists = ctx.services.extension(n).is_some_and(|p| p.enabled)
-                || ctx.services.is_ring_group(n);
-            if !exists {
-                return Err(Some(Early::new(404, "Not Found")));
-            }
-        }
-        let callee = match &dest {
-            Dest::Internal(n) => n.clone(),
-            Dest::Trunk { number, .. } => number.clone(),
-            Dest::Feature(_) => dialled.clone(),
-        };
-
-        // Media: our answer to the caller is fixed now, whichever fork answers.
-        let id = self.next_call;
-        let (port_a, port_b) = ctx
-            .services
-            .open(id)
-            .map_err(|e| Some(Early::new(503, format!("Service Unavailable: media: {e}"))))?;
-        let a_local = LocalMedia {
-            addr: flow.local.ip(),
-            port: port_a,
-            codecs: self.cfg.codecs.clone(),
-            telephone_event: Some(self.cfg.telephone_event),
-            ptime: 20,
-            direction: Direction::SendRecv,
-        };
-        let a_origin = Origin::new(self.ids.sdp_session());
-        let (a_sdp, a_neg) = match &offer {
-            None => (sdp::offer(&a_local, &a_origin), None),
-            Some(offer) => match sdp::answer(offer, &a_local, &a_origin) {
-                Ok((body, neg)) => (body, Some(neg)),
-                Err(e) => {
-                    ctx.services.close(id);
-                    let mut early = Early::new(488, "Not Acceptable Here");
-                    early.warning = Some(sdp::warning_header(&e, &host_of(flow.local.ip())));
-                    return Err(Some(early));
-                }
-            },
-        };
-        let a_tag = self.ids.tag();
-        let Some(a_dialog) = Dialog::as_uas(req, &a_tag, flow) else {
-            ctx.services.close(id);
-            return Err(silent(400, "Bad Request: cannot form a dialog"));
-        };
-        self.next_call += 1;
-        // Offer the callee the codec the caller chose first, then the rest: the relay
-        // transcodes when the callee picks another.
-        let mut b_codecs = Vec::with_capacity(self.cfg.codecs.len());
-        if let Some(neg) = &a_neg {
-            ctx.services.configure(id, Side::Caller, neg);
-            b_codecs.push(neg.codec);
-        }
-        for c in &self.cfg.codecs {
-            if !b_codecs.contains(c) {
-                b_codecs.push(*c);
-            }
-        }
-        let b_local = LocalMedia {
-            addr: flow.local.ip(),
-            port: port_b,
-            codecs: b_codecs,
-            telephone_event: Some(self.cfg.telephone_event),
-            ptime: 20,
-            direction: Direction::SendRecv,
-        };
-        let b_origin = Origin::new(self.ids.sdp_session());
-
-        let trying = MessageBuilder::response_to(req, 100, "Trying").build();
-        self.out.push_back(CallOutput::Respond {
-            key: key.clone(),
-            response: trying,
-        });
-
-        let b_call_id = self.ids.call_id();
-        let b_tag = self.ids.tag();
-        let realm = ctx.registrar.config().realm.clone();
-        let display = if profile.clir {
-            None
-        } else {
-            profile.name.clone()
-        };
-        let b_from = match &display {
-            Some(n) => format!("\"{}\" <sip:{caller}@{realm}>;tag={b_tag}", quote(n)),
-            None => format!("<sip:{caller}@{realm}>;tag={b_tag}"),
-        };
-        self.by_server_key.insert(key.clone(), id);
-        self.by_dialog
-            .insert((a_dialog.call_id.clone(), a_tag), (id, Side::Caller));
-        self.by_dialog
-            .insert((b_call_id.clone(), b_tag), (id, Side::Callee));
-        self.calls.insert(
-            id,
-            Call {
-                id,
-                phase: Phase::Ringing,
+        let io = &mut Io { legs, env };
+        match event {
+            LegEvent::Incoming {
+                leg,
                 caller,
-                caller_name: display,
                 dialled,
-                callee: callee.clone(),
-                start: now,
-                answered: None,
-                source_ip: flow.remote.ip(),
-                dest_ip: None,
-                a_key: key.clone(),
-                a_invite: req.clone(),
-                a: a_dialog,
-                a_sdp,
-                late_offer: offer.is_none(),
-                a_local,
-                a_origin,
-                pending_oks: Vec::new(),
-                retransmit_at: None,
-                retransmit_every: self.cfg.t1,
-                ack_deadline: None,
-                b_local,
-                b_origin,
-                forks: Vec::new(),
-                b: None,
-                acks: HashMap::new(),
-                transfer: None,
-                transferred_to: None,
-                rel100: prack::wants(req, "100rel"),
-                rseq: self.ids.sdp_session() as u32 & 0x7fff_ffff,
-                reliable: None,
-                answered_reliably: false,
-                held_by: None,
-                external: None,
-                session,
-                session_deadline: None,
-                ping_at: None,
-                ring_deadline: None,
-                early_media: false,
-                target: Target::Extension(callee.clone()),
-                hops: Vec::new(),
-                b_call_id,
-                b_from,
-                b_cseq: 0,
-            },
-        );
-        match dest {
-            Dest::Internal(n) => self.route_to(now, id, &n, ctx),
-            Dest::Feature(code) => self.run_feature(now, id, &code, ctx),
-            Dest::Trunk {
-                trunk,
-                number,
-                clir,
-                emergency,
-            } => self.ring_trunk(now, id, trunk, &number, clir, emergency, ctx),
-        }
-        Ok(())
-    }
-
-    /// A response to one of our client transactions.
-    pub fn handle_response(
-        &mut self,
-        now: Instant,
-        key: &TransactionKey,
-        resp: &Message,
-        ctx: &mut CallContext<'_>,
-    ) {
-        let Some(status) = resp.status() else {
-            return;
-        };
-        match self.by_client_key.get(key).copied() {
-            Some(ClientRole::Fork(id, i)) => match status {
-                100 => {}
-                101..=199 => self.fork_provisional(now, id, i, resp, ctx),
-                200..=299 => self.fork_answered(now, id, i, resp, ctx),
-                _ => self.fork_failed(now, id, i, status, resp.reason().unwrap_or(""), ctx),
-            },
-            Some(ClientRole::Orphan) => self.orphan_response(key, status, resp),
-            Some(ClientRole::TransferFork(id, i)) => self.transfer_response(now, id, i, resp, ctx),
-            Some(ClientRole::ReInvite {
-                call,
-                from_call,
-                from_side,
-            }) => self.reinvite_response(now, key, (call, from_call, from_side), resp, ctx),
-            Some(ClientRole::Ping(id)) if status >= 200 => {
-                self.ping_answered(now, id, Some(status), ctx)
+                reference,
+                source,
+            } => {
+                let attempt = Attempt {
+                    leg,
+                    caller: &caller,
+                    dialled: &dialled,
+                    reference: &reference,
+                    source,
+                };
+                self.incoming(now, &attempt, io)
             }
-            Some(ClientRole::Ping(_)) | Some(ClientRole::Other) | None => {}
-        }
-    }
-
-    /// A fork of an ended call answered: CANCEL it once it rings, end it if it
-    /// answered anyway.
-    fn orphan_response(&mut self, key: &TransactionKey, status: u16, resp: &Message) {
-        let Some(o) = self.orphans.get_mut(key) else {
-            return;
-        };
-        match status {
-            101..=199 if !o.cancelled => {
-                o.cancelled = true;
-                let cancel = cancel_for(&o.invite);
-                let flow = o.flow;
-                self.send_other(flow, cancel);
-            }
-            200..=299 => {
-                let (invite, flow) = (o.invite.clone(), o.flow);
-                self.ack_and_bye(&invite, resp, flow);
-            }
-            _ => {}
-        }
-    }
-
-    /// Completes a 2xx we do not want (sec. 13.2.2.4: every 2xx is ACKed) and ends
-    /// that dialog at once.
-    fn ack_and_bye(&mut self, invite: &Message, resp: &Message, flow: Flow) {
-        let Some(mut dialog) = Dialog::as_uac(invite, resp, flow) else {
-            return;
-        };
-        let cseq = invite.cseq().map(|c| c.seq).unwrap_or(1);
-        let ack = dialog.ack(cseq, &mut self.ids);
-        self.out.push_back(CallOutput::Send {
-            flow: dialog.flow,
-            message: ack,
-        });
-        let bye = dialog.request(Method::Bye, &mut self.ids);
-        self.send_other(dialog.flow, bye);
-    }
-
-    /// A 2xx that no client transaction matched (a retransmission after Timer M):
-    /// ACK it again if it is our callee's, else ACK and hang up (a fork answering
-    /// after another won).
-    pub fn handle_stray_response(&mut self, resp: &Message) {
-        if !matches!(resp.status(), Some(200..=299)) {
-            return;
-        }
-        let (Ok(call_id), Ok(from)) = (resp.call_id(), resp.from_header()) else {
-            return;
-        };
-        let Some(tag) = from.tag() else {
-            return;
-        };
-        let Some((id, side)) = self
-            .by_dialog
-            .get(&(call_id.to_owned(), tag.to_owned()))
-            .copied()
-        else {
-            return;
-        };
-        let to_tag = resp
-            .to_header()
-            .ok()
-            .and_then(|t| t.tag().map(str::to_owned));
-        if let Some(call) = self.calls.get(&id) {
-            let dialog = dialog_ref(call, side);
-            if let (Some(d), Some(ack)) = (dialog, call.acks.get(&side)) {
-                if Some(d.remote_tag.as_str()) == to_tag.as_deref() {
-                    self.out.push_back(CallOutput::Send {
-                        flow: d.flow,
-                        message: ack.clone(),
-                    });
+            LegEvent::Progress {
+                leg,
+                ringing,
+                media,
+            } => self.progress(leg, ringing, media, io),
+            LegEvent::Answered { leg, media, peer } => self.answered(now, leg, media, peer, io),
+            LegEvent::Confirmed { leg, media } => self.confirmed(leg, media, io),
+            LegEvent::Failed { leg, cause } => self.leg_failed(now, leg, cause, io),
+            LegEvent::HungUp { leg, gone } => self.hung_up(now, leg, gone, io),
+            LegEvent::Renegotiated { leg, media } => {
+                if let Some(&(id, side)) = self.legs.get(&leg) {
+                    io.env.configure(id, side, &media);
+                    self.hold_changed(id, side, media.direction.sends(), io);
                 }
             }
+            LegEvent::TransferRequested { leg, target } => self.blind(now, leg, &target, io),
+            LegEvent::ReplaceRequested { leg, replaces } => self.attended(now, leg, replaces, io),
+            LegEvent::MediaMoved { leg, result } => self.moved(now, leg, result, io),
         }
-    }
-
-    /// A client transaction of ours timed out or could not be sent.
-    pub fn handle_transaction_failure(
-        &mut self,
-        now: Instant,
-        key: &TransactionKey,
-        ctx: &mut CallContext<'_>,
-    ) {
-        match self.by_client_key.get(key).copied() {
-            Some(ClientRole::Fork(id, i)) => {
-                self.fork_failed(now, id, i, 408, "Request Timeout", ctx)
-            }
-            Some(ClientRole::Ping(id)) => self.ping_answered(now, id, None, ctx),
-            _ => {}
-        }
-    }
-
-    /// A transaction ended: forget it. The caller's INVITE transaction stays known
-    /// while its call lives (CANCEL and 2xx retransmissions need it).
-    pub fn transaction_terminated(&mut self, key: &TransactionKey) {
-        self.by_client_key.remove(key);
-        self.orphans.remove(key);
-        if let Some(id) = self.by_server_key.get(key) {
-            if !self.calls.contains_key(id) {
-                self.by_server_key.remove(key);
-            }
-        }
-    }
-
-    /// A CANCEL for the INVITE transaction `invite_key` (already answered 200 by the
-    /// endpoint when the INVITE exists).
-    pub fn handle_cancel(
-        &mut self,
-        now: Instant,
-        invite_key: &TransactionKey,
-        ctx: &mut CallContext<'_>,
-    ) -> bool {
-        let Some(id) = self.by_server_key.get(invite_key).copied() else {
-            return false;
-        };
-        let ringing = self
-            .calls
-            .get(&id)
-            .is_some_and(|c| c.phase == Phase::Ringing);
-        if ringing {
-            self.refuse_caller(id, 487, "Request Terminated");
-            self.end_call(
-                now,
-                id,
-                Disposition::Cancelled,
-                Some("cancelled by caller"),
-                Some(487),
-                None,
-                ctx,
-            );
-        }
-        true
-    }
-
-    /// An ACK outside the INVITE transaction (for our 2xx).
-    pub fn handle_ack(&mut self, now: Instant, ack: &Message, ctx: &mut CallContext<'_>) {
-        let Some((id, side)) = self.dialog_of(ack) else {
-            return;
-        };
-
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        if call.phase != Phase::Answering || !dialog_ref(call, side).is_some_and(|d| d.matches(ack))
-        {
-            return;
-        }
-        if side == Side::Caller && call.late_offer {
-            call.late_offer = false;
-            let mut local = call.a_local.clone();
-            local.addr = call.a.flow.local.ip();
-            let neg = Sdp::parse(ack.body())
-                .ok()
-                .and_then(|a| sdp::accept_answer(&local, &a).ok());
-            match neg {
-                Some(neg) => ctx.services.configure(id, Side::Caller, &neg),
-                None => {
-                    // sec. 13.2.1: the ACK must carry the answer; without one there is
-                    // no media to relay.
-                    call.pending_oks.clear();
-                    call.phase = Phase::Up;
-                    self.end_call(
-                        now,
-                        id,
-                        Disposition::Failed,
-                        Some("no usable SDP answer in the ACK"),
-                        Some(200),
-                        Some(Hangup::System),
-                        ctx,
-                    );
-                    return;
-                }
-            }
-        }
-        call.pending_oks.retain(|(s, _, _)| *s != side);
-        if call.pending_oks.is_empty() {
-            call.phase = Phase::Up;
-            call.retransmit_at = None;
-            call.ack_deadline = None;
-            ctx.services.set_active(id, true);
-            self.start_pings(now, id);
-        }
-    }
-
-    /// A request with a To tag on server transaction `key`: BYE, re-INVITE, UPDATE,
-    /// INFO, OPTIONS in a dialog. Returns false if it belongs to no dialog of ours
-    /// (the endpoint answers 481).
-    pub fn handle_in_dialog(
-        &mut self,
-        now: Instant,
-        key: &TransactionKey,
-        req: &Message,
-        ctx: &mut CallContext<'_>,
-    ) -> bool {
-        let Some((id, side)) = self.dialog_of(req) else {
-            return false;
-        };
-        let Some(method) = req.method().cloned() else {
-            return false;
-        };
-        if method == Method::Ack {
-            self.handle_ack(now, req, ctx);
-            return true;
-        }
-        let Some(call) = self.calls.get_mut(&id) else {
-            return false;
-        };
-        // Ordering per sec. 12.2.2: a lower CSeq than the last is out of order.
-        let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
-        let Some(dialog) = dialog_mut(call, side) else {
-            return false;
-        };
-        if !dialog.matches(req) {
-            return false;
-        }
-        if cseq <= dialog.remote_cseq {
-            let resp =
-                MessageBuilder::response_to(req, 500, "Server Internal Error: CSeq out of order")
-                    .build();
-            self.out.push_back(CallOutput::Respond {
-                key: key.clone(),
-                response: resp,
-            });
-            return true;
-        }
-        dialog.remote_cseq = cseq;
-        match method {
-            Method::Bye => {
-                let ok = MessageBuilder::response_to(req, 200, "OK").build();
-                self.out.push_back(CallOutput::Respond {
-                    key: key.clone(),
-                    response: ok,
-                });
-                if side == Side::Caller && call.phase == Phase::Ringing {
-                    // A BYE on the early dialog (sec. 15): the caller gave up.
-                    self.refuse_caller(id, 487, "Request Terminated");
-                    self.end_call(
-                        now,
-                        id,
-                        Disposition::Cancelled,
-                        Some("caller hung up while ringing"),
-                        Some(487),
-                        None,
-                        ctx,
-                    );
-                } else {
-                    let who = match side {
-                        Side::Caller => Hangup::Caller,
-                        Side::Callee => Hangup::Callee,
-                    };
-                    self.end_call(
-                        now,
-                        id,
-                        Disposition::Answered,
-                        None,
-                        Some(200),
-                        Some(who),
-                        ctx,
-                    );
-                }
-            }
-            // Glare (RFC 3261 sec. 14.2): our own re-INVITE on this dialog is pending.
-            Method::Invite | Method::Update if self.reinvite_pending(id, side) => {
-                let resp = MessageBuilder::response_to(req, 491, "Request Pending").build();
-                self.out.push_back(CallOutput::Respond {
-                    key: key.clone(),
-                    response: resp,
-                });
-            }
-            Method::Invite | Method::Update => {
-                let mut resp = self.renegotiate(id, side, req, ctx);
-                if side == Side::Caller && resp.status() == Some(200) {
-                    // A refresh by the caller (RFC 4028 sec. 10) restarts its timer.
-                    self.session_refreshed(now, id);
-                    for (name, value) in self.session_headers(id) {
-                        resp.set_header(name, &value);
-                    }
-                }
-                self.out.push_back(CallOutput::Respond {
-                    key: key.clone(),
-                    response: resp,
-                });
-            }
-            Method::Prack => {
-                let resp = self.handle_prack(id, req);
-                self.out.push_back(CallOutput::Respond {
-                    key: key.clone(),
-                    response: resp,
-                });
-            }
-            Method::Refer => {
-                // The 202 goes out before the first NOTIFY the transfer queues.
-                let mark = self.out.len();
-                let resp = self.handle_refer(now, id, side, req, ctx);
-                self.out.insert(
-                    mark.min(self.out.len()),
-                    CallOutput::Respond {
-                        key: key.clone(),
-                        response: resp,
-                    },
-                );
-            }
-            Method::Info | Method::Options => {
-                let ok = MessageBuilder::response_to(req, 200, "OK").build();
-                self.out.push_back(CallOutput::Respond {
-                    key: key.clone(),
-                    response: ok,
-                });
-            }
-            _ => {
-                let resp = MessageBuilder::response_to(req, 501, "Not Implemented")
-                    .header(HeaderName::Allow, ALLOW)
-                    .build();
-                self.out.push_back(CallOutput::Respond {
-                    key: key.clone(),
-                    response: resp,
-                });
-            }
-        }
-        true
-    }
-
-    /// Whether a re-INVITE of ours on `side` of call `id` awaits its answer.
-    fn reinvite_pending(&self, id: CallId, side: Side) -> bool {
-        self.by_client_key.values().any(|r| {
-            matches!(r, ClientRole::ReInvite { from_call, from_side, .. }
-                if *from_call == id && *from_side == side)
-        })
-    }
-
-    /// Answers a re-INVITE or UPDATE on one leg from the box's side of the media: the
-    /// relay follows the new address and direction (hold and resume), the other leg is
-    /// left alone (its media keeps flowing to the box).
-    fn renegotiate(
-        &mut self,
-        id: CallId,
-        side: Side,
-        req: &Message,
-        ctx: &mut CallContext<'_>,
-    ) -> Message {
-        let Some(call) = self.calls.get_mut(&id) else {
-            return MessageBuilder::response_to(req, 481, "Call/Transaction Does Not Exist")
-                .build();
-        };
-        let (local, origin, flow) = match side {
-            Side::Caller => (&call.a_local, &mut call.a_origin, call.a.flow),
-            Side::Callee => match &call.b {
-                Some(d) => (&call.b_local, &mut call.b_origin, d.flow),
-                None => return MessageBuilder::response_to(req, 491, "Request Pending").build(),
-            },
-        };
-        let mut local = local.clone();
-        local.addr = flow.local.ip();
-        let mut hold = None;
-        let body = if req.body().is_empty() {
-            // No offer: ours goes in the 2xx, the answer comes in the ACK, which we
-            // take as it comes (the relay latches on the peer's packets anyway).
-            sdp::offer(&local, origin)
-        } else {
-            let offer = match Sdp::parse(req.body()) {
-                Ok(o) => o,
-                Err(e) => {
-                    return MessageBuilder::response_to(req, 400, &format!("Bad Request: {e}"))
-                        .build()
-                }
-            };
-            origin.bump();
-            match sdp::answer(&offer, &local, origin) {
-                Ok((body, neg)) => {
-                    ctx.services.configure(id, side, &neg);
-                    hold = Some(neg.direction);
-                    body
-                }
-                Err(e) => {
-                    return MessageBuilder::response_to(req, 488, "Not Acceptable Here")
-                        .header(
-                            HeaderName::Other("Warning".into()),
-                            sdp::warning_header(&e, &host_of(flow.local.ip())),
-                        )
-                        .build()
-                }
-            }
-        };
-        let tag = match side {
-            Side::Caller => call.a.local_tag.clone(),
-            Side::Callee => String::new(),
-        };
-        let mut b = MessageBuilder::response_to(req, 200, "OK");
-        if !tag.is_empty() {
-            b = b.set_to_tag(&tag);
-        }
-        let resp = b
-            .header(HeaderName::Contact, our_contact(flow))
-            .header(HeaderName::Allow, ALLOW)
-            .body("application/sdp", body)
-            .build();
-        if let Some(ours) = hold {
-            self.hold_changed(id, side, ours, ctx);
-        }
-        resp
     }
 
     /// The relay saw no RTP for too long on an answered call: hang up both sides.
-    pub fn handle_media_timeout(&mut self, now: Instant, id: CallId, ctx: &mut CallContext<'_>) {
+    pub fn handle_media_timeout(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        legs: &mut dyn Legs,
+        env: &mut dyn CallServices,
+    ) {
         if self.calls.get(&id).is_some_and(|c| c.phase == Phase::Up) {
-            self.end_call(
-                now,
-                id,
-                Disposition::Answered,
-                Some("media time-out"),
-                Some(200),
-                Some(Hangup::System),
-                ctx,
-            );
+            let io = &mut Io { legs, env };
+            let end = End::answered(Some("media time-out"), Some(Hangup::System));
+            self.end_call(now, id, end, io);
         }
     }
 
-    /// Fires due timers: ring time-outs, 2xx retransmissions, missing ACKs, forks
-    /// that never answered our CANCEL.
-    pub fn handle_timeout(&mut self, now: Instant, ctx: &mut CallContext<'_>) {
-        let lapsed: Vec<TransactionKey> = self
-            .orphans
-            .iter()
-            .filter(|(_, o)| o.deadline <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in lapsed {
-            self.orphans.remove(&key);
-            self.by_client_key.remove(&key);
-            self.out.push_back(CallOutput::Abandon { key });
-        }
+    /// Fires due timers: ring time-outs and transfers that were not answered.
+    pub fn handle_timeout(
+        &mut self,
+        now: Instant,
+        legs: &mut dyn Legs,
+        env: &mut dyn CallServices,
+    ) {
+        let io = &mut Io { legs, env };
         let due: Vec<CallId> = self
             .calls
             .values()
             .filter(|c| {
                 [
                     c.ring_deadline,
-                    c.retransmit_at,
-                    c.ack_deadline,
                     c.transfer.as_ref().and_then(|t| t.deadline),
-                    c.session_deadline,
-                    c.ping_at,
-                    c.reliable.as_ref().map(|r| r.next()),
                 ]
                 .into_iter()
                 .flatten()
@@ -1444,322 +570,354 @@ impl CallControl {
             if call.ring_deadline.is_some_and(|t| t <= now) {
                 call.ring_deadline = None;
                 if call.phase == Phase::Ringing {
-                    self.ring_timeout(now, id, ctx);
+                    self.ring_timeout(now, id, io);
                     continue;
                 }
             }
-            if self
+            let transfer_due = self
                 .calls
                 .get(&id)
                 .and_then(|c| c.transfer.as_ref())
                 .and_then(|t| t.deadline)
-                .is_some_and(|t| t <= now)
-            {
-                self.transfer_timeout(id);
+                .is_some_and(|t| t <= now);
+            if transfer_due {
+                self.transfer_timeout(id, io);
             }
-            self.liveness_timeout(now, id, ctx);
-            self.prack_timeout(now, id);
-            let Some(call) = self.calls.get_mut(&id) else {
-                continue;
+        }
+    }
+
+    /// A new incoming leg: check the caller, route, open media, take the leg on.
+    fn incoming(&mut self, now: Instant, at: &Attempt<'_>, io: &mut Io<'_, '_>) {
+        let Some(profile) = io.env.extension(at.caller).filter(|p| p.enabled) else {
+            io.legs.reject(at.leg, &Cause::new(CauseKind::Forbidden));
+            return;
+        };
+        let site = io.env.site();
+        let route = {
+            let plan = PlanView(&*io.env);
+            let who = Caller {
+                extension: at.caller,
+                class: profile.class,
+                clir_permanent: profile.clir,
             };
-            if call.ack_deadline.is_some_and(|t| t <= now) {
-                // sec. 13.3.1.4: no ACK within 64*T1 ends the dialog with a BYE.
-                self.end_call(
-                    now,
-                    id,
-                    Disposition::Answered,
-                    Some("no ACK from caller"),
-                    Some(200),
-                    Some(Hangup::System),
-                    ctx,
-                );
-                continue;
+            dialplan::route(&who, at.dialled, &site, &plan)
+        };
+        let no_trunk = |what: String| {
+            (
+                Cause::with(CauseKind::Congestion, what),
+                Disposition::Failed,
+            )
+        };
+        let dest = match route {
+            Ok(Route::Extension { number }) | Ok(Route::RingGroup { number }) => {
+                Ok(Dest::Internal(number))
             }
-            if call.retransmit_at.is_some_and(|t| t <= now) {
-                for (_, key, ok) in &call.pending_oks {
-                    self.out.push_back(CallOutput::Respond {
-                        key: key.clone(),
-                        response: ok.clone(),
-                    });
-                }
-                call.retransmit_every = (call.retransmit_every * 2).min(self.cfg.t2);
-                call.retransmit_at = Some(now + call.retransmit_every);
+            Ok(Route::Feature(FeatureCode::Pickup)) => {
+                return self.pickup(now, at, None, io);
             }
-        }
-    }
-
-    fn dialog_of(&self, req: &Message) -> Option<(CallId, Side)> {
-        let call_id = req.call_id().ok()?;
-        let to = req.to_header().ok()?;
-        let tag = to.tag()?;
-        self.by_dialog
-            .get(&(call_id.to_owned(), tag.to_owned()))
-            .copied()
-    }
-
-    fn fork_provisional(
-        &mut self,
-        now: Instant,
-        id: CallId,
-        i: usize,
-        resp: &Message,
-        ctx: &mut CallContext<'_>,
-    ) {
-        let mut cancel = None;
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        let Some(fork) = call.forks.get_mut(i) else {
-            return;
-        };
-        if fork.state == ForkState::Calling {
-            fork.state = ForkState::Ringing;
-            if fork.cancel_pending {
-                cancel = Some(i);
+            Ok(Route::Feature(FeatureCode::PickupExtension { extension })) => {
+                return self.pickup(now, at, Some(&extension), io);
             }
-        }
-        let stale = fork.round != call.b_cseq;
-        if call.phase != Phase::Ringing || cancel.is_some() || stale {
-            if let Some(i) = cancel {
-                self.cancel_fork(id, i);
-            }
-            return;
-        }
-        let status = resp.status().unwrap_or(180);
-        // Early media: the callee's SDP in a 183 (or 180) is taken as its answer, and
-        // the caller gets ours in a 183 so it plays what the relay forwards.
-        let mut with_sdp = false;
-        if !resp.body().is_empty() && !call.early_media {
-            if let Ok(ans) = Sdp::parse(resp.body()) {
-                if let Ok(neg) = sdp::accept_answer(&call.b_local, &ans) {
-                    ctx.services.configure(id, Side::Callee, &neg);
-                    call.early_media = true;
-                    with_sdp = true;
-                }
-            }
-        }
-        let reason = if status == 183 || with_sdp {
-            "Session Progress"
-        } else {
-            "Ringing"
+            Ok(Route::Feature(f)) => Ok(Dest::Feature(f)),
+            Ok(Route::External { e164, clir, .. }) => match io.env.trunk_for(&e164, false) {
+                Some(trunk) => Ok(Dest::Trunk {
+                    trunk,
+                    number: e164,
+                    clir,
+                    emergency: false,
+                }),
+                None => Err(no_trunk(format!("no trunk for {e164}"))),
+            },
+            Ok(Route::Emergency { number, .. }) => match io.env.trunk_for(&number, true) {
+                // The emergency centre must see who calls: CLIR never applies.
+                Some(trunk) => Ok(Dest::Trunk {
+                    trunk,
+                    number,
+                    clir: false,
+                    emergency: true,
+                }),
+                None => Err(no_trunk(format!("no trunk for emergency call {number}"))),
+            },
+            Err(refusal) => Err(refused(&refusal)),
         };
-        let code = if with_sdp { 183 } else { status };
-        let mut b = MessageBuilder::response_to(&call.a_invite, code, reason)
-            .set_to_tag(&call.a.local_tag)
-            .header(HeaderName::Contact, our_contact(call.a.flow));
-        // With a late offer our SDP is an offer, which belongs in the 2xx.
-        if (with_sdp || call.early_media) && !call.late_offer {
-            b = b.body("application/sdp", call.a_sdp.clone());
-        }
-        let response = b.build();
-        self.send_provisional(now, id, response);
-    }
-
-    fn fork_answered(
-        &mut self,
-        now: Instant,
-        id: CallId,
-        i: usize,
-        resp: &Message,
-        ctx: &mut CallContext<'_>,
-    ) {
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        let Some(fork) = call.forks.get_mut(i) else {
-            return;
-        };
-        let Some(dialog) = Dialog::as_uac(&fork.invite, resp, fork.flow) else {
-            return;
-        };
-        let cseq = fork.invite.cseq().map(|c| c.seq).unwrap_or(1);
-        let ack = dialog.ack(cseq, &mut self.ids);
-        if call.b.is_some() || call.phase != Phase::Ringing || fork.round != call.b_cseq {
-            // Another fork won, the call moved on, or the caller left: ACK, then hang
-            // this one up.
-            if call
-                .b
-                .as_ref()
-                .is_some_and(|d| d.remote_tag == dialog.remote_tag)
+        let dest = match dest {
+            Ok(Dest::Internal(n))
+                if !(io.env.extension(&n).is_some_and(|p| p.enabled)
+                    || io.env.is_ring_group(&n)) =>
             {
-                // A retransmission of the winner's 2xx.
-                self.out.push_back(CallOutput::Send {
-                    flow: dialog.flow,
-                    message: ack,
-                });
+                Err((Cause::new(CauseKind::NotFound), Disposition::Failed))
+            }
+            d => d,
+        };
+        let dest = match dest {
+            Ok(d) => d,
+            Err((cause, disposition)) => {
+                io.legs.reject(at.leg, &cause);
+                self.record_refusal(now, at, disposition, cause);
                 return;
             }
-            fork.state = ForkState::Done;
-            let (invite, flow) = (fork.invite.clone(), fork.flow);
-            self.ack_and_bye(&invite, resp, flow);
-            return;
-        }
-        fork.state = ForkState::Answered;
-        let answer = Sdp::parse(resp.body())
-            .ok()
-            .and_then(|a| sdp::accept_answer(&call.b_local, &a).ok());
-        let Some(neg) = answer else {
-            // A 2xx without a usable answer: complete the handshake, then end it.
-            fork.state = ForkState::Done;
-            fork.final_status = Some((488, "Not Acceptable Here".into()));
-            let (invite, flow) = (fork.invite.clone(), fork.flow);
-            self.ack_and_bye(&invite, resp, flow);
-            self.maybe_all_failed(now, id, ctx);
-            return;
         };
-        ctx.services.configure(id, Side::Callee, &neg);
-        self.out.push_back(CallOutput::Send {
-            flow: dialog.flow,
-            message: ack.clone(),
-        });
-        call.dest_ip = Some(fork.flow.remote.ip());
-        call.callee = fork.ext.clone();
-        call.b = Some(dialog);
-        call.acks.insert(Side::Callee, ack);
-        self.answer_caller(now, id);
-        let Some(call) = self.calls.get(&id) else {
-            return;
+        let callee = match &dest {
+            Dest::Internal(n) => n.clone(),
+            Dest::Trunk { number, .. } => number.clone(),
+            Dest::Feature(_) => at.dialled.to_owned(),
         };
-        // The other forks stop ringing.
-        let others: Vec<usize> = (0..call.forks.len()).filter(|j| *j != i).collect();
-        for j in others {
-            self.cancel_fork(id, j);
-        }
-    }
 
-    /// The callee side is settled: the caller gets our 200 (retransmitted until its
-    /// ACK), ringing stops.
-    fn answer_caller(&mut self, now: Instant, id: CallId) {
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
+        let id = self.next_call;
+        let ports = match io.env.open(id) {
+            Ok(p) => p,
+            Err(e) => {
+                let cause = Cause::with(CauseKind::Congestion, format!("media: {e}"));
+                io.legs.reject(at.leg, &cause);
+                self.record_refusal(now, at, Disposition::Failed, cause);
+                return;
+            }
         };
-        call.answered = Some(now);
-        call.phase = Phase::Answering;
-        call.ring_deadline = None;
-        let mut b = MessageBuilder::response_to(&call.a_invite, 200, "OK")
-            .set_to_tag(&call.a.local_tag)
-            .header(HeaderName::Contact, our_contact(call.a.flow))
-            .header(HeaderName::Allow, ALLOW)
-            .header(HeaderName::Supported, liveness::SUPPORTED);
-        let key = call.a_key.clone();
-        let reliable = call.a.flow.transport != crate::registrar::Transport::Udp;
-        let body = (!call.answered_reliably).then(|| call.a_sdp.clone());
-        call.reliable = None;
-        for (name, value) in self.session_headers(id) {
-            b = b.header(name, value);
+        let media = MediaPort {
+            port: ports.0,
+            prefer: None,
+        };
+        let neg = match io.legs.accept(at.leg, media, false) {
+            Ok(n) => n,
+            Err(cause) => {
+                io.env.close(id);
+                self.record_refusal(now, at, Disposition::Failed, cause);
+                return;
+            }
+        };
+        self.next_call += 1;
+        if let Some(neg) = &neg {
+            io.env.configure(id, Side::Caller, neg);
         }
-        let ok = match body {
-            Some(body) => b.body("application/sdp", body).build(),
-            None => b.build(),
-        };
-        self.session_refreshed(now, id);
-        self.send_ok(now, id, Side::Caller, key, ok, reliable);
-    }
-
-    /// Sends a 2xx to an INVITE and keeps it for retransmission until its ACK.
-    fn send_ok(
-        &mut self,
-        now: Instant,
-        id: CallId,
-        side: Side,
-        key: TransactionKey,
-        ok: Message,
-        reliable: bool,
-    ) {
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        self.out.push_back(CallOutput::Respond {
-            key: key.clone(),
-            response: ok.clone(),
-        });
-        call.pending_oks.push((side, key, ok));
-        if !reliable && call.retransmit_at.is_none() {
-            call.retransmit_every = self.cfg.t1;
-            call.retransmit_at = Some(now + self.cfg.t1);
-        }
-        call.ack_deadline = Some(now + self.cfg.t1 * 64);
-    }
-
-    fn fork_failed(
-        &mut self,
-        now: Instant,
-        id: CallId,
-        i: usize,
-        status: u16,
-        reason: &str,
-        ctx: &mut CallContext<'_>,
-    ) {
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        let Some(fork) = call.forks.get_mut(i) else {
-            return;
-        };
-        if fork.state == ForkState::Answered {
-            return;
-        }
-        fork.state = ForkState::Done;
-        fork.final_status = Some((status, reason.to_owned()));
-        self.maybe_all_failed(now, id, ctx);
-    }
-
-    /// When every fork of the current round has failed while ringing: forward on busy,
-    /// ring the next member of an ordered group, or give the caller the best of the
-    /// answers (sec. 16.7 step 6, simplified: 6xx, then busy, then the lowest 4xx).
-    fn maybe_all_failed(&mut self, now: Instant, id: CallId, ctx: &mut CallContext<'_>) {
-        let Some(call) = self.calls.get(&id) else {
-            return;
-        };
-        let round = call.b_cseq;
-        let current = || call.forks.iter().filter(|f| f.round == round);
-        if call.phase != Phase::Ringing || current().any(|f| f.state != ForkState::Done) {
-            return;
-        }
-        let finals: Vec<(u16, String)> = current().filter_map(|f| f.final_status.clone()).collect();
-        let best = finals
-            .iter()
-            .find(|(s, _)| *s >= 600)
-            .or_else(|| finals.iter().find(|(s, _)| *s == 486))
-            .or_else(|| {
-                finals
-                    .iter()
-                    .filter(|(s, _)| (400..500).contains(s) && *s != 408 && *s != 487)
-                    .min_by_key(|(s, _)| *s)
-            })
-            .or_else(|| finals.iter().min_by_key(|(s, _)| *s))
-            .cloned();
-        let (status, reason) = match best {
-            // Authentication towards a phone is not the caller's business.
-            Some((401 | 407, _)) | None => (480, "Temporarily Unavailable".to_owned()),
-            Some((408, _)) => (480, "Temporarily Unavailable".to_owned()),
-            Some(sr) => sr,
-        };
-        let busy = matches!(status, 486 | 600 | 603);
-        let next = match call.target.clone() {
-            Target::Extension(n) => match ctx.services.extension(&n).and_then(|p| p.forward_busy) {
-                Some(t) if busy => self.forward(now, id, &t, ctx),
-                _ => Err(failure(status, &reason)),
+        let caller_name = if profile.clir { None } else { profile.name };
+        self.legs.insert(at.leg, (id, Side::Caller));
+        self.calls.insert(
+            id,
+            Call {
+                id,
+                phase: Phase::Ringing,
+                caller: at.caller.to_owned(),
+                caller_name,
+                dialled: at.dialled.to_owned(),
+                callee: callee.clone(),
+                start: now,
+                answered: None,
+                source_ip: at.source,
+                dest_ip: None,
+                reference: at.reference.to_owned(),
+                a: at.leg,
+                a_answered: false,
+                b: None,
+                ports,
+                prefer: neg.map(|n| n.codec),
+                rings: Vec::new(),
+                unconfirmed: Vec::new(),
+                held_by: None,
+                external: None,
+                ring_deadline: None,
+                early_media: false,
+                target: Target::Extension(callee),
+                hops: Vec::new(),
+                transfer: None,
+                transferred_to: None,
             },
-            Target::Trunk | Target::Feature => Err(failure(status, &reason)),
-            Target::Group { .. } => self.advance_group(now, id, ctx).map_err(|e| {
-                if busy && e.0 == 480 {
-                    failure(status, &reason)
+        );
+        match dest {
+            Dest::Internal(n) => self.route_to(now, id, &n, io),
+            Dest::Feature(code) => self.run_feature(now, id, &code, io),
+            Dest::Trunk {
+                trunk,
+                number,
+                clir,
+                emergency,
+            } => self.ring_trunk(now, id, trunk, &number, clir, emergency, io),
+        }
+    }
+
+    /// A callee leg rings or sends early media: the caller hears of it.
+    fn progress(
+        &mut self,
+        leg: LegId,
+        ringing: bool,
+        media: Option<Negotiated>,
+        io: &mut Io<'_, '_>,
+    ) {
+        let Some(&(id, _)) = self.legs.get(&leg) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.phase != Phase::Ringing || !call.rings.iter().any(|r| r.leg == leg) {
+            return;
+        }
+        // Early media: the first callee to send it is heard through the relay.
+        if let (Some(neg), false) = (&media, call.early_media) {
+            io.env.configure(id, Side::Callee, neg);
+            call.early_media = true;
+        }
+        let early = call.early_media;
+        io.legs.progress(call.a, ringing && media.is_none(), early);
+    }
+
+    fn answered(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        media: Negotiated,
+        peer: IpAddr,
+        io: &mut Io<'_, '_>,
+    ) {
+        let Some(&(id, side)) = self.legs.get(&leg) else {
+            io.legs.hang_up(leg);
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.transfer.as_ref().and_then(|t| t.leg) == Some(leg) {
+            self.transfer_answered(id, leg, media, peer, io);
+            return;
+        }
+        let Some(i) = call.rings.iter().position(|r| r.leg == leg) else {
+            return;
+        };
+        if call.phase != Phase::Ringing || call.b.is_some() {
+            // The call moved on while this one answered.
+            call.rings.remove(i);
+            self.legs.remove(&leg);
+            io.legs.hang_up(leg);
+            return;
+        }
+        io.env.configure(id, side, &media);
+        let ring = call.rings.remove(i);
+        call.dest_ip = Some(peer);
+        call.callee = ring.ext;
+        call.b = Some(leg);
+        // The others stop ringing.
+        self.stop_rings(id, io);
+        self.answer_caller(now, id, io);
+    }
+
+    fn confirmed(&mut self, leg: LegId, media: Option<Negotiated>, io: &mut Io<'_, '_>) {
+        let Some(&(id, side)) = self.legs.get(&leg) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if let Some(neg) = &media {
+            io.env.configure(id, side, neg);
+        }
+        call.unconfirmed.retain(|l| *l != leg);
+        if call.unconfirmed.is_empty() && call.phase == Phase::Answering {
+            call.phase = Phase::Up;
+            io.env.set_active(id, true);
+        }
+    }
+
+    fn leg_failed(&mut self, now: Instant, leg: LegId, cause: Cause, io: &mut Io<'_, '_>) {
+        let Some((id, _)) = self.legs.remove(&leg) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.transfer.as_ref().and_then(|t| t.leg) == Some(leg) {
+            self.transfer_failed(id, cause, io);
+            return;
+        }
+        if let Some(r) = call.rings.iter_mut().find(|r| r.leg == leg) {
+            r.failed = Some(cause);
+            self.maybe_all_failed(now, id, io);
+        }
+    }
+
+    fn hung_up(&mut self, now: Instant, leg: LegId, gone: Gone, io: &mut Io<'_, '_>) {
+        let Some(&(id, side)) = self.legs.get(&leg) else {
+            return;
+        };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if call.a != leg && call.b != Some(leg) {
+            // A ringing or transfer leg gave up by itself.
+            let cause = Cause::new(CauseKind::Unavailable);
+            self.leg_failed(now, leg, cause, io);
+            return;
+        }
+        self.legs.remove(&leg);
+        let end = match gone {
+            Gone::Cancelled(why) => End {
+                disposition: Disposition::Cancelled,
+                reason: Some(why.to_owned()),
+                cause: Some(Cause::new(CauseKind::Cancelled)),
+                hangup: None,
+                done: Some(leg),
+            },
+            Gone::Normal => End {
+                hangup: Some(match side {
+                    Side::Caller => Hangup::Caller,
+                    Side::Callee => Hangup::Callee,
+                }),
+                done: Some(leg),
+                ..End::answered(None, None)
+            },
+            Gone::Lost(why) => End {
+                done: Some(leg),
+                ..End::answered(Some(&why), Some(Hangup::System))
+            },
+            Gone::Broken(why) => End {
+                disposition: Disposition::Failed,
+                done: Some(leg),
+                ..End::answered(Some(&why), Some(Hangup::System))
+            },
+        };
+        self.end_call(now, id, end, io);
+    }
+
+    /// When every leg of the current round has failed while ringing: forward on
+    /// busy, ring the next member of an ordered group, or give the caller the most
+    /// telling of the causes (declined, then busy, then the most specific).
+    fn maybe_all_failed(&mut self, now: Instant, id: CallId, io: &mut Io<'_, '_>) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if call.phase != Phase::Ringing || call.rings.iter().any(|r| r.failed.is_none()) {
+            return;
+        }
+        let best = call
+            .rings
+            .iter()
+            .filter_map(|r| r.failed.clone())
+            .filter(|c| !matches!(c.kind, CauseKind::NoAnswer | CauseKind::Cancelled))
+            .min_by_key(|c| c.kind);
+        let cause = best.unwrap_or_else(|| Cause::new(CauseKind::Unavailable));
+        let busy = matches!(cause.kind, CauseKind::Busy | CauseKind::Declined);
+        let next = match call.target.clone() {
+            Target::Extension(n) => match io.env.extension(&n).and_then(|p| p.forward_busy) {
+                Some(t) if busy => self.forward(now, id, &t, io),
+                _ => Err(failure(cause)),
+            },
+            Target::Trunk | Target::Feature => Err(failure(cause)),
+            Target::Group { .. } => self.advance_group(now, id, io).map_err(|e| {
+                if busy && e.0.kind == CauseKind::Unavailable {
+                    failure(cause)
                 } else {
                     e
                 }
             }),
         };
         if let Err(f) = next {
-            self.fail_call(now, id, f, ctx);
+            self.fail_call(now, id, f, io);
         }
     }
 
     /// Rings `number` (an extension or a ring group) for call `id`, following its
     /// forwarding; a dead end refuses the caller and ends the call.
-    fn route_to(&mut self, now: Instant, id: CallId, number: &str, ctx: &mut CallContext<'_>) {
-        if let Err(f) = self.try_route(now, id, number, ctx) {
-            self.fail_call(now, id, f, ctx);
+    fn route_to(&mut self, now: Instant, id: CallId, number: &str, io: &mut Io<'_, '_>) {
+        if let Err(f) = self.try_route(now, id, number, io) {
+            self.fail_call(now, id, f, io);
         }
     }
 
@@ -1768,46 +926,48 @@ impl CallControl {
         now: Instant,
         id: CallId,
         number: &str,
-        ctx: &mut CallContext<'_>,
+        io: &mut Io<'_, '_>,
     ) -> Result<(), Failure> {
         let Some(call) = self.calls.get_mut(&id) else {
             return Ok(());
         };
         if call.hops.len() >= MAX_HOPS || call.hops.iter().any(|h| h == number) {
             return Err((
-                482,
-                "Loop Detected: forwarding loop".into(),
+                Cause::with(CauseKind::Loop, "forwarding loop"),
                 Disposition::Failed,
             ));
         }
         call.hops.push(number.to_owned());
         call.callee = number.to_owned();
-        if let Some(group) = ctx.services.ring_group(number) {
+        if let Some(group) = io.env.ring_group(number) {
             call.target = Target::Group { group, next: 0 };
-            return self.advance_group(now, id, ctx);
+            return self.advance_group(now, id, io);
         }
-        let Some(p) = ctx.services.extension(number).filter(|p| p.enabled) else {
-            return Err((404, "Not Found".into(), Disposition::Failed));
+        let Some(p) = io.env.extension(number).filter(|p| p.enabled) else {
+            return Err((Cause::new(CauseKind::NotFound), Disposition::Failed));
         };
         call.target = Target::Extension(number.to_owned());
         if let Some(t) = &p.forward_always {
-            return self.forward(now, id, t, ctx);
+            return self.forward(now, id, t, io);
         }
         if p.dnd {
             return match &p.forward_busy {
-                Some(t) => self.forward(now, id, t, ctx),
-                None => Err((486, "Busy Here: do not disturb".into(), Disposition::Busy)),
+                Some(t) => self.forward(now, id, t, io),
+                None => Err((
+                    Cause::with(CauseKind::Busy, "do not disturb"),
+                    Disposition::Busy,
+                )),
             };
         }
         let ring_time = match p.forward_noanswer {
             Some(_) => Duration::from_secs(u64::from(p.noanswer_secs)),
             None => self.cfg.ring_timeout,
         };
-        if self.ring(now, id, &[number.to_owned()], ring_time, ctx) == 0 {
-            // No phone registered: where an unanswered call would go, else 480.
+        if self.ring(now, id, &[number.to_owned()], ring_time, io) == 0 {
+            // Nothing reachable: where an unanswered call would go, else unavailable.
             return match p.forward_noanswer.or(p.forward_busy) {
-                Some(t) => self.forward(now, id, &t, ctx),
-                None => Err((480, "Temporarily Unavailable".into(), Disposition::NoAnswer)),
+                Some(t) => self.forward(now, id, &t, io),
+                None => Err((Cause::new(CauseKind::Unavailable), Disposition::NoAnswer)),
             };
         }
         Ok(())
@@ -1818,33 +978,34 @@ impl CallControl {
         now: Instant,
         id: CallId,
         target: &ForwardTarget,
-        ctx: &mut CallContext<'_>,
+        io: &mut Io<'_, '_>,
     ) -> Result<(), Failure> {
         match target {
-            ForwardTarget::Internal(n) => self.try_route(now, id, n, ctx),
+            ForwardTarget::Internal(n) => self.try_route(now, id, n, io),
             // Checked per call: the installer may have forbidden it since the forward
             // was set (forwarding out costs money, DOMAIN.md).
-            ForwardTarget::External(_) if !ctx.services.external_forwarding_allowed() => Err((
-                403,
-                "Forbidden: forwarding to external numbers is not allowed".into(),
+            ForwardTarget::External(_) if !io.env.external_forwarding_allowed() => Err((
+                Cause::with(
+                    CauseKind::Forbidden,
+                    "forwarding to external numbers is not allowed",
+                ),
                 Disposition::Blocked,
             )),
             ForwardTarget::External(n) => Err((
-                503,
-                format!("Service Unavailable: no trunk to forward to {n}"),
+                Cause::with(CauseKind::Congestion, format!("no trunk to forward to {n}")),
                 Disposition::Failed,
             )),
         }
     }
 
     /// Rings the next part of a ring group: all members at once the first time for a
-    /// simultaneous group, the next member with phones for an ordered one; then the
-    /// group's no-answer target; then 480.
+    /// simultaneous group, the next member with devices for an ordered one; then the
+    /// group's no-answer target; then unavailable.
     fn advance_group(
         &mut self,
         now: Instant,
         id: CallId,
-        ctx: &mut CallContext<'_>,
+        io: &mut Io<'_, '_>,
     ) -> Result<(), Failure> {
         loop {
             let Some(Call {
@@ -1862,10 +1023,9 @@ impl CallControl {
                 }
                 _ => {
                     return match group.noanswer_target.clone() {
-                        Some(t) => self.forward(now, id, &t, ctx),
+                        Some(t) => self.forward(now, id, &t, io),
                         None => Err((
-                            480,
-                            "Temporarily Unavailable: nobody in the group answered".into(),
+                            Cause::with(CauseKind::Unavailable, "nobody in the group answered"),
                             Disposition::NoAnswer,
                         )),
                     }
@@ -1879,97 +1039,56 @@ impl CallControl {
             // apply to group calls.
             let members: Vec<String> = members
                 .into_iter()
-                .filter(|m| {
-                    ctx.services
-                        .extension(m)
-                        .is_some_and(|p| p.enabled && !p.dnd)
-                })
+                .filter(|m| io.env.extension(m).is_some_and(|p| p.enabled && !p.dnd))
                 .collect();
-            if self.ring(now, id, &members, ring_time, ctx) > 0 {
+            if self.ring(now, id, &members, ring_time, io) > 0 {
                 return Ok(());
             }
         }
     }
 
-    /// Starts a new routing round: cancels what still rings from the last one and
-    /// sends an INVITE to every registered phone of `exts`. Returns the forks started.
+    /// Starts a new routing round: stops what still rings from the last one and rings
+    /// every extension of `exts` as a leg of its own. Returns the legs started.
     fn ring(
         &mut self,
         now: Instant,
         id: CallId,
         exts: &[String],
         ring_time: Duration,
-        ctx: &mut CallContext<'_>,
+        io: &mut Io<'_, '_>,
     ) -> usize {
-        let n = self.calls.get(&id).map_or(0, |c| c.forks.len());
-        for i in 0..n {
-            self.cancel_fork(id, i);
-        }
-        let realm = ctx.registrar.config().realm.clone();
-        let mut targets = Vec::new();
-        for ext in exts {
-            let aor = format!("{ext}@{realm}");
-            for b in ctx.registrar.bindings().get(&aor, now) {
-                if let Ok(uri) = Uri::parse(&b.contact) {
-                    targets.push((ext.clone(), uri, b.flow));
-                }
-            }
-        }
+        self.stop_rings(id, io);
         let Some(call) = self.calls.get_mut(&id) else {
             return 0;
         };
-        if targets.is_empty() {
+        let from = Party {
+            number: call.caller.clone(),
+            name: call.caller_name.clone(),
+        };
+        let media = MediaPort {
+            port: call.ports.1,
+            prefer: call.prefer,
+        };
+        for ext in exts {
+            let target = RingTarget::Extension(ext.clone());
+            if let Ok(leg) = io.legs.ring(&target, &from, media) {
+                self.legs.insert(leg, (id, Side::Callee));
+                call.rings.push(Ring {
+                    leg,
+                    ext: ext.clone(),
+                    failed: None,
+                });
+            }
+        }
+        if call.rings.is_empty() {
             return 0;
         }
-        call.b_cseq += 1;
-        let cseq = call.b_cseq;
-        let mut started = 0;
-        for (ext, uri, bflow) in targets {
-            let mut local = call.b_local.clone();
-            local.addr = bflow.local.ip();
-            let body = sdp::offer(&local, &call.b_origin);
-            let invite = MessageBuilder::request(Method::Invite, uri)
-                .header(
-                    HeaderName::Via,
-                    our_via(bflow, &self.ids.branch()).to_string(),
-                )
-                .header(HeaderName::MaxForwards, "70")
-                .header(HeaderName::From, call.b_from.clone())
-                .header(HeaderName::To, format!("<sip:{ext}@{realm}>"))
-                .header(HeaderName::CallId, call.b_call_id.clone())
-                .header(HeaderName::CSeq, format!("{cseq} INVITE"))
-                .header(HeaderName::Contact, our_contact(bflow))
-                .header(HeaderName::Allow, ALLOW)
-                .body("application/sdp", body)
-                .build();
-            let Ok(fkey) = TransactionKey::for_client_request(&invite) else {
-                continue;
-            };
-            self.by_client_key
-                .insert(fkey.clone(), ClientRole::Fork(id, call.forks.len()));
-            self.out.push_back(CallOutput::Request {
-                flow: bflow,
-                request: invite.clone(),
-            });
-            call.forks.push(Fork {
-                ext,
-                round: cseq,
-                key: fkey,
-                invite,
-                flow: bflow,
-                state: ForkState::Calling,
-                cancel_pending: false,
-                final_status: None,
-            });
-            started += 1;
-        }
         call.ring_deadline = Some(now + ring_time);
-        started
+        call.rings.len()
     }
 
-    /// Sends the call to a trunk: one INVITE for `number` (E.164 or emergency) on the
-    /// trunk's flow. CLIR asks the provider to hide the caller (`Privacy: id`, RFC 3323)
-    /// and sends an anonymous From. Emergency calls ring as long as it takes.
+    /// Sends the call to a trunk for `number` (E.164 or emergency). Emergency calls
+    /// ring as long as it takes.
     #[allow(clippy::too_many_arguments)]
     fn ring_trunk(
         &mut self,
@@ -1979,234 +1098,139 @@ impl CallControl {
         number: &str,
         clir: bool,
         emergency: bool,
-        ctx: &mut CallContext<'_>,
+        io: &mut Io<'_, '_>,
     ) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let _ = ctx;
         call.external = Some((trunk.name.clone(), number.to_owned()));
         call.target = Target::Trunk;
-        call.b_cseq += 1;
-        let cseq = call.b_cseq;
-        let flow = trunk.flow;
-        let mut local = call.b_local.clone();
-        local.addr = flow.local.ip();
-        let from = if clir {
-            let tag = call.b_from.rsplit(";tag=").next().unwrap_or("").to_owned();
-            format!("\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag={tag}")
-        } else {
-            call.b_from.clone()
+        let from = Party {
+            number: call.caller.clone(),
+            name: call.caller_name.clone(),
         };
-        let mut b = MessageBuilder::request(Method::Invite, trunk.request_uri(number))
-            .header(
-                HeaderName::Via,
-                our_via(flow, &self.ids.branch()).to_string(),
-            )
-            .header(HeaderName::MaxForwards, "70")
-            .header(HeaderName::From, from)
-            .header(HeaderName::To, format!("<sip:{number}@{}>", trunk.host))
-            .header(HeaderName::CallId, call.b_call_id.clone())
-            .header(HeaderName::CSeq, format!("{cseq} INVITE"))
-            .header(HeaderName::Contact, our_contact(flow))
-            .header(HeaderName::Allow, ALLOW);
-        if clir {
-            b = b.header(HeaderName::Other("Privacy".into()), "id");
+        let media = MediaPort {
+            port: call.ports.1,
+            prefer: call.prefer,
+        };
+        let target = RingTarget::Trunk {
+            trunk,
+            number: number.to_owned(),
+            clir,
+        };
+        match io.legs.ring(&target, &from, media) {
+            Ok(leg) => {
+                self.legs.insert(leg, (id, Side::Callee));
+                call.rings.push(Ring {
+                    leg,
+                    ext: number.to_owned(),
+                    failed: None,
+                });
+                call.ring_deadline = (!emergency).then(|| now + self.cfg.ring_timeout);
+            }
+            Err(cause) => self.fail_call(now, id, failure(cause), io),
         }
-        let invite = b
-            .body("application/sdp", sdp::offer(&local, &call.b_origin))
-            .build();
-        let Ok(key) = TransactionKey::for_client_request(&invite) else {
-            return;
-        };
-        self.by_client_key
-            .insert(key.clone(), ClientRole::Fork(id, call.forks.len()));
-        self.out.push_back(CallOutput::Request {
-            flow,
-            request: invite.clone(),
-        });
-        call.forks.push(Fork {
-            ext: number.to_owned(),
-            round: cseq,
-            key,
-            invite,
-            flow,
-            state: ForkState::Calling,
-            cancel_pending: false,
-            final_status: None,
-        });
-        call.ring_deadline = (!emergency).then(|| now + self.cfg.ring_timeout);
     }
 
     /// The ring time of the current round is over.
-    fn ring_timeout(&mut self, now: Instant, id: CallId, ctx: &mut CallContext<'_>) {
+    fn ring_timeout(&mut self, now: Instant, id: CallId, io: &mut Io<'_, '_>) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        let next = match call.target.clone() {
-            Target::Extension(n) => {
-                match ctx.services.extension(&n).and_then(|p| p.forward_noanswer) {
-                    Some(t) => self.forward(now, id, &t, ctx),
-                    None => Err((
-                        408,
-                        "Request Timeout: no answer".into(),
-                        Disposition::NoAnswer,
-                    )),
-                }
-            }
-            Target::Group { .. } => self.advance_group(now, id, ctx),
-            Target::Trunk | Target::Feature => Err((
-                408,
-                "Request Timeout: no answer".into(),
+        let no_answer = || {
+            (
+                Cause::with(CauseKind::NoAnswer, "no answer"),
                 Disposition::NoAnswer,
-            )),
+            )
+        };
+        let next = match call.target.clone() {
+            Target::Extension(n) => match io.env.extension(&n).and_then(|p| p.forward_noanswer) {
+                Some(t) => self.forward(now, id, &t, io),
+                None => Err(no_answer()),
+            },
+            Target::Group { .. } => self.advance_group(now, id, io),
+            Target::Trunk | Target::Feature => Err(no_answer()),
         };
         if let Err(f) = next {
-            self.fail_call(now, id, f, ctx);
+            self.fail_call(now, id, f, io);
+        }
+    }
+
+    /// The callee side is settled: the caller is answered.
+    fn answer_caller(&mut self, now: Instant, id: CallId, io: &mut Io<'_, '_>) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.answered = Some(now);
+        call.phase = Phase::Answering;
+        call.ring_deadline = None;
+        call.a_answered = true;
+        call.unconfirmed.push(call.a);
+        io.legs.answer(call.a);
+    }
+
+    /// Stops every leg still ringing for call `id`.
+    fn stop_rings(&mut self, id: CallId, io: &mut Io<'_, '_>) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        for r in call.rings.drain(..) {
+            if r.failed.is_none() {
+                io.legs.hang_up(r.leg);
+            }
+            self.legs.remove(&r.leg);
         }
     }
 
     /// Refuses the caller with `f` and ends the call.
-    fn fail_call(&mut self, now: Instant, id: CallId, f: Failure, ctx: &mut CallContext<'_>) {
-        let (status, reason, disposition) = f;
-        self.refuse_caller(id, status, &reason);
-        let why = format!("{status} {reason}");
-        self.end_call(now, id, disposition, Some(&why), Some(status), None, ctx);
+    fn fail_call(&mut self, now: Instant, id: CallId, f: Failure, io: &mut Io<'_, '_>) {
+        let (cause, disposition) = f;
+        let end = End {
+            disposition,
+            reason: None,
+            cause: Some(cause),
+            hangup: None,
+            done: None,
+        };
+        self.end_call(now, id, end, io);
     }
 
-    /// Sends a final non-2xx to the caller's INVITE.
-    fn refuse_caller(&mut self, id: CallId, status: u16, reason: &str) {
-        let Some(call) = self.calls.get(&id) else {
-            return;
-        };
-        let resp = MessageBuilder::response_to(&call.a_invite, status, reason)
-            .set_to_tag(&call.a.local_tag)
-            .build();
-        self.out.push_back(CallOutput::Respond {
-            key: call.a_key.clone(),
-            response: resp,
-        });
-    }
-
-    /// CANCELs one fork (sec. 9.1), or notes to do so once it has rung.
-    fn cancel_fork(&mut self, id: CallId, i: usize) {
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        let Some(fork) = call.forks.get_mut(i) else {
-            return;
-        };
-        if let Some((flow, cancel)) = cancel_of(fork) {
-            self.send_other(flow, cancel);
-        }
-    }
-
-    fn send_other(&mut self, flow: Flow, request: Message) {
-        if let Ok(key) = TransactionKey::for_client_request(&request) {
-            self.by_client_key.insert(key, ClientRole::Other);
-        }
-        self.out.push_back(CallOutput::Request { flow, request });
-    }
-
-    /// Ends a call on every leg: cancels ringing forks, BYEs confirmed dialogs except
-    /// the one that hung up, closes media, and emits the record.
-    #[allow(clippy::too_many_arguments)]
-    fn end_call(
-        &mut self,
-        now: Instant,
-        id: CallId,
-        disposition: Disposition,
-        reason: Option<&str>,
-        status: Option<u16>,
-        hangup: Option<Hangup>,
-        ctx: &mut CallContext<'_>,
-    ) {
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        if hangup != Some(Hangup::Caller) && matches!(call.phase, Phase::Answering | Phase::Up) {
-            let bye = call.a.request(Method::Bye, &mut self.ids);
-            let flow = call.a.flow;
-            self.send_other(flow, bye);
-        }
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        if hangup != Some(Hangup::Callee) {
-            if let Some(d) = call.b.as_mut() {
-                let bye = d.request(Method::Bye, &mut self.ids);
-                let flow = d.flow;
-                self.send_other(flow, bye);
-            }
-        }
-        let n = self.calls.get(&id).map_or(0, |c| c.forks.len());
-        for i in 0..n {
-            self.cancel_fork(id, i);
-        }
-        let n = self
-            .calls
-            .get(&id)
-            .and_then(|c| c.transfer.as_ref())
-            .map_or(0, |t| t.forks.len());
-        for i in 0..n {
-            self.cancel_transfer_fork(id, i);
-        }
-        ctx.services.close(id);
-        self.finish(now, id, disposition, reason, status, hangup);
-    }
-
-    /// Removes the call from the tables and emits its record. Forks that have not
-    /// answered become orphans until their transactions end.
-    fn finish(
-        &mut self,
-        now: Instant,
-        id: CallId,
-        disposition: Disposition,
-        reason: Option<&str>,
-        status: Option<u16>,
-        hangup: Option<Hangup>,
-    ) {
+    /// Ends a call on every leg but `end.done`: refuses the caller if it was not
+    /// answered, stops what rings, hangs up the rest; closes media; emits the record.
+    fn end_call(&mut self, now: Instant, id: CallId, end: End, io: &mut Io<'_, '_>) {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
-        // A late CANCEL for the caller's INVITE now finds no call (481).
-        self.by_server_key.retain(|_, v| *v != id);
-        self.by_dialog.retain(|_, (v, _)| *v != id);
-        let transfer_forks = call
-            .transfer
-            .iter()
-            .flat_map(|t| t.forks.iter().enumerate());
-        let forks = call
-            .forks
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (ClientRole::Fork(id, i), f))
-            .chain(transfer_forks.map(|(i, f)| (ClientRole::TransferFork(id, i), f)));
-        for (role, fork) in forks {
-            if self.by_client_key.get(&fork.key) != Some(&role) {
+        for leg in call.all_legs() {
+            if Some(leg) == end.done || self.legs.get(&leg).is_none_or(|(c, _)| *c != id) {
                 continue;
             }
-            if fork.state == ForkState::Answered {
-                self.by_client_key.remove(&fork.key);
+            if leg == call.a && !call.a_answered {
+                let cause = end
+                    .cause
+                    .clone()
+                    .unwrap_or_else(|| Cause::new(CauseKind::Failed));
+                io.legs.reject(leg, &cause);
+            } else if call
+                .rings
+                .iter()
+                .any(|r| r.leg == leg && r.failed.is_some())
+            {
+                // Already over.
             } else {
-                // Still ringing, or cancelled with the 2xx possibly crossing it.
-                let cancelled = fork.state == ForkState::Done;
-                self.by_client_key
-                    .insert(fork.key.clone(), ClientRole::Orphan);
-                self.orphans.insert(
-                    fork.key.clone(),
-                    Orphan {
-                        invite: fork.invite.clone(),
-                        flow: fork.flow,
-                        cancelled,
-                        deadline: now + self.cfg.t1 * 64,
-                    },
-                );
+                io.legs.hang_up(leg);
             }
         }
-        self.out.push_back(CallOutput::Ended(Box::new(CallSummary {
+        self.legs.retain(|_, (c, _)| *c != id);
+        io.env.close(id);
+        let disposition = if call.answered.is_none() && end.disposition == Disposition::Answered {
+            Disposition::Failed
+        } else {
+            end.disposition
+        };
+        self.ended.push_back(CallSummary {
             id,
-            sip_call_id: call.a.call_id.clone(),
+            sip_call_id: call.reference,
             caller: call.caller,
             caller_name: call.caller_name,
             dialled: call.dialled,
@@ -2226,134 +1250,106 @@ impl CallControl {
             start: call.start,
             answer: call.answered,
             end: now,
-            disposition: if call.answered.is_none() && disposition == Disposition::Answered {
-                Disposition::Failed
-            } else {
-                disposition
-            },
-            reason: reason
-                .map(str::to_owned)
+            disposition,
+            reason: end
+                .reason
                 .or_else(|| call.transferred_to.map(|t| format!("transferred to {t}"))),
-            sip_status: status,
-            hangup,
-        })));
+            cause: if call.answered.is_some() {
+                None
+            } else {
+                end.cause
+            },
+            sip_status: None,
+            hangup: end.hangup,
+        });
     }
 
     /// A call refused before it had state still leaves a record.
     fn record_refusal(
         &mut self,
         now: Instant,
-        req: &Message,
-        flow: Flow,
+        at: &Attempt<'_>,
         disposition: Disposition,
-        early: &Early,
+        cause: Cause,
     ) {
-        let caller = req
-            .from_header()
-            .ok()
-            .and_then(|f| f.uri.user().map(str::to_owned))
-            .unwrap_or_default();
-        let dialled = req
-            .request_uri()
-            .and_then(|u| u.user().map(str::to_owned))
-            .unwrap_or_default();
-        let id = self.next_call;
-        self.next_call += 1;
-        self.out.push_back(CallOutput::Ended(Box::new(CallSummary {
+        let id = self.allocate_id();
+        self.ended.push_back(CallSummary {
             id,
-            sip_call_id: req.call_id().unwrap_or("").to_owned(),
-            caller,
+            sip_call_id: at.reference.to_owned(),
+            caller: at.caller.to_owned(),
             caller_name: None,
-            dialled,
+            dialled: at.dialled.to_owned(),
             normalised: None,
             destination: None,
             direction: CallDirection::Internal,
             route: None,
-            source_ip: Some(flow.remote.ip()),
+            source_ip: Some(at.source),
             dest_ip: None,
             start: now,
             answer: None,
             end: now,
             disposition,
-            reason: Some(early.reason.clone()),
-            sip_status: Some(early.status),
+            reason: None,
+            cause: Some(cause),
+            sip_status: None,
             hangup: None,
-        })));
+        });
     }
 }
 
-/// Stops a fork: the CANCEL to send if it has rung (sec. 9.1), else a note to send
-/// it once it does.
-fn cancel_of(fork: &mut Fork) -> Option<(Flow, Message)> {
-    match fork.state {
-        ForkState::Calling => {
-            fork.cancel_pending = true;
-            None
+/// How a call ends.
+struct End {
+    disposition: Disposition,
+    reason: Option<String>,
+    cause: Option<Cause>,
+    hangup: Option<Hangup>,
+    /// The leg that ended by itself (it gets no hang-up).
+    done: Option<LegId>,
+}
+
+impl End {
+    fn answered(reason: Option<&str>, hangup: Option<Hangup>) -> Self {
+        Self {
+            disposition: Disposition::Answered,
+            reason: reason.map(str::to_owned),
+            cause: None,
+            hangup,
+            done: None,
         }
-        ForkState::Ringing => {
-            fork.state = ForkState::Done;
-            fork.final_status
-                .get_or_insert((487, "Request Terminated".into()));
-            Some((fork.flow, cancel_for(&fork.invite)))
-        }
-        ForkState::Answered | ForkState::Done => None,
     }
 }
 
-/// The CANCEL for our INVITE (sec. 9.1: same Request-URI, Call-ID, From, To, CSeq
-/// number and top Via).
-fn cancel_for(invite: &Message) -> Message {
-    let uri = invite
-        .request_uri()
-        .cloned()
-        .unwrap_or_else(|| Uri::sip(None, "invalid", None));
-    let mut b = MessageBuilder::request(Method::Cancel, uri);
-    if let Ok(via) = invite.top_via() {
-        b = b.header(HeaderName::Via, via.to_string());
+/// The cause and record outcome of a dial-plan refusal.
+fn refused(r: &Refusal) -> Failure {
+    match r {
+        Refusal::Incomplete | Refusal::Invalid { .. } => (
+            Cause::with(CauseKind::Incomplete, r.reason()),
+            Disposition::Failed,
+        ),
+        Refusal::Unknown => (
+            Cause::with(CauseKind::NotFound, r.reason()),
+            Disposition::Failed,
+        ),
+        Refusal::Blocked { .. } | Refusal::NotAllowed { .. } => (
+            Cause::with(CauseKind::Forbidden, r.reason()),
+            Disposition::Blocked,
+        ),
     }
-    b = b.header(HeaderName::MaxForwards, "70");
-    for name in [HeaderName::From, HeaderName::To, HeaderName::CallId] {
-        if let Some(v) = invite.header(&name) {
-            b = b.header(name.clone(), v.to_owned());
-        }
-    }
-    let seq = invite.cseq().map(|c| c.seq).unwrap_or(1);
-    b.header(HeaderName::CSeq, format!("{seq} CANCEL")).build()
 }
 
-fn refusal_early(r: &Refusal) -> Early {
-    let status = r.sip_status();
-    let reason = r.reason();
-    let phrase = match status {
-        403 => format!("Forbidden: {reason}"),
-        404 => "Not Found".to_owned(),
-        484 => "Address Incomplete".to_owned(),
-        _ => format!("Bad Request: {reason}"),
+/// The record's outcome for a cause.
+fn failure(cause: Cause) -> Failure {
+    let disposition = match cause.kind {
+        CauseKind::Busy | CauseKind::Declined => Disposition::Busy,
+        // The store's vocabulary: nobody took the call.
+        CauseKind::NoAnswer | CauseKind::Unavailable => Disposition::NoAnswer,
+        _ => Disposition::Failed,
     };
-    let mut e = Early::new(status, phrase);
-    e.warning = Some(format!("399 pbxd \"{}\"", quote(&reason)));
-    if matches!(r, Refusal::Blocked { .. } | Refusal::NotAllowed { .. }) {
-        e.disposition = Some(Disposition::Blocked);
-    }
-    e
-}
-
-/// A picker's answer must come from its own offer: without one there is nothing to
-/// answer in the 2xx that takes over the call.
-fn pickup_needs_offer() -> Option<Early> {
-    Some(Early::new(
-        488,
-        "Not Acceptable Here: pickup needs an SDP offer",
-    ))
-}
-
-/// Escapes `"` and `\` for a quoted-string.
-fn quote(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+    (cause, disposition)
 }
 
 /// The directory seen as the dial plan's number plan.
-struct PlanView<'a>(&'a dyn CallDirectory);
+struct PlanView<'a>(&'a dyn CallServices);
 
 impl NumberPlan for PlanView<'_> {
     fn is_extension(&self, n: &str) -> bool {
@@ -2366,29 +1362,5 @@ impl NumberPlan for PlanView<'_> {
 
     fn is_prefix_of_internal(&self, prefix: &str) -> bool {
         self.0.is_prefix_of_internal(prefix)
-    }
-}
-
-fn failure(status: u16, reason: &str) -> Failure {
-    let disposition = match status {
-        486 | 600 | 603 => Disposition::Busy,
-        // The store's vocabulary: nobody took the call.
-        408 | 480 => Disposition::NoAnswer,
-        _ => Disposition::Failed,
-    };
-    (status, reason.to_owned(), disposition)
-}
-
-fn dialog_ref(call: &Call, side: Side) -> Option<&Dialog> {
-    match side {
-        Side::Caller => Some(&call.a),
-        Side::Callee => call.b.as_ref(),
-    }
-}
-
-fn dialog_mut(call: &mut Call, side: Side) -> Option<&mut Dialog> {
-    match side {
-        Side::Caller => Some(&mut call.a),
-        Side::Callee => call.b.as_mut(),
     }
 }

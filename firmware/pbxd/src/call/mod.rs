@@ -1,19 +1,23 @@
-//! Call control: the B2BUA that connects the office's phones (issue 3).
+//! Call control: calls between parties, whatever carries them (issue 3).
 //!
-//! - [`core`]: calls as sans-IO state: legs, forks, media session, records
-//! - [`dialog`]: one SIP dialog of a leg (sec. 12)
-//! - [`ids`]: tags, branches and Call-IDs
+//! - [`leg`]: what call control knows of a leg: events in, commands out, causes
+//! - [`core`]: calls as sans-IO state: routing, forwarding, groups, pickup, transfer,
+//!   features, media session, records
 //! - [`trunk`]: where external and emergency calls go
+//!
+//! Call control speaks no SIP: `sip::ua` is the SIP user agent that turns dialogs
+//! into legs.
 
 pub mod core;
-pub mod dialog;
-pub mod ids;
+pub mod leg;
 #[cfg(test)]
 mod tests;
 pub mod trunk;
 
 pub use self::core::{
-    CallConfig, CallContext, CallControl, CallDirection, CallDirectory, CallId, CallOutput,
-    CallServices, CallSummary, Disposition, ExtensionProfile, Hangup, MediaControl, Side, Sound,
-    ALLOW,
+    is_emergency, CallConfig, CallControl, CallDirection, CallDirectory, CallId, CallServices,
+    CallSummary, Disposition, ExtensionProfile, Hangup, MediaControl, Side, Sound,
+};
+pub use self::leg::{
+    Cause, CauseKind, Gone, LegEvent, LegId, Legs, MediaPort, Party, RingTarget, TransferStatus,
 };

@@ -1,8 +1,6 @@
-//! The B2BUA's view of a trunk: where calls to numbers outside the office go. The cloud
+//! Call control's view of a trunk: where calls to numbers outside the office go. The cloud
 //! trunk (issue 5) and the GSM gateway (issue 7) provide targets; until one exists,
 //! external and emergency calls fail with 503 and a reason, and are recorded.
-
-use pbx_sip::message::Uri;
 
 use crate::registrar::Flow;
 
@@ -15,11 +13,4 @@ pub struct TrunkTarget {
     pub host: String,
     /// The flow it is reached on (its registration's connection or NAT binding).
     pub flow: Flow,
-}
-
-impl TrunkTarget {
-    /// The Request-URI for `number` (E.164 with `+`, or an emergency number as dialled).
-    pub fn request_uri(&self, number: &str) -> Uri {
-        Uri::sip(Some(number), &self.host, None)
-    }
 }

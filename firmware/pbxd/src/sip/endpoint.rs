@@ -20,11 +20,12 @@ use pbx_sip::transaction::{
 };
 
 use super::guard::{AuthGuard, GuardConfig, NewBlock, Verdict};
-use crate::call::{CallConfig, CallContext, CallControl, CallOutput, CallServices, CallSummary};
+use super::ua::{CallContext, CallOutput, SipCalls};
+use crate::call::{CallConfig, CallServices, CallSummary};
 use crate::registrar::{Directory, Flow, Registrar, RegistrarEvent, Transport};
 
 /// Methods we answer, for Allow headers (RFC 3261 sec. 20.5).
-pub use crate::call::ALLOW;
+pub use super::ua::ALLOW;
 
 /// What the endpoint asks of its shell.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +78,7 @@ pub struct EndpointStats {
 #[derive(Debug)]
 pub struct Endpoint {
     registrar: Registrar,
-    calls: CallControl,
+    calls: SipCalls,
     guard: AuthGuard,
     limits: Limits,
     udp: Transactions,
@@ -93,7 +94,7 @@ impl Endpoint {
     pub fn new(registrar: Registrar, guard: GuardConfig, timers: TimerConfig) -> Self {
         Self::with_calls(
             registrar,
-            CallControl::new(CallConfig::default(), 0x5eed),
+            SipCalls::new(CallConfig::default(), 0x5eed),
             guard,
             timers,
         )
@@ -102,7 +103,7 @@ impl Endpoint {
     /// An endpoint around a registrar and a B2BUA.
     pub fn with_calls(
         registrar: Registrar,
-        calls: CallControl,
+        calls: SipCalls,
         guard: GuardConfig,
         timers: TimerConfig,
     ) -> Self {
@@ -151,7 +152,7 @@ impl Endpoint {
     }
 
     /// The B2BUA (read-only: live calls, leak checks).
-    pub fn calls(&self) -> &CallControl {
+    pub fn calls(&self) -> &SipCalls {
         &self.calls
     }
 

@@ -1,5 +1,6 @@
-//! The SIP side of the daemon: the sans-IO endpoint core (`endpoint.rs`) and its tokio shell
-//! (UDP and TCP sockets, timers, persistence of registrar events).
+//! The SIP side of the daemon: the sans-IO endpoint core (`endpoint.rs`), the user agent
+//! that turns call legs into SIP dialogs ([`ua`]), and the tokio shell (UDP and TCP
+//! sockets, timers, persistence of registrar events).
 
 mod endpoint;
 mod guard;
@@ -10,6 +11,7 @@ mod task;
 mod tcp;
 #[cfg(test)]
 mod tests;
+pub mod ua;
 
 pub use endpoint::{Endpoint, EndpointEvent, EndpointOutput, EndpointStats, ALLOW};
 pub use guard::{AuthGuard, GuardConfig, NewBlock, Verdict};

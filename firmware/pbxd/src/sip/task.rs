@@ -19,8 +19,9 @@ use super::load::LoadMeter;
 use super::records;
 use super::services::StoreServices;
 use super::tcp::{accept_loop, ConnEvent};
+use super::ua::SipCalls;
+use crate::call::CallSummary;
 use crate::call::Side;
-use crate::call::{CallControl, CallSummary};
 use crate::clock;
 use crate::config::Config;
 use crate::media::relay::{spawn_media_runtime, Leg, MediaEvent, MediaService};
@@ -257,7 +258,7 @@ impl SipShell {
         // Fresh per start: nonces of an earlier run are answered `stale`, as they should be.
         let secret: [u8; 32] = rand::random();
         let registrar = Registrar::new(rcfg, secret, rand::random());
-        let calls = CallControl::new(self.cfg.calls.clone(), rand::random());
+        let calls = SipCalls::new(self.cfg.calls.clone(), rand::random());
         let mut endpoint = Endpoint::with_calls(
             registrar,
             calls,

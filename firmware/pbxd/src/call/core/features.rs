@@ -4,9 +4,11 @@
 
 use std::time::Instant;
 
-use super::{CallContext, CallControl, CallId, Disposition, Hangup, Phase, Side, Sound, Target};
+use super::{
+    CallControl, CallId, CallServices, Cause, CauseKind, Disposition, End, Hangup, Io, Legs, Phase,
+    Side, Sound, Target,
+};
 use crate::dialplan::FeatureCode;
-use crate::media::sdp::Direction;
 
 impl CallControl {
     /// Carries out `code` for the call's caller; answers with a confirmation tone, or
@@ -16,24 +18,24 @@ impl CallControl {
         now: Instant,
         id: CallId,
         code: &FeatureCode,
-        ctx: &mut CallContext<'_>,
+        io: &mut Io<'_, '_>,
     ) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         call.target = Target::Feature;
         let caller = call.caller.clone();
-        match ctx.services.apply_feature(&caller, code) {
+        match io.env.apply_feature(&caller, code) {
             Ok(done) => {
                 if let Some(call) = self.calls.get_mut(&id) {
                     call.callee = done;
                 }
-                self.answer_caller(now, id);
-                ctx.services.play(id, Side::Caller, Sound::Confirmation);
+                self.answer_caller(now, id, io);
+                io.env.play(id, Side::Caller, Sound::Confirmation);
             }
             Err(why) => {
-                let reason = format!("Forbidden: {why}");
-                self.fail_call(now, id, (403, reason, Disposition::Failed), ctx);
+                let cause = Cause::with(CauseKind::Forbidden, why);
+                self.fail_call(now, id, (cause, Disposition::Failed), io);
             }
         }
     }
@@ -44,7 +46,8 @@ impl CallControl {
         now: Instant,
         id: CallId,
         side: Side,
-        ctx: &mut CallContext<'_>,
+        legs: &mut dyn Legs,
+        env: &mut dyn CallServices,
     ) {
         let Some(call) = self.calls.get(&id) else {
             return;
@@ -53,44 +56,35 @@ impl CallControl {
             return;
         }
         let reason = format!("feature code: {}", call.callee);
-        let phase = call.phase;
-        if matches!(phase, Phase::Up | Phase::Answering) {
-            self.end_call(
-                now,
-                id,
-                Disposition::Answered,
-                Some(&reason),
-                Some(200),
-                Some(Hangup::System),
-                ctx,
-            );
+        if matches!(call.phase, Phase::Up | Phase::Answering) {
+            let io = &mut Io { legs, env };
+            let end = End::answered(Some(&reason), Some(Hangup::System));
+            self.end_call(now, id, end, io);
         }
     }
 
-    /// After `side` renegotiated to `ours` (our direction towards it): when it holds
-    /// (a=sendonly or a=inactive: it wants nothing from us), the other side hears
-    /// music; when it resumes, the music stops.
+    /// After `side` renegotiated: when our answer towards it does not send (it holds
+    /// with a=sendonly or a=inactive), the other side hears music; when it resumes,
+    /// the music stops.
     pub(super) fn hold_changed(
         &mut self,
         id: CallId,
         side: Side,
-        ours: Direction,
-        ctx: &mut CallContext<'_>,
+        sends: bool,
+        io: &mut Io<'_, '_>,
     ) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        // Holding, the peer wants no media: our answer then does not send.
-        let holding = !ours.sends();
         let other = side.other();
-        match (holding, call.held_by) {
+        match (!sends, call.held_by) {
             (true, None) => {
                 call.held_by = Some(side);
-                ctx.services.play(id, other, Sound::Hold);
+                io.env.play(id, other, Sound::Hold);
             }
             (false, Some(s)) if s == side => {
                 call.held_by = None;
-                ctx.services.stop_playback(id, other);
+                io.env.stop_playback(id, other);
             }
             _ => {}
         }

@@ -3,105 +3,75 @@
 
 use std::time::Instant;
 
-use pbx_sip::message::{HeaderName, Message, MessageBuilder};
-use pbx_sip::transaction::TransactionKey;
-
-use super::{CallContext, CallControl, CallId, Early, ForkState, Phase, Side, ALLOW};
-use crate::call::dialog::{host_of, our_contact, Dialog};
-use crate::media::sdp::{self, Sdp};
-use crate::registrar::{Flow, Transport};
+use super::{
+    Attempt, CallControl, CallId, Cause, CauseKind, Disposition, Io, MediaPort, Phase, Side,
+};
 
 impl CallControl {
-    /// Answers the picker's INVITE with the call ringing at `extension` (directed)
-    /// or at a member of the picker's pickup group.
-    #[allow(clippy::too_many_arguments)]
+    /// The picker's leg takes the call ringing at `extension` (directed) or at a
+    /// member of the picker's pickup group, the longest-ringing first.
     pub(super) fn pickup(
         &mut self,
         now: Instant,
-        key: &TransactionKey,
-        req: &Message,
-        flow: Flow,
-        offer: &Sdp,
-        picker: &str,
+        at: &Attempt<'_>,
         extension: Option<&str>,
-        ctx: &mut CallContext<'_>,
-    ) -> Result<(), Early> {
-        let group = ctx.services.extension(picker).and_then(|p| p.pickup_group);
+        io: &mut Io<'_, '_>,
+    ) {
+        let picker = at.caller;
+        let group = io.env.extension(picker).and_then(|p| p.pickup_group);
         let rings_for = |ext: &str| match extension {
             Some(e) => e == ext,
-            None => {
-                group.is_some() && ctx.services.extension(ext).and_then(|p| p.pickup_group) == group
-            }
+            None => group.is_some() && io.env.extension(ext).and_then(|p| p.pickup_group) == group,
         };
-        // The longest-ringing call first.
         let mut candidates: Vec<(Instant, CallId)> = self
             .calls
             .values()
             .filter(|c| c.phase == Phase::Ringing && c.caller != picker)
             .filter(|c| {
-                c.forks.iter().any(|f| {
-                    f.round == c.b_cseq
-                        && matches!(f.state, ForkState::Calling | ForkState::Ringing)
-                        && rings_for(&f.ext)
-                })
+                c.rings
+                    .iter()
+                    .any(|r| r.failed.is_none() && rings_for(&r.ext))
             })
             .map(|c| (c.start, c.id))
             .collect();
         candidates.sort();
-        let Some(&(_, id)) = candidates.first() else {
-            return Err(Early::new(
-                480,
-                "Temporarily Unavailable: no call to pick up",
-            ));
+        let Some(call) = candidates.first().and_then(|(_, id)| self.calls.get(id)) else {
+            let cause = Cause::with(CauseKind::Unavailable, "no call to pick up");
+            io.legs.reject(at.leg, &cause);
+            self.record_refusal(now, at, Disposition::Failed, cause);
+            return;
         };
-        let Some(call) = self.calls.get_mut(&id) else {
-            return Err(Early::new(
-                480,
-                "Temporarily Unavailable: no call to pick up",
-            ));
+        let id = call.id;
+        let media = MediaPort {
+            port: call.ports.1,
+            prefer: call.prefer,
         };
-        let mut local = call.b_local.clone();
-        local.addr = flow.local.ip();
-        let (body, neg) = match sdp::answer(offer, &local, &call.b_origin) {
-            Ok(x) => x,
-            Err(e) => {
-                let mut early = Early::new(488, "Not Acceptable Here");
-                early.warning = Some(sdp::warning_header(&e, &host_of(flow.local.ip())));
-                return Err(early);
+        // The picker's answer must come from its own offer: the call is already
+        // connected to the caller's media.
+        let neg = match io.legs.accept(at.leg, media, true) {
+            Ok(neg) => neg,
+            Err(cause) => {
+                self.record_refusal(now, at, Disposition::Failed, cause);
+                return;
             }
         };
-        let tag = self.ids.tag();
-        let Some(dialog) = Dialog::as_uas(req, &tag, flow) else {
-            return Err(Early::new(400, "Bad Request: cannot form a dialog"));
-        };
-        ctx.services.configure(id, Side::Callee, &neg);
-        self.by_dialog
-            .insert((dialog.call_id.clone(), tag.clone()), (id, Side::Callee));
-        self.by_server_key.insert(key.clone(), id);
-        call.b = Some(dialog);
-        call.callee = picker.to_owned();
-        call.dest_ip = Some(flow.remote.ip());
-        call.transferred_to = None;
-        let ok = MessageBuilder::response_to(req, 200, "OK")
-            .set_to_tag(&tag)
-            .header(HeaderName::Contact, our_contact(flow))
-            .header(HeaderName::Allow, ALLOW)
-            .body("application/sdp", body)
-            .build();
-        // The phones that rang stop; the caller is answered.
-        let n = call.forks.len();
-        for i in 0..n {
-            self.cancel_fork(id, i);
+        if let Some(neg) = &neg {
+            io.env.configure(id, Side::Callee, neg);
         }
-        self.answer_caller(now, id);
-        self.send_ok(
-            now,
-            id,
-            Side::Callee,
-            key.clone(),
-            ok,
-            flow.transport != Transport::Udp,
-        );
-        Ok(())
+        // The phones that rang stop; the caller and the picker are answered.
+        self.stop_rings(id, io);
+        self.legs.insert(at.leg, (id, Side::Callee));
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.b = Some(at.leg);
+        call.callee = picker.to_owned();
+        call.dest_ip = Some(at.source);
+        call.transferred_to = None;
+        self.answer_caller(now, id, io);
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.unconfirmed.push(at.leg);
+        }
+        io.legs.answer(at.leg);
     }
 }

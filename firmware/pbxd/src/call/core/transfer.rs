@@ -1,130 +1,62 @@
-//! Call transfer with REFER (RFC 3515), as IP phones do it: blind (Refer-To names a
-//! number) and attended (Refer-To carries `Replaces`, RFC 3891, naming the
-//! transferor's consultation call). The transferee keeps its leg and media port; the
-//! transferor's side of the call is replaced by the target.
+//! Call transfer as phones ask for it: blind (the party names a number) and attended
+//! (the party names its consultation call, whose other party takes its place). The
+//! transferee keeps its leg and media port; the transferor's side of the call is
+//! replaced by the target.
 
+use std::net::IpAddr;
 use std::time::Instant;
 
-use pbx_sip::message::{HeaderName, Message, MessageBuilder, Method, NameAddr, Uri};
-use pbx_sip::transaction::TransactionKey;
-
 use super::{
-    dialog_mut, dialog_ref, CallContext, CallControl, CallId, CallOutput, ClientRole, Fork,
-    ForkState, Phase, Side, Transfer, ALLOW,
+    CallControl, CallId, Cause, CauseKind, End, Hangup, Io, LegId, MediaPort, Negotiated, Party,
+    Phase, RingTarget, Side, Transfer,
 };
-use crate::call::dialog::{our_contact, our_via, Dialog};
+use crate::call::leg::TransferStatus;
 use crate::dialplan::{self, Caller, Route};
-use crate::media::sdp::{self, Sdp};
-
-impl Side {
-    /// The other side of the call.
-    pub fn other(self) -> Side {
-        match self {
-            Side::Caller => Side::Callee,
-            Side::Callee => Side::Caller,
-        }
-    }
-}
-
-/// `Replaces` (RFC 3891): the dialog named by the transferor, from its point of view.
-struct Replaces {
-    call_id: String,
-    to_tag: String,
-    from_tag: String,
-}
-
-fn parse_replaces(v: &str) -> Option<Replaces> {
-    let mut parts = v.split(';');
-    let call_id = parts.next()?.trim().to_owned();
-    let (mut to_tag, mut from_tag) = (None, None);
-    for p in parts {
-        match p.trim().split_once('=') {
-            Some((k, v)) if k.eq_ignore_ascii_case("to-tag") => to_tag = Some(v.to_owned()),
-            Some((k, v)) if k.eq_ignore_ascii_case("from-tag") => from_tag = Some(v.to_owned()),
-            _ => {}
-        }
-    }
-    Some(Replaces {
-        call_id,
-        to_tag: to_tag?,
-        from_tag: from_tag?,
-    })
-}
 
 impl CallControl {
-    /// A REFER in an answered call from `side`. Returns the response to it.
-    pub(super) fn handle_refer(
-        &mut self,
-        now: Instant,
-        id: CallId,
-        side: Side,
-        req: &Message,
-        ctx: &mut CallContext<'_>,
-    ) -> Message {
-        let reply = |status, reason: &str| MessageBuilder::response_to(req, status, reason).build();
-        let Some(call) = self.calls.get(&id) else {
-            return reply(481, "Call/Transaction Does Not Exist");
-        };
+    /// Checks that the call of `leg` can start a transfer now.
+    fn transfer_ready(&self, leg: LegId) -> Result<(CallId, Side), Cause> {
+        let no_call = || Cause::new(CauseKind::NoSuchCall);
+        let &(id, side) = self.legs.get(&leg).ok_or_else(no_call)?;
+        let call = self.calls.get(&id).ok_or_else(no_call)?;
         if call.phase != Phase::Up {
-            return reply(491, "Request Pending");
+            return Err(Cause::new(CauseKind::Pending));
         }
         if call.transfer.is_some() {
-            return reply(491, "Request Pending: a transfer is in progress");
+            return Err(Cause::with(CauseKind::Pending, "a transfer is in progress"));
         }
-        let refer_to = req
-            .header(&HeaderName::Other("Refer-To".into()))
-            .map(NameAddr::parse);
-        let Some(Ok(refer_to)) = refer_to else {
-            return reply(400, "Bad Request: missing or malformed Refer-To");
-        };
-        let replaces = refer_to
-            .uri
-            .headers()
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("Replaces"))
-            .map(|(_, v)| v.clone());
-        let accepted = reply(202, "Accepted");
-        match replaces {
-            Some(r) => match parse_replaces(&r) {
-                Some(r) => self
-                    .attended(now, id, side, &r, ctx)
-                    .map_or_else(|(status, reason)| reply(status, &reason), |()| accepted),
-                None => reply(400, "Bad Request: malformed Replaces"),
-            },
-            None => {
-                let target = refer_to.uri.user().unwrap_or("").to_owned();
-                match self.blind(now, id, side, &target, ctx) {
-                    Ok(()) => accepted,
-                    Err((status, reason)) => reply(status, &reason),
-                }
-            }
-        }
+        Ok((id, side))
     }
 
     /// Blind transfer: ring `target` for the transferor's side.
-    fn blind(
+    pub(super) fn blind(&mut self, now: Instant, leg: LegId, target: &str, io: &mut Io<'_, '_>) {
+        match self.start_blind(now, leg, target, io) {
+            Ok(()) => io.legs.transfer_status(leg, TransferStatus::Accepted),
+            Err(cause) => io.legs.transfer_status(leg, TransferStatus::Refused(cause)),
+        }
+    }
+
+    fn start_blind(
         &mut self,
         now: Instant,
-        id: CallId,
-        side: Side,
+        leg: LegId,
         target: &str,
-        ctx: &mut CallContext<'_>,
-    ) -> Result<(), (u16, String)> {
-        let Some(call) = self.calls.get(&id) else {
-            return Err((481, "Call/Transaction Does Not Exist".into()));
-        };
+        io: &mut Io<'_, '_>,
+    ) -> Result<(), Cause> {
+        let (id, side) = self.transfer_ready(leg)?;
+        let call = self
+            .calls
+            .get_mut(&id)
+            .ok_or_else(|| Cause::new(CauseKind::NoSuchCall))?;
         // The transferor's own rights decide where it may transfer to.
-        let transferor = match side {
-            Side::Caller => call.caller.clone(),
-            Side::Callee => call.callee.clone(),
-        };
-        let profile = ctx
-            .services
+        let transferor = call.number(side);
+        let profile = io
+            .env
             .extension(&transferor)
-            .ok_or((403, "Forbidden: only extensions can transfer".to_owned()))?;
-        let site = ctx.services.site();
+            .ok_or_else(|| Cause::with(CauseKind::Forbidden, "only extensions can transfer"))?;
+        let site = io.env.site();
         let route = {
-            let plan = super::PlanView(&*ctx.services);
+            let plan = super::PlanView(&*io.env);
             let who = Caller {
                 extension: &transferor,
                 class: profile.class,
@@ -135,463 +67,201 @@ impl CallControl {
         let ext = match route {
             Ok(Route::Extension { number }) => number,
             Ok(_) => {
-                return Err((
-                    488,
-                    "Not Acceptable Here: transfer only to extensions".into(),
+                return Err(Cause::with(
+                    CauseKind::Unacceptable,
+                    "transfer only to extensions",
                 ))
             }
-            Err(r) => return Err((r.sip_status(), r.reason())),
+            Err(r) => return Err(super::refused(&r).0),
         };
-        let realm = ctx.registrar.config().realm.clone();
-        let aor = format!("{ext}@{realm}");
-        let contacts: Vec<(Uri, crate::registrar::Flow)> = ctx
-            .registrar
-            .bindings()
-            .get(&aor, now)
-            .filter_map(|b| Uri::parse(&b.contact).ok().map(|u| (u, b.flow)))
-            .collect();
-        if contacts.is_empty() {
-            return Err((480, "Temporarily Unavailable".into()));
-        }
         // The target sees the transferee as the caller.
-        let transferee = match side {
-            Side::Caller => call.callee.clone(),
-            Side::Callee => call.caller.clone(),
+        let from = Party {
+            number: call.number(side.other()),
+            name: None,
         };
-        let local = match side {
-            Side::Caller => call.a_local.clone(),
-            Side::Callee => call.b_local.clone(),
+        let media = MediaPort {
+            port: call.port(side),
+            prefer: (side == Side::Callee).then_some(call.prefer).flatten(),
         };
-        let origin = crate::media::sdp::Origin::new(self.ids.sdp_session());
-        let call_id = self.ids.call_id();
-        let tag = self.ids.tag();
-        let from = format!("<sip:{transferee}@{realm}>;tag={tag}");
-        let mut forks = Vec::new();
-        for (uri, flow) in contacts {
-            let mut l = local.clone();
-            l.addr = flow.local.ip();
-            let invite = MessageBuilder::request(Method::Invite, uri)
-                .header(
-                    HeaderName::Via,
-                    our_via(flow, &self.ids.branch()).to_string(),
-                )
-                .header(HeaderName::MaxForwards, "70")
-                .header(HeaderName::From, from.clone())
-                .header(HeaderName::To, format!("<sip:{ext}@{realm}>"))
-                .header(HeaderName::CallId, call_id.clone())
-                .header(HeaderName::CSeq, "1 INVITE")
-                .header(HeaderName::Contact, our_contact(flow))
-                .header(HeaderName::Allow, ALLOW)
-                .body("application/sdp", sdp::offer(&l, &origin))
-                .build();
-            let Ok(key) = TransactionKey::for_client_request(&invite) else {
-                continue;
-            };
-            self.by_client_key
-                .insert(key.clone(), ClientRole::TransferFork(id, forks.len()));
-            self.out.push_back(CallOutput::Request {
-                flow,
-                request: invite.clone(),
-            });
-            forks.push(Fork {
-                ext: ext.clone(),
-                round: 0,
-                key,
-                invite,
-                flow,
-                state: ForkState::Calling,
-                cancel_pending: false,
-                final_status: None,
-            });
-        }
-        self.by_dialog.insert((call_id.clone(), tag), (id, side));
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.transfer = Some(Transfer {
-                side,
-                target: ext,
-                forks,
-                from,
-                call_id,
-                deadline: Some(now + self.cfg.ring_timeout),
-            });
-        }
-        self.notify(id, side, "SIP/2.0 100 Trying", false);
+        let new = io
+            .legs
+            .ring(&RingTarget::Extension(ext.clone()), &from, media)
+            .map_err(|_| Cause::new(CauseKind::Unavailable))?;
+        self.legs.insert(new, (id, side));
+        call.transfer = Some(Transfer {
+            side,
+            requester: leg,
+            target: ext,
+            leg: Some(new),
+            moving: None,
+            deadline: Some(now + self.cfg.ring_timeout),
+        });
         Ok(())
     }
 
-    /// A response to one of a blind transfer's INVITEs.
-    pub(super) fn transfer_response(
+    /// The target of a blind transfer answered: it takes the transferor's place.
+    pub(super) fn transfer_answered(
         &mut self,
-        now: Instant,
         id: CallId,
-        i: usize,
-        resp: &Message,
-        ctx: &mut CallContext<'_>,
+        leg: LegId,
+        media: Negotiated,
+        peer: IpAddr,
+        io: &mut Io<'_, '_>,
     ) {
-        let Some(status) = resp.status() else {
+        let Some(t) = self.calls.get_mut(&id).and_then(|c| c.transfer.take()) else {
             return;
         };
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        let Some(t) = call.transfer.as_mut() else {
-            // The transfer is over; a late answer is hung up.
-            return;
-        };
-        let Some(fork) = t.forks.get_mut(i) else {
-            return;
-        };
-        match status {
-            100..=199 => {
-                let mut cancel = false;
-                if fork.state == ForkState::Calling {
-                    fork.state = ForkState::Ringing;
-                    cancel = fork.cancel_pending;
-                }
-                if cancel {
-                    self.cancel_transfer_fork(id, i);
-                }
-            }
-            200..=299 => {
-                if fork.state == ForkState::Done {
-                    let (invite, flow) = (fork.invite.clone(), fork.flow);
-                    self.ack_and_bye(&invite, resp, flow);
-                    return;
-                }
-                fork.state = ForkState::Answered;
-                let side = t.side;
-                let target = t.target.clone();
-                let (invite, flow) = (fork.invite.clone(), fork.flow);
-                self.transfer_answered(now, id, side, &target, &invite, resp, flow, ctx);
-            }
-            _ => {
-                fork.state = ForkState::Done;
-                fork.final_status = Some((status, resp.reason().unwrap_or("").to_owned()));
-                if t.forks.iter().all(|f| f.state == ForkState::Done) {
-                    let frag = format!("SIP/2.0 {status} {}", resp.reason().unwrap_or(""));
-                    self.transfer_failed(id, &frag);
-                }
-            }
-        }
+        io.env.configure(id, t.side, &media);
+        self.replace_side(id, &t, leg, peer, io);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn transfer_answered(
-        &mut self,
-        now: Instant,
-        id: CallId,
-        side: Side,
-        target: &str,
-        invite: &Message,
-        resp: &Message,
-        flow: crate::registrar::Flow,
-        ctx: &mut CallContext<'_>,
-    ) {
-        let Some(mut dialog) = Dialog::as_uac(invite, resp, flow) else {
-            return;
-        };
-        let ack = dialog.ack(1, &mut self.ids);
-        self.out.push_back(CallOutput::Send {
-            flow,
-            message: ack.clone(),
-        });
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        let mut local = match side {
-            Side::Caller => call.a_local.clone(),
-            Side::Callee => call.b_local.clone(),
-        };
-        local.addr = flow.local.ip();
-        let neg = Sdp::parse(resp.body())
-            .ok()
-            .and_then(|a| sdp::accept_answer(&local, &a).ok());
-        let Some(neg) = neg else {
-            let bye = dialog.request(Method::Bye, &mut self.ids);
-            self.send_other(flow, bye);
-            self.transfer_failed(id, "SIP/2.0 488 Not Acceptable Here");
-            return;
-        };
-        ctx.services.configure(id, side, &neg);
-        // The other phones of the target stop ringing.
-        let n = call.transfer.as_ref().map_or(0, |t| t.forks.len());
-        for i in 0..n {
-            self.cancel_transfer_fork(id, i);
-        }
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        call.transfer = None;
-        call.transferred_to = Some(target.to_owned());
-        if side == Side::Callee {
-            call.callee = target.to_owned();
-            call.dest_ip = Some(flow.remote.ip());
-        }
-        self.replace_side(now, id, side, dialog, Some(ack));
-    }
-
-    /// The transferor's dialog gives way to `new`: it hears the final NOTIFY and a BYE.
+    /// `new` takes over `t.side` of call `id`; the transferor hears that it worked
+    /// and is hung up.
     fn replace_side(
         &mut self,
-        _now: Instant,
         id: CallId,
-        side: Side,
-        new: Dialog,
-        ack: Option<Message>,
+        t: &Transfer,
+        new: LegId,
+        peer: IpAddr,
+        io: &mut Io<'_, '_>,
     ) {
-        self.notify(id, side, "SIP/2.0 200 OK", true);
+        io.legs.transfer_status(t.requester, TransferStatus::Done);
+        io.legs.hang_up(t.requester);
+        self.legs.remove(&t.requester);
+        self.legs.insert(new, (id, t.side));
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(slot) = dialog_mut(call, side) else {
-            return;
-        };
-        let mut old = std::mem::replace(slot, new.clone());
-        match ack {
-            Some(a) => {
-                call.acks.insert(side, a);
+        match t.side {
+            Side::Caller => {
+                call.a = new;
+                call.a_answered = true;
             }
-            None => {
-                call.acks.remove(&side);
+            Side::Callee => {
+                call.b = Some(new);
+                call.callee = t.target.clone();
+                call.dest_ip = Some(peer);
             }
         }
-        self.by_dialog
-            .remove(&(old.call_id.clone(), old.local_tag.clone()));
-        self.by_dialog
-            .insert((new.call_id.clone(), new.local_tag.clone()), (id, side));
-        let bye = old.request(Method::Bye, &mut self.ids);
-        self.send_other(old.flow, bye);
+        call.transferred_to = Some(t.target.clone());
     }
 
-    /// Tells the transferor how its transfer goes (RFC 3515 sec. 2.4.5).
-    fn notify(&mut self, id: CallId, side: Side, frag: &str, last: bool) {
-        let Some(call) = self.calls.get_mut(&id) else {
+    /// The transfer's target could not be reached: the call stays as it was.
+    pub(super) fn transfer_failed(&mut self, id: CallId, cause: Cause, io: &mut Io<'_, '_>) {
+        let Some(t) = self.calls.get_mut(&id).and_then(|c| c.transfer.take()) else {
             return;
         };
-        let Some(d) = dialog_mut(call, side) else {
-            return;
-        };
-        let state = if last {
-            "terminated;reason=noresource"
-        } else {
-            "active;expires=60"
-        };
-        let mut req = d.request(Method::Notify, &mut self.ids);
-        req.push_header(HeaderName::Other("Event".into()), "refer");
-        req.push_header(HeaderName::Other("Subscription-State".into()), state);
-        req.set_header(HeaderName::ContentType, "message/sipfrag;version=2.0");
-        req.set_body(format!("{frag}\r\n").into_bytes());
-        let flow = d.flow;
-        self.send_other(flow, req);
-    }
-
-    fn transfer_failed(&mut self, id: CallId, frag: &str) {
-        let side = match self.calls.get_mut(&id).and_then(|c| c.transfer.take()) {
-            Some(t) => {
-                self.by_dialog.remove(&(t.call_id.clone(), tag_of(&t.from)));
-                for f in t.forks {
-                    self.by_client_key.remove(&f.key);
-                }
-                t.side
-            }
-            None => return,
-        };
-        self.notify(id, side, frag, true);
-    }
-
-    pub(super) fn cancel_transfer_fork(&mut self, id: CallId, i: usize) {
-        let Some(fork) = self
-            .calls
-            .get_mut(&id)
-            .and_then(|c| c.transfer.as_mut())
-            .and_then(|t| t.forks.get_mut(i))
-        else {
-            return;
-        };
-        if let Some((flow, cancel)) = super::cancel_of(fork) {
-            self.send_other(flow, cancel);
+        if let Some(l) = t.leg {
+            self.legs.remove(&l);
         }
+        io.legs
+            .transfer_status(t.requester, TransferStatus::Failed(cause));
     }
 
-    /// The transfer target did not answer in time.
-    pub(super) fn transfer_timeout(&mut self, id: CallId) {
-        let n = self
+    /// The target of a blind transfer did not answer in time.
+    pub(super) fn transfer_timeout(&mut self, id: CallId, io: &mut Io<'_, '_>) {
+        let leg = self
             .calls
             .get(&id)
             .and_then(|c| c.transfer.as_ref())
-            .map_or(0, |t| t.forks.len());
-        for i in 0..n {
-            self.cancel_transfer_fork(id, i);
+            .and_then(|t| t.leg);
+        if let Some(l) = leg {
+            io.legs.hang_up(l);
         }
-        self.transfer_failed(id, "SIP/2.0 408 Request Timeout");
+        self.transfer_failed(id, Cause::new(CauseKind::NoAnswer), io);
     }
 
-    /// Attended transfer: the transferor's consultation call (named by `Replaces`)
-    /// gives its other party to this call, in place of the transferor.
-    fn attended(
+    /// Attended transfer: the transferor's consultation call (the one `replaces` is
+    /// in) gives its other party to this call, in place of the transferor.
+    pub(super) fn attended(
         &mut self,
         _now: Instant,
-        id: CallId,
-        side: Side,
-        r: &Replaces,
-        ctx: &mut CallContext<'_>,
-    ) -> Result<(), (u16, String)> {
-        let not_found = || (481, "Call/Transaction Does Not Exist: Replaces".to_owned());
-        let (id2, side2) = *self
-            .by_dialog
-            .get(&(r.call_id.clone(), r.to_tag.clone()))
-            .ok_or_else(not_found)?;
+        leg: LegId,
+        replaces: LegId,
+        io: &mut Io<'_, '_>,
+    ) {
+        match self.start_attended(leg, replaces, io) {
+            Ok(()) => io.legs.transfer_status(leg, TransferStatus::Accepted),
+            Err(cause) => io.legs.transfer_status(leg, TransferStatus::Refused(cause)),
+        }
+    }
+
+    fn start_attended(
+        &mut self,
+        leg: LegId,
+        replaces: LegId,
+        io: &mut Io<'_, '_>,
+    ) -> Result<(), Cause> {
+        let (id, side) = self.transfer_ready(leg)?;
+        let not_found = || Cause::with(CauseKind::NoSuchCall, "Replaces");
+        let &(id2, side2) = self.legs.get(&replaces).ok_or_else(not_found)?;
         if id2 == id {
-            return Err((400, "Bad Request: Replaces names this call".into()));
+            return Err(Cause::with(CauseKind::Invalid, "Replaces names this call"));
         }
         let call2 = self.calls.get(&id2).ok_or_else(not_found)?;
-        if call2.phase != Phase::Up
-            || dialog_ref(call2, side2).is_none_or(|d| d.remote_tag != r.from_tag)
-        {
+        if call2.phase != Phase::Up {
             return Err(not_found());
         }
         let target_side = side2.other();
-        let target = match target_side {
-            Side::Caller => call2.caller.clone(),
-            Side::Callee => call2.callee.clone(),
-        };
-        let Some(mut t_dialog) = dialog_ref(call2, target_side).cloned() else {
-            return Err(not_found());
-        };
-        // Re-INVITE the target towards this call's port for the transferor's side.
+        let z = call2.leg(target_side).ok_or_else(not_found)?;
+        let target = call2.number(target_side);
         let call = self.calls.get_mut(&id).ok_or_else(not_found)?;
-        let mut local = match side {
-            Side::Caller => call.a_local.clone(),
-            Side::Callee => call.b_local.clone(),
-        };
-        local.addr = t_dialog.flow.local.ip();
-        let origin = match side {
-            Side::Caller => &mut call.a_origin,
-            Side::Callee => &mut call.b_origin,
-        };
-        origin.bump();
-        let body = sdp::offer(&local, origin);
-        let mut reinvite = t_dialog.request(Method::Invite, &mut self.ids);
-        reinvite.set_header(HeaderName::ContentType, "application/sdp");
-        reinvite.set_body(body);
-        call.transfer = Some(Transfer {
-            side,
-            target: target.clone(),
-            forks: Vec::new(),
-            from: String::new(),
-            call_id: String::new(),
-            deadline: None,
-        });
-        // The target's dialog now belongs to this call (its CSeq moved on).
-        if let Some(c2) = self.calls.get_mut(&id2) {
-            if let Some(d) = dialog_mut(c2, target_side) {
-                *d = t_dialog.clone();
-            }
-        }
-        let Ok(key) = TransactionKey::for_client_request(&reinvite) else {
-            return Err((500, "Server Internal Error".into()));
-        };
-        self.by_client_key.insert(
-            key,
-            ClientRole::ReInvite {
-                call: id,
-                from_call: id2,
-                from_side: target_side,
+        io.legs.move_media(
+            z,
+            MediaPort {
+                port: call.port(side),
+                prefer: None,
             },
         );
-        self.out.push_back(CallOutput::Request {
-            flow: t_dialog.flow,
-            request: reinvite,
+        call.transfer = Some(Transfer {
+            side,
+            requester: leg,
+            target,
+            leg: None,
+            moving: Some((z, id2, target_side)),
+            deadline: None,
         });
-        self.notify(id, side, "SIP/2.0 100 Trying", false);
-        let _ = ctx;
         Ok(())
     }
 
-    /// The answer to the re-INVITE of an attended transfer's target, which is on
-    /// `side2` of call `id2`.
-    pub(super) fn reinvite_response(
+    /// The attended transfer's target answered the move of its media (or refused).
+    pub(super) fn moved(
         &mut self,
         now: Instant,
-        key: &TransactionKey,
-        (id, id2, side2): (CallId, CallId, Side),
-        resp: &Message,
-        ctx: &mut CallContext<'_>,
+        leg: LegId,
+        result: Result<(Negotiated, IpAddr), Cause>,
+        io: &mut Io<'_, '_>,
     ) {
-        let Some(status) = resp.status() else {
-            return;
-        };
-        if status < 200 {
-            return;
-        }
-        self.by_client_key.remove(key);
-        let Some(t_dialog) = self
-            .calls
-            .get(&id2)
-            .and_then(|c| dialog_ref(c, side2))
-            .cloned()
-        else {
-            self.transfer_failed(id, "SIP/2.0 481 Call/Transaction Does Not Exist");
-            return;
-        };
-        let cseq = resp.cseq().map(|c| c.seq).unwrap_or(t_dialog.local_cseq);
-        if status >= 300 {
-            let frag = format!("SIP/2.0 {status} {}", resp.reason().unwrap_or(""));
-            self.transfer_failed(id, &frag);
-            return;
-        }
-        let ack = t_dialog.ack(cseq, &mut self.ids);
-        self.out.push_back(CallOutput::Send {
-            flow: t_dialog.flow,
-            message: ack,
+        let found = self.calls.values().find_map(|c| {
+            let t = c.transfer.as_ref()?;
+            let (z, id2, side2) = t.moving?;
+            (z == leg).then_some((c.id, id2, side2))
         });
-        let Some(call) = self.calls.get_mut(&id) else {
+        let Some((id, id2, side2)) = found else {
             return;
         };
-        let Some(side) = call.transfer.as_ref().map(|t| t.side) else {
+        let (media, peer) = match result {
+            Ok(x) => x,
+            Err(cause) => {
+                self.transfer_failed(id, cause, io);
+                return;
+            }
+        };
+        let Some(t) = self.calls.get_mut(&id).and_then(|c| c.transfer.take()) else {
             return;
         };
-        let mut local = match side {
-            Side::Caller => call.a_local.clone(),
-            Side::Callee => call.b_local.clone(),
-        };
-        local.addr = t_dialog.flow.local.ip();
-        let Some(neg) = Sdp::parse(resp.body())
-            .ok()
-            .and_then(|a| sdp::accept_answer(&local, &a).ok())
-        else {
-            self.transfer_failed(id, "SIP/2.0 488 Not Acceptable Here");
-            return;
-        };
-        ctx.services.configure(id, side, &neg);
-        let target = call.transfer.take().map(|t| t.target).unwrap_or_default();
-        call.transferred_to = Some(target.clone());
-        if side == Side::Callee {
-            call.callee = target;
-            call.dest_ip = Some(t_dialog.flow.remote.ip());
-        }
-        // The target's dialog moves into this call; the consultation call then ends
-        // with a BYE to the transferor only (`hangup` names the side not to BYE).
-        self.replace_side(now, id, side, t_dialog, None);
+        io.env.configure(id, t.side, &media);
+        self.replace_side(id, &t, leg, peer, io);
+        // The consultation call ends: its transferor's leg is hung up; the target's
+        // leg lives on in this call.
         let hangup = match side2 {
-            Side::Caller => super::Hangup::Caller,
-            Side::Callee => super::Hangup::Callee,
+            Side::Caller => Hangup::Caller,
+            Side::Callee => Hangup::Callee,
         };
-        self.end_call(
-            now,
-            id2,
-            super::Disposition::Answered,
-            Some("transferred (attended)"),
-            Some(200),
-            Some(hangup),
-            ctx,
-        );
+        let end = End {
+            done: Some(leg),
+            ..End::answered(Some("transferred (attended)"), Some(hangup))
+        };
+        self.end_call(now, id2, end, io);
     }
-}
-
-fn tag_of(name_addr: &str) -> String {
-    NameAddr::parse(name_addr)
-        .ok()
-        .and_then(|n| n.tag().map(str::to_owned))
-        .unwrap_or_default()
 }

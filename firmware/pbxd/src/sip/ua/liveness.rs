@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 
 use pbx_sip::message::{HeaderName, Message, Method};
 
-use super::{
-    dialog_mut, CallContext, CallControl, CallId, ClientRole, Disposition, Early, Hangup, Phase,
-    Side,
-};
+use super::uas::Early;
+use super::{CallOutput, ClientRole, Phase, SipLegs};
+use crate::call::{Gone, LegId};
 
 /// Option tags we implement (for Require and Supported).
 pub(super) const SUPPORTED: &str = "timer, replaces, 100rel";
@@ -58,10 +57,15 @@ pub(super) fn session_interval(req: &Message) -> Result<Option<Duration>, Early>
     Ok(supported.then(|| Duration::from_secs(u64::from(secs))))
 }
 
-impl CallControl {
+impl SipLegs {
     /// Headers for a 2xx to the caller's INVITE or refresh: the caller refreshes.
-    pub(super) fn session_headers(&self, id: CallId) -> Vec<(HeaderName, String)> {
-        match self.calls.get(&id).and_then(|c| c.session) {
+    pub(super) fn session_headers(&self, id: LegId) -> Vec<(HeaderName, String)> {
+        match self
+            .legs
+            .get(&id)
+            .and_then(|l| l.uas())
+            .and_then(|u| u.session)
+        {
             Some(s) => vec![
                 (
                     HeaderName::Other("Session-Expires".into()),
@@ -76,88 +80,70 @@ impl CallControl {
     /// The caller refreshed the session (re-INVITE or UPDATE), or it just started.
     /// RFC 4028 sec. 10: the non-refresher ends the session min(32 s, SE/3) before it
     /// would expire, so its BYE arrives while the refresher still has the dialog.
-    pub(super) fn session_refreshed(&mut self, now: Instant, id: CallId) {
-        if let Some(call) = self.calls.get_mut(&id) {
-            if let Some(s) = call.session {
+    pub(super) fn session_refreshed(&mut self, now: Instant, id: LegId) {
+        if let Some(uas) = self.legs.get_mut(&id).and_then(|l| l.uas_mut()) {
+            if let Some(s) = uas.session {
                 let margin = (s / 3).min(Duration::from_secs(32));
-                call.session_deadline = Some(now + s - margin);
+                uas.session_deadline = Some(now + s - margin);
             }
         }
     }
 
-    /// The call is up: pings start.
-    pub(super) fn start_pings(&mut self, now: Instant, id: CallId) {
+    /// The leg is established: pings start.
+    pub(super) fn start_pings(&mut self, now: Instant, id: LegId) {
         let every = self.cfg.ping_interval;
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.ping_at = every.map(|e| now + e);
+        if let Some(leg) = self.legs.get_mut(&id) {
+            leg.ping_at = every.map(|e| now + e);
         }
     }
 
-    /// Timers of this module that are due for call `id`.
-    pub(super) fn liveness_timeout(&mut self, now: Instant, id: CallId, ctx: &mut CallContext<'_>) {
-        let Some(call) = self.calls.get_mut(&id) else {
+    /// Timers of this module that are due for leg `id`.
+    pub(super) fn liveness_timeout(&mut self, now: Instant, id: LegId) {
+        let Some(leg) = self.legs.get_mut(&id) else {
             return;
         };
-        if call.session_deadline.is_some_and(|t| t <= now) {
+        let session_over = leg
+            .uas_mut()
+            .is_some_and(|u| u.session_deadline.is_some_and(|t| t <= now));
+        if session_over {
             // RFC 4028 sec. 10: no refresh before expiry ends the session.
-            call.session_deadline = None;
-            self.end_call(
-                now,
-                id,
-                Disposition::Answered,
-                Some("session timer expired"),
-                Some(200),
-                Some(Hangup::System),
-                ctx,
-            );
+            self.send_bye(id);
+            self.leg_gone(now, id, Gone::Lost("session timer expired".into()));
             return;
         }
-        if call.phase != Phase::Up || call.ping_at.is_none_or(|t| t > now) {
+        if leg.phase != Phase::Up || leg.ping_at.is_none_or(|t| t > now) {
             return;
         }
-        call.ping_at = self.cfg.ping_interval.map(|e| now + e);
-        for side in [Side::Caller, Side::Callee] {
-            let Some(call) = self.calls.get_mut(&id) else {
-                return;
-            };
-            let Some(d) = dialog_mut(call, side) else {
-                continue;
-            };
-            let ping = d.request(Method::Options, &mut self.ids);
-            let flow = d.flow;
-            if let Ok(key) = pbx_sip::transaction::TransactionKey::for_client_request(&ping) {
-                self.by_client_key.insert(key, ClientRole::Ping(id));
-            }
-            self.out.push_back(super::CallOutput::Request {
-                flow,
-                request: ping,
-            });
+        leg.ping_at = self.cfg.ping_interval.map(|e| now + e);
+        let Some(d) = leg.dialog.as_mut() else {
+            return;
+        };
+        let ping = d.request(Method::Options, &mut self.ids);
+        let flow = d.flow;
+        if let Ok(key) = pbx_sip::transaction::TransactionKey::for_client_request(&ping) {
+            self.by_client_key.insert(key, ClientRole::Ping(id));
         }
+        self.out.push_back(CallOutput::Request {
+            flow,
+            request: ping,
+        });
     }
 
     /// The answer to a ping: only "no such dialog" or silence means the phone is gone
     /// (405 or 501 from a phone that does not do OPTIONS in a dialog is a sign of life).
-    pub(super) fn ping_answered(
-        &mut self,
-        now: Instant,
-        id: CallId,
-        status: Option<u16>,
-        ctx: &mut CallContext<'_>,
-    ) {
-        if matches!(status, None | Some(408 | 481)) {
-            let why = match status {
-                None => "peer unreachable (no answer to OPTIONS)",
-                _ => "peer lost the dialog (OPTIONS answered 481)",
-            };
-            self.end_call(
-                now,
-                id,
-                Disposition::Answered,
-                Some(why),
-                Some(200),
-                Some(Hangup::System),
-                ctx,
-            );
+    pub(super) fn ping_answered(&mut self, now: Instant, id: LegId, status: Option<u16>) {
+        if !matches!(status, None | Some(408 | 481)) || !self.legs.contains_key(&id) {
+            return;
         }
+        let why = match status {
+            None => "peer unreachable (no answer to OPTIONS)",
+            _ => "peer lost the dialog (OPTIONS answered 481)",
+        };
+        // A phone that answered 481 has no dialog to end; a silent one may just have
+        // lost packets, and gets a BYE in case it comes back.
+        if status.is_none() {
+            self.send_bye(id);
+        }
+        self.leg_gone(now, id, Gone::Lost(why.into()));
     }
 }

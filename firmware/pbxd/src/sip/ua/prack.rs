@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use pbx_sip::message::{HeaderName, Message, MessageBuilder};
 
-use super::{CallControl, CallId, CallOutput};
+use super::{CallOutput, SipLegs};
+use crate::call::LegId;
 
 /// An unacknowledged reliable provisional response.
 #[derive(Debug)]
@@ -34,33 +35,33 @@ pub(super) fn wants(req: &Message, tag: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(tag))
 }
 
-impl CallControl {
+impl SipLegs {
     /// Sends a provisional response to the caller, reliably if it asked for 100rel.
     /// While one reliable provisional awaits its PRACK, later ones are dropped (sec. 3:
     /// only one may be outstanding); the caller learns the final outcome anyway.
-    pub(super) fn send_provisional(&mut self, now: Instant, id: CallId, response: Message) {
+    pub(super) fn send_provisional(&mut self, now: Instant, id: LegId, response: Message) {
         let t1 = self.cfg.t1;
-        let Some(call) = self.calls.get_mut(&id) else {
+        let Some(uas) = self.legs.get_mut(&id).and_then(|l| l.uas_mut()) else {
             return;
         };
-        let key = call.a_key.clone();
-        if !call.rel100 {
+        let key = uas.key.clone();
+        if !uas.rel100 {
             self.out.push_back(CallOutput::Respond { key, response });
             return;
         }
-        if call.reliable.is_some() {
+        if uas.reliable.is_some() {
             return;
         }
-        call.rseq = call.rseq.wrapping_add(1).max(1);
+        uas.rseq = uas.rseq.wrapping_add(1).max(1);
         let mut response = response;
         response.set_header(HeaderName::Require, "100rel");
-        response.set_header(HeaderName::Other("RSeq".into()), &call.rseq.to_string());
+        response.set_header(HeaderName::Other("RSeq".into()), &uas.rseq.to_string());
         if !response.body().is_empty() {
             // The answer went out reliably: the 2xx will not repeat it.
-            call.answered_reliably = true;
+            uas.answered_reliably = true;
         }
-        call.reliable = Some(Reliable {
-            rseq: call.rseq,
+        uas.reliable = Some(Reliable {
+            rseq: uas.rseq,
             response: response.clone(),
             next: now + t1,
             every: t1,
@@ -70,35 +71,33 @@ impl CallControl {
     }
 
     /// A PRACK from the caller: 200 if its RAck names our outstanding provisional.
-    pub(super) fn handle_prack(&mut self, id: CallId, req: &Message) -> Message {
+    pub(super) fn handle_prack(&mut self, id: LegId, req: &Message) -> Message {
         let rack = req
             .header(&HeaderName::Other("RAck".into()))
             .and_then(|v| v.split_whitespace().next()?.parse::<u32>().ok());
-        let Some(call) = self.calls.get_mut(&id) else {
+        let Some(uas) = self.legs.get_mut(&id).and_then(|l| l.uas_mut()) else {
             return MessageBuilder::response_to(req, 481, "Call/Transaction Does Not Exist")
                 .build();
         };
-        match (&call.reliable, rack) {
+        match (&uas.reliable, rack) {
             (Some(r), Some(n)) if r.rseq == n => {
-                call.reliable = None;
+                uas.reliable = None;
                 MessageBuilder::response_to(req, 200, "OK").build()
             }
             // A retransmitted PRACK for one already acknowledged.
-            (None, Some(n)) if n == call.rseq => {
-                MessageBuilder::response_to(req, 200, "OK").build()
-            }
+            (None, Some(n)) if n == uas.rseq => MessageBuilder::response_to(req, 200, "OK").build(),
             _ => MessageBuilder::response_to(req, 481, "Call/Transaction Does Not Exist: RAck")
                 .build(),
         }
     }
 
     /// Retransmits the outstanding reliable provisional; gives up after 64*T1.
-    pub(super) fn prack_timeout(&mut self, now: Instant, id: CallId) {
-        let Some(call) = self.calls.get_mut(&id) else {
+    pub(super) fn prack_timeout(&mut self, now: Instant, id: LegId) {
+        let Some(uas) = self.legs.get_mut(&id).and_then(|l| l.uas_mut()) else {
             return;
         };
-        let key = call.a_key.clone();
-        let Some(r) = call.reliable.as_mut() else {
+        let key = uas.key.clone();
+        let Some(r) = uas.reliable.as_mut() else {
             return;
         };
         if r.next > now {
@@ -106,7 +105,7 @@ impl CallControl {
         }
         if now >= r.give_up {
             // No PRACK: stop insisting; the final response still ends the transaction.
-            call.reliable = None;
+            uas.reliable = None;
             return;
         }
         r.every *= 2;

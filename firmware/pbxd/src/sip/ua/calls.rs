@@ -1,0 +1,303 @@
+//! The SIP user agent and call control wired together: the endpoint hands SIP to
+//! [`SipCalls`], which lets the user agent turn it into leg events and lets call
+//! control act on them through the user agent's legs, until nothing is left to do.
+
+use std::time::Instant;
+
+use pbx_sip::message::Message;
+use pbx_sip::transaction::TransactionKey;
+
+use super::{cause, CallOutput, SipLegs};
+use crate::call::{
+    CallConfig, CallControl, CallId, CallServices, CallSummary, Cause, LegId, Legs, MediaPort,
+    Party, RingTarget, Side, TransferStatus,
+};
+use crate::media::sdp::Negotiated;
+use crate::registrar::{Flow, Registrar};
+
+/// What the calls need from their surroundings for one input.
+pub struct CallContext<'a> {
+    /// Digest authentication and the location service.
+    pub registrar: &'a mut Registrar,
+    /// Extensions, settings and the RTP relay.
+    pub services: &'a mut dyn CallServices,
+}
+
+/// The user agent's legs as call control commands them, at `now`.
+struct SipSide<'a> {
+    ua: &'a mut SipLegs,
+    registrar: &'a Registrar,
+    now: Instant,
+}
+
+impl Legs for SipSide<'_> {
+    fn accept(
+        &mut self,
+        leg: LegId,
+        media: MediaPort,
+        needs_offer: bool,
+    ) -> Result<Option<Negotiated>, Cause> {
+        self.ua.accept(self.now, leg, media, needs_offer)
+    }
+
+    fn ring(
+        &mut self,
+        target: &RingTarget,
+        from: &Party,
+        media: MediaPort,
+    ) -> Result<LegId, Cause> {
+        self.ua.ring(self.now, self.registrar, target, from, media)
+    }
+
+    fn progress(&mut self, leg: LegId, ringing: bool, early_media: bool) {
+        self.ua.progress(self.now, leg, ringing, early_media);
+    }
+
+    fn answer(&mut self, leg: LegId) {
+        self.ua.answer(self.now, leg);
+    }
+
+    fn reject(&mut self, leg: LegId, cause: &Cause) {
+        self.ua.refuse(self.now, leg, cause, None);
+    }
+
+    fn hang_up(&mut self, leg: LegId) {
+        self.ua.hang_up(self.now, leg);
+    }
+
+    fn move_media(&mut self, leg: LegId, media: MediaPort) {
+        self.ua.move_media(leg, media);
+    }
+
+    fn transfer_status(&mut self, leg: LegId, status: TransferStatus) {
+        self.ua.transfer_status(leg, status);
+    }
+}
+
+/// SIP calls: the user agent and call control.
+#[derive(Debug)]
+pub struct SipCalls {
+    ua: SipLegs,
+    control: CallControl,
+}
+
+impl SipCalls {
+    /// No calls yet; `seed` must be random per process start.
+    pub fn new(cfg: CallConfig, seed: u64) -> Self {
+        Self {
+            ua: SipLegs::new(cfg.clone(), seed),
+            control: CallControl::new(cfg),
+        }
+    }
+
+    /// Live calls.
+    pub fn len(&self) -> usize {
+        self.control.len()
+    }
+
+    /// Whether no call is live.
+    pub fn is_empty(&self) -> bool {
+        self.control.is_empty()
+    }
+
+    /// Sizes of every lookup table of the user agent, then its legs and call
+    /// control's (for leak checks: all zero when idle and all transactions ended).
+    pub fn table_sizes(&self) -> [usize; 6] {
+        let [a, b, c, d, e] = self.ua.table_sizes();
+        [a, b, c, d, e, self.control.legs_known()]
+    }
+
+    /// Our To tag towards the caller of the INVITE `key` (for the 200 to its CANCEL).
+    pub fn caller_tag(&self, key: &TransactionKey) -> Option<String> {
+        self.ua.caller_tag(key)
+    }
+
+    /// Whether server transaction `key` is the INVITE of a live leg (for CANCEL).
+    pub fn knows_invite(&self, key: &TransactionKey) -> bool {
+        self.ua.knows_invite(key)
+    }
+
+    /// Turns load shedding on or off.
+    pub fn set_overloaded(&mut self, on: bool) {
+        self.ua.set_overloaded(on);
+    }
+
+    /// Whether new calls are being turned away.
+    pub fn is_overloaded(&self) -> bool {
+        self.ua.is_overloaded()
+    }
+
+    /// The next thing for the endpoint to do.
+    pub fn poll_output(&mut self) -> Option<CallOutput> {
+        self.ua.poll_output()
+    }
+
+    /// When [`SipCalls::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.ua.poll_timeout(), self.control.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// A new INVITE (no To tag) on server transaction `key` from `flow`.
+    pub fn handle_invite(
+        &mut self,
+        now: Instant,
+        now_unix: u64,
+        key: TransactionKey,
+        req: &Message,
+        flow: Flow,
+        ctx: &mut CallContext<'_>,
+    ) {
+        self.ua.handle_invite(now, now_unix, key, req, flow, ctx);
+        self.pump(now, ctx);
+    }
+
+    /// A response to one of our client transactions.
+    pub fn handle_response(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        resp: &Message,
+        ctx: &mut CallContext<'_>,
+    ) {
+        self.ua.handle_response(now, key, resp);
+        self.pump(now, ctx);
+    }
+
+    /// A 2xx no client transaction matched.
+    pub fn handle_stray_response(&mut self, resp: &Message) {
+        self.ua.handle_stray_response(resp);
+    }
+
+    /// A client transaction of ours timed out or could not be sent.
+    pub fn handle_transaction_failure(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        ctx: &mut CallContext<'_>,
+    ) {
+        self.ua.handle_transaction_failure(now, key);
+        self.pump(now, ctx);
+    }
+
+    /// A transaction ended.
+    pub fn transaction_terminated(&mut self, key: &TransactionKey) {
+        self.ua.transaction_terminated(key);
+    }
+
+    /// A CANCEL for INVITE transaction `invite_key`; whether that INVITE is known.
+    pub fn handle_cancel(
+        &mut self,
+        now: Instant,
+        invite_key: &TransactionKey,
+        ctx: &mut CallContext<'_>,
+    ) -> bool {
+        let known = self.ua.handle_cancel(now, invite_key);
+        self.pump(now, ctx);
+        known
+    }
+
+    /// An ACK outside the INVITE transaction (for our 2xx).
+    pub fn handle_ack(&mut self, now: Instant, ack: &Message, ctx: &mut CallContext<'_>) {
+        self.ua.handle_ack(now, ack);
+        self.pump(now, ctx);
+    }
+
+    /// A request in a dialog; false if no dialog of ours has it (the endpoint
+    /// answers 481).
+    pub fn handle_in_dialog(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        req: &Message,
+        ctx: &mut CallContext<'_>,
+    ) -> bool {
+        let known = self.ua.handle_in_dialog(now, key, req);
+        self.pump(now, ctx);
+        known
+    }
+
+    /// The relay saw no media on call `id` for too long.
+    pub fn handle_media_timeout(&mut self, now: Instant, id: CallId, ctx: &mut CallContext<'_>) {
+        let mut legs = SipSide {
+            ua: &mut self.ua,
+            registrar: &*ctx.registrar,
+            now,
+        };
+        self.control
+            .handle_media_timeout(now, id, &mut legs, &mut *ctx.services);
+        self.pump(now, ctx);
+    }
+
+    /// A one-shot sound ended on `side` of call `id`.
+    pub fn handle_playback_done(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        side: Side,
+        ctx: &mut CallContext<'_>,
+    ) {
+        let mut legs = SipSide {
+            ua: &mut self.ua,
+            registrar: &*ctx.registrar,
+            now,
+        };
+        self.control
+            .handle_playback_done(now, id, side, &mut legs, &mut *ctx.services);
+        self.pump(now, ctx);
+    }
+
+    /// Fires due timers of both layers.
+    pub fn handle_timeout(&mut self, now: Instant, ctx: &mut CallContext<'_>) {
+        self.ua.handle_timeout(now);
+        self.pump(now, ctx);
+        let mut legs = SipSide {
+            ua: &mut self.ua,
+            registrar: &*ctx.registrar,
+            now,
+        };
+        self.control
+            .handle_timeout(now, &mut legs, &mut *ctx.services);
+        self.pump(now, ctx);
+    }
+
+    /// Lets call control handle every leg event, then turns its records (and the
+    /// user agent's refusals) into outputs.
+    fn pump(&mut self, now: Instant, ctx: &mut CallContext<'_>) {
+        while let Some(event) = self.ua.poll_event() {
+            let mut legs = SipSide {
+                ua: &mut self.ua,
+                registrar: &*ctx.registrar,
+                now,
+            };
+            self.control
+                .handle_event(now, event, &mut legs, &mut *ctx.services);
+        }
+        while let Some(record) = self.control.poll_ended() {
+            self.ua
+                .out
+                .push_back(CallOutput::Ended(Box::new(sip_record(record))));
+        }
+        while let Some(mut record) = self.ua.poll_refusal() {
+            record.id = self.control.allocate_id();
+            self.ua.out.push_back(CallOutput::Ended(Box::new(record)));
+        }
+    }
+}
+
+/// A call record in SIP's words: the final status the caller got, and the reason
+/// with it when call control gave only a cause.
+fn sip_record(mut r: CallSummary) -> CallSummary {
+    if r.answer.is_some() {
+        r.sip_status = Some(200);
+    } else if let Some(c) = &r.cause {
+        let (status, phrase) = cause::status_line(c);
+        r.sip_status = Some(status);
+        if r.reason.is_none() {
+            r.reason = Some(format!("{status} {phrase}"));
+        }
+    }
+    r
+}
