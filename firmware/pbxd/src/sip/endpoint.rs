@@ -173,6 +173,45 @@ impl Endpoint {
         self.drain(now, 0, env);
     }
 
+    /// A hook transition on analog port `port`.
+    pub fn handle_port_hook(
+        &mut self,
+        now: Instant,
+        port: usize,
+        event: crate::line::HookEvent,
+        env: &mut dyn CallServices,
+    ) {
+        let mut ctx = CallContext {
+            registrar: &mut self.registrar,
+            services: env,
+        };
+        self.calls.handle_port_hook(now, port, event, &mut ctx);
+        self.pump_calls(now);
+        self.drain(now, 0, env);
+    }
+
+    /// 20 ms of audio from the phone on analog port `port`.
+    pub fn handle_port_audio(
+        &mut self,
+        now: Instant,
+        port: usize,
+        frame: &[i16],
+        env: &mut dyn CallServices,
+    ) {
+        let mut ctx = CallContext {
+            registrar: &mut self.registrar,
+            services: env,
+        };
+        self.calls.handle_port_audio(now, port, frame, &mut ctx);
+        self.pump_calls(now);
+        self.drain(now, 0, env);
+    }
+
+    /// The next instruction for an analog port's shell: (port, output).
+    pub fn poll_port_output(&mut self) -> Option<(usize, crate::line::LineOutput)> {
+        self.calls.poll_port_output()
+    }
+
     /// The relay saw no media on call `id` for too long.
     pub fn handle_media_timeout(&mut self, now: Instant, id: u64, env: &mut dyn CallServices) {
         let mut ctx = CallContext {

@@ -1,6 +1,8 @@
 //! The SIP user agent and call control wired together: the endpoint hands SIP to
 //! [`SipCalls`], which lets the user agent turn it into leg events and lets call
 //! control act on them through the user agent's legs, until nothing is left to do.
+//! Analog ports ([`PortLegs`]) join as legs of their own: commands go to whichever
+//! layer owns the leg, and ringing an extension that is a port rings the port.
 
 use std::time::Instant;
 
@@ -12,6 +14,8 @@ use crate::call::{
     CallConfig, CallControl, CallId, CallServices, CallSummary, Cause, LegId, Legs, MediaPort,
     Party, RingTarget, Side, TransferStatus,
 };
+use crate::line::legs::PortLegs;
+use crate::line::{HookEvent, LineOutput};
 use crate::media::sdp::Negotiated;
 use crate::registrar::{Flow, Registrar};
 
@@ -26,8 +30,16 @@ pub struct CallContext<'a> {
 /// The user agent's legs as call control commands them, at `now`.
 struct SipSide<'a> {
     ua: &'a mut SipLegs,
+    ports: Option<&'a mut PortLegs>,
     registrar: &'a Registrar,
     now: Instant,
+}
+
+impl SipSide<'_> {
+    /// The ports, if `leg` is theirs.
+    fn port(&mut self, leg: LegId) -> Option<&mut PortLegs> {
+        self.ports.as_deref_mut().filter(|p| p.owns(leg))
+    }
 }
 
 impl Legs for SipSide<'_> {
@@ -37,7 +49,10 @@ impl Legs for SipSide<'_> {
         media: MediaPort,
         needs_offer: bool,
     ) -> Result<Option<Negotiated>, Cause> {
-        self.ua.accept(self.now, leg, media, needs_offer)
+        match self.port(leg) {
+            Some(p) => p.accept(leg, media),
+            None => self.ua.accept(self.now, leg, media, needs_offer),
+        }
     }
 
     fn ring(
@@ -46,31 +61,59 @@ impl Legs for SipSide<'_> {
         from: &Party,
         media: MediaPort,
     ) -> Result<LegId, Cause> {
-        self.ua.ring(self.now, self.registrar, target, from, media)
+        let now = self.now;
+        if let (Some(p), RingTarget::Extension(ext)) = (self.ports.as_deref_mut(), target) {
+            if p.serves(ext) {
+                return p.ring(now, target, from, media);
+            }
+        }
+        self.ua.ring(now, self.registrar, target, from, media)
     }
 
     fn progress(&mut self, leg: LegId, ringing: bool, early_media: bool) {
-        self.ua.progress(self.now, leg, ringing, early_media);
+        let now = self.now;
+        match self.port(leg) {
+            Some(p) => p.progress(now, leg),
+            None => self.ua.progress(now, leg, ringing, early_media),
+        }
     }
 
     fn answer(&mut self, leg: LegId) {
-        self.ua.answer(self.now, leg);
+        let now = self.now;
+        match self.port(leg) {
+            Some(p) => p.answer(now, leg),
+            None => self.ua.answer(now, leg),
+        }
     }
 
     fn reject(&mut self, leg: LegId, cause: &Cause) {
-        self.ua.refuse(self.now, leg, cause, None);
+        let now = self.now;
+        match self.port(leg) {
+            Some(p) => p.reject(now, leg, cause),
+            None => self.ua.refuse(now, leg, cause, None),
+        }
     }
 
     fn hang_up(&mut self, leg: LegId) {
-        self.ua.hang_up(self.now, leg);
+        let now = self.now;
+        match self.port(leg) {
+            Some(p) => p.hang_up(now, leg),
+            None => self.ua.hang_up(now, leg),
+        }
     }
 
     fn move_media(&mut self, leg: LegId, media: MediaPort) {
-        self.ua.move_media(leg, media);
+        match self.port(leg) {
+            Some(p) => p.move_media(leg, media),
+            None => self.ua.move_media(leg, media),
+        }
     }
 
     fn transfer_status(&mut self, leg: LegId, status: TransferStatus) {
-        self.ua.transfer_status(leg, status);
+        match self.port(leg) {
+            Some(p) => p.transfer_status(leg, status),
+            None => self.ua.transfer_status(leg, status),
+        }
     }
 }
 
@@ -79,6 +122,7 @@ impl Legs for SipSide<'_> {
 pub struct SipCalls {
     ua: SipLegs,
     control: CallControl,
+    ports: Option<PortLegs>,
 }
 
 impl SipCalls {
@@ -87,7 +131,52 @@ impl SipCalls {
         Self {
             ua: SipLegs::new(cfg.clone(), seed),
             control: CallControl::new(cfg),
+            ports: None,
         }
+    }
+
+    /// With analog ports as legs.
+    pub fn with_ports(mut self, ports: PortLegs) -> Self {
+        self.ports = Some(ports);
+        self
+    }
+
+    /// The analog ports, if any.
+    pub fn ports(&self) -> Option<&PortLegs> {
+        self.ports.as_ref()
+    }
+
+    /// A hook transition on analog port `port`.
+    pub fn handle_port_hook(
+        &mut self,
+        now: Instant,
+        port: usize,
+        event: HookEvent,
+        ctx: &mut CallContext<'_>,
+    ) {
+        if let Some(p) = self.ports.as_mut() {
+            p.handle_hook(now, port, event);
+        }
+        self.pump(now, ctx);
+    }
+
+    /// 20 ms of audio from the phone on analog port `port` (digits are detected in it).
+    pub fn handle_port_audio(
+        &mut self,
+        now: Instant,
+        port: usize,
+        frame: &[i16],
+        ctx: &mut CallContext<'_>,
+    ) {
+        if let Some(p) = self.ports.as_mut() {
+            p.handle_audio(now, port, frame);
+        }
+        self.pump(now, ctx);
+    }
+
+    /// The next instruction for an analog port's shell: (port, output).
+    pub fn poll_port_output(&mut self) -> Option<(usize, LineOutput)> {
+        self.ports.as_mut().and_then(|p| p.poll_shell())
     }
 
     /// Live calls.
@@ -134,10 +223,14 @@ impl SipCalls {
 
     /// When [`SipCalls::handle_timeout`] must run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.ua.poll_timeout(), self.control.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.ua.poll_timeout(),
+            self.control.poll_timeout(),
+            self.ports.as_ref().and_then(|p| p.poll_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// A new INVITE (no To tag) on server transaction `key` from `flow`.
@@ -223,6 +316,7 @@ impl SipCalls {
     pub fn handle_media_timeout(&mut self, now: Instant, id: CallId, ctx: &mut CallContext<'_>) {
         let mut legs = SipSide {
             ua: &mut self.ua,
+            ports: self.ports.as_mut(),
             registrar: &*ctx.registrar,
             now,
         };
@@ -241,6 +335,7 @@ impl SipCalls {
     ) {
         let mut legs = SipSide {
             ua: &mut self.ua,
+            ports: self.ports.as_mut(),
             registrar: &*ctx.registrar,
             now,
         };
@@ -252,9 +347,13 @@ impl SipCalls {
     /// Fires due timers of both layers.
     pub fn handle_timeout(&mut self, now: Instant, ctx: &mut CallContext<'_>) {
         self.ua.handle_timeout(now);
+        if let Some(p) = self.ports.as_mut() {
+            p.handle_timeout(now);
+        }
         self.pump(now, ctx);
         let mut legs = SipSide {
             ua: &mut self.ua,
+            ports: self.ports.as_mut(),
             registrar: &*ctx.registrar,
             now,
         };
@@ -266,9 +365,17 @@ impl SipCalls {
     /// Lets call control handle every leg event, then turns its records (and the
     /// user agent's refusals) into outputs.
     fn pump(&mut self, now: Instant, ctx: &mut CallContext<'_>) {
-        while let Some(event) = self.ua.poll_event() {
+        loop {
+            let event = match self.ua.poll_event() {
+                Some(e) => e,
+                None => match self.ports.as_mut().and_then(|p| p.poll_event()) {
+                    Some(e) => e,
+                    None => break,
+                },
+            };
             let mut legs = SipSide {
                 ua: &mut self.ua,
+                ports: self.ports.as_mut(),
                 registrar: &*ctx.registrar,
                 now,
             };

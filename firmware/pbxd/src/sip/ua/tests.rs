@@ -1591,3 +1591,164 @@ fn late_offer_gets_our_offer_in_the_200_and_its_answer_from_the_ack() {
     assert_eq!(rig.records[1].disposition, Disposition::Failed);
     rig.assert_idle();
 }
+
+// --- analog ports as legs ---------------------------------------------------------
+
+/// A rig whose extension 1005 is analog port 0 (its audio bridge at 127.0.0.1:7000).
+fn rig_with_port() -> Rig {
+    use crate::dialplan::StaticPlan;
+    use crate::line::legs::{PortLegs, PortSpec};
+    use crate::line::{Line, LineConfig, SitePlan};
+    let mut rig = Rig::new();
+    let plan = SitePlan {
+        site: Site::default(),
+        plan: StaticPlan::new(["1001", "1002", "1003", "1004", "1005"], Vec::<&str>::new()),
+    };
+    let line = Line::new(LineConfig::default(), Box::new(plan)).expect("line config");
+    let spec = PortSpec {
+        extension: "1005".into(),
+        media: "127.0.0.1:7000".parse().expect("addr"),
+    };
+    let reg = Registrar::new(RegistrarConfig::default(), [9; 32], 3);
+    let calls = SipCalls::new(
+        CallConfig {
+            ring_timeout: Duration::from_secs(30),
+            ..CallConfig::default()
+        },
+        11,
+    )
+    .with_ports(PortLegs::new(vec![(spec, line)]));
+    let guard = GuardConfig {
+        rate_per_sec: 0,
+        ..GuardConfig::default()
+    };
+    rig.ep = Endpoint::with_calls(reg, calls, guard, TimerConfig::default());
+    rig
+}
+
+impl Rig {
+    fn port_hook(&mut self, hook: crate::line::Hook) -> Vec<(SocketAddr, Message)> {
+        let ev = crate::line::HookEvent { hook, at: self.now };
+        self.ep.handle_port_hook(self.now, 0, ev, &mut self.office);
+        self.collect()
+    }
+
+    /// Dials `digits` on port 0 by DTMF (60 ms tone, 80 ms pause each), 20 ms frames.
+    fn port_dtmf(&mut self, digits: &str) -> Vec<(SocketAddr, Message)> {
+        use crate::media::dsp::dtmf::DtmfGenerator;
+        let mut out = Vec::new();
+        for d in digits.chars() {
+            let mut s = DtmfGenerator::new(d, -10.0, Duration::from_millis(60))
+                .expect("digit")
+                .samples();
+            s.resize(s.len() + 640, 0);
+            for frame in s.chunks(160) {
+                out.extend(self.advance(Duration::from_millis(20)));
+                self.ep
+                    .handle_port_audio(self.now, 0, frame, &mut self.office);
+                out.extend(self.collect());
+            }
+        }
+        out
+    }
+
+    /// What the port's shell was told since the last call.
+    fn port_outputs(&mut self) -> Vec<crate::line::LineOutput> {
+        std::iter::from_fn(|| self.ep.poll_port_output().map(|(_, o)| o)).collect()
+    }
+}
+
+#[test]
+fn an_analog_port_calls_a_sip_phone_and_hears_ringback_then_busy() {
+    use crate::line::{Hook, LineOutput, Tone};
+    let mut rig = rig_with_port();
+    rig.register("1002", "10.0.0.2");
+    rig.port_outputs();
+    rig.port_hook(Hook::OffHook);
+    assert!(rig.port_outputs().contains(&LineOutput::Play(Tone::Dial)));
+    // Dialling 1002 on the port's keypad: the SIP phone gets an INVITE from 1005.
+    let out = rig.port_dtmf("1002");
+    let invite = find(&out, |m| is_req(m, "INVITE")).clone();
+    assert!(invite
+        .header(&HeaderName::From)
+        .is_some_and(|f| f.contains("sip:1005@")));
+    rig.feed(
+        "10.0.0.2",
+        &reply_from("10.0.0.2", &invite, 180, "p2", None),
+    );
+    assert!(rig
+        .port_outputs()
+        .contains(&LineOutput::Play(Tone::Ringback)));
+    let out = rig.feed(
+        "10.0.0.2",
+        &reply_from(
+            "10.0.0.2",
+            &invite,
+            200,
+            "p2",
+            Some(&sdp("10.0.0.2", 5000, "8")),
+        ),
+    );
+    assert!(out.iter().any(|(_, m)| is_req(m, "ACK")));
+    assert!(rig
+        .port_outputs()
+        .contains(&LineOutput::Play(Tone::Silence)));
+    // The relay sends the caller side's audio to the port's bridge.
+    let port_media: SocketAddr = "127.0.0.1:7000".parse().expect("addr");
+    assert!(rig
+        .office
+        .configured
+        .iter()
+        .any(|(_, side, n)| *side == Side::Caller && n.remote == port_media));
+    // The SIP phone hangs up: the port hears busy; then its phone hangs up too.
+    rig.feed(
+        "10.0.0.2",
+        &callee_request("10.0.0.2", &invite, "p2", "BYE", 2, ""),
+    );
+    assert!(rig.port_outputs().contains(&LineOutput::Play(Tone::Busy)));
+    rig.port_hook(Hook::OnHook);
+    rig.advance(Duration::from_secs(1));
+    let r = &rig.records[0];
+    assert_eq!(
+        (r.caller.as_str(), r.destination.as_deref()),
+        ("1005", Some("1002"))
+    );
+    assert_eq!(r.disposition, Disposition::Answered);
+    assert_eq!(r.hangup, Some(Hangup::Callee));
+    rig.assert_idle();
+    assert_eq!(rig.ep.calls().ports().map(|p| p.calls()), Some(0));
+}
+
+#[test]
+fn a_sip_phone_calls_an_analog_port_which_rings_and_answers_by_lifting() {
+    use crate::line::{Hook, LineOutput, Linefeed, Tone};
+    let mut rig = rig_with_port();
+    rig.port_outputs();
+    // 1001 calls 1005: no SIP goes anywhere, the port rings, the caller hears 180.
+    let out = rig.invite("1005", "an1");
+    assert!(!out.iter().any(|(_, m)| is_req(m, "INVITE")));
+    assert!(out.iter().any(|(_, m)| is_status(m, 180)));
+    assert!(rig
+        .port_outputs()
+        .contains(&LineOutput::Linefeed(Linefeed::Ringing)));
+    // Lifting the handset answers: 200 with our SDP to the caller, media to the port.
+    let out = rig.port_hook(Hook::OffHook);
+    let ok = find(&out, |m| is_status(m, 200)).clone();
+    assert!(!ok.body().is_empty());
+    rig.feed("10.0.0.1", &caller_request("ACK", &ok, 2, "ackan1"));
+    let port_media: SocketAddr = "127.0.0.1:7000".parse().expect("addr");
+    assert!(rig
+        .office
+        .configured
+        .iter()
+        .any(|(_, side, n)| *side == Side::Callee && n.remote == port_media));
+    assert!(rig.office.active.contains(&1), "call up");
+    // The caller hangs up: the port hears busy tone.
+    rig.feed("10.0.0.1", &caller_request("BYE", &ok, 3, "byean1"));
+    assert!(rig.port_outputs().contains(&LineOutput::Play(Tone::Busy)));
+    rig.port_hook(Hook::OnHook);
+    rig.advance(Duration::from_secs(1));
+    assert_eq!(rig.records[0].hangup, Some(Hangup::Caller));
+    assert_eq!(rig.records[0].destination.as_deref(), Some("1005"));
+    rig.assert_idle();
+}
