@@ -65,6 +65,7 @@
 //!   exists and returns to idle.
 
 pub mod legs;
+pub mod sound;
 #[cfg(test)]
 mod tests;
 
