@@ -4,9 +4,12 @@
 //!
 //! - [`fxs`]: analog phone ports: the FXS port trait, a ProSLIC-class SLIC driver
 //!   generic over embedded-hal, and an emulated SLIC with a virtual phone.
+//! - [`audio`]: PCM frames of a port (8 kHz, 10/20 ms): the [`audio::AudioPort`] trait,
+//!   an ALSA backend for the SLIC's PCM highway (feature `alsa`) and an in-memory one.
 //! - [`modem`]: the GSM/LTE module: AT-command parsing and session as sans-IO cores,
 //!   SMS PDU encoding and decoding.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod audio;
 pub mod fxs;
 pub mod modem;

@@ -64,10 +64,14 @@
 //! - A hang-up (on-hook longer than the flash window) in any state sends `HangUp` if a call
 //!   exists and returns to idle.
 
+pub mod country;
 pub mod legs;
+
 pub mod sound;
 #[cfg(test)]
 mod tests;
+
+pub use country::Country;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -133,8 +137,8 @@ pub enum Linefeed {
     Ringing,
 }
 
-/// What the shell plays towards the phone. Tones use the German set
-/// ([`Tone::spec`]); other countries' tables are not there yet.
+/// What the shell plays towards the phone: [`Line::tone_spec`] gives the port's
+/// country's version ([`Tone::spec_for`]), [`Tone::spec`] the German one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tone {
     /// No local tone: the call's audio when connected, else silence.
@@ -327,6 +331,34 @@ pub struct LineConfig {
     pub ring_off: Duration,
     /// Send caller ID after the first ring.
     pub caller_id: bool,
+    /// Tones and ring cadence. A country with a multi-step ring cadence (GB's double
+    /// ring) uses it while `ring_on`/`ring_off` are its first step, as
+    /// [`LineConfig::for_country`] sets them; other values ring a simple cadence.
+    pub country: Country,
+}
+
+impl LineConfig {
+    /// Defaults with `country`'s tones and ring cadence.
+    #[must_use]
+    pub fn for_country(country: Country) -> Self {
+        let (ring_on, ring_off) = country.ring_cadence()[0];
+        LineConfig {
+            ring_on,
+            ring_off,
+            country,
+            ..LineConfig::default()
+        }
+    }
+
+    /// Ring step `i` (ring, pause) of the cadence in force.
+    fn ring_step(&self, i: usize) -> (Duration, Duration) {
+        let steps = self.country.ring_cadence();
+        if steps.len() > 1 && steps[0] == (self.ring_on, self.ring_off) {
+            steps[i % steps.len()]
+        } else {
+            (self.ring_on, self.ring_off)
+        }
+    }
 }
 
 impl Default for LineConfig {
@@ -340,6 +372,7 @@ impl Default for LineConfig {
             ring_on: Duration::from_secs(1),
             ring_off: Duration::from_secs(4),
             caller_id: true,
+            country: Country::De,
         }
     }
 }
@@ -384,6 +417,8 @@ enum Phase {
         cid: Option<(Instant, Vec<u8>)>,
         /// The first ring burst has ended.
         first_done: bool,
+        /// Index of the cadence step in progress.
+        step: usize,
     },
     Dialling {
         digits: String,
@@ -445,6 +480,12 @@ impl Line {
             tone: Tone::Silence,
             out,
         })
+    }
+
+    /// The tone to generate for `tone` in this port's country, `None` for silence.
+    #[must_use]
+    pub fn tone_spec(&self, tone: Tone) -> Option<ToneSpec> {
+        tone.spec_for(self.config.country)
     }
 
     /// Coarse state.
@@ -583,6 +624,7 @@ impl Line {
             on: true,
             cid,
             first_done: false,
+            step: 0,
         };
         self.set_linefeed(Linefeed::Ringing);
         Ok(())
@@ -739,6 +781,7 @@ impl Line {
                 on,
                 cid,
                 first_done,
+                step,
             } => {
                 if let Some((when, msg)) = cid.take_if(|(when, _)| *when <= *edge) {
                     debug_assert!(when <= t);
@@ -751,11 +794,11 @@ impl Line {
                     // Too late for this pause (a cadence shorter than the CID needs).
                     *cid = None;
                 }
-                *edge = t + if ring {
-                    self.config.ring_on
-                } else {
-                    self.config.ring_off
-                };
+                if ring {
+                    *step += 1;
+                }
+                let (ring_on, ring_off) = self.config.ring_step(*step);
+                *edge = t + if ring { ring_on } else { ring_off };
                 let feed = if ring {
                     Linefeed::Ringing
                 } else if !*first_done && cid.is_some() {

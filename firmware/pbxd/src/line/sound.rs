@@ -28,9 +28,7 @@ impl PortSound {
         match out {
             LineOutput::Play(tone) => {
                 // Each tone starts at the beginning of its cadence.
-                self.tone = tone
-                    .spec()
-                    .and_then(|spec| ToneGenerator::new(&spec).ok());
+                self.tone = tone.spec().and_then(|spec| ToneGenerator::new(&spec).ok());
             }
             LineOutput::SendCallerId(msg) => {
                 // Type 1 (on-hook) burst: channel seizure and mark, then the message.

@@ -788,3 +788,74 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn country_ring_cadences() {
+    // US: 2 s on, 4 s off, caller ID 500 ms after the first ring.
+    let mut sim = Sim::with(LineConfig::for_country(Country::Us));
+    sim.line.incoming(sim.now, caller()).expect("idle");
+    sim.drain();
+    sim.run(ms(12_500));
+    let outs = sim.take();
+    assert_eq!(
+        outs,
+        vec![
+            (ms(0), LineOutput::Linefeed(Linefeed::Ringing)),
+            (ms(2000), LineOutput::Linefeed(Linefeed::OnHookTransmission)),
+            (ms(2500), LineOutput::SendCallerId(caller().mdmf())),
+            (ms(6000), LineOutput::Linefeed(Linefeed::Ringing)),
+            (ms(8000), LineOutput::Linefeed(Linefeed::ForwardActive)),
+            (ms(12_000), LineOutput::Linefeed(Linefeed::Ringing)),
+        ]
+    );
+    // GB: the double ring 0.4 on, 0.2 off, 0.4 on, 2.0 off. Its 200 ms pause is too
+    // short for the caller ID after the first ring (the UK sends it before the first
+    // ring, which the line does not do yet), so none is sent.
+    let mut sim = Sim::with(LineConfig::for_country(Country::Gb));
+    sim.line.incoming(sim.now, caller()).expect("idle");
+    sim.drain();
+    sim.run(ms(6100));
+    let feeds: Vec<(Duration, LineOutput)> = sim.take();
+    use Linefeed::*;
+    let want: Vec<(Duration, LineOutput)> = [
+        (0, Ringing),
+        (400, OnHookTransmission),
+        (600, Ringing),
+        (1000, ForwardActive),
+        (3000, Ringing),
+        (3400, ForwardActive),
+        (3600, Ringing),
+        (4000, ForwardActive),
+        (6000, Ringing),
+    ]
+    .into_iter()
+    .map(|(t, f)| (ms(t), LineOutput::Linefeed(f)))
+    .collect();
+    assert_eq!(feeds, want);
+    // A custom simple cadence overrides the country's pattern.
+    let mut sim = Sim::with(LineConfig {
+        ring_on: ms(800),
+        ring_off: ms(3200),
+        ..LineConfig::for_country(Country::Gb)
+    });
+    sim.line
+        .incoming(sim.now, CallerId::default())
+        .expect("idle");
+    sim.drain();
+    sim.run(ms(4100));
+    let edges: Vec<Duration> = sim.take().into_iter().map(|(t, _)| t).collect();
+    assert_eq!(edges, vec![ms(0), ms(800), ms(1300), ms(4000)]);
+}
+
+#[test]
+fn tones_follow_the_port_country() {
+    let line = Line::new(LineConfig::for_country(Country::Us), test_plan()).expect("valid");
+    let dial = line.tone_spec(Tone::Dial).expect("a tone");
+    assert_eq!(
+        dial.sound,
+        crate::media::dsp::tone::ToneSound::Dual((350.0, -13.0), (440.0, -13.0))
+    );
+    let line = Line::new(LineConfig::default(), test_plan()).expect("valid");
+    assert_eq!(line.tone_spec(Tone::Busy), Tone::Busy.spec());
+    assert_eq!(line.tone_spec(Tone::Silence), None);
+}

@@ -11,10 +11,12 @@
 //! - [`tone`]: call-progress tone generator with cadences (German set included)
 //! - [`fsk`]: V.23 FSK modulator and demodulator (1200 baud)
 //! - [`callerid`]: ETSI EN 300 659 caller ID (MDMF call set-up message)
+//! - [`plc`]: G.711 packet-loss concealment (Appendix I style)
 
 pub mod callerid;
 pub mod dtmf;
 pub mod fsk;
+pub mod plc;
 pub mod tone;
 
 /// Sample rate of all PCM handled here, in Hz.
@@ -163,3 +165,6 @@ mod tests {
         assert!(goertzel_power(&x, 1500.0) < on * 1e-3);
     }
 }
+
+#[cfg(test)]
+mod crosscheck;
