@@ -85,6 +85,22 @@ pub struct Cli {
     /// Address RTP sockets bind to; defaults to the SIP listen address.
     #[arg(long)]
     pub rtp_bind: Option<std::net::IpAddr>,
+    /// Analog port hardware: `sim` runs emulated ports with a virtual phone on each,
+    /// scriptable through DATA/sim.sock; `none` runs without analog ports.
+    #[arg(long, value_enum, default_value_t = Hardware::Sim)]
+    pub hardware: Hardware,
+    /// Extension numbers of the analog ports, port 1 first (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "21,22")]
+    pub port_extensions: Vec<String>,
+}
+
+/// Where the analog ports come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Hardware {
+    /// No analog ports.
+    None,
+    /// Emulated ports (SLIC emulator and virtual phones).
+    Sim,
 }
 
 /// Parses `MIN-MAX` with at least one even/odd pair in it.
@@ -125,11 +141,18 @@ pub struct Config {
     pub calls: crate::call::CallConfig,
     /// RTP relay settings.
     pub media: crate::media::relay::MediaConfig,
+    /// Analog port hardware.
+    pub hardware: Hardware,
+    /// The analog ports' extension numbers.
+    pub port_extensions: Vec<String>,
 }
 
 /// A configuration that cannot work, found before binding anything.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
+    /// A port's extension number is not a valid extension number, or repeats.
+    #[error("--port-extensions: {0}")]
+    PortExtension(String),
     /// `--min-expires` above `--max-expires`.
     #[error("--min-expires ({min}) must not exceed --max-expires ({max})")]
     ExpiresRange {
@@ -169,6 +192,15 @@ impl Cli {
             ring_timeout: Duration::from_secs(self.ring_timeout),
             ..crate::call::CallConfig::default()
         };
+        let mut seen = Vec::new();
+        for n in &self.port_extensions {
+            crate::store::validate_number(n)
+                .map_err(|e| ConfigError::PortExtension(format!("{n}: {e}")))?;
+            if seen.contains(n) {
+                return Err(ConfigError::PortExtension(format!("{n} is given twice")));
+            }
+            seen.push(n.clone());
+        }
         let media = crate::media::relay::MediaConfig {
             bind_ip: self.rtp_bind.unwrap_or(self.sip_listen.ip()),
             port_min: self.rtp_ports.0,
@@ -186,6 +218,8 @@ impl Cli {
             log_format: self.log_format,
             registrar,
             guard,
+            hardware: self.hardware,
+            port_extensions: self.port_extensions,
         })
     }
 }
@@ -253,6 +287,14 @@ mod tests {
     fn bad_arguments_are_refused() {
         assert!(Cli::try_parse_from(["pbxd", "--sip-listen", "nonsense"]).is_err());
         assert!(Cli::try_parse_from(["pbxd", "--auth-max-failures", "0"]).is_err());
+        assert!(Cli::try_parse_from(["pbxd", "--hardware", "board"]).is_err());
+        for bad in ["1", "21,21", "2a", "11"] {
+            let cli = Cli::try_parse_from(["pbxd", "--port-extensions", bad]).expect("parses");
+            assert!(
+                matches!(cli.into_config(), Err(ConfigError::PortExtension(_))),
+                "{bad}"
+            );
+        }
         let cli = Cli::try_parse_from(["pbxd", "--min-expires", "600", "--max-expires", "300"])
             .expect("parses");
         assert_eq!(

@@ -10,7 +10,7 @@ use clap::Parser;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use pbxd::config::{Cli, Config, LogFormat};
+use pbxd::config::{Cli, Config, Hardware, LogFormat};
 use pbxd::persist::Persister;
 use pbxd::sip::{SipShell, SipSockets};
 use pbxd::store::Store;
@@ -117,7 +117,15 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .context("cannot set up HTTPS")?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let shell = SipShell::new(cfg.clone(), sockets, persister);
+    let mut shell = SipShell::new(cfg.clone(), sockets, persister);
+    if cfg.hardware == Hardware::Sim && !cfg.port_extensions.is_empty() {
+        let control = cfg.data_dir.join("sim.sock");
+        match pbxd::line::sim::spawn(&cfg.port_extensions, cfg.media.bind_ip, control) {
+            Ok(ports) => shell = shell.with_ports(ports),
+            // Telephony goes on without the analog ports.
+            Err(e) => warn!("simulated analog ports unavailable: {e}"),
+        }
+    }
     let status = web::Status {
         sip: sip_addr,
         bindings: shell.bindings.clone(),

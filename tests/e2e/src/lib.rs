@@ -440,6 +440,47 @@ impl Pbx {
         try_ctl_in(self.data_dir(), args)
     }
 
+    /// One command to the simulated analog ports (`DATA/sim.sock`, see
+    /// `firmware/pbxd/src/line/sim.rs`); returns the answer line.
+    pub fn sim(&self, command: &str) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let path = self.data_dir().join("sim.sock");
+        let mut stream = std::os::unix::net::UnixStream::connect(&path)
+            .unwrap_or_else(|e| panic!("connect {}: {e}\n{}", path.display(), self.log()));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("set a read timeout");
+        writeln!(stream, "{command}").expect("write a sim command");
+        let mut line = String::new();
+        BufReader::new(stream)
+            .read_line(&mut line)
+            .expect("read the sim answer");
+        let line = line.trim().to_owned();
+        assert!(!line.starts_with("error"), "sim {command:?}: {line}");
+        line
+    }
+
+    /// Polls `sim(command)` until `want` holds for its answer; returns the last answer
+    /// and whether it held within `timeout`.
+    pub fn sim_until(
+        &self,
+        command: &str,
+        timeout: Duration,
+        want: impl Fn(&str) -> bool,
+    ) -> (String, bool) {
+        let deadline = now() + timeout;
+        loop {
+            let answer = self.sim(command);
+            if want(&answer) {
+                return (answer, true);
+            }
+            if now() >= deadline {
+                return (answer, false);
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `pbxctl registrations` output.
     pub fn registrations(&self) -> String {
         self.ctl(&["registrations"])

@@ -21,6 +21,15 @@ use crate::call::{
 };
 use crate::media::sdp::{Codec, Direction, Negotiated};
 
+/// What a port's shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortOutput {
+    /// The line's instruction (linefeed, tone, caller ID).
+    Line(LineOutput),
+    /// Send the port's audio to this relay port (`None`: no call, send nothing).
+    Media(Option<u16>),
+}
+
 /// Port legs are numbered from here, apart from other kinds of legs.
 pub const PORT_LEG_BASE: LegId = 1 << 48;
 
@@ -55,7 +64,7 @@ pub struct PortLegs {
     ports: Vec<Port>,
     next_leg: LegId,
     events: VecDeque<LegEvent>,
-    shell: VecDeque<(usize, LineOutput)>,
+    shell: VecDeque<(usize, PortOutput)>,
 }
 
 impl std::fmt::Debug for PortLegs {
@@ -155,7 +164,7 @@ impl PortLegs {
     }
 
     /// The next instruction for port shells: (port, output).
-    pub fn poll_shell(&mut self) -> Option<(usize, LineOutput)> {
+    pub fn poll_shell(&mut self) -> Option<(usize, PortOutput)> {
         self.shell.pop_front()
     }
 
@@ -183,7 +192,7 @@ impl PortLegs {
             while let Some(out) = self.ports[i].line.poll_output() {
                 match out {
                     LineOutput::Call(ev) => self.call_event(i, ev),
-                    other => self.shell.push_back((i, other)),
+                    other => self.shell.push_back((i, PortOutput::Line(other))),
                 }
             }
         }
@@ -227,6 +236,7 @@ impl PortLegs {
                 let Some(call) = self.ports[i].call.take() else {
                     return;
                 };
+                self.shell.push_back((i, PortOutput::Media(None)));
                 let gone = if call.outgoing && !call.answered {
                     Gone::Cancelled("caller hung up while ringing")
                 } else {
@@ -250,6 +260,8 @@ impl PortLegs {
         if let Some(c) = self.ports[i].call.as_mut() {
             c.relay_port = Some(media.port);
         }
+        self.shell
+            .push_back((i, PortOutput::Media(Some(media.port))));
         Ok(Some(self.media(i)))
     }
 
@@ -290,6 +302,8 @@ impl PortLegs {
             answered: false,
             relay_port: Some(media.port),
         });
+        self.shell
+            .push_back((i, PortOutput::Media(Some(media.port))));
         // The phone rings from now on: the caller hears ringback.
         self.events.push_back(LegEvent::Progress {
             leg,
@@ -336,6 +350,7 @@ impl PortLegs {
                 _ => line.remote_failed(now, CallFailure::Congestion),
             }
             self.ports[i].call = None;
+            self.shell.push_back((i, PortOutput::Media(None)));
         }
         self.collect();
     }
@@ -345,6 +360,7 @@ impl PortLegs {
         if let Some(i) = self.port_of_leg(leg) {
             self.ports[i].line.remote_hung_up(now);
             self.ports[i].call = None;
+            self.shell.push_back((i, PortOutput::Media(None)));
         }
         self.collect();
     }
@@ -357,6 +373,8 @@ impl PortLegs {
         if let Some(c) = self.ports[i].call.as_mut() {
             c.relay_port = Some(media.port);
         }
+        self.shell
+            .push_back((i, PortOutput::Media(Some(media.port))));
         let here = IpAddr::from(std::net::Ipv4Addr::LOCALHOST);
         let result = Ok((self.media(i), here));
         self.events.push_back(LegEvent::MediaMoved { leg, result });

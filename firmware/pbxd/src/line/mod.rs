@@ -66,7 +66,7 @@
 
 pub mod country;
 pub mod legs;
-
+pub mod sim;
 pub mod sound;
 #[cfg(test)]
 mod tests;

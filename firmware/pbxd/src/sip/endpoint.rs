@@ -208,7 +208,7 @@ impl Endpoint {
     }
 
     /// The next instruction for an analog port's shell: (port, output).
-    pub fn poll_port_output(&mut self) -> Option<(usize, crate::line::LineOutput)> {
+    pub fn poll_port_output(&mut self) -> Option<(usize, crate::line::legs::PortOutput)> {
         self.calls.poll_port_output()
     }
 

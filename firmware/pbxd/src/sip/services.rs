@@ -27,6 +27,8 @@ pub(crate) struct StoreServices {
     /// Music on hold: `DATA/moh.wav` if it is a usable WAV, else the built-in loop.
     hold_music: Playback,
     sessions: HashMap<CallId, SessionHandle>,
+    /// Extensions that are analog ports (known without a row in the store).
+    ports: Vec<String>,
     /// Sessions being closed; their reports join the call record.
     closing: HashMap<CallId, JoinHandle<Option<SessionReport>>>,
 }
@@ -55,8 +57,15 @@ impl StoreServices {
             media,
             hold_music,
             sessions: HashMap::new(),
+            ports: Vec::new(),
             closing: HashMap::new(),
         }
+    }
+
+    /// With the analog ports' extension numbers.
+    pub(crate) fn with_ports(mut self, ports: Vec<String>) -> Self {
+        self.ports = ports;
+        self
     }
 
     /// The quality report of a closed session, once (for the call record).
@@ -87,7 +96,7 @@ impl CallDirectory for StoreServices {
     fn extension(&self, number: &str) -> Option<ExtensionProfile> {
         let ext = match self.store.get_extension(number) {
             Ok(Some(ext)) => ext,
-            Ok(None) => return None,
+            Ok(None) => return self.port_profile(number),
             Err(e) => {
                 warn!(number, "extension lookup failed: {e}");
                 return None;
@@ -119,6 +128,13 @@ impl CallDirectory for StoreServices {
     }
 
     fn is_prefix_of_internal(&self, prefix: &str) -> bool {
+        if self
+            .ports
+            .iter()
+            .any(|n| n.len() > prefix.len() && n.starts_with(prefix))
+        {
+            return true;
+        }
         self.store
             .is_prefix_of_internal_number(prefix)
             .unwrap_or_else(|e| {
@@ -195,18 +211,7 @@ impl CallDirectory for StoreServices {
     }
 
     fn site(&self) -> Site {
-        match self.store.site_settings() {
-            Ok(s) => Site {
-                country_code: s.country_code,
-                area_code: s.area_code,
-                outside_prefix: s.outside_prefix,
-                ..Site::default()
-            },
-            Err(e) => {
-                warn!("site settings unreadable, using defaults: {e}");
-                Site::default()
-            }
-        }
+        site_of(&self.store)
     }
 }
 
@@ -282,5 +287,68 @@ fn leg_config(n: &Negotiated) -> LegConfig {
         pt: n.pt,
         telephone_event: n.telephone_event,
         direction,
+    }
+}
+
+impl StoreServices {
+    /// An analog port's extension without a row in the store: enabled, named after
+    /// the port, with the call settings stored for its number (defaults otherwise).
+    fn port_profile(&self, number: &str) -> Option<ExtensionProfile> {
+        let i = self.ports.iter().position(|n| n == number)?;
+        let settings = self.store.call_settings(number).unwrap_or_default();
+        let mut p = ExtensionProfile::plain(Some(format!("Analog {}", i + 1)));
+        p.class = settings.outbound_class;
+        p.clir = settings.clir;
+        p.dnd = settings.dnd;
+        p.forward_always = settings.forward_always;
+        p.forward_busy = settings.forward_busy;
+        p.forward_noanswer = settings.forward_noanswer;
+        p.noanswer_secs = settings.forward_noanswer_secs;
+        p.pickup_group = settings.pickup_group;
+        Some(p)
+    }
+}
+
+/// The numbering plan for analog lines while digits arrive: the store's extensions
+/// and ring groups and the ports' own numbers (a connection of its own: the line
+/// logic asks on every digit).
+pub(crate) struct StorePlan {
+    pub(crate) store: Store,
+    pub(crate) ports: Vec<String>,
+}
+
+impl crate::dialplan::NumberPlan for StorePlan {
+    fn is_extension(&self, n: &str) -> bool {
+        self.ports.iter().any(|p| p == n) || matches!(self.store.get_extension(n), Ok(Some(_)))
+    }
+
+    fn is_ring_group(&self, n: &str) -> bool {
+        matches!(self.store.ring_group(n), Ok(Some(_)))
+    }
+
+    fn is_prefix_of_internal(&self, prefix: &str) -> bool {
+        self.ports
+            .iter()
+            .any(|n| n.len() > prefix.len() && n.starts_with(prefix))
+            || self
+                .store
+                .is_prefix_of_internal_number(prefix)
+                .unwrap_or(false)
+    }
+}
+
+/// The site's numbering settings from the store (defaults when unreadable).
+pub(crate) fn site_of(store: &Store) -> Site {
+    match store.site_settings() {
+        Ok(s) => Site {
+            country_code: s.country_code,
+            area_code: s.area_code,
+            outside_prefix: s.outside_prefix,
+            ..Site::default()
+        },
+        Err(e) => {
+            warn!("site settings unreadable, using defaults: {e}");
+            Site::default()
+        }
     }
 }

@@ -18,12 +18,16 @@ use super::endpoint::{Endpoint, EndpointEvent, EndpointOutput};
 use super::load::LoadMeter;
 use super::records;
 use super::services::StoreServices;
+use super::services::{site_of, StorePlan};
 use super::tcp::{accept_loop, ConnEvent};
 use super::ua::SipCalls;
 use crate::call::CallSummary;
 use crate::call::Side;
 use crate::clock;
 use crate::config::Config;
+use crate::line::legs::{PortLegs, PortOutput, PortSpec};
+use crate::line::sim::{PortInput, SimPorts};
+use crate::line::{Line, LineConfig, SitePlan};
 use crate::media::relay::{spawn_media_runtime, Leg, MediaEvent, MediaService};
 use crate::persist::{PersistCmd, Persister};
 use crate::registrar::{contact_key, Binding, Flow, Registrar, RegistrarEvent, Transport};
@@ -108,6 +112,16 @@ pub struct SipShell {
     pub calls: Arc<AtomicUsize>,
     /// Turns true once the SIP task has restored its state and serves requests.
     ready: watch::Sender<bool>,
+    /// The analog ports, when there are any.
+    ports: Option<PortsLink>,
+}
+
+/// The SIP task's link to the analog ports' shell.
+#[derive(Debug, Clone)]
+struct PortsLink {
+    specs: Vec<PortSpec>,
+    inputs: Arc<Mutex<mpsc::UnboundedReceiver<PortInput>>>,
+    outputs: mpsc::UnboundedSender<(usize, PortOutput)>,
 }
 
 impl SipShell {
@@ -139,7 +153,18 @@ impl SipShell {
             bindings: Arc::new(AtomicUsize::new(0)),
             calls: Arc::new(AtomicUsize::new(0)),
             ready,
+            ports: None,
         }
+    }
+
+    /// With analog ports: their lines run in this task as legs of calls.
+    pub fn with_ports(mut self, ports: SimPorts) -> Self {
+        self.ports = Some(PortsLink {
+            specs: ports.specs,
+            inputs: Arc::new(Mutex::new(ports.inputs)),
+            outputs: ports.outputs,
+        });
+        self
     }
 
     /// Resolves once the SIP task serves requests (bindings and blocks restored).
@@ -175,8 +200,21 @@ impl SipShell {
         let mut endpoint = self.build_endpoint(&store, local)?;
         // The services own the connection (a `Connection` is Send but not Sync).
         let realm = endpoint.registrar().config().realm.clone();
+        let port_numbers: Vec<String> = self
+            .ports
+            .iter()
+            .flat_map(|p| p.specs.iter().map(|s| s.extension.clone()))
+            .collect();
         let mut directory =
-            StoreServices::new(store, realm, self.media.clone(), &self.cfg.data_dir);
+            StoreServices::new(store, realm, self.media.clone(), &self.cfg.data_dir)
+                .with_ports(port_numbers);
+        // Without ports, a channel that never yields keeps the select below simple.
+        let (_no_ports_tx, no_ports_rx) = mpsc::unbounded_channel();
+        let no_ports = Mutex::new(no_ports_rx);
+        let mut port_inputs = match &self.ports {
+            Some(p) => p.inputs.lock().await,
+            None => no_ports.lock().await,
+        };
         let mut media_events = self.media_rx.lock().await;
         let mut local_ips = LocalIps::default();
         let mut load = LoadMeter::new(clock::now());
@@ -241,12 +279,21 @@ impl SipShell {
                         endpoint.handle_playback_done(clock::now(), id, side, &mut directory);
                     }
                 },
+                Some(input) = port_inputs.recv() => match input {
+                    PortInput::Hook(i, ev) => endpoint.handle_port_hook(clock::now(), i, ev, &mut directory),
+                    PortInput::Audio(i, frame) => endpoint.handle_port_audio(clock::now(), i, &frame, &mut directory),
+                },
                 _ = housekeeping.tick() => {
                     sync_blocks(&directory.store, &mut endpoint, self.cfg.guard.block_time);
                     endpoint.handle_housekeeping(clock::now(), &mut directory);
                 }
             }
             self.flush(&mut endpoint, &conns, &mut directory).await;
+            while let Some(out) = endpoint.poll_port_output() {
+                if let Some(p) = &self.ports {
+                    let _ = p.outputs.send(out);
+                }
+            }
         }
         info!("SIP task stopped");
         Ok(())
@@ -258,7 +305,23 @@ impl SipShell {
         // Fresh per start: nonces of an earlier run are answered `stale`, as they should be.
         let secret: [u8; 32] = rand::random();
         let registrar = Registrar::new(rcfg, secret, rand::random());
-        let calls = SipCalls::new(self.cfg.calls.clone(), rand::random());
+        let mut calls = SipCalls::new(self.cfg.calls.clone(), rand::random());
+        if let Some(p) = &self.ports {
+            let numbers: Vec<String> = p.specs.iter().map(|s| s.extension.clone()).collect();
+            let mut lines = Vec::new();
+            for spec in &p.specs {
+                let plan = SitePlan {
+                    site: site_of(store),
+                    plan: StorePlan {
+                        store: Store::open(&self.cfg.data_dir)?,
+                        ports: numbers.clone(),
+                    },
+                };
+                let line = Line::new(LineConfig::default(), Box::new(plan))?;
+                lines.push((spec.clone(), line));
+            }
+            calls = calls.with_ports(PortLegs::new(lines));
+        }
         let mut endpoint = Endpoint::with_calls(
             registrar,
             calls,

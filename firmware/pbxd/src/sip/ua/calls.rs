@@ -14,8 +14,8 @@ use crate::call::{
     CallConfig, CallControl, CallId, CallServices, CallSummary, Cause, LegId, Legs, MediaPort,
     Party, RingTarget, Side, TransferStatus,
 };
-use crate::line::legs::PortLegs;
-use crate::line::{HookEvent, LineOutput};
+use crate::line::legs::{PortLegs, PortOutput};
+use crate::line::HookEvent;
 use crate::media::sdp::Negotiated;
 use crate::registrar::{Flow, Registrar};
 
@@ -175,7 +175,7 @@ impl SipCalls {
     }
 
     /// The next instruction for an analog port's shell: (port, output).
-    pub fn poll_port_output(&mut self) -> Option<(usize, LineOutput)> {
+    pub fn poll_port_output(&mut self) -> Option<(usize, PortOutput)> {
         self.ports.as_mut().and_then(|p| p.poll_shell())
     }
 

@@ -1654,7 +1654,13 @@ impl Rig {
 
     /// What the port's shell was told since the last call.
     fn port_outputs(&mut self) -> Vec<crate::line::LineOutput> {
-        std::iter::from_fn(|| self.ep.poll_port_output().map(|(_, o)| o)).collect()
+        use crate::line::legs::PortOutput;
+        std::iter::from_fn(|| self.ep.poll_port_output())
+            .filter_map(|(_, o)| match o {
+                PortOutput::Line(l) => Some(l),
+                PortOutput::Media(_) => None,
+            })
+            .collect()
     }
 }
 

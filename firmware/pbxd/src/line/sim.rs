@@ -1,0 +1,503 @@
+//! `--hardware sim`: emulated FXS ports with a virtual phone on each, run by the real
+//! SLIC driver against the SPI-level chip emulator (`pbx_hal::fxs::emulator`), and
+//! scriptable through a control socket, so that the whole box can be tried and tested
+//! without hardware.
+//!
+//! One thread ("ports") owns the emulated chips (they are single-threaded) and, every
+//! 20 ms: reads the driver's hook events and the phone's microphone and hands both to
+//! the SIP task (where the lines and call control run); sends the microphone as RTP
+//! (G.711 A-law) to the call's relay port; plays the line's tones, caller ID or the
+//! relayed call audio into the phone's earpiece ([`PortSound`]); and carries out the
+//! SIP task's [`PortOutput`]s.
+//!
+//! The control socket (`DATA/sim.sock`, one command per line, one answer line each):
+//! - `offhook N`, `onhook N`, `flash N`: the handset of port N (1-based)
+//! - `dtmf N DIGITS`: key DIGITS (60 ms tone, 80 ms pause each) into the microphone
+//! - `pulse N DIGITS`: dial DIGITS on a rotary dial
+//! - `tone N HZ MS`: a sine of HZ for MS into the microphone (-10 dBm0)
+//! - `status N`: `hook=on|off ringing=yes|no cid=NUMBER|-`
+//! - `hear N HZ`: the level of HZ in the last 200 ms of earpiece audio, in dB relative to
+//!   the whole signal's power (`hear=-0.3`; about 0 when HZ is all there is)
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use embedded_hal::delay::DelayNs;
+use pbx_hal::fxs::emulator::{VirtualIrqPin, VirtualPhone, VirtualResetPin, VirtualSlic};
+use pbx_hal::fxs::{BoardFile, FxsEvent, FxsPort, Linefeed as HalLinefeed, Slic};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UdpSocket, UnixListener};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::legs::{PortOutput, PortSpec};
+use super::sound::PortSound;
+use super::{Hook, HookEvent, LineOutput, Linefeed};
+use crate::clock;
+use crate::media::dsp::callerid::CallerId as CidMessage;
+use crate::media::dsp::dtmf::DtmfGenerator;
+use crate::media::dsp::goertzel_power;
+
+/// The emulated chip's bring-up, as a vendor board file would give it.
+const SIM_BOARD: &str = include_str!("../../../../hal/boards/sim-si3217x.board");
+
+/// Samples per 20 ms frame at 8 kHz.
+const FRAME: usize = 160;
+
+/// Earpiece audio kept for `hear` (200 ms) and on-hook audio for caller ID (10 s).
+const HEAR_SAMPLES: usize = 1600;
+const ONHOOK_SAMPLES: usize = 80_000;
+
+/// What the ports tell the SIP task.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PortInput {
+    /// A hook transition on port `.0`.
+    Hook(usize, HookEvent),
+    /// 20 ms of microphone audio from the phone on port `.0` (while off-hook).
+    Audio(usize, Vec<i16>),
+}
+
+/// The SIP task's side of the simulated ports.
+#[derive(Debug)]
+pub struct SimPorts {
+    /// The ports, for the call layer.
+    pub specs: Vec<PortSpec>,
+    /// Hook events and audio from the ports.
+    pub inputs: mpsc::UnboundedReceiver<PortInput>,
+    /// Instructions to the ports.
+    pub outputs: mpsc::UnboundedSender<(usize, PortOutput)>,
+}
+
+/// Starts the emulated ports (one per extension) on their own thread. `relay_ip` is
+/// where the RTP relay listens; `control` the control socket's path.
+pub fn spawn(
+    extensions: &[String],
+    relay_ip: IpAddr,
+    control: PathBuf,
+) -> std::io::Result<SimPorts> {
+    let relay_ip = if relay_ip.is_unspecified() {
+        IpAddr::from(std::net::Ipv4Addr::LOCALHOST)
+    } else {
+        relay_ip
+    };
+    let mut sockets = Vec::new();
+    let mut specs = Vec::new();
+    for ext in extensions {
+        let s = std::net::UdpSocket::bind(SocketAddr::new(relay_ip, 0))?;
+        s.set_nonblocking(true)?;
+        specs.push(PortSpec {
+            extension: ext.clone(),
+            media: s.local_addr()?,
+        });
+        sockets.push(s);
+    }
+    let _ = std::fs::remove_file(&control);
+    let listener = std::os::unix::net::UnixListener::bind(&control)?;
+    listener.set_nonblocking(true)?;
+    let (in_tx, in_rx) = mpsc::unbounded_channel();
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    std::thread::Builder::new()
+        .name("ports".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    warn!("simulated ports cannot start: {e}");
+                    return;
+                }
+            };
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, run(sockets, relay_ip, listener, in_tx, out_rx));
+        })?;
+    info!(ports = specs.len(), control = %control.display(), "simulated analog ports started");
+    Ok(SimPorts {
+        specs,
+        inputs: in_rx,
+        outputs: out_tx,
+    })
+}
+
+/// A delay that does not wait: the emulated chip is ready at once.
+struct NoDelay;
+
+impl DelayNs for NoDelay {
+    fn delay_ns(&mut self, _ns: u32) {}
+}
+
+type Driver = Slic<VirtualSlic, VirtualResetPin, VirtualIrqPin>;
+
+/// One emulated port: the driver, the phone on it, and its audio paths.
+struct SimPort {
+    chip: VirtualSlic,
+    phone: VirtualPhone,
+    slic: Driver,
+    rtp: UdpSocket,
+    /// Where the port's audio goes (the call's relay port), if in a call.
+    target: Option<SocketAddr>,
+    sound: PortSound,
+    /// What the phone's microphone will say, sample by sample.
+    mic: VecDeque<i16>,
+    /// Call audio received, frame by frame (a small fixed buffer).
+    received: VecDeque<Vec<i16>>,
+    /// What the earpiece played recently.
+    heard: VecDeque<i16>,
+    /// What reached the on-hook phone since it last rang (for its caller-ID display).
+    onhook: Vec<i16>,
+    off_hook: bool,
+    /// Rotary digits still to dial, and when the next may start.
+    pulses: VecDeque<u8>,
+    next_digit: Option<Instant>,
+    rtp_seq: u16,
+    rtp_ts: u32,
+    ssrc: u32,
+}
+
+async fn run(
+    sockets: Vec<std::net::UdpSocket>,
+    relay_ip: IpAddr,
+    listener: std::os::unix::net::UnixListener,
+    inputs: mpsc::UnboundedSender<PortInput>,
+    mut outputs: mpsc::UnboundedReceiver<(usize, PortOutput)>,
+) {
+    let board = match BoardFile::parse(SIM_BOARD) {
+        Ok(b) => b,
+        Err(e) => {
+            warn!("simulated board file: {e}");
+            return;
+        }
+    };
+    let now = clock::now();
+    let mut ports = Vec::new();
+    for (i, s) in sockets.into_iter().enumerate() {
+        let chip = VirtualSlic::new(now);
+        let mut slic = Slic::new(chip.clone(), chip.reset_pin(), chip.irq_pin());
+        if let Err(e) = slic.init(&mut NoDelay, &board) {
+            warn!(port = i + 1, "emulated SLIC does not come up: {e:?}");
+            continue;
+        }
+        let rtp = match UdpSocket::from_std(s) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(port = i + 1, "port audio socket: {e}");
+                continue;
+            }
+        };
+        ports.push(SimPort {
+            phone: chip.phone(),
+            chip,
+            slic,
+            rtp,
+            target: None,
+            sound: PortSound::new(),
+            mic: VecDeque::new(),
+            received: VecDeque::new(),
+            heard: VecDeque::new(),
+            onhook: Vec::new(),
+            off_hook: false,
+            pulses: VecDeque::new(),
+            next_digit: None,
+            rtp_seq: rand::random(),
+            rtp_ts: rand::random(),
+            ssrc: rand::random(),
+        });
+    }
+    let ports = Rc::new(RefCell::new(ports));
+    if let Ok(l) = UnixListener::from_std(listener) {
+        tokio::task::spawn_local(control(l, Rc::clone(&ports)));
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut buf = [0u8; 1500];
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let now = clock::now();
+                for (i, p) in ports.borrow_mut().iter_mut().enumerate() {
+                    p.tick(now, i, relay_ip, &inputs, &mut buf);
+                }
+            }
+            cmd = outputs.recv() => match cmd {
+                Some((i, out)) => {
+                    if let Some(p) = ports.borrow_mut().get_mut(i) {
+                        p.apply(out, relay_ip);
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+}
+
+impl SimPort {
+    fn tick(
+        &mut self,
+        now: Instant,
+        i: usize,
+        _relay_ip: IpAddr,
+        inputs: &mpsc::UnboundedSender<PortInput>,
+        buf: &mut [u8],
+    ) {
+        // Rotary digits, one after the other (the phone's schedule starts at `now`).
+        if self.next_digit.is_none_or(|t| t <= now) {
+            self.next_digit = self.pulses.pop_front().map(|d| {
+                // The line ends a digit after 300 ms of closed loop: pause twice that.
+                self.phone.dial_pulses(now, d) + Duration::from_millis(600)
+            });
+        }
+        self.chip.advance(now);
+        loop {
+            match self.slic.poll_event(now) {
+                Ok(Some(FxsEvent::HookChanged { off_hook, at })) => {
+                    self.off_hook = off_hook;
+                    let hook = if off_hook {
+                        Hook::OffHook
+                    } else {
+                        Hook::OnHook
+                    };
+                    let _ = inputs.send(PortInput::Hook(i, HookEvent { hook, at }));
+                }
+                Ok(Some(FxsEvent::RingTripped { at })) => {
+                    self.off_hook = true;
+                    let ev = HookEvent {
+                        hook: Hook::OffHook,
+                        at,
+                    };
+                    let _ = inputs.send(PortInput::Hook(i, ev));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    debug!(port = i + 1, "emulated SLIC: {e:?}");
+                    break;
+                }
+            }
+        }
+        // The microphone, while off-hook: to the line (digits) and to the call.
+        let mut mic = [0i16; FRAME];
+        for s in mic.iter_mut() {
+            *s = self.mic.pop_front().unwrap_or(0);
+        }
+        if self.off_hook {
+            let _ = inputs.send(PortInput::Audio(i, mic.to_vec()));
+            if let Some(target) = self.target {
+                let pkt = self.packet(&mic);
+                if let Err(e) = self.rtp.try_send_to(&pkt, target) {
+                    debug!(port = i + 1, "port RTP: {e}");
+                }
+            }
+        }
+        // The call's audio from the relay.
+        while let Ok((n, _)) = self.rtp.try_recv_from(buf) {
+            if let Some(frame) = decode(&buf[..n]) {
+                if self.target.is_some() {
+                    self.received.push_back(frame);
+                }
+            }
+        }
+        while self.received.len() > 3 {
+            self.received.pop_front();
+        }
+        let call = self.received.pop_front();
+        let mut ear = [0i16; FRAME];
+        self.sound.frame(call.as_deref(), &mut ear);
+        self.heard.extend(ear);
+        while self.heard.len() > HEAR_SAMPLES {
+            self.heard.pop_front();
+        }
+        if !self.off_hook && self.onhook.len() < ONHOOK_SAMPLES {
+            self.onhook.extend(ear);
+        }
+    }
+
+    fn apply(&mut self, out: PortOutput, relay_ip: IpAddr) {
+        match out {
+            PortOutput::Media(port) => {
+                self.target = port.map(|p| SocketAddr::new(relay_ip, p));
+                self.received.clear();
+            }
+            PortOutput::Line(LineOutput::Linefeed(lf)) => {
+                if lf == Linefeed::Ringing && !self.off_hook {
+                    // A new ring: the display forgets the last caller.
+                    if self.onhook.len() > ONHOOK_SAMPLES / 2 {
+                        self.onhook.clear();
+                    }
+                }
+                if let Err(e) = self.slic.set_linefeed(hal_linefeed(lf)) {
+                    debug!("emulated SLIC linefeed: {e:?}");
+                }
+            }
+            PortOutput::Line(other) => self.sound.apply(&other),
+        }
+    }
+
+    fn packet(&mut self, frame: &[i16]) -> Vec<u8> {
+        let mut p = Vec::with_capacity(12 + frame.len());
+        p.extend_from_slice(&[0x80, 8]);
+        p.extend_from_slice(&self.rtp_seq.to_be_bytes());
+        p.extend_from_slice(&self.rtp_ts.to_be_bytes());
+        p.extend_from_slice(&self.ssrc.to_be_bytes());
+        p.extend(
+            frame
+                .iter()
+                .map(|&s| crate::media::relay::g711::linear_to_alaw(s)),
+        );
+        self.rtp_seq = self.rtp_seq.wrapping_add(1);
+        self.rtp_ts = self.rtp_ts.wrapping_add(frame.len() as u32);
+        p
+    }
+
+    fn status(&self) -> String {
+        let cid = CidMessage::demodulate(&self.onhook)
+            .ok()
+            .and_then(|c| c.number)
+            .unwrap_or_else(|| "-".into());
+        let now = clock::now();
+        format!(
+            "hook={} ringing={} cid={cid}",
+            if self.phone.is_off_hook() {
+                "off"
+            } else {
+                "on"
+            },
+            if self.phone.is_ringing(now) {
+                "yes"
+            } else {
+                "no"
+            },
+        )
+    }
+
+    fn hear(&self, hz: f32) -> String {
+        let x: Vec<i16> = self.heard.iter().copied().collect();
+        let total: f64 = x.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>();
+        if total <= 0.0 {
+            return "hear=-inf".into();
+        }
+        // A sine alone has Goertzel power (a n / 2)^2 and total power n a^2 / 2: their
+        // ratio, scaled by 2 / n, is 1 (0 dB) when the tone is all there is.
+        let n = x.len() as f64;
+        let rel = 2.0 * f64::from(goertzel_power(&x, hz)) / (n * total);
+        format!("hear={:.1}", 10.0 * rel.max(1e-12).log10())
+    }
+}
+
+/// The RTP payload of a G.711 A-law packet as linear samples.
+fn decode(pkt: &[u8]) -> Option<Vec<i16>> {
+    let r = rtp_rs::RtpReader::new(pkt).ok()?;
+    if r.payload_type() != 8 {
+        return None;
+    }
+    Some(
+        r.payload()
+            .iter()
+            .map(|&b| crate::media::relay::g711::alaw_to_linear(b))
+            .collect(),
+    )
+}
+
+fn hal_linefeed(lf: Linefeed) -> HalLinefeed {
+    match lf {
+        Linefeed::Open => HalLinefeed::Open,
+        Linefeed::ForwardActive => HalLinefeed::ForwardActive,
+        Linefeed::ReverseActive => HalLinefeed::ReverseActive,
+        Linefeed::OnHookTransmission => HalLinefeed::OnHookTransmission,
+        Linefeed::Ringing => HalLinefeed::Ringing,
+    }
+}
+
+/// Serves the control socket.
+async fn control(listener: UnixListener, ports: Rc<RefCell<Vec<SimPort>>>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let ports = Rc::clone(&ports);
+        tokio::task::spawn_local(async move {
+            let (r, mut w) = stream.into_split();
+            let mut lines = BufReader::new(r).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let answer = command(&line, &ports);
+                if w.write_all(format!("{answer}\n").as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+/// One control command; the answer line.
+fn command(line: &str, ports: &Rc<RefCell<Vec<SimPort>>>) -> String {
+    let mut words = line.split_whitespace();
+    let (Some(verb), Some(n)) = (words.next(), words.next()) else {
+        return "error: expected VERB PORT [ARGS]".into();
+    };
+    let mut ports = ports.borrow_mut();
+    let Some(p) = n
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|i| ports.get_mut(i))
+    else {
+        return format!("error: no port {n}");
+    };
+    let now = clock::now();
+    match (verb, words.next(), words.next()) {
+        ("offhook", None, None) => {
+            p.phone.off_hook(now);
+            "ok".into()
+        }
+        ("onhook", None, None) => {
+            p.phone.on_hook(now);
+            "ok".into()
+        }
+        ("flash", None, None) => {
+            p.phone.flash(now, Duration::from_millis(150));
+            "ok".into()
+        }
+        ("dtmf", Some(digits), None) => {
+            for d in digits.chars() {
+                match DtmfGenerator::new(d, -10.0, Duration::from_millis(60)) {
+                    Ok(g) => p.mic.extend(g.samples()),
+                    Err(_) => return format!("error: not a DTMF digit: {d}"),
+                }
+                p.mic.extend(std::iter::repeat_n(0, 640));
+            }
+            "ok".into()
+        }
+        ("pulse", Some(digits), None) => {
+            let mut queued = Vec::new();
+            for d in digits.chars() {
+                match d.to_digit(10) {
+                    Some(v) => queued.push(v as u8),
+                    None => return format!("error: a rotary dial has no {d}"),
+                }
+            }
+            p.pulses.extend(queued);
+            "ok".into()
+        }
+        ("tone", Some(hz), Some(ms)) => {
+            let (Ok(hz), Ok(ms)) = (hz.parse::<f64>(), ms.parse::<u64>()) else {
+                return "error: tone N HZ MS".into();
+            };
+            let n = (ms * 8) as usize;
+            let amp = f64::from(crate::media::dsp::dbm0_to_peak(-10.0));
+            p.mic.extend((0..n).map(|k| {
+                let t = k as f64 / 8000.0;
+                (amp * (std::f64::consts::TAU * hz * t).sin()) as i16
+            }));
+            "ok".into()
+        }
+        ("status", None, None) => p.status(),
+        ("hear", Some(hz), None) => match hz.parse::<f32>() {
+            Ok(hz) => p.hear(hz),
+            Err(_) => "error: hear N HZ".into(),
+        },
+        _ => format!("error: unknown command: {line}"),
+    }
+}
