@@ -1,0 +1,1 @@
+../../../../../image/uboot/boot.cmd
