@@ -33,6 +33,9 @@ as_root() {
   fi
 }
 
+# The RAUC install tests need root (loop mounts): as root they must run, not skip.
+[ "$(id -u)" -eq 0 ] && export PBX_REQUIRE_RAUC=1
+
 # --- system packages -------------------------------------------------------------------
 PACKAGES=(sip-tester sipvicious baresip-core build-essential pkg-config ca-certificates curl procps iproute2 iptables python3
   python3-venv libasound2-dev alsa-utils libspandsp-dev espeak-ng chromium chromium-driver rauc squashfs-tools dbus

@@ -92,6 +92,41 @@ pub struct Cli {
     /// Extension numbers of the analog ports, port 1 first (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "21,22")]
     pub port_extensions: Vec<String>,
+    /// Firmware update system: `rauc` on the board (health gate after boot, installs
+    /// over D-Bus), `none` on development hosts.
+    #[arg(long, value_enum, default_value_t = crate::update::UpdateBackend::None)]
+    pub update_backend: crate::update::UpdateBackend,
+    /// D-Bus address of the RAUC service's bus (default: the system bus).
+    #[arg(long, value_name = "ADDRESS")]
+    pub rauc_dbus_address: Option<String>,
+    /// Daily window (local time) in which updates install without `force`, e.g.
+    /// 01:00-05:00 (may span midnight). Default: any time.
+    #[arg(long, value_name = "HH:MM-HH:MM")]
+    pub maintenance_window: Option<crate::update::MaintenanceWindow>,
+    /// Seconds after start within which the health checks must pass, or the booted
+    /// slot is marked bad and the box reboots (with --update-backend rauc).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(10..=3600))]
+    pub health_limit: u64,
+    /// File that receives the health verdict (`good` or `bad: ...`) for the unit that
+    /// boot-complete.target requires, e.g. /run/pbxd/health.
+    #[arg(long, value_name = "FILE")]
+    pub health_file: Option<PathBuf>,
+    /// Command run to reboot after a bad health verdict.
+    #[arg(long, value_name = "CMD", default_value = "systemctl reboot")]
+    pub reboot_command: String,
+    /// hawkBit server to poll for updates (DDI API), e.g. `http://hawkbit.lan:8080`
+    /// (needs --update-backend rauc; https:// is not supported yet).
+    #[arg(long, value_name = "URL")]
+    pub hawkbit_url: Option<String>,
+    /// hawkBit tenant.
+    #[arg(long, default_value = "DEFAULT")]
+    pub hawkbit_tenant: String,
+    /// This box's controller id on the hawkBit server.
+    #[arg(long, value_name = "ID")]
+    pub hawkbit_controller_id: Option<String>,
+    /// File holding the hawkBit target token (kept out of the process list).
+    #[arg(long, value_name = "FILE")]
+    pub hawkbit_token_file: Option<PathBuf>,
 }
 
 /// Where the analog ports come from.
@@ -141,6 +176,8 @@ pub struct Config {
     pub calls: crate::call::CallConfig,
     /// RTP relay settings.
     pub media: crate::media::relay::MediaConfig,
+    /// Firmware update settings.
+    pub update: crate::update::UpdateConfig,
     /// Analog port hardware.
     pub hardware: Hardware,
     /// The analog ports' extension numbers.
@@ -153,6 +190,12 @@ pub enum ConfigError {
     /// A port's extension number is not a valid extension number, or repeats.
     #[error("--port-extensions: {0}")]
     PortExtension(String),
+    /// The hawkBit settings are incomplete or unusable.
+    #[error("hawkBit: {0}")]
+    Hawkbit(String),
+    /// `--reboot-command` is empty.
+    #[error("--reboot-command must not be empty")]
+    EmptyRebootCommand,
     /// `--min-expires` above `--max-expires`.
     #[error("--min-expires ({min}) must not exceed --max-expires ({max})")]
     ExpiresRange {
@@ -207,7 +250,63 @@ impl Cli {
             port_max: self.rtp_ports.1,
             timeout: Duration::from_secs(self.media_timeout),
         };
+        let reboot_command: Vec<String> = self
+            .reboot_command
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        if reboot_command.is_empty() {
+            return Err(ConfigError::EmptyRebootCommand);
+        }
+        let hawkbit = match self.hawkbit_url {
+            None => None,
+            Some(url) => {
+                let bad = |m: &str| ConfigError::Hawkbit(m.to_owned());
+                if !url.starts_with("http://") {
+                    return Err(bad(
+                        "--hawkbit-url must be http://... (https is not supported yet)",
+                    ));
+                }
+                let controller_id = self
+                    .hawkbit_controller_id
+                    .ok_or_else(|| bad("--hawkbit-controller-id is required with --hawkbit-url"))?;
+                let token_file = self
+                    .hawkbit_token_file
+                    .ok_or_else(|| bad("--hawkbit-token-file is required with --hawkbit-url"))?;
+                let token = std::fs::read_to_string(&token_file)
+                    .map_err(|e| ConfigError::Hawkbit(format!("{}: {e}", token_file.display())))?
+                    .trim()
+                    .to_owned();
+                if token.is_empty() {
+                    return Err(bad("the token file is empty"));
+                }
+                if self.update_backend != crate::update::UpdateBackend::Rauc {
+                    return Err(bad("--hawkbit-url needs --update-backend rauc"));
+                }
+                Some(crate::update::hawkbit::DdiConfig {
+                    server: url.trim_end_matches('/').to_owned(),
+                    tenant: self.hawkbit_tenant,
+                    controller_id,
+                    token,
+                })
+            }
+        };
+        let update = crate::update::UpdateConfig {
+            backend: self.update_backend,
+            bus: match self.rauc_dbus_address {
+                Some(a) => crate::update::rauc::Bus::Address(a),
+                None => crate::update::rauc::Bus::System,
+            },
+            policy: crate::update::InstallPolicy {
+                window: self.maintenance_window,
+            },
+            health_limit: Duration::from_secs(self.health_limit),
+            verdict_file: self.health_file,
+            reboot_command,
+            hawkbit,
+        };
         Ok(Config {
+            update,
             calls,
             media,
             data_dir: self.data_dir,
@@ -281,6 +380,79 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["pbxd", "--digest-algorithms", "sha512"]).is_err());
         assert!(Cli::try_parse_from(["pbxd", "--digest-algorithms", ""]).is_err());
+    }
+
+    #[test]
+    fn update_flags() {
+        use crate::update::{rauc::Bus, UpdateBackend};
+        let cfg = Cli::try_parse_from(["pbxd"])
+            .expect("parses")
+            .into_config()
+            .expect("valid");
+        assert_eq!(cfg.update, crate::update::UpdateConfig::default());
+        let cfg = Cli::try_parse_from([
+            "pbxd",
+            "--update-backend",
+            "rauc",
+            "--rauc-dbus-address",
+            "unix:path=/tmp/bus",
+            "--maintenance-window",
+            "22:00-04:00",
+            "--health-limit",
+            "60",
+            "--health-file",
+            "/run/pbxd/health",
+            "--reboot-command",
+            "/sbin/reboot -f",
+        ])
+        .expect("parses")
+        .into_config()
+        .expect("valid");
+        assert_eq!(cfg.update.backend, UpdateBackend::Rauc);
+        assert_eq!(cfg.update.bus, Bus::Address("unix:path=/tmp/bus".into()));
+        assert_eq!(
+            cfg.update.policy.window.map(|w| w.to_string()).as_deref(),
+            Some("22:00-04:00")
+        );
+        assert_eq!(cfg.update.health_limit, Duration::from_secs(60));
+        assert_eq!(cfg.update.reboot_command, vec!["/sbin/reboot", "-f"]);
+        assert!(Cli::try_parse_from(["pbxd", "--maintenance-window", "2-4"]).is_err());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cret\n").expect("write");
+        let token = token.to_str().expect("utf8");
+        let hb = |extra: &[&str]| {
+            let mut args = vec![
+                "pbxd",
+                "--update-backend",
+                "rauc",
+                "--hawkbit-url",
+                "http://hb:8080/",
+            ];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).expect("parses").into_config()
+        };
+        let cfg = hb(&[
+            "--hawkbit-controller-id",
+            "pbx-1",
+            "--hawkbit-token-file",
+            token,
+        ])
+        .expect("valid");
+        let ddi = cfg.update.hawkbit.expect("hawkbit on");
+        assert_eq!(ddi.base_url(), "http://hb:8080/DEFAULT/controller/v1/pbx-1");
+        assert_eq!(ddi.token, "s3cret");
+        assert!(
+            matches!(hb(&["--hawkbit-token-file", token]), Err(ConfigError::Hawkbit(m)) if m.contains("controller-id"))
+        );
+        assert!(Cli::try_parse_from(["pbxd", "--health-limit", "5"]).is_err());
+        assert_eq!(
+            Cli::try_parse_from(["pbxd", "--reboot-command", " "])
+                .expect("parses")
+                .into_config()
+                .expect_err("empty"),
+            ConfigError::EmptyRebootCommand
+        );
     }
 
     #[test]

@@ -31,6 +31,9 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cfg.log_format);
+    // Only sound while single-threaded: read before the runtime starts (hawkBit's
+    // maintenance window is in local time).
+    let utc_offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -42,7 +45,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cfg)) {
+    match runtime.block_on(run(cfg, utc_offset)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
@@ -66,7 +69,7 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn run(cfg: Config) -> anyhow::Result<()> {
+async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
     // Open (create, migrate) the store first: a bad data dir or database stops us here
     // with a clear message, before anything listens.
     let store = Store::open(&cfg.data_dir)
@@ -177,6 +180,36 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         )
     }));
     let mut sip_ready = shell.ready();
+    if cfg.update.backend == pbxd::update::UpdateBackend::Rauc {
+        // Once per start: mark the booted slot good, or bad and reboot (update/task.rs).
+        tokio::spawn(pbxd::update::task::boot_gate(
+            cfg.update.clone(),
+            shell.ready(),
+        ));
+    }
+    if let Some(ddi) = cfg.update.hawkbit.clone() {
+        let (update, calls, dir) = (
+            cfg.update.clone(),
+            shell.calls.clone(),
+            cfg.data_dir.clone(),
+        );
+        tasks.spawn(supervise("hawkbit", shutdown_rx.clone(), move || {
+            let (ddi, update, calls, dir) =
+                (ddi.clone(), update.clone(), calls.clone(), dir.clone());
+            async move {
+                let installer = pbxd::update::rauc::RaucInstaller::connect(&update.bus).await?;
+                pbxd::update::task::run_hawkbit(
+                    pbxd::update::hawkbit_client::DdiClient::new(ddi),
+                    installer,
+                    update.policy,
+                    dir,
+                    calls,
+                    utc_offset,
+                )
+                .await
+            }
+        }));
+    }
     drop(shell);
 
     // "ready" means ready: the SIP task has restored the stored bindings and blocks.

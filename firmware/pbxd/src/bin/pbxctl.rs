@@ -33,7 +33,8 @@ Times (cdr list --since/--until): RFC 3339 (2026-11-21T09:00:00+01:00), a date
 Exit status: 0 ok, 1 other error, 2 bad arguments or values, 3 no such extension, ring
 group or block, 4 extension or ring group already exists (or the number is taken by the
 other kind), 5 data directory or database unusable (missing, unreadable, corrupt, or from
-a newer firmware).";
+a newer firmware), 6 update refused (calls up, outside the maintenance window, emergency
+call).";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -73,6 +74,9 @@ enum Command {
     /// Web UI accounts: list them, reset a forgotten password, re-enable an account.
     #[command(subcommand, name = "web-user")]
     WebUser(WebUserCmd),
+    /// Firmware updates: install a signed bundle, show the slots.
+    #[command(subcommand)]
+    Update(pbxd::update::cli::UpdateCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -732,6 +736,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             db.set_site_settings(&by, &s)?;
             print(&mut out, format_args!("site settings changed\n"))
+        }
+        Command::Update(cmd) => {
+            // Read before any thread starts: the local offset is only sound single-threaded.
+            let local = time::OffsetDateTime::now_local()
+                .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+                .time();
+            pbxd::update::cli::run(cmd, &mut out, local)
+                .map_err(|f| Failure::new(f.code, f.message))
         }
         Command::WebUser(WebUserCmd::List) => {
             let rows: Vec<[String; 4]> = open_existing(dir)?
