@@ -282,7 +282,8 @@ pub fn validate_call_record(r: &CallRecord) -> Result<(), StoreError> {
     Ok(())
 }
 
-const COLUMNS: &str = "id, call_id, caller, caller_name, dialled, normalised, destination,
+pub(super) const COLUMNS: &str =
+    "id, call_id, caller, caller_name, dialled, normalised, destination,
     direction, route, source_ip, dest_ip, start_ms, answer_ms, end_ms, disposition, reason,
     sip_status, hangup, caller_loss_pct, caller_jitter_ms, caller_rtt_ms, caller_mos,
     callee_loss_pct, callee_jitter_ms, callee_rtt_ms, callee_mos";
@@ -328,7 +329,7 @@ fn quality(row: &Row<'_>, first: usize) -> rusqlite::Result<Option<LegQuality>> 
     }))
 }
 
-fn row_to_record(row: &Row<'_>) -> rusqlite::Result<StoredCallRecord> {
+pub(super) fn row_to_record(row: &Row<'_>) -> rusqlite::Result<StoredCallRecord> {
     Ok(StoredCallRecord {
         id: row.get(0)?,
         record: CallRecord {

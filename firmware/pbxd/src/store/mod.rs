@@ -26,7 +26,9 @@ mod ring_groups;
 mod schema;
 mod settings;
 mod site;
+mod site_info;
 mod users;
+mod web_queries;
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -59,10 +61,15 @@ pub use site::{
     validate_area_code, validate_country_code, validate_outside_prefix, validate_site_settings,
     SiteSettings, DEFAULT_BILLING_TICK_SECS, DEFAULT_COUNTRY_CODE,
 };
+pub use site_info::{
+    validate_emergency_address, validate_site_info, validate_time_zone, EmergencyAddress, SiteInfo,
+    DEFAULT_TIME_ZONE,
+};
 pub use users::{
     validate_username, validate_web_password, Role, WebUser, MAX_WEB_PASSWORD_LEN,
     MIN_WEB_PASSWORD_LEN,
 };
+pub use web_queries::{CdrFilter, CdrPage, MAX_PAGE};
 
 /// The database file's name inside the data directory.
 pub const DB_FILE_NAME: &str = "pbx.db";

@@ -8,11 +8,11 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{AuditCtx, Store, StoreError};
 
-const COUNTRY_CODE: &str = "site.country_code";
-const AREA_CODE: &str = "site.area_code";
-const OUTSIDE_PREFIX: &str = "site.outside_prefix";
-const BILLING_TICK: &str = "site.billing_tick_secs";
-const ALLOW_EXTERNAL_FORWARDING: &str = "site.allow_external_forwarding";
+pub(super) const COUNTRY_CODE: &str = "site.country_code";
+pub(super) const AREA_CODE: &str = "site.area_code";
+pub(super) const OUTSIDE_PREFIX: &str = "site.outside_prefix";
+pub(super) const BILLING_TICK: &str = "site.billing_tick_secs";
+pub(super) const ALLOW_EXTERNAL_FORWARDING: &str = "site.allow_external_forwarding";
 
 /// Default country calling code (Germany).
 pub const DEFAULT_COUNTRY_CODE: &str = "49";
@@ -112,14 +112,14 @@ pub fn validate_site_settings(s: &SiteSettings) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn get(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+pub(super) fn get(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
         .query_row([key], |row| row.get(0))
         .optional()?)
 }
 
-fn put(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+pub(super) fn put(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO settings (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",

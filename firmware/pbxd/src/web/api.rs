@@ -39,8 +39,10 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 #[derive(Debug)]
 pub struct WebState {
     status: Status,
-    store: Arc<Mutex<Store>>,
-    sessions: Mutex<Sessions>,
+    pub(super) store: Arc<Mutex<Store>>,
+    pub(super) sessions: Mutex<Sessions>,
+    /// When the web side started (the daemon's uptime).
+    pub(super) started: std::time::Instant,
     account_throttle: Mutex<Throttle>,
     source_throttle: Mutex<Throttle>,
     setup: Mutex<Option<SetupToken>>,
@@ -54,7 +56,7 @@ pub type AppState = Arc<WebState>;
 
 /// A poisoned lock only means another request panicked mid-update; these tables stay
 /// consistent (each update is a single map operation), so keep using them.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -72,6 +74,7 @@ impl WebState {
         let dummy_hash = auth::hash_password(&auth::random_token())?;
         Ok(Arc::new(WebState {
             status,
+            started: clock::now(),
             store: Arc::new(Mutex::new(store)),
             sessions: Mutex::new(Sessions::default()),
             account_throttle: Mutex::new(Throttle::new(MAX_ACCOUNT_FAILURES)),
@@ -88,7 +91,7 @@ impl WebState {
     }
 
     /// Runs a store call on a blocking thread (SQLite may wait for pbxctl's lock).
-    async fn db<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(super) async fn db<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
@@ -104,7 +107,7 @@ impl WebState {
             })
     }
 
-    async fn hash(&self, password: String) -> Result<String, ApiError> {
+    pub(super) async fn hash(&self, password: String) -> Result<String, ApiError> {
         let _slot = self
             .hash_slots
             .acquire()
@@ -129,7 +132,13 @@ impl WebState {
     }
 
     /// Writes an audit entry; a failure is logged, never shown to the client.
-    async fn audit(&self, actor: String, source: IpAddr, action: &'static str, detail: String) {
+    pub(super) async fn audit(
+        &self,
+        actor: String,
+        source: IpAddr,
+        action: &'static str,
+        detail: String,
+    ) {
         let r = self
             .db(move |s| {
                 let by = AuditCtx {
@@ -165,7 +174,7 @@ impl WebState {
     }
 }
 
-fn unix_now() -> i64 {
+pub(super) fn unix_now() -> i64 {
     i64::try_from(clock::unix_now()).unwrap_or(i64::MAX)
 }
 
@@ -178,7 +187,10 @@ fn peer(parts_ext: &axum::http::Extensions) -> IpAddr {
 
 /// Parses a JSON body; refuses other content types (a cross-site form cannot send
 /// `application/json` without a CORS preflight, which we never grant).
-fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
+pub(super) fn parse_json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, ApiError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -231,11 +243,11 @@ pub struct Authed {
 }
 
 impl Authed {
-    fn actor(&self) -> String {
+    pub(super) fn actor(&self) -> String {
         format!("web:{}", self.user.username)
     }
 
-    fn require_admin(&self) -> Result<(), ApiError> {
+    pub(super) fn require_admin(&self) -> Result<(), ApiError> {
         if self.user.role == Role::Admin {
             Ok(())
         } else {
@@ -288,7 +300,7 @@ impl FromRequestParts<AppState> for Authed {
 
 /// An account as the API shows it (never the hash).
 #[derive(Debug, Serialize)]
-struct UserView {
+pub(super) struct UserView {
     username: String,
     role: &'static str,
     extension: Option<String>,
@@ -332,7 +344,7 @@ fn session_view(u: &WebUser, csrf: String) -> SessionView {
 /// Every API route: the router is built from this table only, and the OpenAPI test
 /// checks the document against it.
 pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
-    vec![
+    let mut routes = vec![
         (Method::GET, "/api/v1/health", get(health)),
         (Method::GET, "/api/v1/openapi.json", get(openapi)),
         (Method::GET, "/api/v1/setup", get(setup_status)),
@@ -357,7 +369,10 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
             "/api/v1/users/me/password",
             put(change_password),
         ),
-    ]
+    ];
+    routes.extend(super::api_pbx::routes());
+    routes.extend(super::events::routes());
+    routes
 }
 
 async fn health(State(st): State<AppState>) -> Response {

@@ -94,10 +94,17 @@ impl ApiError {
             StoreError::UnknownExtension(n) => {
                 ApiError::field("extension", format!("extension {n} does not exist"))
             }
-            StoreError::DuplicateUser(_) | StoreError::AlreadySetUp => {
-                ApiError::Conflict(e.to_string())
+            StoreError::DuplicateUser(_)
+            | StoreError::AlreadySetUp
+            | StoreError::DuplicateExtension(_)
+            | StoreError::DuplicateRingGroup(_)
+            | StoreError::NumberInUse { .. } => ApiError::Conflict(e.to_string()),
+            StoreError::UnknownUser(_) | StoreError::UnknownRingGroup(_) => {
+                ApiError::NotFound(e.to_string())
             }
-            StoreError::UnknownUser(_) => ApiError::NotFound(e.to_string()),
+            StoreError::InvalidNumber { .. } => ApiError::field("number", e.to_string()),
+            StoreError::InvalidName(_) => ApiError::field("name", e.to_string()),
+            StoreError::ExternalForwardingDisabled(_) => ApiError::field(field_hint, e.to_string()),
             other => {
                 tracing::error!("store: {other}");
                 ApiError::Internal

@@ -3,13 +3,18 @@
 //! - HTTPS ([`serve_https`], `--https-listen`): the JSON API under `/api/v1/` with
 //!   accounts, sessions, CSRF protection, login throttling and roles ([`api`]), described
 //!   by `/api/v1/openapi.json` ([`openapi`]). TLS uses the device identity ([`crate::tls`]).
+//!   The PBX's configuration and records ([`api_pbx`]), live status by server-sent events
+//!   ([`events`]), and the web UI itself at `/` ([`pages`]).
 //! - Plain HTTP ([`serve_http`], `--http-listen`): `GET /api/v1/health` for test rigs;
 //!   every other request is redirected (308) to the same path over HTTPS.
 
 pub mod api;
+pub mod api_pbx;
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod openapi;
+pub mod pages;
 pub mod security;
 pub mod session;
 pub mod setup;
@@ -64,10 +69,14 @@ pub fn http_router(status: Status, https_port: u16) -> Router {
         .layer(from_fn(security::http_layer))
 }
 
-/// The HTTPS router, built from [`api::routes`] only.
+/// The HTTPS router: the API from [`api::routes`] and the UI's files from
+/// [`pages::routes`].
 pub fn https_router(state: AppState) -> Router {
     let mut router = Router::new();
     for (_, path, method_router) in api::routes() {
+        router = router.route(path, method_router);
+    }
+    for (path, method_router) in pages::routes() {
         router = router.route(path, method_router);
     }
     router

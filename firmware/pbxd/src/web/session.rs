@@ -97,6 +97,12 @@ impl Sessions {
         })
     }
 
+    /// Whether the session for a cookie value is live, without marking it used (a
+    /// long-lived event stream must not keep a session from expiring).
+    pub fn peek(&self, id: &str, now: Instant) -> bool {
+        self.map.get(&key(id)).is_some_and(|e| !expired(e, now))
+    }
+
     /// Ends one session; returns whose it was.
     pub fn remove(&mut self, id: &str) -> Option<String> {
         self.map.remove(&key(id)).map(|e| e.username)
@@ -163,6 +169,11 @@ mod tests {
         let b = s.create("ben", t0, rnd(2));
         assert!(s.touch(&b.id, t0 + IDLE_TIMEOUT - minute).is_some());
         assert_eq!(s.touch(&b.id, t0 + 2 * IDLE_TIMEOUT - minute), None);
+        // peek does not refresh: an untouched session still expires on time.
+        let c = s.create("cora", t0, rnd(3));
+        assert!(s.peek(&c.id, t0 + IDLE_TIMEOUT - minute));
+        assert!(!s.peek(&c.id, t0 + IDLE_TIMEOUT));
+        assert!(!s.peek("unknown", t0));
     }
 
     #[test]

@@ -1,0 +1,366 @@
+// The pages of the shell. Each `render(main, ctx)` fills `main` and may return a
+// clean-up function (called when the user leaves the page).
+
+import { get, post, put, del } from './api.js';
+import { h, clear, field, selectField, checkbox, formAlert, table, fmtTime, fmtDuration, showError } from './dom.js';
+import { dashboard } from './dashboard.js';
+
+const CLASSES = [['internal', 'Internal only'], ['local', 'Local'], ['national', 'National'], ['international', 'International']];
+const DISPOSITIONS = [['', 'Any result'], ['answered', 'Answered'], ['busy', 'Busy'], ['no_answer', 'No answer'],
+  ['cancelled', 'Cancelled'], ['failed', 'Failed'], ['blocked', 'Blocked']];
+
+function notice(main, text) {
+  const old = main.querySelector('.notice.flash');
+  if (old) old.remove();
+  main.querySelector('h1').after(h('p', { class: 'notice flash', role: 'status' }, text));
+}
+
+function action(label, fn, cls = 'secondary') {
+  return h('button', { type: 'button', class: cls, onclick: fn }, label);
+}
+
+// Runs a row action; an error shows in the page's alert line.
+async function act(main, fn, done) {
+  try {
+    await fn();
+    if (done) notice(main, done);
+  } catch (e) {
+    notice(main, '');
+    main.querySelector('.notice.flash').className = 'alert flash';
+    main.querySelector('.alert.flash').textContent = e.message;
+  }
+}
+
+// ---- extensions ---------------------------------------------------------------------
+
+async function extensions(main, ctx) {
+  const list = h('div', { id: 'extension-list' });
+  const edit = h('div', { id: 'extension-edit' });
+  const refresh = async () => {
+    const rows = (await get('/api/v1/extensions')).map((e) => h('tr', { 'data-number': e.number },
+      h('td', {}, e.number),
+      h('td', {}, e.name || ''),
+      h('td', {}, e.enabled ? h('span', { class: 'state-on' }, 'active') : h('span', { class: 'state-off' }, 'blocked')),
+      h('td', {}, e.registrations > 0 ? `${e.registrations} registered` : 'not registered',
+        e.password_valid ? '' : h('span', { class: 'error' }, ' (password must be set again)')),
+      h('td', { class: 'actions' },
+        action('Edit', () => showEdit(e.number)),
+        e.enabled
+          ? action('Block', () => act(main, async () => { await post(`/api/v1/extensions/${e.number}/disable`); await refresh(); }, `Extension ${e.number} blocked.`))
+          : action('Unblock', () => act(main, async () => { await post(`/api/v1/extensions/${e.number}/enable`); await refresh(); }, `Extension ${e.number} unblocked.`)),
+        action('Remove', () => {
+          if (!confirm(`Remove extension ${e.number}?`)) return;
+          act(main, async () => { await del(`/api/v1/extensions/${e.number}`); clear(edit); await refresh(); }, `Extension ${e.number} removed.`);
+        }, 'danger'))));
+    clear(list).append(rows.length ? table(['Number', 'Name', 'State', 'Phone', 'Actions'], rows)
+      : h('p', { class: 'muted' }, 'No extensions yet.'));
+  };
+
+  const showEdit = async (number) => {
+    const x = await get(`/api/v1/extensions/${number}`);
+    const s = x.settings;
+    const nameForm = ctx.submitting(h('form', { class: 'grid', id: 'rename-form', novalidate: true },
+      field('Name', 'name', { value: x.name || '' }), formAlert(),
+      h('button', { type: 'submit' }, 'Save name')), async (v) => {
+      await put(`/api/v1/extensions/${number}`, { name: v.name });
+      await refresh();
+      notice(main, `Extension ${number} saved.`);
+    });
+    const pwForm = ctx.submitting(h('form', { class: 'grid', id: 'ext-password-form', novalidate: true },
+      field('New SIP password (at least 8 characters)', 'password', { type: 'password', autocomplete: 'new-password' }), formAlert(),
+      h('button', { type: 'submit' }, 'Set password')), async (v) => {
+      await put(`/api/v1/extensions/${number}/password`, { password: v.password });
+      await refresh();
+      notice(main, `Password of extension ${number} changed.`);
+    });
+    const setForm = ctx.submitting(h('form', { class: 'grid', id: 'ext-settings-form', novalidate: true },
+      selectField('Outbound calls', 'outbound_class', CLASSES, s.outbound_class),
+      checkbox('Hide caller ID (CLIR)', 'clir', s.clir),
+      checkbox('Do not disturb', 'dnd', s.dnd),
+      field('Forward always to', 'forward_always', { value: s.forward_always || '' }),
+      field('Forward when busy to', 'forward_busy', { value: s.forward_busy || '' }),
+      field('Forward on no answer to', 'forward_noanswer', { value: s.forward_noanswer || '' }),
+      field('No-answer time (s)', 'forward_noanswer_secs', { type: 'number', min: 5, max: 120, value: s.forward_noanswer_secs }),
+      field('Pickup group (1-99, empty for none)', 'pickup_group', { type: 'number', min: 1, max: 99, value: s.pickup_group ?? '' }),
+      formAlert(), h('button', { type: 'submit' }, 'Save call settings')), async (v) => {
+      await put(`/api/v1/extensions/${number}/settings`, {
+        outbound_class: v.outbound_class, clir: v.clir, dnd: v.dnd,
+        forward_always: v.forward_always || null, forward_busy: v.forward_busy || null,
+        forward_noanswer: v.forward_noanswer || null,
+        forward_noanswer_secs: Number(v.forward_noanswer_secs),
+        pickup_group: v.pickup_group === '' ? null : Number(v.pickup_group),
+      });
+      notice(main, `Call settings of ${number} saved.`);
+    });
+    clear(edit).append(h('div', { class: 'card' },
+      h('h2', {}, `Extension ${number}`),
+      x.ring_groups.length ? h('p', { class: 'muted' }, `Member of ring groups ${x.ring_groups.join(', ')}`) : null,
+      nameForm, h('h2', {}, 'Password'), pwForm, h('h2', {}, 'Call settings'), setForm));
+    edit.querySelector('input').focus();
+  };
+
+  const addForm = ctx.submitting(h('form', { class: 'grid', id: 'add-extension-form', novalidate: true },
+    field('Number (2-6 digits)', 'number', { inputmode: 'numeric', required: true }),
+    field('Name', 'name'),
+    field('SIP password (at least 8 characters)', 'password', { type: 'password', autocomplete: 'new-password', required: true }),
+    formAlert(), h('button', { type: 'submit' }, 'Add extension')), async (v) => {
+    await post('/api/v1/extensions', { number: v.number.trim(), name: v.name, password: v.password });
+    addForm.reset();
+    await refresh();
+    notice(main, `Extension ${v.number} added.`);
+  });
+  main.append(h('div', { class: 'card' }, h('h2', {}, 'Add an extension'), addForm), list, edit);
+  await refresh();
+}
+
+// ---- ring groups --------------------------------------------------------------------
+
+async function ringGroups(main, ctx) {
+  const list = h('div', { id: 'ring-group-list' });
+  const formBox = h('div', {});
+  const refresh = async () => {
+    const rows = (await get('/api/v1/ring-groups')).map((g) => h('tr', {},
+      h('td', {}, g.number), h('td', {}, g.name || ''), h('td', {}, g.strategy),
+      h('td', {}, `${g.ring_secs} s`), h('td', {}, g.members.join(', ')), h('td', {}, g.noanswer_target || '—'),
+      h('td', { class: 'actions' },
+        action('Edit', () => showForm(g)),
+        action('Remove', () => {
+          if (!confirm(`Remove ring group ${g.number}?`)) return;
+          act(main, async () => { await del(`/api/v1/ring-groups/${g.number}`); await refresh(); }, `Ring group ${g.number} removed.`);
+        }, 'danger'))));
+    clear(list).append(rows.length ? table(['Number', 'Name', 'Strategy', 'Ring time', 'Members', 'No answer', 'Actions'], rows)
+      : h('p', { class: 'muted' }, 'No ring groups yet.'));
+  };
+  const showForm = (g) => {
+    const editing = !!g;
+    g = g || { number: '', name: '', strategy: 'simultaneous', ring_secs: 20, members: [], noanswer_target: '' };
+    const form = ctx.submitting(h('form', { class: 'grid', id: 'ring-group-form', novalidate: true },
+      field('Number', 'number', { value: g.number, readonly: editing, inputmode: 'numeric' }),
+      field('Name', 'name', { value: g.name || '' }),
+      selectField('Strategy', 'strategy', [['simultaneous', 'All at once'], ['ordered', 'One after another']], g.strategy),
+      field('Ring time (s)', 'ring_secs', { type: 'number', min: 5, max: 300, value: g.ring_secs }),
+      field('Members (e.g. 101, 102)', 'members', { value: g.members.join(', ') }),
+      field('On no answer, go to', 'noanswer_target', { value: g.noanswer_target || '' }),
+      formAlert(), h('button', { type: 'submit' }, editing ? 'Save ring group' : 'Add ring group')), async (v) => {
+      const body = { name: v.name, strategy: v.strategy, ring_secs: Number(v.ring_secs),
+        members: v.members.split(/[\s,;]+/).filter((m) => m), noanswer_target: v.noanswer_target || null };
+      if (editing) await put(`/api/v1/ring-groups/${g.number}`, body);
+      else await post('/api/v1/ring-groups', { number: v.number.trim(), ...body });
+      await refresh();
+      showForm(null);
+      notice(main, editing ? `Ring group ${g.number} saved.` : `Ring group ${v.number} added.`);
+    });
+    clear(formBox).append(h('div', { class: 'card' }, h('h2', {}, editing ? `Ring group ${g.number}` : 'Add a ring group'), form));
+  };
+  main.append(formBox, list);
+  showForm(null);
+  await refresh();
+}
+
+// ---- call log -----------------------------------------------------------------------
+
+function dayStart(dateText, plusDays) {
+  if (!dateText) return '';
+  const [y, m, d] = dateText.split('-').map(Number);
+  return String(new Date(y, m - 1, d + plusDays).getTime());
+}
+
+async function calls(main, ctx) {
+  const PAGE = 50;
+  let offset = 0;
+  const filters = ctx.submitting(h('form', { class: 'grid', id: 'cdr-filter', novalidate: true },
+    field('From (date)', 'since', { type: 'date' }),
+    field('To (date, inclusive)', 'until', { type: 'date' }),
+    field('Number', 'number', { inputmode: 'tel' }),
+    selectField('Result', 'disposition', DISPOSITIONS, ''),
+    formAlert(), h('button', { type: 'submit' }, 'Show')), async () => { offset = 0; await load(); });
+  const csv = h('a', { id: 'cdr-csv', href: '/api/v1/cdr.csv', download: 'calls.csv' }, 'Download as CSV');
+  const out = h('div', { id: 'cdr-table' });
+  const pager = h('div', { class: 'pager' });
+  const query = () => {
+    const v = Object.fromEntries(new FormData(filters));
+    const q = new URLSearchParams();
+    const since = dayStart(v.since, 0), until = dayStart(v.until, 1);
+    if (since) q.set('since_ms', since);
+    if (until) q.set('until_ms', until);
+    if (v.number.trim()) q.set('number', v.number.trim());
+    if (v.disposition) q.set('disposition', v.disposition);
+    return q;
+  };
+  const load = async () => {
+    const q = query();
+    csv.setAttribute('href', `/api/v1/cdr.csv?${q}`);
+    q.set('limit', PAGE);
+    q.set('offset', offset);
+    let page;
+    try {
+      page = await get(`/api/v1/cdr?${q}`);
+    } catch (e) {
+      showError(filters, e.field === 'since_ms' ? { ...e, field: 'since' } : e.field === 'until_ms' ? { ...e, field: 'until' } : e);
+      return;
+    }
+    const rows = page.records.map((r) => h('tr', {},
+      h('td', {}, fmtTime(r.start_ms)),
+      h('td', {}, r.caller_name ? `${r.caller} (${r.caller_name})` : r.caller),
+      h('td', {}, r.dialled), h('td', {}, r.destination || r.normalised || ''),
+      h('td', {}, r.direction), h('td', {}, r.disposition.replace('_', ' ')),
+      h('td', {}, fmtDuration(r.billable_secs)), h('td', {}, r.reason || '')));
+    clear(out).append(rows.length ? table(['Time', 'Caller', 'Dialled', 'Destination', 'Direction', 'Result', 'Talk time', 'Reason'], rows)
+      : h('p', { class: 'muted' }, 'No calls match.'));
+    clear(pager).append(
+      h('button', { type: 'button', class: 'secondary', disabled: offset === 0, onclick: async () => { offset = Math.max(0, offset - PAGE); await load(); } }, 'Newer'),
+      h('span', {}, page.records.length ? `${offset + 1}–${offset + page.records.length}` : ''),
+      h('button', { type: 'button', class: 'secondary', disabled: !page.has_more, onclick: async () => { offset += PAGE; await load(); } }, 'Older'));
+  };
+  if (ctx.session.role !== 'admin') {
+    main.append(h('p', { class: 'muted' }, ctx.session.extension
+      ? `Calls of your extension ${ctx.session.extension}.` : 'No extension is linked to your account, so there are no calls to show.'));
+  }
+  main.append(h('div', { class: 'card' }, filters), h('p', {}, csv), out, pager);
+  await load();
+}
+
+// ---- blocks -------------------------------------------------------------------------
+
+async function blocks(main) {
+  const box = h('div', {});
+  const refresh = async () => {
+    const [sip, exts, users] = await Promise.all([get('/api/v1/blocks'), get('/api/v1/extensions'), get('/api/v1/users')]);
+    const now = Date.now() / 1000;
+    const sipRows = sip.map((b) => h('tr', {}, h('td', {}, b.ip), h('td', {}, b.reason),
+      h('td', {}, `${Math.max(0, Math.round((b.until - now) / 60))} min`),
+      h('td', { class: 'actions' }, action('Lift', () => act(main, async () => {
+        await del(`/api/v1/blocks/${encodeURIComponent(b.ip)}`); await refresh();
+      }, `Block on ${b.ip} lifted.`)))));
+    const extRows = exts.filter((e) => !e.enabled).map((e) => h('tr', {}, h('td', {}, e.number), h('td', {}, e.name || ''),
+      h('td', { class: 'actions' }, action('Unblock', () => act(main, async () => {
+        await post(`/api/v1/extensions/${e.number}/enable`); await refresh();
+      }, `Extension ${e.number} unblocked.`)))));
+    const userRows = users.filter((u) => u.disabled).map((u) => h('tr', {}, h('td', {}, u.username), h('td', {}, u.role),
+      h('td', { class: 'actions' }, action('Unblock', () => act(main, async () => {
+        await post(`/api/v1/users/${encodeURIComponent(u.username)}/enable`); await refresh();
+      }, `User ${u.username} unblocked.`)))));
+    clear(box).append(
+      h('h2', {}, 'Addresses blocked after failed SIP logins'),
+      sipRows.length ? table(['Address', 'Reason', 'Remaining', 'Actions'], sipRows) : h('p', { class: 'muted', id: 'no-sip-blocks' }, 'None.'),
+      h('h2', {}, 'Blocked extensions'),
+      extRows.length ? table(['Number', 'Name', 'Actions'], extRows) : h('p', { class: 'muted' }, 'None. Block one on the Extensions page.'),
+      h('h2', {}, 'Blocked users'),
+      userRows.length ? table(['User', 'Role', 'Actions'], userRows) : h('p', { class: 'muted' }, 'None. Block one on the Users page.'));
+  };
+  main.append(box);
+  await refresh();
+}
+
+// ---- users --------------------------------------------------------------------------
+
+async function users(main, ctx) {
+  const list = h('div', { id: 'user-list' });
+  const refresh = async () => {
+    const rows = (await get('/api/v1/users')).map((u) => {
+      const me = u.username === ctx.session.username;
+      const name = encodeURIComponent(u.username);
+      return h('tr', { 'data-user': u.username },
+        h('td', {}, u.username), h('td', {}, u.role === 'admin' ? 'administrator' : 'user'),
+        h('td', {}, u.extension || '—'),
+        h('td', {}, u.disabled ? h('span', { class: 'state-off' }, 'blocked') : h('span', { class: 'state-on' }, 'active')),
+        h('td', { class: 'actions' },
+          me ? h('span', { class: 'muted' }, 'you') : [
+            u.role === 'admin'
+              ? action('Revoke admin', () => act(main, async () => { await put(`/api/v1/users/${name}/role`, { role: 'user' }); await refresh(); }, `${u.username} is a user now.`))
+              : action('Make admin', () => act(main, async () => { await put(`/api/v1/users/${name}/role`, { role: 'admin' }); await refresh(); }, `${u.username} is an administrator now.`)),
+            u.disabled
+              ? action('Unblock', () => act(main, async () => { await post(`/api/v1/users/${name}/enable`); await refresh(); }, `${u.username} unblocked.`))
+              : action('Block', () => act(main, async () => { await post(`/api/v1/users/${name}/disable`); await refresh(); }, `${u.username} blocked.`), 'danger'),
+          ]));
+    });
+    clear(list).append(table(['User', 'Role', 'Extension', 'State', 'Actions'], rows));
+  };
+  const exts = await get('/api/v1/extensions');
+  const addForm = ctx.submitting(h('form', { class: 'grid', id: 'add-user-form', novalidate: true },
+    field('User name', 'username', { autocomplete: 'off', required: true }),
+    field('Password (at least 10 characters)', 'password', { type: 'password', autocomplete: 'new-password', required: true }),
+    selectField('Role', 'role', [['user', 'User'], ['admin', 'Administrator']], 'user'),
+    selectField('Own extension', 'extension', [['', 'none'], ...exts.map((e) => [e.number, `${e.number} ${e.name || ''}`])], ''),
+    formAlert(), h('button', { type: 'submit' }, 'Add user')), async (v) => {
+    await post('/api/v1/users', { username: v.username.trim(), password: v.password, role: v.role, extension: v.extension || null });
+    addForm.reset();
+    await refresh();
+    notice(main, `User ${v.username} added.`);
+  });
+  main.append(h('div', { class: 'card' }, h('h2', {}, 'Add a user'), addForm), list);
+  await refresh();
+}
+
+// ---- audit log ----------------------------------------------------------------------
+
+async function audit(main) {
+  const body = h('tbody', {});
+  const more = h('button', { type: 'button', class: 'secondary' }, 'Older entries');
+  let oldest = null;
+  const load = async () => {
+    const q = oldest === null ? '' : `?before_id=${oldest}`;
+    const entries = await get(`/api/v1/audit${q}`);
+    for (const e of entries) {
+      body.append(h('tr', {}, h('td', {}, fmtTime(e.at * 1000)), h('td', {}, e.actor), h('td', {}, e.action),
+        h('td', {}, e.detail), h('td', {}, e.source)));
+      oldest = e.id;
+    }
+    more.hidden = entries.length < 100;
+  };
+  more.addEventListener('click', load);
+  main.append(h('table', { id: 'audit-table' },
+    h('thead', {}, h('tr', {}, ['When', 'Who', 'What', 'Details', 'From'].map((t) => h('th', { scope: 'col' }, t)))), body),
+  h('div', { class: 'pager' }, more));
+  await load();
+}
+
+// ---- site and own settings -----------------------------------------------------------
+
+async function site(main, ctx) {
+  const form = await ctx.siteForm(() => notice(main, 'Site settings saved.'), 'Save');
+  main.append(h('div', { class: 'card' }, form),
+    h('p', { class: 'muted' }, 'Trunk, analog ports and GSM: not configured (these features are not available yet).'));
+}
+
+async function me(main, ctx) {
+  if (ctx.session.extension) {
+    const s = await get('/api/v1/me/settings');
+    const form = ctx.submitting(h('form', { class: 'grid', id: 'my-settings-form', novalidate: true },
+      checkbox('Do not disturb', 'dnd', s.dnd),
+      field('Forward always to', 'forward_always', { value: s.forward_always || '' }),
+      field('Forward when busy to', 'forward_busy', { value: s.forward_busy || '' }),
+      field('Forward on no answer to', 'forward_noanswer', { value: s.forward_noanswer || '' }),
+      field('No-answer time (s)', 'forward_noanswer_secs', { type: 'number', min: 5, max: 120, value: s.forward_noanswer_secs }),
+      formAlert(), h('button', { type: 'submit' }, 'Save')), async (v) => {
+      await put('/api/v1/me/settings', { dnd: v.dnd, forward_always: v.forward_always || null,
+        forward_busy: v.forward_busy || null, forward_noanswer: v.forward_noanswer || null,
+        forward_noanswer_secs: Number(v.forward_noanswer_secs) });
+      notice(main, 'Your call settings are saved.');
+    });
+    main.append(h('div', { class: 'card' }, h('h2', {}, `Extension ${s.extension}`), form));
+  } else {
+    main.append(h('p', { class: 'muted' }, 'No extension is linked to your account.'));
+  }
+  const pw = ctx.submitting(h('form', { class: 'grid', id: 'my-password-form', novalidate: true },
+    field('Current password', 'current_password', { type: 'password', autocomplete: 'current-password' }),
+    field('New password (at least 10 characters)', 'new_password', { type: 'password', autocomplete: 'new-password' }),
+    formAlert(), h('button', { type: 'submit' }, 'Change password')), async (v) => {
+    await put('/api/v1/users/me/password', v);
+    pw.reset();
+    notice(main, 'Your password is changed. Other sessions of your account were ended.');
+  });
+  main.append(h('div', { class: 'card' }, h('h2', {}, 'Web password'), pw));
+}
+
+export const PAGES = {
+  dashboard: { title: 'Dashboard', admin: true, render: dashboard },
+  extensions: { title: 'Extensions', admin: true, render: extensions },
+  'ring-groups': { title: 'Ring groups', admin: true, render: ringGroups },
+  calls: { title: 'Call log', admin: false, render: calls },
+  blocks: { title: 'Blocks', admin: true, render: blocks },
+  users: { title: 'Users', admin: true, render: users },
+  audit: { title: 'Audit log', admin: true, render: audit },
+  site: { title: 'Site', admin: true, render: site },
+  me: { title: 'My settings', admin: false, render: me },
+};
