@@ -17,6 +17,8 @@ PBX_GIT_URI ??= "git://git.example.invalid/pbx-firmware.git;protocol=https"
 PBX_GIT_BRANCH ??= "main"
 SRC_URI = "${PBX_GIT_URI};branch=${PBX_GIT_BRANCH};destsuffix=${BP} \
            file://pbxd.service \
+           file://pbxd-health.service \
+           file://pbxd-rauc.conf \
            file://pbxd-tmpfiles.conf \
            "
 # Release builds pin SRCREV (local.conf or kas) to the commit this layer comes from, so
@@ -36,14 +38,16 @@ export CARGO_PROFILE_RELEASE_STRIP = "false"
 
 do_install:append() {
     install -D -m 0644 ${UNPACKDIR}/pbxd.service ${D}${systemd_system_unitdir}/pbxd.service
+    install -D -m 0644 ${UNPACKDIR}/pbxd-health.service ${D}${systemd_system_unitdir}/pbxd-health.service
+    install -D -m 0644 ${UNPACKDIR}/pbxd-rauc.conf ${D}${datadir}/dbus-1/system.d/pbxd-rauc.conf
     install -D -m 0644 ${UNPACKDIR}/pbxd-tmpfiles.conf ${D}${nonarch_libdir}/tmpfiles.d/pbxd.conf
 }
 
-SYSTEMD_SERVICE:${PN} = "pbxd.service"
+SYSTEMD_SERVICE:${PN} = "pbxd.service pbxd-health.service"
 SYSTEMD_AUTO_ENABLE:${PN} = "enable"
 
 # A dedicated system user; its home is the data directory on the data partition.
 USERADD_PACKAGES = "${PN}"
 USERADD_PARAM:${PN} = "--system --no-create-home --home-dir /data/pbx --shell /sbin/nologin --user-group pbx"
 
-FILES:${PN} += "${nonarch_libdir}/tmpfiles.d/pbxd.conf"
+FILES:${PN} += "${nonarch_libdir}/tmpfiles.d/pbxd.conf ${datadir}/dbus-1/system.d/pbxd-rauc.conf"
