@@ -5,92 +5,9 @@
 //! byte. The direct tables are defined as "decode, then encode", which is what a transcoder
 //! through linear PCM produces.
 
-/// Decodes one A-law byte to 16-bit linear PCM (the reference's 13-bit value shifted left 3).
-#[must_use]
-pub const fn alaw_to_linear(a: u8) -> i16 {
-    let a = a ^ 0x55;
-    let mut t = ((a & 0x0f) as i32) << 4;
-    let seg = ((a & 0x70) >> 4) as i32;
-    match seg {
-        0 => t += 8,
-        1 => t += 0x108,
-        _ => {
-            t += 0x108;
-            t <<= seg - 1;
-        }
-    }
-    if a & 0x80 != 0 {
-        t as i16
-    } else {
-        -t as i16
-    }
-}
-
-/// Decodes one µ-law byte to 16-bit linear PCM (the reference's 14-bit value shifted left 2).
-#[must_use]
-pub const fn ulaw_to_linear(u: u8) -> i16 {
-    let u = !u;
-    let mut t = (((u & 0x0f) as i32) << 3) + 0x84;
-    t <<= ((u & 0x70) >> 4) as i32;
-    if u & 0x80 != 0 {
-        (0x84 - t) as i16
-    } else {
-        (t - 0x84) as i16
-    }
-}
-
-/// Encodes one 16-bit linear sample to A-law.
-#[must_use]
-pub const fn linear_to_alaw(pcm: i16) -> u8 {
-    const SEG_END: [i32; 8] = [0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF];
-    let mut v = (pcm as i32) >> 3;
-    let mask: u8 = if v >= 0 {
-        0xD5
-    } else {
-        v = -v - 1;
-        0x55
-    };
-    let mut seg = 0;
-    while seg < 8 && v > SEG_END[seg] {
-        seg += 1;
-    }
-    if seg >= 8 {
-        return 0x7F ^ mask;
-    }
-    let mant = if seg < 2 {
-        (v >> 1) & 0xf
-    } else {
-        (v >> seg) & 0xf
-    };
-    (((seg as i32) << 4) | mant) as u8 ^ mask
-}
-
-/// Encodes one 16-bit linear sample to µ-law.
-#[must_use]
-pub const fn linear_to_ulaw(pcm: i16) -> u8 {
-    const SEG_END: [i32; 8] = [0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF];
-    const CLIP: i32 = 8159;
-    let mut v = (pcm as i32) >> 2;
-    let mask: u8 = if v < 0 {
-        v = -v;
-        0x7F
-    } else {
-        0xFF
-    };
-    if v > CLIP {
-        v = CLIP;
-    }
-    v += 0x84 >> 2;
-    let mut seg = 0;
-    while seg < 8 && v > SEG_END[seg] {
-        seg += 1;
-    }
-    if seg >= 8 {
-        return 0x7F ^ mask;
-    }
-    let mant = (v >> (seg + 1)) & 0xf;
-    (((seg as i32) << 4) | mant) as u8 ^ mask
-}
+// The per-sample codings are the hal's (the SLIC's PCM highway codes the same way); the
+// relay adds the look-up tables it needs per packet.
+pub use pbx_hal::audio::g711::{alaw_to_linear, linear_to_alaw, linear_to_ulaw, ulaw_to_linear};
 
 const fn build_alaw_to_linear() -> [i16; 256] {
     let mut t = [0i16; 256];
