@@ -10,6 +10,7 @@
 //! - [`dialplan`]: dialled digits to a route (E.164, blocked ranges, emergency, classes)
 //! - [`media`]: SDP offer/answer, the RTP relay, DSP for the analog ports
 //! - [`line`](mod@line): the analog line (FXS) state machine: hook, digits, flash, tones, ringing
+//! - [`trunk`]: the cloud trunk: provider accounts, registration, numbers
 //! - [`update`]: firmware updates (RAUC over D-Bus), the health gate after boot
 //! - [`config`], [`clock`], [`supervise`]: wiring
 #![forbid(unsafe_code)]
@@ -26,5 +27,6 @@ pub mod sip;
 pub mod store;
 pub mod supervise;
 pub mod tls;
+pub mod trunk;
 pub mod update;
 pub mod web;
