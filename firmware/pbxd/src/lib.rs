@@ -7,6 +7,7 @@
 //! - [`persist`]: the store writer thread
 //! - [`web`]: the HTTPS API for installers and users (accounts, sessions), HTTP health
 //! - [`tls`]: the device's TLS identity
+//! - [`secret`]: secrets at rest (trunk passwords, SIM PIN) sealed with a device key
 //! - [`dialplan`]: dialled digits to a route (E.164, blocked ranges, emergency, classes)
 //! - [`media`]: SDP offer/answer, the RTP relay, DSP for the analog ports
 //! - [`line`](mod@line): the analog line (FXS) state machine: hook, digits, flash, tones, ringing
@@ -23,6 +24,7 @@ pub mod line;
 pub mod media;
 pub mod persist;
 pub mod registrar;
+pub mod secret;
 pub mod sip;
 pub mod store;
 pub mod supervise;

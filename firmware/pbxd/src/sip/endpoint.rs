@@ -23,6 +23,7 @@ use super::guard::{AuthGuard, GuardConfig, NewBlock, Verdict};
 use super::ua::{CallContext, CallOutput, SipCalls};
 use crate::call::{CallConfig, CallServices, CallSummary};
 use crate::registrar::{Directory, Flow, Registrar, RegistrarEvent, Transport};
+use crate::trunk::TrunkLinks;
 
 /// Methods we answer, for Allow headers (RFC 3261 sec. 20.5).
 pub use super::ua::ALLOW;
@@ -87,6 +88,8 @@ pub struct Endpoint {
     flows: HashMap<TransactionKey, Flow>,
     out: VecDeque<EndpointOutput>,
     stats: EndpointStats,
+    /// The cloud trunks as the registration client sees them.
+    trunks: TrunkLinks,
 }
 
 impl Endpoint {
@@ -117,6 +120,7 @@ impl Endpoint {
             flows: HashMap::new(),
             out: VecDeque::new(),
             stats: EndpointStats::default(),
+            trunks: TrunkLinks::default(),
         }
     }
 
@@ -128,6 +132,16 @@ impl Endpoint {
     /// The registrar, to restore bindings at start.
     pub fn registrar_mut(&mut self) -> &mut Registrar {
         &mut self.registrar
+    }
+
+    /// The cloud trunks' current links.
+    pub fn trunks(&self) -> &TrunkLinks {
+        &self.trunks
+    }
+
+    /// The cloud trunks' links, kept current by the registration client.
+    pub fn trunks_mut(&mut self) -> &mut TrunkLinks {
+        &mut self.trunks
     }
 
     /// The brute-force guard, to restore or lift blocks.
