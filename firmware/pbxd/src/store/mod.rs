@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+mod alerts;
 mod audit;
 mod blocks;
 mod call_settings;
@@ -37,6 +38,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+pub use alerts::{Alert, Severity};
 pub use audit::AuditEntry;
 pub use blocks::AuthBlock;
 pub use call_settings::{

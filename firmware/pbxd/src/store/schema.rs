@@ -163,8 +163,25 @@ CREATE TABLE web_users (
 CREATE INDEX web_users_extension ON web_users (extension);
 ";
 
+/// Version 4 (alerts): conditions the dashboard shows until they clear (trunk refusals,
+/// emergency calls, toll-fraud locks, SIM problems). One open alert per key; cleared ones
+/// stay as history.
+const V4: &str = "
+CREATE TABLE alerts (
+    id         INTEGER PRIMARY KEY,
+    key        TEXT NOT NULL CHECK (length(key) BETWEEN 1 AND 128),
+    severity   TEXT NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+    message    TEXT NOT NULL,
+    raised_at  INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    cleared_at INTEGER
+);
+CREATE UNIQUE INDEX alerts_open ON alerts (key) WHERE cleared_at IS NULL;
+CREATE INDEX alerts_raised ON alerts (raised_at);
+";
+
 /// All steps, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
