@@ -75,6 +75,7 @@ fn migrates_an_empty_directory_and_sets_pragmas() {
     assert_eq!(
         tables,
         [
+            "alerts",
             "audit_log",
             "auth_blocks",
             "call_records",
