@@ -13,6 +13,7 @@
 //! - [`line`](mod@line): the analog line (FXS) state machine: hook, digits, flash, tones, ringing
 //! - [`trunk`]: the cloud trunk: provider accounts, registration, numbers
 //! - [`update`]: firmware updates (RAUC over D-Bus), the health gate after boot
+//! - [`notify`]: systemd readiness and a watchdog that pings only while SIP answers
 //! - [`config`], [`clock`], [`supervise`]: wiring
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod config;
 pub mod dialplan;
 pub mod line;
 pub mod media;
+pub mod notify;
 pub mod persist;
 pub mod registrar;
 pub mod secret;

@@ -210,6 +210,18 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
             }
         }));
     }
+    if let Some(interval) = pbxd::notify::watchdog_interval() {
+        let sip = shell.liveness();
+        info!(
+            "systemd watchdog: pinging every {:?} while SIP answers",
+            interval / 2
+        );
+        tasks.spawn(pbxd::notify::run_watchdog(
+            interval,
+            sip,
+            shutdown_rx.clone(),
+        ));
+    }
     drop(shell);
 
     // "ready" means ready: the SIP task has restored the stored bindings and blocks.
@@ -217,9 +229,12 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
     if !matches!(waited, Ok(Ok(_))) {
         warn!("SIP task not ready after {READY_TIMEOUT:?}; its supervisor keeps trying");
     }
-    info!(%realm, "ready: sip={sip_addr} http={http_addr} https={https_addr}{tls_note}");
+    let ready_line = format!("ready: sip={sip_addr} http={http_addr} https={https_addr}{tls_note}");
+    info!(%realm, "{ready_line}");
+    pbxd::notify::ready(&ready_line);
     wait_for_signal().await?;
     info!("shutting down");
+    pbxd::notify::stopping();
     let _ = shutdown_tx.send(true);
     while tasks.join_next().await.is_some() {}
     // Every sender of the writer's queue is gone once the tasks have ended: the writer

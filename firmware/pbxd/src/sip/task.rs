@@ -29,6 +29,7 @@ use crate::line::legs::{PortLegs, PortOutput, PortSpec};
 use crate::line::sim::{PortInput, SimPorts};
 use crate::line::{Line, LineConfig, SitePlan};
 use crate::media::relay::{spawn_media_runtime, Leg, MediaEvent, MediaService};
+use crate::notify::{Liveness, LivenessRequests};
 use crate::persist::{PersistCmd, Persister};
 use crate::registrar::{contact_key, Binding, Flow, Registrar, RegistrarEvent, Transport};
 use crate::store::Store;
@@ -114,6 +115,9 @@ pub struct SipShell {
     ready: watch::Sender<bool>,
     /// The analog ports, when there are any.
     ports: Option<PortsLink>,
+    /// The watchdog's "are you turning?" requests, answered by the event loop.
+    liveness: Liveness,
+    liveness_rx: Arc<Mutex<LivenessRequests>>,
 }
 
 /// The SIP task's link to the analog ports' shell.
@@ -130,6 +134,7 @@ impl SipShell {
     pub fn new(cfg: Config, sockets: SipSockets, persist: Persister) -> Self {
         let (conn_tx, conn_rx) = mpsc::channel(1024);
         let (ready, _) = watch::channel(false);
+        let (liveness, liveness_rx) = Liveness::new();
         // RTP gets a thread of its own: forwarding must not queue behind SIP or SQLite.
         let media = match spawn_media_runtime() {
             Ok(rt) => MediaService::new_on(cfg.media, rt),
@@ -154,7 +159,14 @@ impl SipShell {
             calls: Arc::new(AtomicUsize::new(0)),
             ready,
             ports: None,
+            liveness,
+            liveness_rx: Arc::new(Mutex::new(liveness_rx)),
         }
+    }
+
+    /// Asks the SIP event loop whether it turns (for the systemd watchdog).
+    pub fn liveness(&self) -> Liveness {
+        self.liveness.clone()
     }
 
     /// With analog ports: their lines run in this task as legs of calls.
@@ -219,6 +231,7 @@ impl SipShell {
         let mut local_ips = LocalIps::default();
         let mut load = LoadMeter::new(clock::now());
         let mut conn_rx = self.conn_rx.lock().await;
+        let mut liveness = self.liveness_rx.lock().await;
         self.ready.send_replace(true);
         let mut conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
         let udp = self.sockets.udp.clone();
@@ -283,6 +296,7 @@ impl SipShell {
                     PortInput::Hook(i, ev) => endpoint.handle_port_hook(clock::now(), i, ev, &mut directory),
                     PortInput::Audio(i, frame) => endpoint.handle_port_audio(clock::now(), i, &frame, &mut directory),
                 },
+                Some(reply) = liveness.recv() => { let _ = reply.send(()); }
                 _ = housekeeping.tick() => {
                     sync_blocks(&directory.store, &mut endpoint, self.cfg.guard.block_time);
                     endpoint.handle_housekeeping(clock::now(), &mut directory);
