@@ -111,9 +111,16 @@ pub struct Cli {
     /// boot-complete.target requires, e.g. /run/pbxd/health.
     #[arg(long, value_name = "FILE")]
     pub health_file: Option<PathBuf>,
-    /// Command run to reboot after a bad health verdict.
+    /// Command run to reboot after a bad health verdict, and to boot an installed update.
     #[arg(long, value_name = "CMD", default_value = "systemctl reboot")]
     pub reboot_command: String,
+    /// Seconds without any call before pbxd reboots into an installed update (inside the
+    /// maintenance window, if set; never during an emergency call).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub switch_quiet: u64,
+    /// Do not reboot into an installed update by ourselves; the next restart boots it.
+    #[arg(long)]
+    pub no_auto_switch: bool,
     /// hawkBit server to poll for updates (DDI API), e.g. `http://hawkbit.lan:8080`
     /// (needs --update-backend rauc; https:// is not supported yet).
     #[arg(long, value_name = "URL")]
@@ -304,6 +311,10 @@ impl Cli {
             verdict_file: self.health_file,
             reboot_command,
             hawkbit,
+            switch: (!self.no_auto_switch).then(|| crate::update::switch::SwitchConfig {
+                quiet: Duration::from_secs(self.switch_quiet),
+                window: self.maintenance_window,
+            }),
         };
         Ok(Config {
             update,

@@ -186,6 +186,11 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
             cfg.update.clone(),
             shell.ready(),
         ));
+        tokio::spawn(pbxd::update::task::switch_when_quiet(
+            cfg.update.clone(),
+            shell.calls.clone(),
+            utc_offset,
+        ));
     }
     if let Some(ddi) = cfg.update.hawkbit.clone() {
         let (update, calls, dir) = (

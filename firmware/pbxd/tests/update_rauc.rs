@@ -19,7 +19,8 @@ use update_support::ddi_server::{DdiServer, Script};
 
 use pbxd::update::health::{Check, CheckResult, HealthConfig, Requirement, Verdict};
 use pbxd::update::rauc::{Bus, RaucInstaller};
-use pbxd::update::task::{run_health_gate, GateSinks};
+use pbxd::update::switch::SwitchConfig;
+use pbxd::update::task::{run_health_gate, run_switch, GateSinks};
 use pbxd::update::{BootStatus, Installer, MarkState, SlotRef, UpdateError};
 
 const SLOT_SIZE: usize = 2 << 20;
@@ -402,6 +403,55 @@ async fn install_writes_the_inactive_slot_and_switches_the_boot_order() {
     assert_eq!(b.boot_status, Some(BootStatus::Good));
     let a = after.slots.iter().find(|s| s.name == "rootfs.0").unwrap();
     assert_eq!(a.state, "booted");
+}
+
+#[tokio::test]
+async fn an_installed_update_is_booted_only_once_calls_have_stopped() {
+    if skip("an_installed_update_is_booted_only_once_calls_have_stopped") {
+        return;
+    }
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let mut rig = Rig::new(false);
+    let installer = rig.factory_boot().await;
+    install_good(&rig, &installer).await;
+    let calls = Arc::new(AtomicUsize::new(1));
+    let rebooted = Arc::new(AtomicUsize::new(0));
+    let cfg = SwitchConfig {
+        quiet: Duration::from_millis(600),
+        window: None,
+    };
+    let watcher = {
+        let (calls, rebooted) = (calls.clone(), rebooted.clone());
+        async move {
+            run_switch(
+                &installer,
+                cfg,
+                Duration::from_millis(100),
+                calls,
+                time::UtcOffset::UTC,
+                move || {
+                    rebooted.fetch_add(1, Ordering::SeqCst);
+                },
+            )
+            .await
+        }
+    };
+    let watcher = tokio::spawn(watcher);
+    // A call is up: the new slot waits, however long.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(rebooted.load(Ordering::SeqCst), 0, "rebooted during a call");
+    assert!(!watcher.is_finished());
+    // The call ends; after the quiet period the box boots the new slot, once.
+    calls.store(0, Ordering::SeqCst);
+    let slot = tokio::time::timeout(Duration::from_secs(10), watcher)
+        .await
+        .expect("switched within 10 s")
+        .unwrap();
+    assert_eq!(slot, "rootfs.1");
+    assert_eq!(rebooted.load(Ordering::SeqCst), 1);
+    let (booted, _) = rig.boot().await;
+    assert_eq!(booted, "B", "the reboot boots the installed slot");
 }
 
 fn healthy_reports(checks: &[Check]) -> mpsc::Receiver<(Check, CheckResult)> {

@@ -23,6 +23,7 @@ pub mod hawkbit_client;
 pub mod health;
 pub mod policy;
 pub mod rauc;
+pub mod switch;
 pub mod task;
 
 pub use policy::{InstallContext, InstallPolicy, MaintenanceWindow, Refusal};
@@ -236,6 +237,8 @@ pub struct UpdateConfig {
     pub reboot_command: Vec<String>,
     /// The hawkBit server to poll, if any.
     pub hawkbit: Option<hawkbit::DdiConfig>,
+    /// When to reboot into an installed update by ourselves (`None`: at the next restart).
+    pub switch: Option<switch::SwitchConfig>,
 }
 
 impl Default for UpdateConfig {
@@ -248,6 +251,7 @@ impl Default for UpdateConfig {
             verdict_file: None,
             reboot_command: vec!["systemctl".to_owned(), "reboot".to_owned()],
             hawkbit: None,
+            switch: Some(switch::SwitchConfig::default()),
         }
     }
 }

@@ -185,6 +185,35 @@ pub async fn boot_gate(
     run_health_gate(&installer, config, rx, sinks, move || reboot(&command)).await;
 }
 
+/// With `--update-backend rauc`: reboots into an installed update at a quiet moment
+/// ([`run_switch`], status polled every 30 s), unless `--no-auto-switch`.
+pub async fn switch_when_quiet(
+    cfg: super::UpdateConfig,
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    utc_offset: time::UtcOffset,
+) {
+    let Some(switch) = cfg.switch else {
+        return;
+    };
+    let installer = match super::rauc::RaucInstaller::connect(&cfg.bus).await {
+        Ok(i) => i,
+        Err(e) => {
+            warn!("update switch: {e}; installed updates boot at the next restart");
+            return;
+        }
+    };
+    let command = cfg.reboot_command.clone();
+    run_switch(
+        &installer,
+        switch,
+        Duration::from_secs(30),
+        calls,
+        utc_offset,
+        move || reboot(&command),
+    )
+    .await;
+}
+
 /// Starts the reboot command without waiting for it (it ends this process).
 fn reboot(command: &[String]) {
     let Some((program, args)) = command.split_first() else {
@@ -216,11 +245,7 @@ pub async fn run_hawkbit<I: Installer>(
     )]);
     loop {
         tokio::time::sleep_until(schedule.poll_timeout().into()).await;
-        let local_time = time::OffsetDateTime::from_unix_timestamp(
-            i64::try_from(clock::unix_now()).unwrap_or(0),
-        )
-        .map(|t| t.to_offset(utc_offset).time())
-        .unwrap_or(time::Time::MIDNIGHT);
+        let local_time = local_time(utc_offset);
         let ctx = super::hawkbit_client::CycleContext {
             download_dir: download_dir.clone(),
             attributes: attributes.clone(),
@@ -245,4 +270,84 @@ pub async fn run_hawkbit<I: Installer>(
             }
         }
     }
+}
+
+/// Watches for an installed slot waiting to be booted (whoever installed it: hawkBit,
+/// `pbxctl update install`, the web UI) and calls `reboot` once the planner finds a quiet
+/// moment. Returns the slot it switched to. Status errors are logged and retried.
+pub async fn run_switch<I: Installer>(
+    installer: &I,
+    cfg: super::switch::SwitchConfig,
+    poll: std::time::Duration,
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    utc_offset: time::UtcOffset,
+    reboot: impl FnOnce(),
+) -> String {
+    use super::switch::{pending_slot, SwitchDecision, SwitchInputs, SwitchPlanner};
+    let mut planner = SwitchPlanner::new(cfg);
+    let mut last: Option<SwitchDecision> = None;
+    let mut status_failed = false;
+    loop {
+        let pending = match installer.status().await {
+            Ok(status) => {
+                status_failed = false;
+                pending_slot(&status)
+            }
+            Err(e) => {
+                if !status_failed {
+                    warn!("cannot read the update status: {e}");
+                    status_failed = true;
+                }
+                tokio::time::sleep(poll).await;
+                continue;
+            }
+        };
+        let inputs = SwitchInputs {
+            pending,
+            active_calls: calls.load(std::sync::atomic::Ordering::Relaxed),
+            // Call control exports no emergency flag yet; calls > 0 covers it meanwhile.
+            emergency_call: false,
+            local_time: local_time(utc_offset),
+        };
+        let decision = planner.decide(clock::now(), &inputs);
+        // Log changes of kind, not every round of a countdown.
+        let kind = |d: &SwitchDecision| std::mem::discriminant(d);
+        let why = |d: &SwitchDecision| match d {
+            SwitchDecision::Wait { why, .. } => Some(std::mem::discriminant(why)),
+            _ => None,
+        };
+        if last
+            .as_ref()
+            .is_none_or(|l| kind(l) != kind(&decision) || why(l) != why(&decision))
+        {
+            match &decision {
+                SwitchDecision::Idle => {}
+                SwitchDecision::Wait { slot, why } => {
+                    info!(
+                        slot,
+                        ?why,
+                        "update installed; waiting for a quiet moment to boot it"
+                    )
+                }
+                SwitchDecision::Switch { .. } => {}
+            }
+        }
+        if let SwitchDecision::Switch { slot } = &decision {
+            info!(
+                slot,
+                "no calls for a while: rebooting into the installed update"
+            );
+            reboot();
+            return slot.clone();
+        }
+        last = Some(decision);
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// Local wall-clock time at `utc_offset`.
+fn local_time(utc_offset: time::UtcOffset) -> time::Time {
+    time::OffsetDateTime::from_unix_timestamp(i64::try_from(clock::unix_now()).unwrap_or(0))
+        .map(|t| t.to_offset(utc_offset).time())
+        .unwrap_or(time::Time::MIDNIGHT)
 }
