@@ -121,8 +121,8 @@ pub struct Cli {
     /// Do not reboot into an installed update by ourselves; the next restart boots it.
     #[arg(long)]
     pub no_auto_switch: bool,
-    /// hawkBit server to poll for updates (DDI API), e.g. `http://hawkbit.lan:8080`
-    /// (needs --update-backend rauc; https:// is not supported yet).
+    /// hawkBit server to poll for updates (DDI API), e.g. `https://hawkbit.example.com`
+    /// (needs --update-backend rauc).
     #[arg(long, value_name = "URL")]
     pub hawkbit_url: Option<String>,
     /// hawkBit tenant.
@@ -134,6 +134,10 @@ pub struct Cli {
     /// File holding the hawkBit target token (kept out of the process list).
     #[arg(long, value_name = "FILE")]
     pub hawkbit_token_file: Option<PathBuf>,
+    /// CA certificate (PEM) to trust for an https:// hawkBit server besides the system's
+    /// roots (a private fleet PKI).
+    #[arg(long, value_name = "FILE")]
+    pub hawkbit_ca: Option<PathBuf>,
 }
 
 /// Where the analog ports come from.
@@ -269,10 +273,8 @@ impl Cli {
             None => None,
             Some(url) => {
                 let bad = |m: &str| ConfigError::Hawkbit(m.to_owned());
-                if !url.starts_with("http://") {
-                    return Err(bad(
-                        "--hawkbit-url must be http://... (https is not supported yet)",
-                    ));
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(bad("--hawkbit-url must be https://... (or http://...)"));
                 }
                 let controller_id = self
                     .hawkbit_controller_id
@@ -295,6 +297,7 @@ impl Cli {
                     tenant: self.hawkbit_tenant,
                     controller_id,
                     token,
+                    ca_file: self.hawkbit_ca,
                 })
             }
         };

@@ -86,6 +86,57 @@ pub fn server_config(
     Ok(Arc::new(cfg))
 }
 
+/// Where Debian and Yocto's `ca-certificates` put the system's trusted roots.
+pub const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// A TLS client configuration for talking to servers (the provider's SIP proxy, hawkBit):
+/// the system's roots plus, if given, a CA file of our own (a private PKI, or a test CA).
+/// A missing system bundle is fine when `extra_ca` is given; with neither, an error.
+pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let mut add_file = |path: &Path, required: bool| -> Result<(), TlsError> {
+        let certs = match CertificateDer::pem_file_iter(path) {
+            Ok(it) => it
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| TlsError::BadPem {
+                    path: path.to_path_buf(),
+                    why: e.to_string(),
+                })?,
+            Err(_) if !required => return Ok(()),
+            Err(e) => {
+                return Err(TlsError::BadPem {
+                    path: path.to_path_buf(),
+                    why: e.to_string(),
+                })
+            }
+        };
+        let (added, _ignored) = roots.add_parsable_certificates(certs);
+        if required && added == 0 {
+            return Err(TlsError::BadPem {
+                path: path.to_path_buf(),
+                why: "no usable CA certificate found".into(),
+            });
+        }
+        Ok(())
+    };
+    add_file(Path::new(SYSTEM_ROOTS), false)?;
+    if let Some(ca) = extra_ca {
+        add_file(ca, true)?;
+    }
+    if roots.is_empty() {
+        return Err(TlsError::BadPem {
+            path: PathBuf::from(SYSTEM_ROOTS),
+            why: "no trusted CA certificates (install ca-certificates or give a CA file)".into(),
+        });
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
 fn generate(paths: &TlsPaths, hostnames: &[String]) -> Result<(), TlsError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();

@@ -24,6 +24,7 @@ fn client(server: &DdiServer) -> DdiClient {
         tenant: "DEFAULT".into(),
         controller_id: "pbx-1".into(),
         token: "s3cret".into(),
+        ca_file: None,
     })
 }
 
@@ -55,6 +56,7 @@ async fn poll_reads_the_sleep_and_the_links_with_the_target_token() {
             tenant: "DEFAULT".into(),
             controller_id: "pbx-1".into(),
             token: String::new(),
+            ca_file: None,
         }
     });
     assert!(matches!(
@@ -376,4 +378,103 @@ async fn a_cancelled_action_is_confirmed_and_not_installed() {
         ]
     );
     assert!(installer.got.lock().unwrap().is_empty());
+}
+
+/// A TLS front for the plain DDI server: a CA, a certificate for `name` signed by it, and a
+/// listener that decrypts and passes the bytes on. Returns the front's port and the CA's PEM.
+async fn tls_front(backend: std::net::SocketAddr, name: &str) -> (u16, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec![name.to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(leaf.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    (port, ca.pem())
+}
+
+#[tokio::test]
+async fn polls_over_https_trusting_only_the_configured_ca_and_the_right_name() {
+    let server = DdiServer::start(Script::default());
+    let (port, ca_pem) = tls_front(server.addr, "localhost").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("fleet-ca.pem");
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+    let https = |host: &str, ca: Option<std::path::PathBuf>| {
+        DdiClient::new(DdiConfig {
+            server: format!("https://{host}:{port}"),
+            tenant: "DEFAULT".into(),
+            controller_id: "pbx-1".into(),
+            token: "s3cret".into(),
+            ca_file: ca,
+        })
+    };
+
+    let reply = https("localhost", Some(ca_file.clone()))
+        .poll()
+        .await
+        .unwrap();
+    assert_eq!(reply.sleep, Duration::from_secs(42));
+    assert_eq!(
+        server.seen()[0].headers["authorization"],
+        "TargetToken s3cret",
+        "the token went through the TLS connection"
+    );
+
+    // Without our CA the server's certificate is not trusted.
+    let untrusted = https("localhost", None).poll().await;
+    assert!(
+        matches!(&untrusted, Err(ClientError::Http { reason, .. }) if reason.contains("TLS")),
+        "{untrusted:?}"
+    );
+    // A name the certificate does not carry is refused too.
+    let wrong_name = https("127.0.0.1", Some(ca_file)).poll().await;
+    assert!(
+        matches!(&wrong_name, Err(ClientError::Http { reason, .. }) if reason.contains("TLS")),
+        "{wrong_name:?}"
+    );
+    assert_eq!(
+        server.seen().len(),
+        1,
+        "refused connections reach no endpoint"
+    );
+    // A CA file that holds no certificate is a clear error, not a silent fallback.
+    std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+    let broken = https("localhost", Some(dir.path().join("empty.pem")))
+        .poll()
+        .await;
+    assert!(
+        matches!(&broken, Err(ClientError::Http { reason, .. }) if reason.contains("TLS set-up")),
+        "{broken:?}"
+    );
 }

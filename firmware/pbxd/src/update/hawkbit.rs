@@ -29,6 +29,8 @@ pub struct DdiConfig {
     pub controller_id: String,
     /// The target security token.
     pub token: String,
+    /// A CA certificate (PEM) trusted for `https://` besides the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl DdiConfig {

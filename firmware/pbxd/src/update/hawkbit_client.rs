@@ -1,7 +1,7 @@
 //! The HTTP shell of the hawkBit DDI client: one hyper HTTP/1 connection per request
 //! (polls are minutes apart), JSON resources parsed by [`super::hawkbit`], artifact
-//! downloads checked and resumed with `Range`. Plain `http://` only so far; `https://`
-//! (tokio-rustls with a configured CA) is not written yet.
+//! downloads checked and resumed with `Range`. `https://` through tokio-rustls, trusting the
+//! system's roots and `--hawkbit-ca`; `http://` for lab servers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ const DOWNLOAD_TRIES: u32 = 4;
 #[non_exhaustive]
 pub enum ClientError {
     /// The URL is not `http://host[:port]/path`.
-    #[error("unsupported URL {0:?} (only http:// so far)")]
+    #[error("unsupported URL {0:?} (https:// or http:// only)")]
     Url(String),
     /// Connecting, sending or receiving failed.
     #[error("{url}: {reason}")]
@@ -59,13 +59,20 @@ pub enum ClientError {
 
 struct Target {
     authority: String,
+    /// The host name for TLS (SNI and certificate check), without brackets or port.
+    host: String,
     path: String,
+    tls: bool,
 }
 
 fn parse_url(url: &str) -> Result<Target, ClientError> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| ClientError::Url(url.to_owned()))?;
+    let (rest, tls) = if let Some(r) = url.strip_prefix("https://") {
+        (r, true)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (r, false)
+    } else {
+        return Err(ClientError::Url(url.to_owned()));
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -81,12 +88,35 @@ fn parse_url(url: &str) -> Result<Target, ClientError> {
     {
         authority.to_owned()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{}", if tls { 443 } else { 80 })
     };
+    let host = match authority.rfind(':') {
+        Some(i) => &authority[..i],
+        None => &authority[..],
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     Ok(Target {
         authority,
+        host,
         path: path.to_owned(),
+        tls,
     })
+}
+
+/// An HTTP/1 connection over `io`; its task ends with the response body (or the error).
+async fn handshake<IO>(
+    io: IO,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, hyper::Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
 }
 
 /// A response whose body is read by the caller.
@@ -96,12 +126,15 @@ type Response = hyper::Response<hyper::body::Incoming>;
 #[derive(Debug, Clone)]
 pub struct DdiClient {
     config: DdiConfig,
+    /// For `https://`; an error (bad CA file) fails each https request with its reason.
+    tls: Result<std::sync::Arc<rustls::ClientConfig>, String>,
 }
 
 impl DdiClient {
     /// A client for `config`.
     pub fn new(config: DdiConfig) -> Self {
-        DdiClient { config }
+        let tls = crate::tls::client_config(config.ca_file.as_deref()).map_err(|e| e.to_string());
+        DdiClient { config, tls }
     }
 
     async fn request(
@@ -119,12 +152,21 @@ impl DdiClient {
         let stream = tokio::net::TcpStream::connect(&target.authority)
             .await
             .map_err(|e| http(e.to_string()))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        let mut sender = if target.tls {
+            let config = self
+                .tls
+                .clone()
+                .map_err(|e| http(format!("TLS set-up: {e}")))?;
+            let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+                .map_err(|e| http(format!("bad host name: {e}")))?;
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, stream)
                 .await
-                .map_err(|e| http(e.to_string()))?;
-        // The connection task ends with the response body (or the error).
-        tokio::spawn(conn);
+                .map_err(|e| http(format!("TLS: {e}")))?;
+            handshake(stream).await.map_err(|e| http(e.to_string()))?
+        } else {
+            handshake(stream).await.map_err(|e| http(e.to_string()))?
+        };
         let mut req = Request::builder()
             .method(method)
             .uri(&target.path)
