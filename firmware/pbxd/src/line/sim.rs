@@ -41,6 +41,7 @@ use crate::clock;
 use crate::media::dsp::callerid::CallerId as CidMessage;
 use crate::media::dsp::dtmf::DtmfGenerator;
 use crate::media::dsp::goertzel_power;
+use crate::media::jitter::{FrameKind, JitterBuffer, JitterConfig, RtpAudio};
 
 /// The emulated chip's bring-up, as a vendor board file would give it.
 const SIM_BOARD: &str = include_str!("../../../../hal/boards/sim-si3217x.board");
@@ -144,8 +145,8 @@ struct SimPort {
     sound: PortSound,
     /// What the phone's microphone will say, sample by sample.
     mic: VecDeque<i16>,
-    /// Call audio received, frame by frame (a small fixed buffer).
-    received: VecDeque<Vec<i16>>,
+    /// Call audio from the relay, played out at the port's 20 ms clock.
+    jitter: JitterBuffer,
     /// What the earpiece played recently.
     heard: VecDeque<i16>,
     /// What reached the on-hook phone since it last rang (for its caller-ID display).
@@ -189,6 +190,13 @@ async fn run(
                 continue;
             }
         };
+        let jitter = match JitterBuffer::new(JitterConfig::adaptive()) {
+            Ok(j) => j,
+            Err(e) => {
+                warn!(port = i + 1, "port jitter buffer: {e}");
+                continue;
+            }
+        };
         ports.push(SimPort {
             phone: chip.phone(),
             chip,
@@ -197,7 +205,7 @@ async fn run(
             target: None,
             sound: PortSound::new(),
             mic: VecDeque::new(),
-            received: VecDeque::new(),
+            jitter,
             heard: VecDeque::new(),
             onhook: Vec::new(),
             off_hook: false,
@@ -292,20 +300,24 @@ impl SimPort {
                 }
             }
         }
-        // The call's audio from the relay.
+        // The call's audio from the relay, through the jitter buffer (which conceals loss).
         while let Ok((n, _)) = self.rtp.try_recv_from(buf) {
-            if let Some(frame) = decode(&buf[..n]) {
+            if let Some((seq, timestamp, samples)) = decode(&buf[..n]) {
                 if self.target.is_some() {
-                    self.received.push_back(frame);
+                    let pkt = RtpAudio {
+                        seq,
+                        timestamp,
+                        samples: &samples,
+                    };
+                    self.jitter.handle_packet(now, pkt);
                 }
             }
         }
-        while self.received.len() > 3 {
-            self.received.pop_front();
-        }
-        let call = self.received.pop_front();
+        let mut call = [0i16; FRAME];
+        let kind = self.jitter.poll_frame(now, &mut call);
+        let call = (self.target.is_some() && kind != FrameKind::Silence).then_some(&call[..]);
         let mut ear = [0i16; FRAME];
-        self.sound.frame(call.as_deref(), &mut ear);
+        self.sound.frame(call, &mut ear);
         self.heard.extend(ear);
         while self.heard.len() > HEAR_SAMPLES {
             self.heard.pop_front();
@@ -319,7 +331,7 @@ impl SimPort {
         match out {
             PortOutput::Media(port) => {
                 self.target = port.map(|p| SocketAddr::new(relay_ip, p));
-                self.received.clear();
+                self.jitter.reset();
             }
             PortOutput::Line(LineOutput::Linefeed(lf)) => {
                 if lf == Linefeed::Ringing && !self.off_hook {
@@ -387,18 +399,20 @@ impl SimPort {
     }
 }
 
-/// The RTP payload of a G.711 A-law packet as linear samples.
-fn decode(pkt: &[u8]) -> Option<Vec<i16>> {
+/// Sequence number, timestamp and linear samples of a G.711 A-law packet.
+fn decode(pkt: &[u8]) -> Option<(u16, u32, Vec<i16>)> {
     let r = rtp_rs::RtpReader::new(pkt).ok()?;
     if r.payload_type() != 8 {
         return None;
     }
-    Some(
+    Some((
+        u16::from(r.sequence_number()),
+        r.timestamp(),
         r.payload()
             .iter()
             .map(|&b| crate::media::relay::g711::alaw_to_linear(b))
             .collect(),
-    )
+    ))
 }
 
 fn hal_linefeed(lf: Linefeed) -> HalLinefeed {
