@@ -70,6 +70,8 @@ pub mod sim;
 pub mod sound;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod hil_tests;
 
 pub use country::Country;
 
