@@ -121,10 +121,14 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut shell = SipShell::new(cfg.clone(), sockets, persister);
+    let mut ports_health = None;
     if cfg.hardware == Hardware::Sim && !cfg.port_extensions.is_empty() {
         let control = cfg.data_dir.join("sim.sock");
         match pbxd::line::sim::spawn(&cfg.port_extensions, cfg.media.bind_ip, control) {
-            Ok(ports) => shell = shell.with_ports(ports),
+            Ok(mut ports) => {
+                ports_health = ports.health.take();
+                shell = shell.with_ports(ports);
+            }
             // Telephony goes on without the analog ports.
             Err(e) => warn!("simulated analog ports unavailable: {e}"),
         }
@@ -185,6 +189,7 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
         tokio::spawn(pbxd::update::task::boot_gate(
             cfg.update.clone(),
             shell.ready(),
+            ports_health.take(),
         ));
         tokio::spawn(pbxd::update::task::switch_when_quiet(
             cfg.update.clone(),

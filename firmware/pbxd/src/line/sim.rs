@@ -31,7 +31,7 @@ use pbx_hal::fxs::emulator::{VirtualIrqPin, VirtualPhone, VirtualResetPin, Virtu
 use pbx_hal::fxs::{BoardFile, FxsEvent, FxsPort, Linefeed as HalLinefeed, Slic};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UdpSocket, UnixListener};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::legs::{PortOutput, PortSpec};
@@ -71,6 +71,17 @@ pub struct SimPorts {
     pub inputs: mpsc::UnboundedReceiver<PortInput>,
     /// Instructions to the ports.
     pub outputs: mpsc::UnboundedSender<(usize, PortOutput)>,
+    /// Which ports came up, once their chips are initialised (for the health gate).
+    pub health: Option<oneshot::Receiver<PortsHealth>>,
+}
+
+/// How the ports' bring-up went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortsHealth {
+    /// Ports whose chip answered and took the board file.
+    pub up: usize,
+    /// Ports marked faulty (1-based) and why; the others keep working.
+    pub faulty: Vec<(usize, String)>,
 }
 
 /// Starts the emulated ports (one per extension) on their own thread. `relay_ip` is
@@ -101,6 +112,7 @@ pub fn spawn(
     listener.set_nonblocking(true)?;
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let (health_tx, health_rx) = oneshot::channel();
     std::thread::Builder::new()
         .name("ports".into())
         .spawn(move || {
@@ -115,13 +127,17 @@ pub fn spawn(
                 }
             };
             let local = tokio::task::LocalSet::new();
-            local.block_on(&rt, run(sockets, relay_ip, listener, in_tx, out_rx));
+            local.block_on(
+                &rt,
+                run(sockets, relay_ip, listener, in_tx, out_rx, health_tx),
+            );
         })?;
     info!(ports = specs.len(), control = %control.display(), "simulated analog ports started");
     Ok(SimPorts {
         specs,
         inputs: in_rx,
         outputs: out_tx,
+        health: Some(health_rx),
     })
 }
 
@@ -166,21 +182,31 @@ async fn run(
     listener: std::os::unix::net::UnixListener,
     inputs: mpsc::UnboundedSender<PortInput>,
     mut outputs: mpsc::UnboundedReceiver<(usize, PortOutput)>,
+    health: oneshot::Sender<PortsHealth>,
 ) {
     let board = match BoardFile::parse(SIM_BOARD) {
         Ok(b) => b,
         Err(e) => {
             warn!("simulated board file: {e}");
+            let _ = health.send(PortsHealth {
+                up: 0,
+                faulty: vec![(0, format!("board file: {e}"))],
+            });
             return;
         }
     };
+    let mut faulty = Vec::new();
     let now = clock::now();
     let mut ports = Vec::new();
     for (i, s) in sockets.into_iter().enumerate() {
         let chip = VirtualSlic::new(now);
         let mut slic = Slic::new(chip.clone(), chip.reset_pin(), chip.irq_pin());
         if let Err(e) = slic.init(&mut NoDelay, &board) {
-            warn!(port = i + 1, "emulated SLIC does not come up: {e:?}");
+            warn!(
+                port = i + 1,
+                "emulated SLIC does not come up: {e:?}; port marked faulty"
+            );
+            faulty.push((i + 1, format!("SLIC does not come up: {e:?}")));
             continue;
         }
         let rtp = match UdpSocket::from_std(s) {
@@ -216,6 +242,10 @@ async fn run(
             ssrc: rand::random(),
         });
     }
+    let _ = health.send(PortsHealth {
+        up: ports.len(),
+        faulty,
+    });
     let ports = Rc::new(RefCell::new(ports));
     if let Ok(l) = UnixListener::from_std(listener) {
         tokio::task::spawn_local(control(l, Rc::clone(&ports)));

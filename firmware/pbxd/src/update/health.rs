@@ -62,7 +62,7 @@ impl fmt::Display for Check {
 pub enum Requirement {
     /// It must pass.
     Required,
-    /// It does not apply (no analog ports built yet; no trunk registered before the update).
+    /// It does not apply (no analog ports configured; no trunk registered before the update).
     NotApplicable,
 }
 
@@ -71,7 +71,7 @@ pub enum Requirement {
 pub struct HealthConfig {
     /// Time from start within which every required check must have passed.
     pub limit: Duration,
-    /// Analog ports: `NotApplicable` until the FXS shell exists.
+    /// Analog ports: `Required` when the box has ports (`--hardware sim` today).
     pub analog_ports: Requirement,
     /// Trunk registration: `Required` only if the trunk was registered before.
     pub trunk: Requirement,

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use super::health::{
-    Check, CheckResult, HealthConfig, HealthGate, HealthInput, HealthOutput, Verdict,
+    Check, CheckResult, HealthConfig, HealthGate, HealthInput, HealthOutput, Requirement, Verdict,
 };
 use super::{Installer, MarkState, Marked, SlotRef, UpdateError};
 use crate::clock;
@@ -156,6 +156,7 @@ pub async fn run_health_gate<I: Installer>(
 pub async fn boot_gate(
     cfg: super::UpdateConfig,
     mut sip_ready: tokio::sync::watch::Receiver<bool>,
+    analog: Option<tokio::sync::oneshot::Receiver<crate::line::sim::PortsHealth>>,
 ) {
     let installer = match super::rauc::RaucInstaller::connect(&cfg.bus).await {
         Ok(i) => i,
@@ -169,13 +170,30 @@ pub async fn boot_gate(
     let (tx, rx) = mpsc::channel(4);
     // The caller opened and migrated the store before starting the gate.
     let _ = tx.try_send((Check::Database, CheckResult::Passed));
+    let sip_tx = tx.clone();
     tokio::spawn(async move {
+        let tx = sip_tx;
         if sip_ready.wait_for(|r| *r).await.is_ok() {
             let _ = tx.send((Check::SipListening, CheckResult::Passed)).await;
         }
     });
+    let analog_ports = match analog {
+        None => Requirement::NotApplicable,
+        Some(report) => {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let result = match report.await {
+                    Ok(h) => analog_result(&h),
+                    Err(_) => CheckResult::Fatal("the analog ports' thread ended".into()),
+                };
+                let _ = tx.send((Check::AnalogPorts, result)).await;
+            });
+            Requirement::Required
+        }
+    };
     let config = HealthConfig {
         limit: cfg.health_limit,
+        analog_ports,
         ..HealthConfig::default()
     };
     let command = cfg.reboot_command.clone();
@@ -183,6 +201,25 @@ pub async fn boot_gate(
         verdict_file: cfg.verdict_file.clone(),
     };
     run_health_gate(&installer, config, rx, sinks, move || reboot(&command)).await;
+}
+
+/// The analog ports pass when at least one came up: a port whose chip does not answer is
+/// marked faulty and the rest work (a broken chip must not roll back every update), but
+/// no port at all means the new firmware cannot drive the hardware.
+pub fn analog_result(h: &crate::line::sim::PortsHealth) -> CheckResult {
+    if h.up > 0 {
+        for (port, why) in &h.faulty {
+            warn!(port, "analog port faulty: {why}");
+        }
+        CheckResult::Passed
+    } else {
+        let why: Vec<String> = h
+            .faulty
+            .iter()
+            .map(|(p, w)| format!("port {p}: {w}"))
+            .collect();
+        CheckResult::Fatal(format!("no analog port came up ({})", why.join("; ")))
+    }
 }
 
 /// With `--update-backend rauc`: reboots into an installed update at a quiet moment
@@ -350,4 +387,31 @@ fn local_time(utc_offset: time::UtcOffset) -> time::Time {
     time::OffsetDateTime::from_unix_timestamp(i64::try_from(clock::unix_now()).unwrap_or(0))
         .map(|t| t.to_offset(utc_offset).time())
         .unwrap_or(time::Time::MIDNIGHT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::sim::PortsHealth;
+
+    #[test]
+    fn analog_ports_pass_with_one_port_up_and_fail_for_good_with_none() {
+        let all = PortsHealth {
+            up: 2,
+            faulty: vec![],
+        };
+        assert_eq!(analog_result(&all), CheckResult::Passed);
+        let one_broken = PortsHealth {
+            up: 1,
+            faulty: vec![(2, "SLIC does not come up".into())],
+        };
+        assert_eq!(analog_result(&one_broken), CheckResult::Passed);
+        let none = PortsHealth {
+            up: 0,
+            faulty: vec![(1, "x".into()), (2, "y".into())],
+        };
+        assert!(
+            matches!(analog_result(&none), CheckResult::Fatal(m) if m.contains("port 1: x; port 2: y"))
+        );
+    }
 }
