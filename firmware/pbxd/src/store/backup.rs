@@ -136,7 +136,7 @@ pub enum BackupError {
     Invalid(String),
     /// Restoring it would leave no way to log in.
     #[error(
-        "the backup has no enabled administrator account; restoring it would lock everyone out"
+        "the backup has no enabled administrator web account; restoring it would lock everyone out"
     )]
     NoAdmin,
     /// The database failed.
@@ -166,6 +166,16 @@ struct Content {
 struct TableRows {
     columns: Vec<String>,
     rows: Vec<Vec<Value>>,
+}
+
+/// How a restore may proceed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestoreOptions {
+    /// Accept a backup made on another box (its sealed secrets are dropped).
+    pub allow_foreign: bool,
+    /// Refuse a backup without web accounts (the web UI: the restoring administrator
+    /// would lock everyone out). pbxctl allows it: pbxd then offers first-boot set-up.
+    pub require_accounts: bool,
 }
 
 /// What a restore did.
@@ -238,12 +248,8 @@ impl Store {
         Ok(cols)
     }
 
-    /// Writes a backup of the configuration, marked with this box's key, and audits it.
-    pub fn create_backup(
-        &self,
-        by: &AuditCtx<'_>,
-        key: &DeviceKey,
-    ) -> Result<Vec<u8>, BackupError> {
+    /// The configuration tables as columns and rows, read in one consistent snapshot.
+    fn dump_tables(&self) -> Result<BTreeMap<String, TableRows>, StoreError> {
         // One read transaction: a consistent snapshot while pbxctl or the daemon write.
         let tx = self.conn.unchecked_transaction()?;
         let mut tables = BTreeMap::new();
@@ -264,7 +270,55 @@ impl Store {
                 .collect::<Result<Vec<_>, _>>()?;
             tables.insert(t.name.to_owned(), TableRows { columns, rows });
         }
-        drop(tx);
+        Ok(tables)
+    }
+
+    /// The configuration for a support bundle: the backup's tables as objects, with
+    /// every secret replaced by `"<redacted>"` (password hashes, HA1s, sealed values,
+    /// and columns or settings whose name says secret, password, pin, hash or ha1).
+    pub fn config_without_secrets(&self) -> Result<Value, StoreError> {
+        let secretish = |name: &str| {
+            let n = name.to_ascii_lowercase();
+            ["secret", "password", "pin", "hash", "ha1", "key"]
+                .iter()
+                .any(|w| n.contains(w))
+        };
+        let mut out = serde_json::Map::new();
+        for (name, t) in self.dump_tables()? {
+            let rows: Vec<Value> = t
+                .rows
+                .into_iter()
+                .map(|row| {
+                    // Key/value tables: the key names the secret.
+                    let row_secret = name == "settings"
+                        && row.first().and_then(Value::as_str).is_some_and(secretish);
+                    let obj = t
+                        .columns
+                        .iter()
+                        .zip(row)
+                        .map(|(c, v)| {
+                            let hide = (row_secret && c == "value")
+                                || (secretish(c) && c != "key" && !v.is_null())
+                                || v.as_str().is_some_and(looks_sealed);
+                            let v = if hide { Value::from("<redacted>") } else { v };
+                            (c.clone(), v)
+                        })
+                        .collect::<serde_json::Map<_, _>>();
+                    Value::Object(obj)
+                })
+                .collect();
+            out.insert(name, Value::Array(rows));
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// Writes a backup of the configuration, marked with this box's key, and audits it.
+    pub fn create_backup(
+        &self,
+        by: &AuditCtx<'_>,
+        key: &DeviceKey,
+    ) -> Result<Vec<u8>, BackupError> {
+        let tables = self.dump_tables()?;
         let content = Content {
             format_version: BACKUP_FORMAT_VERSION,
             schema_version: SCHEMA_VERSION,
@@ -295,22 +349,24 @@ impl Store {
     }
 
     /// Checks a backup and, if it is sound, replaces the configuration with it in one
-    /// transaction. A backup from another box is refused unless `allow_foreign`; then its
-    /// sealed secrets are dropped and listed in the report.
+    /// transaction. A backup from another box is refused unless `opts.allow_foreign`;
+    /// then its sealed secrets are dropped and listed in the report. Web accounts, if
+    /// any, must include an enabled administrator.
     pub fn restore_backup(
         &mut self,
         by: &AuditCtx<'_>,
         key: &DeviceKey,
         archive: &[u8],
-        allow_foreign: bool,
+        opts: RestoreOptions,
     ) -> Result<RestoreReport, BackupError> {
         let (content, foreign) = open_archive(archive, key)?;
-        if foreign && !allow_foreign {
+        if foreign && !opts.allow_foreign {
             return Err(BackupError::Foreign {
                 device: content.device_id,
             });
         }
         let plan = self.plan_restore(&content, foreign)?;
+        check_admin(&content, opts.require_accounts)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -437,7 +493,6 @@ impl Store {
             }
             plan.push(planned);
         }
-        check_admin(c)?;
         Ok(plan)
     }
 }
@@ -468,10 +523,16 @@ fn quoted(columns: &[String]) -> String {
         .join(", ")
 }
 
-/// At least one enabled administrator must come back, or nobody could log in.
-fn check_admin(c: &Content) -> Result<(), BackupError> {
-    let Some(users) = c.tables.get("web_users") else {
-        return Err(BackupError::NoAdmin);
+/// Accounts, if any (or if required), must include an enabled administrator, or nobody
+/// could administer the box.
+fn check_admin(c: &Content, require_accounts: bool) -> Result<(), BackupError> {
+    let users = c.tables.get("web_users").filter(|u| !u.rows.is_empty());
+    let Some(users) = users else {
+        return if require_accounts {
+            Err(BackupError::NoAdmin)
+        } else {
+            Ok(())
+        };
     };
     let at = |name: &str| users.columns.iter().position(|c| c == name);
     let (Some(role), disabled) = (at("role"), at("disabled")) else {
@@ -560,6 +621,14 @@ mod tests {
         source: "cli",
         now_unix: 1_700_000_000,
     };
+    const OWN: RestoreOptions = RestoreOptions {
+        allow_foreign: false,
+        require_accounts: true,
+    };
+    const FOREIGN: RestoreOptions = RestoreOptions {
+        allow_foreign: true,
+        require_accounts: true,
+    };
     const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
 
     fn configured(dir: &std::path::Path) -> Store {
@@ -598,7 +667,7 @@ mod tests {
         s.remove_extension(&BY, "102").expect("remove");
         s.add_extension(&BY, "103", None, "secret-103")
             .expect("ext");
-        let report = s.restore_backup(&BY, &k, &archive, false).expect("restore");
+        let report = s.restore_backup(&BY, &k, &archive, OWN).expect("restore");
         assert!(!report.foreign);
         assert_eq!(report.tables.get("extensions"), Some(&2));
         assert_eq!(report.tables.get("web_users"), Some(&2));
@@ -636,7 +705,7 @@ mod tests {
         ];
         for (bytes, want) in cases {
             let err = s
-                .restore_backup(&BY, &k, bytes, true)
+                .restore_backup(&BY, &k, bytes, FOREIGN)
                 .expect_err("refused")
                 .to_string();
             assert!(err.contains(want), "{err} (wanted {want})");
@@ -659,12 +728,12 @@ mod tests {
         let other = tempfile::tempdir().expect("dir");
         let mut t = Store::open(other.path()).expect("store");
         let err = t
-            .restore_backup(&BY, &key(2), &archive, false)
+            .restore_backup(&BY, &key(2), &archive, OWN)
             .expect_err("foreign");
         assert!(matches!(err, BackupError::Foreign { .. }), "{err}");
         assert_eq!(count(&t, "extensions"), 0);
         let report = t
-            .restore_backup(&BY, &key(2), &archive, true)
+            .restore_backup(&BY, &key(2), &archive, FOREIGN)
             .expect("restore");
         assert!(report.foreign);
         assert_eq!(report.dropped_secrets, vec!["settings sim_pin".to_owned()]);
@@ -672,7 +741,7 @@ mod tests {
         assert!(t.get_extension("101").expect("get").is_some());
         // On its own box the secret comes back.
         let report = s
-            .restore_backup(&BY, &key(1), &archive, false)
+            .restore_backup(&BY, &key(1), &archive, OWN)
             .expect("restore");
         assert!(report.dropped_secrets.is_empty());
         assert_eq!(s.setting("sim_pin").expect("get"), Some(sealed));
@@ -697,18 +766,33 @@ mod tests {
             1,
         );
         let err = s
-            .restore_backup(&BY, &k, &reseal(&newer), false)
+            .restore_backup(&BY, &k, &reseal(&newer), OWN)
             .expect_err("newer");
         assert!(matches!(err, BackupError::SchemaTooNew { .. }), "{err}");
         let no_admin = body.replace("\"admin\"", "\"user\"");
         let err = s
-            .restore_backup(&BY, &k, &reseal(&no_admin), false)
+            .restore_backup(&BY, &k, &reseal(&no_admin), OWN)
             .expect_err("no admin");
         assert!(matches!(err, BackupError::NoAdmin), "{err}");
         let odd = body.replacen("\"extensions\"", "\"call_records\"", 1);
         let err = s
-            .restore_backup(&BY, &k, &reseal(&odd), false)
+            .restore_backup(&BY, &k, &reseal(&odd), OWN)
             .expect_err("unknown table");
         assert!(err.to_string().contains("unknown table"), "{err}");
+    }
+
+    #[test]
+    fn the_support_configuration_has_no_secrets() {
+        let dir = tempfile::tempdir().expect("dir");
+        let s = configured(dir.path());
+        let cfg = s.config_without_secrets().expect("config").to_string();
+        assert!(cfg.contains("\"Reception\""), "{cfg}");
+        assert!(!cfg.contains("argon2id"), "{cfg}");
+        let ha1: String = s
+            .conn
+            .query_row("SELECT ha1_md5 FROM extensions LIMIT 1", [], |r| r.get(0))
+            .expect("ha1");
+        let nonce = s.setting("nonce_secret").expect("get").expect("set");
+        assert!(!cfg.contains(&ha1) && !cfg.contains(&nonce), "{cfg}");
     }
 }

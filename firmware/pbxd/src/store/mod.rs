@@ -44,8 +44,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 pub use alerts::{Alert, Severity};
 pub use audit::AuditEntry;
 pub use backup::{
-    device_id, BackupError, BackupTable, ForeignSecret, RestoreReport, BACKUP_FORMAT_VERSION,
-    BACKUP_TABLES, COMPATIBLE, MAX_BACKUP_BYTES,
+    device_id, BackupError, BackupTable, ForeignSecret, RestoreOptions, RestoreReport,
+    BACKUP_FORMAT_VERSION, BACKUP_TABLES, COMPATIBLE, MAX_BACKUP_BYTES,
 };
 pub use blocks::AuthBlock;
 pub use call_settings::{
