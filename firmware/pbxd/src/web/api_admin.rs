@@ -356,6 +356,8 @@ fn addresses() -> Vec<AddressView> {
     out
 }
 
+// statvfs counts are u32 on 32-bit ARM and u64 here.
+#[allow(clippy::useless_conversion)]
 fn disk(path: &std::path::Path) -> Option<DiskView> {
     let v = nix::sys::statvfs::statvfs(path).ok()?;
     let frag = u64::from(v.fragment_size());
