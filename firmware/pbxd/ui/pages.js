@@ -4,6 +4,8 @@
 import { get, post, put, del } from './api.js';
 import { h, clear, field, selectField, checkbox, formAlert, table, fmtTime, fmtDuration, showError } from './dom.js';
 import { dashboard } from './dashboard.js';
+import { backup, system, diagnostics } from './admin.js';
+import { t, setLanguage, language } from './i18n.js';
 
 const CLASSES = [['internal', 'Internal only'], ['local', 'Local'], ['national', 'National'], ['international', 'International']];
 const DISPOSITIONS = [['', 'Any result'], ['answered', 'Answered'], ['busy', 'Busy'], ['no_answer', 'No answer'],
@@ -272,6 +274,10 @@ async function users(main, ctx) {
             u.disabled
               ? action('Unblock', () => act(main, async () => { await post(`/api/v1/users/${name}/enable`); await refresh(); }, `${u.username} unblocked.`))
               : action('Block', () => act(main, async () => { await post(`/api/v1/users/${name}/disable`); await refresh(); }, `${u.username} blocked.`), 'danger'),
+            action(t('Delete'), () => {
+              if (!confirm(`Delete the account ${u.username}? Its calls stay in the call log.`)) return;
+              act(main, async () => { await del(`/api/v1/users/${name}`); await refresh(); }, `${u.username} deleted.`);
+            }, 'danger'),
           ]));
     });
     clear(list).append(table(['User', 'Role', 'Extension', 'State', 'Actions'], rows));
@@ -350,7 +356,18 @@ async function me(main, ctx) {
     pw.reset();
     notice(main, 'Your password is changed. Other sessions of your account were ended.');
   });
-  main.append(h('div', { class: 'card' }, h('h2', {}, 'Web password'), pw));
+  main.append(h('div', { class: 'card' }, h('h2', {}, t('Web password')), pw));
+  const langForm = ctx.submitting(h('form', { class: 'grid', id: 'my-language-form', novalidate: true },
+    selectField(t('Language'), 'language', [['en', 'English'], ['de', 'Deutsch']], language()),
+    formAlert(), h('button', { type: 'submit' }, t('Save language'))), async (v) => {
+    await put('/api/v1/users/me/language', { language: v.language });
+    ctx.session.language = v.language;
+    setLanguage(v.language);
+    ctx.relabel();
+    await ctx.rerender();
+    notice(main, t('Your language is saved.'));
+  });
+  main.append(h('div', { class: 'card' }, h('h2', {}, t('Language')), langForm));
 }
 
 export const PAGES = {
@@ -362,5 +379,8 @@ export const PAGES = {
   users: { title: 'Users', admin: true, render: users },
   audit: { title: 'Audit log', admin: true, render: audit },
   site: { title: 'Site', admin: true, render: site },
+  backup: { title: 'Backup', admin: true, render: backup },
+  system: { title: 'System', admin: true, render: system },
+  diagnostics: { title: 'Diagnostics', admin: true, render: diagnostics },
   me: { title: 'My settings', admin: false, render: me },
 };
