@@ -500,6 +500,11 @@ class WebUi(unittest.TestCase):
         self.shot("10-user-settings-german")
         self.login("anna", ANNA_PW)
         self.assertEqual(d.find_element(By.ID, "logout").text, "Abmelden", "kept per user")
+        self.wait("#cdr-table table")
+        self.assertEqual(d.find_element(By.CSS_SELECTOR, '#cdr-filter button[type="submit"]').text,
+                         "Anzeigen")
+        self.assertIn("Nicht gemeldet", d.find_element(By.ID, "cdr-table").text)
+        self.shot("11-user-call-log-german")
         entries = self.logs()
         self.assertEqual([e for e in entries if is_csp(e) or e.get("source") == "javascript"], [])
 

@@ -73,7 +73,7 @@ export async function backup(main) {
     }
   });
   main.append(
-    h('div', { class: 'card' }, h('h2', {}, t('Backup')),
+    h('div', { class: 'card' }, h('h2', {}, t('Download a backup')),
       h('p', {}, t('backup-what')),
       h('p', { class: 'muted', id: 'backup-sealed-note' }, t('backup-sealed')),
       download),
@@ -140,5 +140,5 @@ export async function diagnostics(main, ctx) {
     h('td', {}, a.message), h('td', {}, a.cleared_at ? t('cleared') : t('open'))));
   main.append(h('div', { class: 'card' }, h('h2', {}, t('Support request')), h('p', {}, t('support-what')), form),
   h('h2', {}, t('Alert history')),
-  rows.length ? table([t('Time'), '', '', ''], rows) : h('p', { class: 'muted' }, '—'));
+  rows.length ? table([t('Time'), t('Severity'), t('Message'), t('State')], rows) : h('p', { class: 'muted' }, '—'));
 }

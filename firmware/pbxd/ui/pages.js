@@ -171,12 +171,12 @@ async function calls(main, ctx) {
   const PAGE = 50;
   let offset = 0;
   const filters = ctx.submitting(h('form', { class: 'grid', id: 'cdr-filter', novalidate: true },
-    field('From (date)', 'since', { type: 'date' }),
-    field('To (date, inclusive)', 'until', { type: 'date' }),
-    field('Number', 'number', { inputmode: 'tel' }),
-    selectField('Result', 'disposition', DISPOSITIONS, ''),
-    formAlert(), h('button', { type: 'submit' }, 'Show')), async () => { offset = 0; await load(); });
-  const csv = h('a', { id: 'cdr-csv', href: '/api/v1/cdr.csv', download: 'calls.csv' }, 'Download as CSV');
+    field(t('From (date)'), 'since', { type: 'date' }),
+    field(t('To (date, inclusive)'), 'until', { type: 'date' }),
+    field(t('Number'), 'number', { inputmode: 'tel' }),
+    selectField(t('Result'), 'disposition', DISPOSITIONS.map(([v, l]) => [v, t(l)]), ''),
+    formAlert(), h('button', { type: 'submit' }, t('Show'))), async () => { offset = 0; await load(); });
+  const csv = h('a', { id: 'cdr-csv', href: '/api/v1/cdr.csv', download: 'calls.csv' }, t('Download as CSV'));
   const out = h('div', { id: 'cdr-table' });
   const pager = h('div', { class: 'pager' });
   const query = () => {
@@ -205,18 +205,18 @@ async function calls(main, ctx) {
       h('td', {}, fmtTime(r.start_ms)),
       h('td', {}, r.caller_name ? `${r.caller} (${r.caller_name})` : r.caller),
       h('td', {}, r.dialled), h('td', {}, r.destination || r.normalised || ''),
-      h('td', {}, r.direction), h('td', {}, r.disposition.replace('_', ' ')),
+      h('td', {}, t(r.direction)), h('td', {}, t(DISPOSITIONS.find(([v]) => v === r.disposition)?.[1] || r.disposition)),
       h('td', {}, fmtDuration(r.billable_secs)), h('td', {}, r.reason || '')));
-    clear(out).append(rows.length ? table(['Time', 'Caller', 'Dialled', 'Destination', 'Direction', 'Result', 'Talk time', 'Reason'], rows)
-      : h('p', { class: 'muted' }, 'No calls match.'));
+    clear(out).append(rows.length ? table(['Time', 'Caller', 'Dialled', 'Destination', 'Direction', 'Result', 'Talk time', 'Reason'].map(t), rows)
+      : h('p', { class: 'muted' }, t('No calls match.')));
     clear(pager).append(
-      h('button', { type: 'button', class: 'secondary', disabled: offset === 0, onclick: async () => { offset = Math.max(0, offset - PAGE); await load(); } }, 'Newer'),
+      h('button', { type: 'button', class: 'secondary', disabled: offset === 0, onclick: async () => { offset = Math.max(0, offset - PAGE); await load(); } }, t('Newer')),
       h('span', {}, page.records.length ? `${offset + 1}–${offset + page.records.length}` : ''),
-      h('button', { type: 'button', class: 'secondary', disabled: !page.has_more, onclick: async () => { offset += PAGE; await load(); } }, 'Older'));
+      h('button', { type: 'button', class: 'secondary', disabled: !page.has_more, onclick: async () => { offset += PAGE; await load(); } }, t('Older')));
   };
   if (ctx.session.role !== 'admin') {
     main.append(h('p', { class: 'muted' }, ctx.session.extension
-      ? `Calls of your extension ${ctx.session.extension}.` : 'No extension is linked to your account, so there are no calls to show.'));
+      ? `${t('Calls of your extension')} ${ctx.session.extension}.` : t('No extension is linked to your account, so there are no calls to show.')));
   }
   main.append(h('div', { class: 'card' }, filters), h('p', {}, csv), out, pager);
   await load();
@@ -333,28 +333,28 @@ async function me(main, ctx) {
   if (ctx.session.extension) {
     const s = await get('/api/v1/me/settings');
     const form = ctx.submitting(h('form', { class: 'grid', id: 'my-settings-form', novalidate: true },
-      checkbox('Do not disturb', 'dnd', s.dnd),
-      field('Forward always to', 'forward_always', { value: s.forward_always || '' }),
-      field('Forward when busy to', 'forward_busy', { value: s.forward_busy || '' }),
-      field('Forward on no answer to', 'forward_noanswer', { value: s.forward_noanswer || '' }),
-      field('No-answer time (s)', 'forward_noanswer_secs', { type: 'number', min: 5, max: 120, value: s.forward_noanswer_secs }),
-      formAlert(), h('button', { type: 'submit' }, 'Save')), async (v) => {
+      checkbox(t('Do not disturb'), 'dnd', s.dnd),
+      field(t('Forward always to'), 'forward_always', { value: s.forward_always || '' }),
+      field(t('Forward when busy to'), 'forward_busy', { value: s.forward_busy || '' }),
+      field(t('Forward on no answer to'), 'forward_noanswer', { value: s.forward_noanswer || '' }),
+      field(t('No-answer time (s)'), 'forward_noanswer_secs', { type: 'number', min: 5, max: 120, value: s.forward_noanswer_secs }),
+      formAlert(), h('button', { type: 'submit' }, t('Save'))), async (v) => {
       await put('/api/v1/me/settings', { dnd: v.dnd, forward_always: v.forward_always || null,
         forward_busy: v.forward_busy || null, forward_noanswer: v.forward_noanswer || null,
         forward_noanswer_secs: Number(v.forward_noanswer_secs) });
-      notice(main, 'Your call settings are saved.');
+      notice(main, t('Your call settings are saved.'));
     });
-    main.append(h('div', { class: 'card' }, h('h2', {}, `Extension ${s.extension}`), form));
+    main.append(h('div', { class: 'card' }, h('h2', {}, `${t('Extension')} ${s.extension}`), form));
   } else {
-    main.append(h('p', { class: 'muted' }, 'No extension is linked to your account.'));
+    main.append(h('p', { class: 'muted' }, t('No extension is linked to your account.')));
   }
   const pw = ctx.submitting(h('form', { class: 'grid', id: 'my-password-form', novalidate: true },
-    field('Current password', 'current_password', { type: 'password', autocomplete: 'current-password' }),
-    field('New password (at least 10 characters)', 'new_password', { type: 'password', autocomplete: 'new-password' }),
-    formAlert(), h('button', { type: 'submit' }, 'Change password')), async (v) => {
+    field(t('Current password'), 'current_password', { type: 'password', autocomplete: 'current-password' }),
+    field(t('New password (at least 10 characters)'), 'new_password', { type: 'password', autocomplete: 'new-password' }),
+    formAlert(), h('button', { type: 'submit' }, t('Change password'))), async (v) => {
     await put('/api/v1/users/me/password', v);
     pw.reset();
-    notice(main, 'Your password is changed. Other sessions of your account were ended.');
+    notice(main, t('Your password is changed. Other sessions of your account were ended.'));
   });
   main.append(h('div', { class: 'card' }, h('h2', {}, t('Web password')), pw));
   const langForm = ctx.submitting(h('form', { class: 'grid', id: 'my-language-form', novalidate: true },

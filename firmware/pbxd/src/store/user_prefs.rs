@@ -109,3 +109,52 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Role;
+
+    const BY: AuditCtx<'static> = AuditCtx {
+        actor: "test",
+        source: "cli",
+        now_unix: 1_700_000_000,
+    };
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+
+    #[test]
+    fn the_last_enabled_administrator_stays_and_languages_are_per_user() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut s = Store::open(dir.path()).expect("store");
+        s.add_web_user(&BY, "root", HASH, Role::Admin, None)
+            .expect("root");
+        s.add_web_user(&BY, "bob", HASH, Role::Admin, None)
+            .expect("bob");
+        s.set_web_user_disabled(&BY, "bob", true).expect("disable");
+        let err = s
+            .delete_web_user(&BY, "root")
+            .expect_err("last enabled admin");
+        assert!(
+            err.to_string().contains("last enabled administrator"),
+            "{err}"
+        );
+        s.delete_web_user(&BY, "bob")
+            .expect("a disabled admin may go");
+        assert_eq!(
+            s.delete_web_user(&BY, "bob"),
+            Err(StoreError::UnknownUser("bob".into()))
+        );
+        assert_eq!(s.web_user_language("root").expect("lang"), Language::En);
+        s.set_web_user_language(&BY, "root", Language::De)
+            .expect("set");
+        assert_eq!(s.web_user_language("root").expect("lang"), Language::De);
+        assert!(Language::parse("fr").is_err());
+        let actions: Vec<String> = s
+            .audit_entries(3)
+            .expect("audit")
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(actions, ["user.language", "user.delete", "user.disable"]);
+    }
+}
