@@ -337,6 +337,18 @@ class WebUi(unittest.TestCase):
         self.submit("#add-user-form")
         self.wait('#user-list tr[data-user="anna"]')
         self.shot("05-users")
+        # An account added by mistake is deleted (after a confirmation).
+        self.fill("#add-user-form", {"username": "temp", "password": "temp-password-1",
+                                     "role": "user", "extension": ""})
+        self.submit("#add-user-form")
+        self.wait('#user-list tr[data-user="temp"]')
+        d.find_element(By.XPATH, '//tr[@data-user="temp"]//button[text()="Delete"]').click()
+        WebDriverWait(d, 5).until(EC.alert_is_present())
+        d.switch_to.alert.accept()
+        self.wait_text("main .notice", "temp deleted")
+        self.assertEqual(d.find_elements(By.CSS_SELECTOR, '#user-list tr[data-user="temp"]'), [])
+        self.assertEqual(d.find_elements(
+            By.XPATH, '//tr[@data-user="admin"]//button[text()="Delete"]'), [], "not yourself")
 
         # 5b. A ring group; an extension blocked on its page and unblocked on Blocks.
         self.go("ring-groups", "#ring-group-form")
