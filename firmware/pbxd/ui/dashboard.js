@@ -2,7 +2,7 @@
 
 import { h, clear, table, fmtDuration } from './dom.js';
 import { alertList } from './admin.js';
-import { t, fmtNumber } from './i18n.js';
+import { t, fmtNumber, locale } from './i18n.js';
 
 function uptime(secs) {
   const d = Math.floor(secs / 86400);
@@ -48,7 +48,7 @@ export async function dashboard(main) {
       h('td', {}, p.source), h('td', {}, p.user_agent || ''), h('td', {}, `${p.expires_in} s`)));
     clear(phones).append(rows.length ? table([t('Extension'), t('Transport'), t('Address'), t('Phone'), t('Expires in')], rows)
       : h('p', { class: 'muted' }, t('No phone is registered.')));
-    live.textContent = `${t('Live · updated')} ${new Date().toLocaleTimeString(document.documentElement.lang)}`;
+    live.textContent = `${t('Live · updated')} ${new Date().toLocaleTimeString(locale())}`;
   };
   const source = new EventSource('/api/v1/events');
   source.addEventListener('status', (ev) => show(JSON.parse(ev.data)));
