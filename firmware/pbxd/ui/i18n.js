@@ -36,6 +36,12 @@ const DE = {
   'No extension is linked to your account.': 'Ihrem Konto ist keine Nebenstelle zugeordnet.',
   'Your password is changed. Other sessions of your account were ended.': 'Ihr Passwort ist geändert. Andere Sitzungen Ihres Kontos wurden beendet.',
   'Severity': 'Dringlichkeit', 'Message': 'Meldung', 'State': 'Zustand', 'Download a backup': 'Sicherung herunterladen',
+  // users and audit log
+  'blocked': 'gesperrt', 'active': 'aktiv', 'you': 'Sie', 'Revoke admin': 'Adminrechte entziehen', 'Make admin': 'Zum Admin machen',
+  'Unblock': 'Entsperren', 'Block': 'Sperren', 'User': 'Benutzer', 'Role': 'Rolle', 'Actions': 'Aktionen',
+  'Password (at least 10 characters)': 'Passwort (mindestens 10 Zeichen)', 'Administrator': 'Administrator', 'Own extension': 'Eigene Nebenstelle',
+  'none': 'keine', 'Add user': 'Benutzer anlegen', 'Add a user': 'Benutzer anlegen', 'Older entries': 'Ältere Einträge',
+  'When': 'Wann', 'Who': 'Wer', 'What': 'Was', 'Details': 'Details', 'From': 'Von',
   // call log
   'From (date)': 'Von (Datum)', 'To (date, inclusive)': 'Bis (Datum, einschließlich)', 'Number': 'Nummer', 'Result': 'Ergebnis',
   'Show': 'Anzeigen', 'Download as CSV': 'Als CSV herunterladen', 'Caller': 'Anrufer', 'Dialled': 'Gewählt', 'Destination': 'Ziel',

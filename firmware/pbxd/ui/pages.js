@@ -263,38 +263,38 @@ async function users(main, ctx) {
       const me = u.username === ctx.session.username;
       const name = encodeURIComponent(u.username);
       return h('tr', { 'data-user': u.username },
-        h('td', {}, u.username), h('td', {}, u.role === 'admin' ? 'administrator' : 'user'),
+        h('td', {}, u.username), h('td', {}, t(u.role === 'admin' ? 'administrator' : 'user')),
         h('td', {}, u.extension || '—'),
-        h('td', {}, u.disabled ? h('span', { class: 'state-off' }, 'blocked') : h('span', { class: 'state-on' }, 'active')),
+        h('td', {}, u.disabled ? h('span', { class: 'state-off' }, t('blocked')) : h('span', { class: 'state-on' }, t('active'))),
         h('td', { class: 'actions' },
-          me ? h('span', { class: 'muted' }, 'you') : [
+          me ? h('span', { class: 'muted' }, t('you')) : [
             u.role === 'admin'
-              ? action('Revoke admin', () => act(main, async () => { await put(`/api/v1/users/${name}/role`, { role: 'user' }); await refresh(); }, `${u.username} is a user now.`))
-              : action('Make admin', () => act(main, async () => { await put(`/api/v1/users/${name}/role`, { role: 'admin' }); await refresh(); }, `${u.username} is an administrator now.`)),
+              ? action(t('Revoke admin'), () => act(main, async () => { await put(`/api/v1/users/${name}/role`, { role: 'user' }); await refresh(); }, `${u.username} is a user now.`))
+              : action(t('Make admin'), () => act(main, async () => { await put(`/api/v1/users/${name}/role`, { role: 'admin' }); await refresh(); }, `${u.username} is an administrator now.`)),
             u.disabled
-              ? action('Unblock', () => act(main, async () => { await post(`/api/v1/users/${name}/enable`); await refresh(); }, `${u.username} unblocked.`))
-              : action('Block', () => act(main, async () => { await post(`/api/v1/users/${name}/disable`); await refresh(); }, `${u.username} blocked.`), 'danger'),
+              ? action(t('Unblock'), () => act(main, async () => { await post(`/api/v1/users/${name}/enable`); await refresh(); }, `${u.username} unblocked.`))
+              : action(t('Block'), () => act(main, async () => { await post(`/api/v1/users/${name}/disable`); await refresh(); }, `${u.username} blocked.`), 'danger'),
             action(t('Delete'), () => {
               if (!confirm(`Delete the account ${u.username}? Its calls stay in the call log.`)) return;
               act(main, async () => { await del(`/api/v1/users/${name}`); await refresh(); }, `${u.username} deleted.`);
             }, 'danger'),
           ]));
     });
-    clear(list).append(table(['User', 'Role', 'Extension', 'State', 'Actions'], rows));
+    clear(list).append(table(['User', 'Role', 'Extension', 'State', 'Actions'].map(t), rows));
   };
   const exts = await get('/api/v1/extensions');
   const addForm = ctx.submitting(h('form', { class: 'grid', id: 'add-user-form', novalidate: true },
-    field('User name', 'username', { autocomplete: 'off', required: true }),
-    field('Password (at least 10 characters)', 'password', { type: 'password', autocomplete: 'new-password', required: true }),
-    selectField('Role', 'role', [['user', 'User'], ['admin', 'Administrator']], 'user'),
-    selectField('Own extension', 'extension', [['', 'none'], ...exts.map((e) => [e.number, `${e.number} ${e.name || ''}`])], ''),
-    formAlert(), h('button', { type: 'submit' }, 'Add user')), async (v) => {
+    field(t('User name'), 'username', { autocomplete: 'off', required: true }),
+    field(t('Password (at least 10 characters)'), 'password', { type: 'password', autocomplete: 'new-password', required: true }),
+    selectField(t('Role'), 'role', [['user', t('User')], ['admin', t('Administrator')]], 'user'),
+    selectField(t('Own extension'), 'extension', [['', t('none')], ...exts.map((e) => [e.number, `${e.number} ${e.name || ''}`])], ''),
+    formAlert(), h('button', { type: 'submit' }, t('Add user'))), async (v) => {
     await post('/api/v1/users', { username: v.username.trim(), password: v.password, role: v.role, extension: v.extension || null });
     addForm.reset();
     await refresh();
     notice(main, `User ${v.username} added.`);
   });
-  main.append(h('div', { class: 'card' }, h('h2', {}, 'Add a user'), addForm), list);
+  main.append(h('div', { class: 'card' }, h('h2', {}, t('Add a user')), addForm), list);
   await refresh();
 }
 
@@ -302,7 +302,7 @@ async function users(main, ctx) {
 
 async function audit(main) {
   const body = h('tbody', {});
-  const more = h('button', { type: 'button', class: 'secondary' }, 'Older entries');
+  const more = h('button', { type: 'button', class: 'secondary' }, t('Older entries'));
   let oldest = null;
   const load = async () => {
     const q = oldest === null ? '' : `?before_id=${oldest}`;
@@ -316,7 +316,7 @@ async function audit(main) {
   };
   more.addEventListener('click', load);
   main.append(h('table', { id: 'audit-table' },
-    h('thead', {}, h('tr', {}, ['When', 'Who', 'What', 'Details', 'From'].map((t) => h('th', { scope: 'col' }, t)))), body),
+    h('thead', {}, h('tr', {}, ['When', 'Who', 'What', 'Details', 'From'].map((x) => h('th', { scope: 'col' }, t(x))))), body),
   h('div', { class: 'pager' }, more));
   await load();
 }
