@@ -106,7 +106,7 @@ def main():
             print(f"  {name:24s} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   ({len(json.loads(b)['records'])} rows)")
 
         total = 0
-        for path in ["/", "/ui/app.js", "/ui/api.js", "/ui/dom.js", "/ui/pages.js",
+        for path in ["/", "/ui/app.js", "/ui/api.js", "/ui/dom.js", "/ui/pages.js", "/ui/i18n.js", "/ui/admin.js",
                      "/ui/dashboard.js", "/ui/app.css", "/ui/icon.svg", "/api/v1/status"]:
             st, _, b = call("GET", path, headers={"Cookie": cookie})
             assert st == 200, (path, b)

@@ -115,6 +115,22 @@ def seed_calls(data):
     db.close()
 
 
+def seed_alerts(data):
+    """Alerts as the trunk and GSM features raise them (the store's alerts table)."""
+    db = sqlite3.connect(os.path.join(data, "pbx.db"), timeout=10)
+    now = int(time.time())
+    with db:
+        for key, sev, msg in [
+            ("trunk:main:balance", "warning",
+             "Outgoing calls fail: the provider reports the prepaid balance is used up."),
+            ("gsm:no-sim", "critical",
+             "No SIM in the GSM module: no mobile fallback for emergency calls."),
+        ]:
+            db.execute("INSERT INTO alerts (key, severity, message, raised_at, updated_at)"
+                       " VALUES (?,?,?,?,?)", (key, sev, msg, now, now))
+    db.close()
+
+
 def is_csp(entry):
     """A browser console entry reporting a Content-Security-Policy violation."""
     m = entry["message"]
@@ -227,6 +243,20 @@ class WebUi(unittest.TestCase):
             time.sleep(0.2)
         self.fail(f"no CSV downloaded into {self.downloads}: {os.listdir(self.downloads)}")
 
+    def downloaded(self, suffix):
+        """Path of the file with this suffix the browser saved (moved aside once read)."""
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            names = os.listdir(self.downloads)
+            done = [n for n in names if n.endswith(suffix)]
+            if done and not any(n.endswith(".crdownload") for n in names):
+                src = os.path.join(self.downloads, done[0])
+                dst = os.path.join(self.tmp, done[0])
+                os.replace(src, dst)
+                return dst
+            time.sleep(0.2)
+        self.fail(f"no {suffix} downloaded into {self.downloads}: {os.listdir(self.downloads)}")
+
     def login(self, user, password):
         self.driver.delete_all_cookies()
         self.driver.get(self.pbx.url + "/")
@@ -307,6 +337,18 @@ class WebUi(unittest.TestCase):
         self.submit("#add-user-form")
         self.wait('#user-list tr[data-user="anna"]')
         self.shot("05-users")
+        # An account added by mistake is deleted (after a confirmation).
+        self.fill("#add-user-form", {"username": "temp", "password": "temp-password-1",
+                                     "role": "user", "extension": ""})
+        self.submit("#add-user-form")
+        self.wait('#user-list tr[data-user="temp"]')
+        d.find_element(By.XPATH, '//tr[@data-user="temp"]//button[text()="Delete"]').click()
+        WebDriverWait(d, 5).until(EC.alert_is_present())
+        d.switch_to.alert.accept()
+        self.wait_text("main .notice", "temp deleted")
+        self.assertEqual(d.find_elements(By.CSS_SELECTOR, '#user-list tr[data-user="temp"]'), [])
+        self.assertEqual(d.find_elements(
+            By.XPATH, '//tr[@data-user="admin"]//button[text()="Delete"]'), [], "not yourself")
 
         # 5b. A ring group; an extension blocked on its page and unblocked on Blocks.
         self.go("ring-groups", "#ring-group-form")
@@ -350,6 +392,70 @@ class WebUi(unittest.TestCase):
         self.assertEqual(rows[0][:3], ["id", "call_id", "start"])
         self.assertEqual(sorted(r[1] for r in rows[1:]), ["call-a", "call-b", "call-c"])
 
+        # 6b. Alerts (raised by features through the store): most severe first on the
+        # dashboard, acknowledged there, gone.
+        seed_alerts(self.data)
+        self.go("dashboard", "#dash-alerts")
+        self.wait("#alert-list li")
+        keys = [li.get_attribute("data-key")
+                for li in d.find_elements(By.CSS_SELECTOR, "#alert-list li")]
+        self.assertEqual(keys, ["gsm:no-sim", "trunk:main:balance"])
+        self.assertIn("Critical", d.find_element(By.CSS_SELECTOR, "#alert-list li").text)
+        self.shot("06b-dashboard-alerts")
+        d.find_element(By.CSS_SELECTOR, '#alert-list li[data-key="trunk:main:balance"] button').click()
+        WebDriverWait(d, 10).until(lambda drv: len(
+            drv.find_elements(By.CSS_SELECTOR, "#alert-list li")) == 1)
+
+        # 6c. Backup, a change, a damaged file refused, the restore undoes the change.
+        self.go("backup", "#restore-form")
+        self.assertIn("only open on this box", d.find_element(By.ID, "backup-sealed-note").text)
+        self.shot("06c-backup")
+        d.find_element(By.ID, "backup-download").click()
+        archive = self.downloaded(".pbxbackup")
+        with open(archive, "rb") as f:
+            content = f.read()
+        self.assertTrue(content.startswith(b"PBX-BACKUP 1\n"), content[:40])
+        self.go("extensions", "#add-extension-form")
+        self.fill("#add-extension-form", {"number": "150", "password": "secret-150x"})
+        self.submit("#add-extension-form")
+        self.wait('#extension-list tr[data-number="150"]')
+        damaged = os.path.join(self.tmp, "damaged.pbxbackup")
+        with open(damaged, "wb") as f:
+            f.write(content[:-50])
+        self.go("backup", "#restore-form")
+        d.find_element(By.ID, "restore-file").send_keys(damaged)
+        self.submit("#restore-form")
+        self.wait_text('#restore-form [data-error-for="file"]', "damaged or incomplete")
+        self.shot("06d-restore-damaged")
+        d.find_element(By.ID, "restore-file").send_keys(archive)
+        self.submit("#restore-form")
+        self.wait_text("#restore-done", "restored")
+        self.shot("06e-restore-done")
+        self.login("admin", ADMIN_PW)  # a restore ends every session
+        self.go("extensions", '#extension-list tr[data-number="101"]')
+        self.assertEqual(d.find_elements(By.CSS_SELECTOR, '#extension-list tr[data-number="150"]'), [])
+
+        # 6f. System page; Diagnostics: a missing field is named, then the bundle downloads.
+        self.go("system", "#system-table")
+        self.assertIn(" (schema ", d.find_element(By.ID, "sys-version").text)
+        self.assertEqual(d.find_element(By.ID, "sys-tz").text, "Europe/Berlin")
+        self.assertIn("127.0.0.1", d.find_element(By.TAG_NAME, "main").text)
+        self.shot("06f-system")
+        self.go("diagnostics", "#support-form")
+        self.fill("#support-form", {"affected_users": "anna (101)",
+                                    "steps_tried": "restarted the phone"})
+        self.submit("#support-form")
+        self.wait_text('#support-form [data-error-for="error_message"]', "fill in")
+        self.fill("#support-form", {"error_message": "no dial tone"})
+        self.submit("#support-form")
+        self.wait("#support-done")
+        bundle = self.downloaded(".tar")
+        listing = subprocess.run(["tar", "-tf", bundle], capture_output=True, text=True, check=True)
+        names = sorted(n.split("/", 1)[1] for n in listing.stdout.split())
+        self.assertEqual(names, ["README.txt", "alerts.json", "config.json", "log.txt",
+                                 "request.json", "status.json", "system.json"])
+        self.shot("06g-diagnostics")
+
         # 7. Every other admin page renders; no page broke the CSP.
         for page, css in [("audit", "#audit-table tbody tr"), ("site", "#site-form"),
                           ("me", "#my-password-form"), ("dashboard", "#dash-registrations")]:
@@ -392,6 +498,25 @@ class WebUi(unittest.TestCase):
         self.submit("#my-settings-form")
         self.wait_text("main .notice", "saved")
         self.shot("09-user-settings")
+        # German for this user: labels, the navigation and field errors follow.
+        Select(d.find_element(By.CSS_SELECTOR, '#my-language-form [name="language"]')) \
+            .select_by_value("de")
+        self.submit("#my-language-form")
+        self.wait_text("main .notice", "Sprache ist gespeichert")
+        nav = [a.text for a in d.find_elements(By.CSS_SELECTOR, "#nav a")]
+        self.assertEqual(nav, ["Anrufliste", "Meine Einstellungen"])
+        self.assertEqual(d.find_element(By.TAG_NAME, "html").get_attribute("lang"), "de")
+        self.fill("#my-password-form", {"current_password": ANNA_PW, "new_password": "kurz"})
+        self.submit("#my-password-form")
+        self.wait_text('#my-password-form [data-error-for="new_password"]', "kürzer als 10 Zeichen")
+        self.shot("10-user-settings-german")
+        self.login("anna", ANNA_PW)
+        self.assertEqual(d.find_element(By.ID, "logout").text, "Abmelden", "kept per user")
+        self.wait("#cdr-table table")
+        self.assertEqual(d.find_element(By.CSS_SELECTOR, '#cdr-filter button[type="submit"]').text,
+                         "Anzeigen")
+        self.assertIn("Nicht gemeldet", d.find_element(By.ID, "cdr-table").text)
+        self.shot("11-user-call-log-german")
         entries = self.logs()
         self.assertEqual([e for e in entries if is_csp(e) or e.get("source") == "javascript"], [])
 

@@ -8,18 +8,22 @@
 //! - [`web`]: the HTTPS API for installers and users (accounts, sessions), HTTP health
 //! - [`tls`]: the device's TLS identity
 //! - [`secret`]: secrets at rest (trunk passwords, SIM PIN) sealed with a device key
+//! - [`diag`]: diagnostics for support: recent log lines in memory, the bundle's tar
 //! - [`dialplan`]: dialled digits to a route (E.164, blocked ranges, emergency, classes)
 //! - [`media`]: SDP offer/answer, the RTP relay, DSP for the analog ports
 //! - [`line`](mod@line): the analog line (FXS) state machine: hook, digits, flash, tones, ringing
 //! - [`trunk`]: the cloud trunk: provider accounts, registration, numbers
 //! - [`update`]: firmware updates (RAUC over D-Bus), the health gate after boot
 //! - [`notify`]: systemd readiness and a watchdog that pings only while SIP answers
+//! - [`cli_admin`]: `pbxctl alerts` and `pbxctl backup`
 //! - [`config`], [`clock`], [`supervise`]: wiring
 #![forbid(unsafe_code)]
 
 pub mod call;
+pub mod cli_admin;
 pub mod clock;
 pub mod config;
+pub mod diag;
 pub mod dialplan;
 pub mod line;
 pub mod media;

@@ -40,6 +40,8 @@ pub enum SecretError {
 /// The device's key for secrets at rest.
 pub struct DeviceKey {
     key: LessSafeKey,
+    /// HMAC-SHA256 keyed with the device key: the root of [`DeviceKey::mac_key`].
+    mac_root: ring::hmac::Key,
 }
 
 impl std::fmt::Debug for DeviceKey {
@@ -85,6 +87,7 @@ impl DeviceKey {
         let key = UnboundKey::new(&AES_256_GCM, bytes).ok()?;
         Some(Self {
             key: LessSafeKey::new(key),
+            mac_root: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes),
         })
     }
 
@@ -108,6 +111,14 @@ impl DeviceKey {
         Ok(format!("{PREFIX}{}", hex::encode(out)))
     }
 
+    /// An HMAC-SHA256 key derived for `purpose` (HMAC(device key, purpose)), e.g. to mark
+    /// backups made on this box. Different purposes give unrelated keys, and the device
+    /// key itself never leaves this type.
+    pub fn mac_key(&self, purpose: &str) -> ring::hmac::Key {
+        let derived = ring::hmac::sign(&self.mac_root, purpose.as_bytes());
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref())
+    }
+
     /// Opens a value sealed by [`DeviceKey::seal`] for the same `purpose`.
     pub fn open(&self, purpose: &str, sealed: &str) -> Result<String, SecretError> {
         let raw = sealed
@@ -126,6 +137,16 @@ impl DeviceKey {
             .map_err(|_| SecretError::Open)?;
         String::from_utf8(plain.to_vec()).map_err(|_| SecretError::Open)
     }
+}
+
+/// Whether a stored text has the shape of a value from [`DeviceKey::seal`] (a backup
+/// restored on another box drops these: they only open with this box's key).
+pub fn looks_sealed(value: &str) -> bool {
+    value.strip_prefix(PREFIX).is_some_and(|h| {
+        h.len() >= 2 * (NONCE_LEN + 16)
+            && h.len() % 2 == 0
+            && h.bytes().all(|b| b.is_ascii_hexdigit())
+    })
 }
 
 /// Writes a file readable only by its owner, failing if it exists.

@@ -756,7 +756,7 @@ fn plain_http_serves_health_and_redirects_the_rest_and_openapi_matches() {
             count += 1;
         }
     }
-    assert_eq!(count, 37);
+    assert_eq!(count, 45);
 }
 
 /// A busy HTTPS port does not stop the PBX: pbxd starts, says why the web UI is

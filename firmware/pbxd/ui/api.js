@@ -48,3 +48,22 @@ export const get = (p) => api('GET', p);
 export const post = (p, b) => api('POST', p, b);
 export const put = (p, b) => api('PUT', p, b);
 export const del = (p) => api('DELETE', p);
+
+// A non-JSON request (a file upload, a download): returns the Response; errors as api().
+export async function raw(method, path, body, contentType) {
+  const headers = { 'X-CSRF-Token': csrf };
+  if (contentType) headers['Content-Type'] = contentType;
+  let resp;
+  try {
+    resp = await fetch(path, { method, headers, body, credentials: 'same-origin' });
+  } catch (e) {
+    throw new ApiError(0, 'The box cannot be reached. Check the network and try again.');
+  }
+  if (!resp.ok) {
+    let data = null;
+    if ((resp.headers.get('Content-Type') || '').startsWith('application/json')) data = await resp.json();
+    if (resp.status === 413) data = { error: 'the file is too large for a backup', field: 'file' };
+    throw new ApiError(resp.status, (data && data.error) || `request failed (${resp.status})`, data && data.field);
+  }
+  return resp;
+}

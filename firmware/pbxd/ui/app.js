@@ -4,6 +4,7 @@
 import { api, get, post, put, setCsrf } from './api.js';
 import { h, clear, field, selectField, showError, formAlert, values } from './dom.js';
 import { PAGES } from './pages.js';
+import { t, setLanguage } from './i18n.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -108,22 +109,22 @@ function loginPage(message) {
   showShell(false);
   const form = h('form', { id: 'login-form', novalidate: true },
     message ? h('p', { class: 'notice' }, message) : null,
-    field('User name', 'username', { autocomplete: 'username', required: true }),
-    field('Password', 'password', { type: 'password', autocomplete: 'current-password', required: true }),
+    field(t('User name'), 'username', { autocomplete: 'username', required: true }),
+    field(t('Password'), 'password', { type: 'password', autocomplete: 'current-password', required: true }),
     formAlert(),
-    h('button', { type: 'submit' }, 'Log in'));
+    h('button', { type: 'submit' }, t('Log in')));
   submitting(form, async (v) => {
     const s = await post('/api/v1/login', v);
     startSession(s, true);
   });
-  setPage('Log in', h('div', { class: 'narrow card' }, form));
+  setPage(t('Log in'), h('div', { class: 'narrow card' }, form));
   form.querySelector('input').focus();
 }
 
 function startSession(s, go) {
   session = s;
   setCsrf(s.csrf_token);
-  who.textContent = `${s.username} (${s.role === 'admin' ? 'administrator' : 'user'})`;
+  setLanguage(s.language);
   showShell(true);
   if (go) route();
 }
@@ -131,11 +132,20 @@ function startSession(s, go) {
 function showShell(on) {
   nav.hidden = !on;
   logoutButton.hidden = !on;
+  logoutButton.textContent = t('Log out');
   if (!on) { who.textContent = ''; clear(nav); return; }
+  who.textContent = `${session.username} (${t(session.role === 'admin' ? 'administrator' : 'user')})`;
   clear(nav);
   for (const [path, p] of Object.entries(PAGES)) {
     if (p.admin && session.role !== 'admin') continue;
-    nav.append(h('a', { href: `#/${path}`, 'data-page': path }, p.title));
+    nav.append(h('a', { href: `#/${path}`, 'data-page': path }, t(p.title)));
+  }
+}
+
+function markCurrent(name) {
+  for (const a of nav.querySelectorAll('a')) {
+    if (a.dataset.page === name) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
   }
 }
 
@@ -145,14 +155,12 @@ async function route() {
   const fallback = session.role === 'admin' ? 'dashboard' : 'calls';
   let name = PAGES[wanted] ? wanted : fallback;
   if (PAGES[name].admin && session.role !== 'admin') name = fallback;
-  for (const a of nav.querySelectorAll('a')) {
-    if (a.dataset.page === name) a.setAttribute('aria-current', 'page');
-    else a.removeAttribute('aria-current');
-  }
+  markCurrent(name);
   const page = PAGES[name];
-  setPage(page.title);
+  setPage(t(page.title));
   try {
-    leave = (await page.render(main, { session, setPage, submitting, siteForm })) || null;
+    const relabel = () => { showShell(true); markCurrent(name); };
+    leave = (await page.render(main, { session, setPage, submitting, siteForm, relabel, rerender: route })) || null;
   } catch (e) {
     main.append(h('p', { class: 'alert', role: 'alert' }, e.message));
   }
@@ -162,14 +170,14 @@ logoutButton.addEventListener('click', async () => {
   try { await post('/api/v1/logout'); } catch (e) { /* gone already */ }
   session = null;
   setCsrf('');
-  loginPage('You are logged out.');
+  loginPage(t('You are logged out.'));
 });
 
 window.addEventListener('hashchange', route);
 window.addEventListener('pbx-logged-out', () => {
   if (!session) return;
   session = null;
-  loginPage('Your session has ended. Please log in again.');
+  loginPage(t('Your session has ended. Please log in again.'));
 });
 
 async function boot() {

@@ -1,6 +1,8 @@
 // DOM helpers: elements are built with textContent only (never HTML strings), so data
 // from the API can never become markup or script.
 
+import { fmtDateTime, trError } from './i18n.js';
+
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -54,12 +56,13 @@ export function showError(form, err) {
   if (box) { box.textContent = ''; box.hidden = true; }
   if (!err) return;
   const target = err.field && form.querySelector(`[data-error-for="${CSS.escape(err.field)}"]`);
+  const message = trError(err.message);
   if (target) {
-    target.textContent = err.message;
+    target.textContent = message;
     const input = form.querySelector(`[name="${CSS.escape(err.field)}"]`);
     if (input) input.focus();
   } else if (box) {
-    box.textContent = err.message;
+    box.textContent = message;
     box.hidden = false;
   }
 }
@@ -78,8 +81,7 @@ export function values(form) {
 }
 
 export function fmtTime(ms) {
-  if (ms === null || ms === undefined) return '';
-  return new Date(ms).toLocaleString();
+  return fmtDateTime(ms);
 }
 
 export function fmtDuration(secs) {

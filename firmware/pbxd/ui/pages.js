@@ -4,6 +4,8 @@
 import { get, post, put, del } from './api.js';
 import { h, clear, field, selectField, checkbox, formAlert, table, fmtTime, fmtDuration, showError } from './dom.js';
 import { dashboard } from './dashboard.js';
+import { backup, system, diagnostics } from './admin.js';
+import { t, setLanguage, language } from './i18n.js';
 
 const CLASSES = [['internal', 'Internal only'], ['local', 'Local'], ['national', 'National'], ['international', 'International']];
 const DISPOSITIONS = [['', 'Any result'], ['answered', 'Answered'], ['busy', 'Busy'], ['no_answer', 'No answer'],
@@ -169,12 +171,12 @@ async function calls(main, ctx) {
   const PAGE = 50;
   let offset = 0;
   const filters = ctx.submitting(h('form', { class: 'grid', id: 'cdr-filter', novalidate: true },
-    field('From (date)', 'since', { type: 'date' }),
-    field('To (date, inclusive)', 'until', { type: 'date' }),
-    field('Number', 'number', { inputmode: 'tel' }),
-    selectField('Result', 'disposition', DISPOSITIONS, ''),
-    formAlert(), h('button', { type: 'submit' }, 'Show')), async () => { offset = 0; await load(); });
-  const csv = h('a', { id: 'cdr-csv', href: '/api/v1/cdr.csv', download: 'calls.csv' }, 'Download as CSV');
+    field(t('From (date)'), 'since', { type: 'date' }),
+    field(t('To (date, inclusive)'), 'until', { type: 'date' }),
+    field(t('Number'), 'number', { inputmode: 'tel' }),
+    selectField(t('Result'), 'disposition', DISPOSITIONS.map(([v, l]) => [v, t(l)]), ''),
+    formAlert(), h('button', { type: 'submit' }, t('Show'))), async () => { offset = 0; await load(); });
+  const csv = h('a', { id: 'cdr-csv', href: '/api/v1/cdr.csv', download: 'calls.csv' }, t('Download as CSV'));
   const out = h('div', { id: 'cdr-table' });
   const pager = h('div', { class: 'pager' });
   const query = () => {
@@ -203,18 +205,18 @@ async function calls(main, ctx) {
       h('td', {}, fmtTime(r.start_ms)),
       h('td', {}, r.caller_name ? `${r.caller} (${r.caller_name})` : r.caller),
       h('td', {}, r.dialled), h('td', {}, r.destination || r.normalised || ''),
-      h('td', {}, r.direction), h('td', {}, r.disposition.replace('_', ' ')),
+      h('td', {}, t(r.direction)), h('td', {}, t(DISPOSITIONS.find(([v]) => v === r.disposition)?.[1] || r.disposition)),
       h('td', {}, fmtDuration(r.billable_secs)), h('td', {}, r.reason || '')));
-    clear(out).append(rows.length ? table(['Time', 'Caller', 'Dialled', 'Destination', 'Direction', 'Result', 'Talk time', 'Reason'], rows)
-      : h('p', { class: 'muted' }, 'No calls match.'));
+    clear(out).append(rows.length ? table(['Time', 'Caller', 'Dialled', 'Destination', 'Direction', 'Result', 'Talk time', 'Reason'].map(t), rows)
+      : h('p', { class: 'muted' }, t('No calls match.')));
     clear(pager).append(
-      h('button', { type: 'button', class: 'secondary', disabled: offset === 0, onclick: async () => { offset = Math.max(0, offset - PAGE); await load(); } }, 'Newer'),
+      h('button', { type: 'button', class: 'secondary', disabled: offset === 0, onclick: async () => { offset = Math.max(0, offset - PAGE); await load(); } }, t('Newer')),
       h('span', {}, page.records.length ? `${offset + 1}–${offset + page.records.length}` : ''),
-      h('button', { type: 'button', class: 'secondary', disabled: !page.has_more, onclick: async () => { offset += PAGE; await load(); } }, 'Older'));
+      h('button', { type: 'button', class: 'secondary', disabled: !page.has_more, onclick: async () => { offset += PAGE; await load(); } }, t('Older')));
   };
   if (ctx.session.role !== 'admin') {
     main.append(h('p', { class: 'muted' }, ctx.session.extension
-      ? `Calls of your extension ${ctx.session.extension}.` : 'No extension is linked to your account, so there are no calls to show.'));
+      ? `${t('Calls of your extension')} ${ctx.session.extension}.` : t('No extension is linked to your account, so there are no calls to show.')));
   }
   main.append(h('div', { class: 'card' }, filters), h('p', {}, csv), out, pager);
   await load();
@@ -261,34 +263,38 @@ async function users(main, ctx) {
       const me = u.username === ctx.session.username;
       const name = encodeURIComponent(u.username);
       return h('tr', { 'data-user': u.username },
-        h('td', {}, u.username), h('td', {}, u.role === 'admin' ? 'administrator' : 'user'),
+        h('td', {}, u.username), h('td', {}, t(u.role === 'admin' ? 'administrator' : 'user')),
         h('td', {}, u.extension || '—'),
-        h('td', {}, u.disabled ? h('span', { class: 'state-off' }, 'blocked') : h('span', { class: 'state-on' }, 'active')),
+        h('td', {}, u.disabled ? h('span', { class: 'state-off' }, t('blocked')) : h('span', { class: 'state-on' }, t('active'))),
         h('td', { class: 'actions' },
-          me ? h('span', { class: 'muted' }, 'you') : [
+          me ? h('span', { class: 'muted' }, t('you')) : [
             u.role === 'admin'
-              ? action('Revoke admin', () => act(main, async () => { await put(`/api/v1/users/${name}/role`, { role: 'user' }); await refresh(); }, `${u.username} is a user now.`))
-              : action('Make admin', () => act(main, async () => { await put(`/api/v1/users/${name}/role`, { role: 'admin' }); await refresh(); }, `${u.username} is an administrator now.`)),
+              ? action(t('Revoke admin'), () => act(main, async () => { await put(`/api/v1/users/${name}/role`, { role: 'user' }); await refresh(); }, `${u.username} is a user now.`))
+              : action(t('Make admin'), () => act(main, async () => { await put(`/api/v1/users/${name}/role`, { role: 'admin' }); await refresh(); }, `${u.username} is an administrator now.`)),
             u.disabled
-              ? action('Unblock', () => act(main, async () => { await post(`/api/v1/users/${name}/enable`); await refresh(); }, `${u.username} unblocked.`))
-              : action('Block', () => act(main, async () => { await post(`/api/v1/users/${name}/disable`); await refresh(); }, `${u.username} blocked.`), 'danger'),
+              ? action(t('Unblock'), () => act(main, async () => { await post(`/api/v1/users/${name}/enable`); await refresh(); }, `${u.username} unblocked.`))
+              : action(t('Block'), () => act(main, async () => { await post(`/api/v1/users/${name}/disable`); await refresh(); }, `${u.username} blocked.`), 'danger'),
+            action(t('Delete'), () => {
+              if (!confirm(`Delete the account ${u.username}? Its calls stay in the call log.`)) return;
+              act(main, async () => { await del(`/api/v1/users/${name}`); await refresh(); }, `${u.username} deleted.`);
+            }, 'danger'),
           ]));
     });
-    clear(list).append(table(['User', 'Role', 'Extension', 'State', 'Actions'], rows));
+    clear(list).append(table(['User', 'Role', 'Extension', 'State', 'Actions'].map(t), rows));
   };
   const exts = await get('/api/v1/extensions');
   const addForm = ctx.submitting(h('form', { class: 'grid', id: 'add-user-form', novalidate: true },
-    field('User name', 'username', { autocomplete: 'off', required: true }),
-    field('Password (at least 10 characters)', 'password', { type: 'password', autocomplete: 'new-password', required: true }),
-    selectField('Role', 'role', [['user', 'User'], ['admin', 'Administrator']], 'user'),
-    selectField('Own extension', 'extension', [['', 'none'], ...exts.map((e) => [e.number, `${e.number} ${e.name || ''}`])], ''),
-    formAlert(), h('button', { type: 'submit' }, 'Add user')), async (v) => {
+    field(t('User name'), 'username', { autocomplete: 'off', required: true }),
+    field(t('Password (at least 10 characters)'), 'password', { type: 'password', autocomplete: 'new-password', required: true }),
+    selectField(t('Role'), 'role', [['user', t('User')], ['admin', t('Administrator')]], 'user'),
+    selectField(t('Own extension'), 'extension', [['', t('none')], ...exts.map((e) => [e.number, `${e.number} ${e.name || ''}`])], ''),
+    formAlert(), h('button', { type: 'submit' }, t('Add user'))), async (v) => {
     await post('/api/v1/users', { username: v.username.trim(), password: v.password, role: v.role, extension: v.extension || null });
     addForm.reset();
     await refresh();
     notice(main, `User ${v.username} added.`);
   });
-  main.append(h('div', { class: 'card' }, h('h2', {}, 'Add a user'), addForm), list);
+  main.append(h('div', { class: 'card' }, h('h2', {}, t('Add a user')), addForm), list);
   await refresh();
 }
 
@@ -296,7 +302,7 @@ async function users(main, ctx) {
 
 async function audit(main) {
   const body = h('tbody', {});
-  const more = h('button', { type: 'button', class: 'secondary' }, 'Older entries');
+  const more = h('button', { type: 'button', class: 'secondary' }, t('Older entries'));
   let oldest = null;
   const load = async () => {
     const q = oldest === null ? '' : `?before_id=${oldest}`;
@@ -310,7 +316,7 @@ async function audit(main) {
   };
   more.addEventListener('click', load);
   main.append(h('table', { id: 'audit-table' },
-    h('thead', {}, h('tr', {}, ['When', 'Who', 'What', 'Details', 'From'].map((t) => h('th', { scope: 'col' }, t)))), body),
+    h('thead', {}, h('tr', {}, ['When', 'Who', 'What', 'Details', 'From'].map((x) => h('th', { scope: 'col' }, t(x))))), body),
   h('div', { class: 'pager' }, more));
   await load();
 }
@@ -327,30 +333,41 @@ async function me(main, ctx) {
   if (ctx.session.extension) {
     const s = await get('/api/v1/me/settings');
     const form = ctx.submitting(h('form', { class: 'grid', id: 'my-settings-form', novalidate: true },
-      checkbox('Do not disturb', 'dnd', s.dnd),
-      field('Forward always to', 'forward_always', { value: s.forward_always || '' }),
-      field('Forward when busy to', 'forward_busy', { value: s.forward_busy || '' }),
-      field('Forward on no answer to', 'forward_noanswer', { value: s.forward_noanswer || '' }),
-      field('No-answer time (s)', 'forward_noanswer_secs', { type: 'number', min: 5, max: 120, value: s.forward_noanswer_secs }),
-      formAlert(), h('button', { type: 'submit' }, 'Save')), async (v) => {
+      checkbox(t('Do not disturb'), 'dnd', s.dnd),
+      field(t('Forward always to'), 'forward_always', { value: s.forward_always || '' }),
+      field(t('Forward when busy to'), 'forward_busy', { value: s.forward_busy || '' }),
+      field(t('Forward on no answer to'), 'forward_noanswer', { value: s.forward_noanswer || '' }),
+      field(t('No-answer time (s)'), 'forward_noanswer_secs', { type: 'number', min: 5, max: 120, value: s.forward_noanswer_secs }),
+      formAlert(), h('button', { type: 'submit' }, t('Save'))), async (v) => {
       await put('/api/v1/me/settings', { dnd: v.dnd, forward_always: v.forward_always || null,
         forward_busy: v.forward_busy || null, forward_noanswer: v.forward_noanswer || null,
         forward_noanswer_secs: Number(v.forward_noanswer_secs) });
-      notice(main, 'Your call settings are saved.');
+      notice(main, t('Your call settings are saved.'));
     });
-    main.append(h('div', { class: 'card' }, h('h2', {}, `Extension ${s.extension}`), form));
+    main.append(h('div', { class: 'card' }, h('h2', {}, `${t('Extension')} ${s.extension}`), form));
   } else {
-    main.append(h('p', { class: 'muted' }, 'No extension is linked to your account.'));
+    main.append(h('p', { class: 'muted' }, t('No extension is linked to your account.')));
   }
   const pw = ctx.submitting(h('form', { class: 'grid', id: 'my-password-form', novalidate: true },
-    field('Current password', 'current_password', { type: 'password', autocomplete: 'current-password' }),
-    field('New password (at least 10 characters)', 'new_password', { type: 'password', autocomplete: 'new-password' }),
-    formAlert(), h('button', { type: 'submit' }, 'Change password')), async (v) => {
+    field(t('Current password'), 'current_password', { type: 'password', autocomplete: 'current-password' }),
+    field(t('New password (at least 10 characters)'), 'new_password', { type: 'password', autocomplete: 'new-password' }),
+    formAlert(), h('button', { type: 'submit' }, t('Change password'))), async (v) => {
     await put('/api/v1/users/me/password', v);
     pw.reset();
-    notice(main, 'Your password is changed. Other sessions of your account were ended.');
+    notice(main, t('Your password is changed. Other sessions of your account were ended.'));
   });
-  main.append(h('div', { class: 'card' }, h('h2', {}, 'Web password'), pw));
+  main.append(h('div', { class: 'card' }, h('h2', {}, t('Web password')), pw));
+  const langForm = ctx.submitting(h('form', { class: 'grid', id: 'my-language-form', novalidate: true },
+    selectField(t('Language'), 'language', [['en', 'English'], ['de', 'Deutsch']], language()),
+    formAlert(), h('button', { type: 'submit' }, t('Save language'))), async (v) => {
+    await put('/api/v1/users/me/language', { language: v.language });
+    ctx.session.language = v.language;
+    setLanguage(v.language);
+    ctx.relabel();
+    await ctx.rerender();
+    notice(main, t('Your language is saved.'));
+  });
+  main.append(h('div', { class: 'card' }, h('h2', {}, t('Language')), langForm));
 }
 
 export const PAGES = {
@@ -362,5 +379,8 @@ export const PAGES = {
   users: { title: 'Users', admin: true, render: users },
   audit: { title: 'Audit log', admin: true, render: audit },
   site: { title: 'Site', admin: true, render: site },
+  backup: { title: 'Backup', admin: true, render: backup },
+  system: { title: 'System', admin: true, render: system },
+  diagnostics: { title: 'Diagnostics', admin: true, render: diagnostics },
   me: { title: 'My settings', admin: false, render: me },
 };

@@ -77,6 +77,15 @@ enum Command {
     /// Firmware updates: install a signed bundle, show the slots.
     #[command(subcommand)]
     Update(pbxd::update::cli::UpdateCmd),
+    /// Show open alerts (most severe first); --all adds the recent history.
+    Alerts {
+        /// Also cleared alerts (the latest 200).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Configuration backup: create an archive, restore one.
+    #[command(subcommand)]
+    Backup(pbxd::cli_admin::BackupCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -743,6 +752,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
                 .time();
             pbxd::update::cli::run(cmd, &mut out, local)
+                .map_err(|f| Failure::new(f.code, f.message))
+        }
+        Command::Alerts { all } => pbxd::cli_admin::run_alerts(&open_existing(dir)?, all, &mut out)
+            .map_err(|f| Failure::new(f.code, f.message)),
+        Command::Backup(cmd) => {
+            let mut db = match cmd {
+                pbxd::cli_admin::BackupCmd::Create { .. } => open_existing(dir)?,
+                pbxd::cli_admin::BackupCmd::Restore { .. } => Store::open(dir)?,
+            };
+            pbxd::cli_admin::run_backup(cmd, dir, &mut db, &by, &mut out)
                 .map_err(|f| Failure::new(f.code, f.message))
         }
         Command::WebUser(WebUserCmd::List) => {

@@ -16,7 +16,9 @@
 //! ```
 
 mod alerts;
+mod alerts_admin;
 mod audit;
+mod backup;
 mod blocks;
 mod call_settings;
 mod cdr;
@@ -28,6 +30,7 @@ mod schema;
 mod settings;
 mod site;
 mod site_info;
+mod user_prefs;
 mod users;
 mod web_queries;
 
@@ -40,6 +43,10 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 pub use alerts::{Alert, Severity};
 pub use audit::AuditEntry;
+pub use backup::{
+    device_id, BackupError, BackupTable, ForeignSecret, RestoreOptions, RestoreReport,
+    BACKUP_FORMAT_VERSION, BACKUP_TABLES, COMPATIBLE, MAX_BACKUP_BYTES,
+};
 pub use blocks::AuthBlock;
 pub use call_settings::{
     validate_call_settings, CallSettings, ForwardTarget, OutboundClass, DEFAULT_NOANSWER_SECS,
@@ -67,6 +74,7 @@ pub use site_info::{
     validate_emergency_address, validate_site_info, validate_time_zone, EmergencyAddress, SiteInfo,
     DEFAULT_TIME_ZONE,
 };
+pub use user_prefs::Language;
 pub use users::{
     validate_username, validate_web_password, Role, WebUser, MAX_WEB_PASSWORD_LEN,
     MIN_WEB_PASSWORD_LEN,

@@ -180,8 +180,14 @@ CREATE UNIQUE INDEX alerts_open ON alerts (key) WHERE cleared_at IS NULL;
 CREATE INDEX alerts_raised ON alerts (raised_at);
 ";
 
+/// Version 5 (web UI language): each web account's UI language (English or German).
+const V5: &str = "
+ALTER TABLE web_users ADD COLUMN language TEXT NOT NULL DEFAULT 'en'
+    CHECK (language IN ('en', 'de'));
+";
+
 /// All steps, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

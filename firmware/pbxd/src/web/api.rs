@@ -49,6 +49,10 @@ pub struct WebState {
     /// Verified against when the user does not exist, so unknown names cost the same.
     dummy_hash: String,
     hash_slots: Semaphore,
+    /// The data directory (System page: its partition's usage).
+    pub(super) data_dir: std::path::PathBuf,
+    /// Marks and checks configuration backups ([`crate::store::BACKUP_TABLES`]).
+    pub(super) device_key: Arc<crate::secret::DeviceKey>,
 }
 
 /// The router's state.
@@ -72,6 +76,7 @@ impl WebState {
             None
         };
         let dummy_hash = auth::hash_password(&auth::random_token())?;
+        let device_key = Arc::new(crate::secret::DeviceKey::load_or_create(data_dir)?);
         Ok(Arc::new(WebState {
             status,
             started: clock::now(),
@@ -82,6 +87,8 @@ impl WebState {
             setup: Mutex::new(setup),
             dummy_hash,
             hash_slots: Semaphore::new(auth::HASH_SLOTS),
+            data_dir: data_dir.to_path_buf(),
+            device_key,
         }))
     }
 
@@ -329,10 +336,13 @@ struct SessionView {
     extension: Option<String>,
     csrf_token: String,
     idle_timeout_secs: u64,
+    /// The UI language: "en" or "de".
+    language: &'static str,
 }
 
-fn session_view(u: &WebUser, csrf: String) -> SessionView {
+fn session_view(u: &WebUser, csrf: String, language: crate::store::Language) -> SessionView {
     SessionView {
+        language: language.as_str(),
         username: u.username.clone(),
         role: u.role.as_str(),
         extension: u.extension.clone(),
@@ -372,6 +382,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
     ];
     routes.extend(super::api_pbx::routes());
     routes.extend(super::events::routes());
+    routes.extend(super::api_admin::routes());
     routes
 }
 
@@ -545,7 +556,12 @@ async fn login(
         format!("username={}", user.username),
     )
     .await;
-    let mut resp = Json(session_view(&user, new.csrf)).into_response();
+    let name = user.username.clone();
+    let language = st
+        .db(move |s| s.web_user_language(&name))
+        .await
+        .map_err(|e| ApiError::from_store(e, "username"))?;
+    let mut resp = Json(session_view(&user, new.csrf, language)).into_response();
     resp.headers_mut()
         .insert(header::SET_COOKIE, set_cookie(&new.id, false));
     Ok(resp)
@@ -566,8 +582,13 @@ async fn logout(State(st): State<AppState>, a: Authed) -> Response {
     resp
 }
 
-async fn session(a: Authed) -> Json<SessionView> {
-    Json(session_view(&a.user, a.csrf.clone()))
+async fn session(State(st): State<AppState>, a: Authed) -> Result<Json<SessionView>, ApiError> {
+    let name = a.user.username.clone();
+    let language = st
+        .db(move |s| s.web_user_language(&name))
+        .await
+        .map_err(|e| ApiError::from_store(e, "username"))?;
+    Ok(Json(session_view(&a.user, a.csrf.clone(), language)))
 }
 
 async fn list_users(

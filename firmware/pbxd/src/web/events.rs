@@ -71,6 +71,8 @@ pub struct Snapshot {
     pub analog_ports: &'static str,
     /// GSM module: not built yet.
     pub gsm: &'static str,
+    /// Open alerts, most severe first.
+    pub alerts: Vec<super::api_admin::AlertView>,
 }
 
 /// Builds a snapshot.
@@ -107,6 +109,7 @@ pub async fn snapshot(st: &AppState) -> Result<Snapshot, ApiError> {
         trunk: "not_configured",
         analog_ports: "not_configured",
         gsm: "not_configured",
+        alerts: super::api_admin::open_alerts(st).await?,
     })
 }
 

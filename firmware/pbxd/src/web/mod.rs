@@ -9,6 +9,7 @@
 //!   every other request is redirected (308) to the same path over HTTPS.
 
 pub mod api;
+pub mod api_admin;
 pub mod api_pbx;
 pub mod auth;
 pub mod error;

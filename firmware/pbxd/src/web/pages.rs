@@ -58,6 +58,16 @@ pub const ASSETS: &[Asset] = &[
         body: include_str!("../../ui/dashboard.js"),
     },
     Asset {
+        path: "/ui/i18n.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../ui/i18n.js"),
+    },
+    Asset {
+        path: "/ui/admin.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../ui/admin.js"),
+    },
+    Asset {
         path: "/ui/icon.svg",
         content_type: "image/svg+xml",
         body: include_str!("../../ui/icon.svg"),

@@ -1,0 +1,130 @@
+// UI language per user (English or German): `t(text)` looks the English text up in the
+// German dictionary (English is the key, so an untranslated string still reads well).
+// Numbers, dates and sizes go through Intl in the user's locale. Server messages stay
+// English; `trError` maps the known per-field ones.
+
+let lang = 'en';
+
+const DE = {
+  // shell
+  'Log out': 'Abmelden', 'administrator': 'Administrator', 'user': 'Benutzer',
+  'Log in': 'Anmelden', 'User name': 'Benutzername', 'Password': 'Passwort',
+  'You are logged out.': 'Sie sind abgemeldet.',
+  'Your session has ended. Please log in again.': 'Ihre Sitzung ist beendet. Bitte melden Sie sich erneut an.',
+  // pages
+  'Dashboard': 'Übersicht', 'Extensions': 'Nebenstellen', 'Ring groups': 'Rufgruppen', 'Call log': 'Anrufliste',
+  'Blocks': 'Sperren', 'Users': 'Benutzer', 'Audit log': 'Protokoll', 'Site': 'Standort', 'My settings': 'Meine Einstellungen',
+  'Backup': 'Sicherung', 'System': 'System', 'Diagnostics': 'Diagnose',
+  // dashboard
+  'Registered phones': 'Angemeldete Telefone', 'Active calls': 'Aktive Gespräche', 'Uptime': 'Laufzeit',
+  'Trunk': 'Amtsleitung', 'Analog ports': 'Analoge Anschlüsse', 'GSM': 'GSM', 'not configured': 'nicht eingerichtet',
+  'Alerts': 'Meldungen', 'No open alerts: everything is working.': 'Keine offenen Meldungen: alles funktioniert.',
+  'Critical': 'Kritisch', 'Warning': 'Warnung', 'Information': 'Hinweis', 'since': 'seit',
+  'Acknowledge': 'Bestätigen', 'Alert acknowledged.': 'Meldung bestätigt.',
+  'Extension': 'Nebenstelle', 'Transport': 'Transport', 'Address': 'Adresse', 'Phone': 'Telefon', 'Expires in': 'Läuft ab in',
+  'No phone is registered.': 'Kein Telefon ist angemeldet.', 'Connecting…': 'Verbinde…',
+  'Connection lost; retrying…': 'Verbindung verloren; neuer Versuch…', 'Live · updated': 'Live · aktualisiert',
+  'Alert history': 'Verlauf der Meldungen', 'open': 'offen', 'cleared': 'erledigt',
+  // users and own settings
+  'Delete': 'Löschen', 'Language': 'Sprache', 'English': 'English', 'German': 'Deutsch',
+  'Save language': 'Sprache speichern', 'Your language is saved.': 'Ihre Sprache ist gespeichert.',
+  'Web password': 'Web-Passwort', 'Current password': 'Aktuelles Passwort',
+  'New password (at least 10 characters)': 'Neues Passwort (mindestens 10 Zeichen)', 'Change password': 'Passwort ändern',
+  'Do not disturb': 'Nicht stören', 'Forward always to': 'Immer weiterleiten an', 'Forward when busy to': 'Bei besetzt weiterleiten an',
+  'Forward on no answer to': 'Bei Nichtmelden weiterleiten an', 'No-answer time (s)': 'Zeit bis Nichtmelden (s)', 'Save': 'Speichern',
+  'Your call settings are saved.': 'Ihre Anrufeinstellungen sind gespeichert.',
+  'No extension is linked to your account.': 'Ihrem Konto ist keine Nebenstelle zugeordnet.',
+  'Your password is changed. Other sessions of your account were ended.': 'Ihr Passwort ist geändert. Andere Sitzungen Ihres Kontos wurden beendet.',
+  'Severity': 'Dringlichkeit', 'Message': 'Meldung', 'State': 'Zustand', 'Download a backup': 'Sicherung herunterladen',
+  // users and audit log
+  'blocked': 'gesperrt', 'active': 'aktiv', 'you': 'Sie', 'Revoke admin': 'Adminrechte entziehen', 'Make admin': 'Zum Admin machen',
+  'Unblock': 'Entsperren', 'Block': 'Sperren', 'User': 'Benutzer', 'Role': 'Rolle', 'Actions': 'Aktionen',
+  'Password (at least 10 characters)': 'Passwort (mindestens 10 Zeichen)', 'Administrator': 'Administrator', 'Own extension': 'Eigene Nebenstelle',
+  'none': 'keine', 'Add user': 'Benutzer anlegen', 'Add a user': 'Benutzer anlegen', 'Older entries': 'Ältere Einträge',
+  'When': 'Wann', 'Who': 'Wer', 'What': 'Was', 'Details': 'Details', 'From': 'Von',
+  // call log
+  'From (date)': 'Von (Datum)', 'To (date, inclusive)': 'Bis (Datum, einschließlich)', 'Number': 'Nummer', 'Result': 'Ergebnis',
+  'Show': 'Anzeigen', 'Download as CSV': 'Als CSV herunterladen', 'Caller': 'Anrufer', 'Dialled': 'Gewählt', 'Destination': 'Ziel',
+  'Direction': 'Richtung', 'Talk time': 'Gesprächsdauer', 'Reason': 'Grund', 'No calls match.': 'Keine passenden Anrufe.',
+  'Newer': 'Neuere', 'Older': 'Ältere', 'Calls of your extension': 'Anrufe Ihrer Nebenstelle',
+  'No extension is linked to your account, so there are no calls to show.': 'Ihrem Konto ist keine Nebenstelle zugeordnet, daher gibt es keine Anrufe.',
+  'internal': 'intern', 'outbound': 'abgehend', 'inbound': 'ankommend', 'Any result': 'Alle Ergebnisse', 'Answered': 'Angenommen',
+  'Busy': 'Besetzt', 'No answer': 'Nicht gemeldet', 'Cancelled': 'Abgebrochen', 'Failed': 'Fehlgeschlagen', 'Blocked': 'Gesperrt',
+  // backup
+  'Download backup': 'Sicherung herunterladen', 'Restore': 'Wiederherstellen', 'Backup file': 'Sicherungsdatei',
+  'Restore from another box': 'Sicherung eines anderen Geräts wiederherstellen',
+  'Restore backup': 'Sicherung wiederherstellen',
+  'Choose a backup file first.': 'Wählen Sie zuerst eine Sicherungsdatei.',
+  'The configuration was restored. Everyone must log in again.': 'Die Konfiguration wurde wiederhergestellt. Alle müssen sich neu anmelden.',
+  'These secrets came from another box and must be entered again:': 'Diese Geheimnisse stammen von einem anderen Gerät und müssen neu eingegeben werden:',
+  'backup-what': 'Die Sicherung enthält die Konfiguration: Nebenstellen (mit Passwort-Hashes), Rufgruppen, Einstellungen, Standort, Web-Benutzer (mit Passwort-Hashes) und Sperren. Keine Anrufliste und keine Anmeldungen von Telefonen. Bewahren Sie die Datei vertraulich auf.',
+  'backup-sealed': 'Verschlüsselte Geheimnisse (Passwörter der Amtsleitung, SIM-PIN) lassen sich nur auf diesem Gerät öffnen. Auf einem anderen Gerät werden sie verworfen und müssen neu eingegeben werden.',
+  'restore-what': 'Die Wiederherstellung prüft die Datei vollständig und ersetzt dann die gesamte Konfiguration in einem Schritt. Beschädigte Dateien und Dateien neuerer Firmware werden abgelehnt.',
+  // system and diagnostics
+  'Version': 'Version', 'Time': 'Uhrzeit', 'Time zone': 'Zeitzone', 'Country code': 'Ländervorwahl',
+  'Tone set': 'Töne', 'Network addresses': 'Netzwerkadressen', 'Data partition': 'Datenpartition',
+  'Device': 'Gerät', 'free of': 'frei von', 'Interface': 'Schnittstelle',
+  'Support request': 'Supportanfrage',
+  'support-what': 'Das Supportpaket enthält Versionen, die Konfiguration ohne Geheimnisse, die letzten Protokollzeilen, den Status, die Meldungen und Ihre Angaben. Senden Sie es an den Support Ihres Anbieters.',
+  'Affected users': 'Betroffene Benutzer', 'When did it happen?': 'Wann ist es passiert?', 'Error message': 'Fehlermeldung',
+  'Browser': 'Browser', 'Package or plan (optional)': 'Paket oder Tarif (optional)', 'Steps already tried': 'Bereits versuchte Schritte',
+  'Download support bundle': 'Supportpaket herunterladen', 'The support bundle is downloaded.': 'Das Supportpaket wurde heruntergeladen.',
+};
+
+// Long texts have a short key; their English wording is here.
+const EN = {
+  'backup-what': 'The backup holds the configuration: extensions (with password hashes), ring groups, settings, site, web users (with password hashes) and blocks. No call records and no phone registrations. Keep the file private.',
+  'backup-sealed': 'Encrypted secrets (trunk passwords, SIM PIN) only open on this box. Restored on another box they are dropped and must be entered again.',
+  'restore-what': 'A restore checks the whole file first, then replaces the entire configuration in one step. Damaged files and files from newer firmware are refused.',
+  'support-what': "The support bundle holds versions, the configuration without secrets, the latest log lines, the status, the alerts and your answers below. Send it to your provider's support.",
+};
+
+const DICTS = { en: EN, de: DE };
+
+// Known server field messages (English) and their German wording.
+const ERRORS_DE = [
+  [/^please fill in this field$/, 'Bitte füllen Sie dieses Feld aus.'],
+  [/^invalid password: shorter than 10 characters$/, 'Das Passwort ist kürzer als 10 Zeichen.'],
+  [/^invalid password: must not be the user name$/, 'Das Passwort darf nicht der Benutzername sein.'],
+  [/^the current password is wrong$/, 'Das aktuelle Passwort ist falsch.'],
+  [/^wrong user name or password$/, 'Benutzername oder Passwort falsch.'],
+  [/^invalid language/, 'Unbekannte Sprache.'],
+  [/damaged or incomplete/, 'Die Sicherung ist beschädigt oder unvollständig. Verwenden Sie eine andere Kopie.'],
+  [/not a PBX configuration backup/, 'Diese Datei ist keine Sicherung der Telefonanlage.'],
+  [/made on another box/, 'Die Sicherung stammt von einem anderen Gerät. Setzen Sie das Häkchen, wenn das beabsichtigt ist.'],
+  [/from a newer firmware/, 'Die Sicherung stammt von einer neueren Firmware. Aktualisieren Sie zuerst die Firmware.'],
+  [/format version .* is not supported/, 'Dieses Sicherungsformat wird nicht unterstützt.'],
+  [/you cannot delete your own account/, 'Sie können Ihr eigenes Konto nicht löschen.'],
+  [/last enabled administrator/, 'Der letzte aktive Administrator kann nicht gelöscht werden.'],
+];
+
+export function setLanguage(l) {
+  lang = DICTS[l] ? l : 'en';
+  document.documentElement.lang = lang;
+}
+
+export function language() { return lang; }
+
+export function locale() { return lang === 'de' ? 'de-DE' : 'en-GB'; }
+
+export function t(text) { return DICTS[lang][text] || text; }
+
+export function trError(message) {
+  if (lang !== 'de' || !message) return message;
+  for (const [re, de] of ERRORS_DE) if (re.test(message)) return de;
+  return message;
+}
+
+export function fmtNumber(n, opts) { return new Intl.NumberFormat(locale(), opts).format(n); }
+
+export function fmtDateTime(ms) {
+  if (ms === null || ms === undefined) return '';
+  return new Intl.DateTimeFormat(locale(), { dateStyle: 'medium', timeStyle: 'medium' }).format(new Date(ms));
+}
+
+export function fmtBytes(bytes) {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let v = Number(bytes) || 0, i = 0;
+  while (v >= 1000 && i < units.length - 1) { v /= 1000; i += 1; }
+  return `${fmtNumber(v, { maximumFractionDigits: i ? 1 : 0 })} ${units[i]}`;
+}
