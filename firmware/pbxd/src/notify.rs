@@ -57,11 +57,7 @@ pub fn watchdog_interval() -> Option<Duration> {
 }
 
 /// Pings systemd's watchdog twice per `interval` while `sip` answers; stops at shutdown.
-pub async fn run_watchdog(
-    interval: Duration,
-    sip: Liveness,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn run_watchdog(interval: Duration, sip: Liveness, mut shutdown: watch::Receiver<bool>) {
     let period = interval / 2;
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -65,13 +65,13 @@
 //!   exists and returns to idle.
 
 pub mod country;
+#[cfg(test)]
+mod hil_tests;
 pub mod legs;
 pub mod sim;
 pub mod sound;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod hil_tests;
 
 pub use country::Country;
 
