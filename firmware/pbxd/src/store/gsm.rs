@@ -222,14 +222,18 @@ pub fn validate_inbound_destination(n: &str) -> Result<(), StoreError> {
     } else {
         Err(StoreError::InvalidValue {
             what: "GSM inbound destination",
-            reason: format!("{n:?}: an extension, ring group or analog port number (2 to 6 digits)"),
+            reason: format!(
+                "{n:?}: an extension, ring group or analog port number (2 to 6 digits)"
+            ),
         })
     }
 }
 
 /// A GSM outside-line prefix: 1 to 4 of `0-9 * #`.
 pub fn validate_outbound_prefix(p: &str) -> Result<(), StoreError> {
-    if (1..=4).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+    if (1..=4).contains(&p.len())
+        && p.bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
     {
         Ok(())
     } else {
@@ -371,7 +375,12 @@ impl Store {
         self.conn.execute(
             "UPDATE gsm_settings SET inbound_destination = ?1, outbound_prefix = ?2,
                  outbound_policy = ?3, updated_at = ?4 WHERE id = 1",
-            params![inbound_destination, outbound_prefix, policy.as_str(), now_unix],
+            params![
+                inbound_destination,
+                outbound_prefix,
+                policy.as_str(),
+                now_unix
+            ],
         )?;
         Ok(())
     }

@@ -55,8 +55,8 @@ pub use extensions::{
     validate_name, validate_number, validate_password, Extension, MIN_PASSWORD_LEN,
 };
 pub use gsm::{
-    validate_inbound_destination, validate_outbound_prefix,
-    GsmSettings, GsmStatusRow, OutboundPolicy, Sms, SmsDirection, SmsLimits, SmsStatus,
+    validate_inbound_destination, validate_outbound_prefix, GsmSettings, GsmStatusRow,
+    OutboundPolicy, Sms, SmsDirection, SmsLimits, SmsStatus,
 };
 pub use registrations::{Binding, BindingChange};
 pub use ring_groups::{

@@ -1,0 +1,15 @@
+//! The GSM/LTE gateway: the module as a trunk for calls, an SMS in- and outbox, and SIM
+//! safety (a rejected PIN is never sent again).
+//!
+//! - [`core`]: [`Gateway`], the sans-IO core over `pbx_hal::modem`'s AT session.
+//! - [`serial`]: the modem's tty as an async byte stream (termios via `nix`, `AsyncFd`).
+//! - [`task`]: the supervised tokio task wiring port, gateway, store and call layer.
+//! - [`sms`]: checks for SMS typed by a user (number, text, parts).
+
+pub mod core;
+pub mod serial;
+pub mod sms;
+pub mod task;
+
+pub use self::core::{Credentials, Gateway, GatewayEvent, GsmCallEvent, GsmStatus, SimStatus};
+pub use self::task::{GsmLink, GsmSnapshot};
