@@ -583,13 +583,18 @@ impl Gateway {
             self.send(now, Command::QuerySimState, Purpose::SimState);
             return;
         }
+        // AT+COPS? may take minutes to answer: asked at start-up and when the module
+        // registers, not in every poll.
+        let first = self.status.operator.is_none();
         for cmd in [
             Command::QueryRegistration,
             Command::QueryEpsRegistration,
-            Command::QueryOperator,
             Command::QuerySignal,
         ] {
             self.send(now, cmd, Purpose::Status);
+        }
+        if first {
+            self.send(now, Command::QueryOperator, Purpose::Status);
         }
     }
 
@@ -696,7 +701,8 @@ impl Gateway {
                     self.send(now, Command::Reset, Purpose::Reset);
                 } else {
                     self.events.push_back(GatewayEvent::PowerCycleNeeded);
-                    self.restart_at = Some(now + REBOOT_WAIT);
+                    // Back off while the module stays dead (at most once a minute).
+                    self.restart_at = Some(now + REBOOT_WAIT * attempt.min(30));
                 }
             }
             _ => {}
@@ -797,6 +803,9 @@ impl Gateway {
             (Purpose::Reset, Ok(_)) => {
                 self.restart_at = Some(now + Duration::from_millis(300));
             }
+            // No answer to ATZ either: try the start-up again after a while (its
+            // time-outs lead to the next recovery round).
+            (Purpose::Reset, Err(_)) => self.restart_at = Some(now + REBOOT_WAIT),
             (_, Err(e)) => self.events.push_back(GatewayEvent::Log(format!(
                 "modem command {kind:?} failed: {e}"
             ))),

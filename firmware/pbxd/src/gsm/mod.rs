@@ -11,5 +11,8 @@ pub mod serial;
 pub mod sms;
 pub mod task;
 
+#[cfg(test)]
+mod tests;
+
 pub use self::core::{Credentials, Gateway, GatewayEvent, GsmCallEvent, GsmStatus, SimStatus};
 pub use self::task::{GsmLink, GsmSnapshot};
