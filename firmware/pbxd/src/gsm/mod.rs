@@ -4,8 +4,10 @@
 //! - [`core`]: [`Gateway`], the sans-IO core over `pbx_hal::modem`'s AT session.
 //! - [`serial`]: the modem's tty as an async byte stream (termios via `nix`, `AsyncFd`).
 //! - [`task`]: the supervised tokio task wiring port, gateway, store and call layer.
+//! - [`cli`]: `pbxctl gsm` and `pbxctl sms`.
 //! - [`sms`]: checks for SMS typed by a user (number, text, parts).
 
+pub mod cli;
 pub mod core;
 pub mod serial;
 pub mod sms;
