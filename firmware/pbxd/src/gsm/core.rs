@@ -241,6 +241,8 @@ struct Call {
 enum Purpose {
     /// Start-up and housekeeping: errors are logged.
     Setup,
+    /// The last start-up command (errors logged too).
+    SetupDone,
     SimState,
     Counters,
     Pin,
@@ -269,6 +271,8 @@ pub struct Gateway {
     status: GsmStatus,
     /// Start-up after SIM ready is done (caller ID, PDU mode, URCs on).
     network_setup: bool,
+    /// Those commands were answered: calls and SMS can be taken.
+    setup_done: bool,
     purposes: HashMap<CommandId, Purpose>,
     reassembler: Reassembler,
     failed_sms: Vec<i64>,
@@ -300,6 +304,7 @@ impl Gateway {
                 last_error: None,
             },
             network_setup: false,
+            setup_done: false,
             purposes: HashMap::new(),
             reassembler: Reassembler::default(),
             failed_sms: Vec::new(),
@@ -323,6 +328,7 @@ impl Gateway {
     /// SIM ready, registered, no call in progress: an ordinary call can go out or come in.
     pub fn can_take_call(&self) -> bool {
         self.status.responding
+            && self.setup_done
             && self.status.sim == SimStatus::Ready
             && self.status.registered()
             && self.call.is_none()
@@ -339,7 +345,7 @@ impl Gateway {
     /// SMS can be handed over now.
     pub fn can_send_sms(&self) -> bool {
         self.status.responding
-            && self.network_setup
+            && self.setup_done
             && self.status.sim == SimStatus::Ready
             && self.status.registered()
     }
@@ -551,6 +557,7 @@ impl Gateway {
 
     fn start_up(&mut self, now: Instant) {
         self.network_setup = false;
+        self.setup_done = false;
         self.send(now, Command::At, Purpose::Setup);
         self.send(now, Command::EchoOff, Purpose::Setup);
         self.send(now, Command::EnableNumericErrors, Purpose::Setup);
@@ -570,10 +577,14 @@ impl Gateway {
             Command::SetPduMode,
             Command::EnableSmsIndications,
             Command::EnableRegistrationUrcs { eps: false },
-            Command::EnableRegistrationUrcs { eps: true },
         ] {
             self.send(now, cmd, Purpose::Setup);
         }
+        self.send(
+            now,
+            Command::EnableRegistrationUrcs { eps: true },
+            Purpose::SetupDone,
+        );
         self.poll_status(now);
     }
 
@@ -714,6 +725,7 @@ impl Gateway {
     fn module_restarted(&mut self, _now: Instant) {
         self.end_call("GSM module restarted");
         self.network_setup = false;
+        self.setup_done = false;
         self.status.sim = SimStatus::Unknown;
         self.status.cs = None;
         self.status.eps = None;
@@ -729,6 +741,10 @@ impl Gateway {
         kind: CommandKind,
         result: Result<Response, CommandError>,
     ) {
+        if purpose == Purpose::SetupDone && self.network_setup {
+            self.setup_done = true;
+            self.changed();
+        }
         match (purpose, result) {
             (Purpose::SimState, Ok(Response::SimState(s))) => self.on_sim_state(now, s),
             (Purpose::SimState, Err(CommandError::Cme(CmeError::Code(10)))) => {
