@@ -4,6 +4,8 @@
 //!
 //! With `PBX_HIL_MODEM=/dev/ttyUSB2` the status test runs against that real module too
 //! (scripted network events need the emulator; those tests report as skipped there).
+// Helpers outside #[test] fns: a panic there is a test failure too.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -133,8 +135,10 @@ async fn wrong_pin_uses_exactly_one_attempt_then_the_right_one_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_sim_raises_the_alert() {
-    let mut cfg = Ec25Config::default();
-    cfg.sim_inserted = false;
+    let cfg = Ec25Config {
+        sim_inserted: false,
+        ..Ec25Config::default()
+    };
     let modem = PtyModem::spawn(Ec25::new(cfg)).unwrap();
     let path = modem.slave_path();
     let rig = Rig::start_on(Some(modem), path, Some("1234")).await;

@@ -186,9 +186,21 @@ impl CommandKind {
     pub fn timeout(self) -> Duration {
         use CommandKind::*;
         let ms = match self {
-            At | EchoOff | Reset | EnableNumericErrors | QueryPinCounters | QueryRegistration
-            | QueryEpsRegistration | QuerySignal | ListCalls | QueryCallEndReason | SetPduMode
-            | ReadSms | DeleteSms | EnableRegistrationUrcs | EnableSmsIndications => 300,
+            At
+            | EchoOff
+            | Reset
+            | EnableNumericErrors
+            | QueryPinCounters
+            | QueryRegistration
+            | QueryEpsRegistration
+            | QuerySignal
+            | ListCalls
+            | QueryCallEndReason
+            | SetPduMode
+            | ReadSms
+            | DeleteSms
+            | EnableRegistrationUrcs
+            | EnableSmsIndications => 300,
             QuerySimState | EnterPin | EnterPuk => 5_000,
             EnableCallerId => 15_000,
             Answer | HangUp | HangUpAll => 90_000,

@@ -642,14 +642,13 @@ impl Gateway {
                 }
                 self.on_completed(now, purpose, kind, result);
             }
-            ModemEvent::IncomingCall => {
-                if self.call.is_none() {
-                    self.call = Some(Call {
-                        outgoing: false,
-                        phase: CallPhase::Ringing { announced: false },
-                    });
-                    self.clip_wait_until = Some(now + CLIP_WAIT);
-                }
+            // Repeated RINGs of the same call change nothing.
+            ModemEvent::IncomingCall if self.call.is_none() => {
+                self.call = Some(Call {
+                    outgoing: false,
+                    phase: CallPhase::Ringing { announced: false },
+                });
+                self.clip_wait_until = Some(now + CLIP_WAIT);
             }
             ModemEvent::CallerId(c) => {
                 if matches!(
@@ -791,10 +790,8 @@ impl Gateway {
                     }
                 }
             }
-            (Purpose::Dial, Ok(_)) => {
-                if self.call.is_some() {
-                    self.call_poll_at = Some(now + CALL_POLL);
-                }
+            (Purpose::Dial, Ok(_)) if self.call.is_some() => {
+                self.call_poll_at = Some(now + CALL_POLL);
             }
             (Purpose::Dial | Purpose::Answer, Err(e)) => self.end_call(&e.to_string()),
             (Purpose::Answer, Ok(_)) => {
@@ -807,14 +804,10 @@ impl Gateway {
             }
             (Purpose::ListCalls, Ok(Response::Calls(calls))) => {
                 self.on_call_info(&calls);
-                if self.call.is_some() {
-                    self.call_poll_at = Some(now + CALL_POLL);
-                }
+                self.call_poll_at = self.call.map(|_| now + CALL_POLL);
             }
-            (Purpose::ListCalls, Err(_)) => {
-                if self.call.is_some() {
-                    self.call_poll_at = Some(now + CALL_POLL);
-                }
+            (Purpose::ListCalls, Err(_)) if self.call.is_some() => {
+                self.call_poll_at = Some(now + CALL_POLL);
             }
             (Purpose::Reset, Ok(_)) => {
                 self.restart_at = Some(now + Duration::from_millis(300));

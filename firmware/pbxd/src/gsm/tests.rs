@@ -8,6 +8,11 @@ use pbx_hal::modem::pdu::Body;
 
 use super::core::{Credentials, Gateway, GatewayEvent, GsmCallEvent, SimStatus};
 
+#[allow(clippy::disallowed_methods)] // tests own their clock; this is the epoch
+fn epoch() -> Instant {
+    Instant::now()
+}
+
 struct Pair {
     now: Instant,
     gw: Gateway,
@@ -24,7 +29,7 @@ fn pin(p: &str) -> Credentials {
 
 impl Pair {
     fn new(modem: Ec25, creds: Credentials) -> Pair {
-        let now = Instant::now();
+        let now = epoch();
         let mut p = Pair {
             now,
             gw: Gateway::new(now, creds),
@@ -155,7 +160,7 @@ fn no_pin_stored_means_nothing_is_sent() {
 #[test]
 fn the_last_pin_attempt_needs_the_admins_confirmation() {
     let mut modem = Ec25::new(Ec25Config::default());
-    let t = Instant::now();
+    let t = epoch();
     modem.handle_input(t, b"AT+CPIN=\"0000\"\rAT+CPIN=\"0001\"\r");
     assert_eq!(modem.pin_attempts_left().pin_left, 1);
     let mut p = Pair::new(modem, pin("1234"));
@@ -178,7 +183,7 @@ fn the_last_pin_attempt_needs_the_admins_confirmation() {
 #[test]
 fn a_blocked_sim_takes_the_puk_and_the_new_pin() {
     let mut modem = Ec25::new(Ec25Config::default());
-    let t = Instant::now();
+    let t = epoch();
     modem.handle_input(t, b"AT+CPIN=\"0000\"\rAT+CPIN=\"0001\"\rAT+CPIN=\"0002\"\r");
     let creds = Credentials {
         puk: Some((Puk::new("11111111").unwrap(), Pin::new("4321").unwrap())),
