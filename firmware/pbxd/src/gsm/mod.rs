@@ -2,6 +2,7 @@
 //! safety (a rejected PIN is never sent again).
 //!
 //! - [`core`]: [`Gateway`], the sans-IO core over `pbx_hal::modem`'s AT session.
+//! - [`legs`]: the module's call as a leg of PBX calls ([`legs::GsmLegs`]).
 //! - [`serial`]: the modem's tty as an async byte stream (termios via `nix`, `AsyncFd`).
 //! - [`task`]: the supervised tokio task wiring port, gateway, store and call layer.
 //! - [`cli`]: `pbxctl gsm` and `pbxctl sms`.
@@ -9,6 +10,7 @@
 
 pub mod cli;
 pub mod core;
+pub mod legs;
 pub mod serial;
 pub mod sms;
 pub mod task;
