@@ -102,12 +102,13 @@ fn sim_is(dir: &Path, sim: &str, reg: &str) -> bool {
 async fn wrong_pin_uses_exactly_one_attempt_then_the_right_one_works() {
     let rig = Rig::start(Some("9999")).await;
     let dir = rig.dir.path().to_owned();
-    wait_for("PIN rejection stored", || {
-        Store::open(&dir)
-            .unwrap()
-            .gsm_settings()
-            .unwrap()
-            .pin_rejected
+    wait_for("PIN rejection stored and shown", || {
+        let db = Store::open(&dir).unwrap();
+        db.gsm_settings().unwrap().pin_rejected
+            && db
+                .gsm_status()
+                .unwrap()
+                .is_some_and(|s| s.last_error.is_some_and(|e| e.starts_with("PIN rejected")))
     })
     .await;
     let st = rig.store().gsm_status().unwrap().unwrap();
