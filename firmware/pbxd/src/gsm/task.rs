@@ -261,6 +261,20 @@ pub async fn run(
             }
             handle_event(&store, &link, &gw, &mut alerts, ev).await?;
         }
+        // Calls starting and ending change what the call layer may ask for, without a
+        // status change: refresh the snapshot after every round.
+        let fresh = GsmSnapshot {
+            can_take_call: gw.can_take_call(),
+            emergency_capable: gw.is_emergency_capable(),
+            status: Some(gw.status().clone()),
+        };
+        link.snapshot.send_if_modified(|s| {
+            let changed = *s != fresh;
+            if changed {
+                *s = fresh;
+            }
+            changed
+        });
     }
 }
 
@@ -284,11 +298,6 @@ async fn handle_event(
     match ev {
         GatewayEvent::StatusChanged => {
             let st = gw.status().clone();
-            link.snapshot.send_replace(GsmSnapshot {
-                can_take_call: gw.can_take_call(),
-                emergency_capable: gw.is_emergency_capable(),
-                status: Some(st.clone()),
-            });
             let row = GsmStatusRow {
                 sim: if st.responding {
                     st.sim.label()
