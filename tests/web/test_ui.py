@@ -47,7 +47,9 @@ class Pbxd:
         self.log = []
         self.proc = subprocess.Popen(
             [PBXD, "--data-dir", data, "--sip-listen", "127.0.0.1:0",
-             "--http-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0"],
+             "--http-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0",
+             # No emulated ports or modem: the emulated SIM's PIN alert would mix in.
+             "--hardware", "none"],
             stderr=subprocess.PIPE, text=True, env={**os.environ, "PBXD_LOG": "info"})
         deadline = time.time() + 30
         ready = None

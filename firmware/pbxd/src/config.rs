@@ -89,6 +89,11 @@ pub struct Cli {
     /// scriptable through DATA/sim.sock; `none` runs without analog ports.
     #[arg(long, value_enum, default_value_t = Hardware::Sim)]
     pub hardware: Hardware,
+    /// The GSM/LTE module's AT-command port, e.g. /dev/ttyUSB2. Without it, `--hardware
+    /// sim` runs an emulated Quectel EC25 on a pseudo-terminal and `--hardware none` runs
+    /// without a GSM module.
+    #[arg(long, value_name = "PATH")]
+    pub modem: Option<PathBuf>,
     /// Extension numbers of the analog ports, port 1 first (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "21,22")]
     pub port_extensions: Vec<String>,
@@ -193,6 +198,8 @@ pub struct Config {
     pub hardware: Hardware,
     /// The analog ports' extension numbers.
     pub port_extensions: Vec<String>,
+    /// The GSM module's serial port (`None`: the emulator with `--hardware sim`).
+    pub modem: Option<PathBuf>,
 }
 
 /// A configuration that cannot work, found before binding anything.
@@ -332,6 +339,7 @@ impl Cli {
             registrar,
             guard,
             hardware: self.hardware,
+            modem: self.modem,
             port_extensions: self.port_extensions,
         })
     }

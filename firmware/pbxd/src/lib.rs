@@ -12,6 +12,7 @@
 //! - [`dialplan`]: dialled digits to a route (E.164, blocked ranges, emergency, classes)
 //! - [`media`]: SDP offer/answer, the RTP relay, DSP for the analog ports
 //! - [`line`](mod@line): the analog line (FXS) state machine: hook, digits, flash, tones, ringing
+//! - [`gsm`]: the GSM/LTE module: calls, SMS, SIM PIN safety, status
 //! - [`trunk`]: the cloud trunk: provider accounts, registration, numbers
 //! - [`update`]: firmware updates (RAUC over D-Bus), the health gate after boot
 //! - [`notify`]: systemd readiness and a watchdog that pings only while SIP answers
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod diag;
 pub mod dialplan;
+pub mod gsm;
 pub mod line;
 pub mod media;
 pub mod notify;

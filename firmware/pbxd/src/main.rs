@@ -187,6 +187,29 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
             web_state.clone(),
         )
     }));
+    // The GSM module: a real port (--modem), or the EC25 emulator on a pty with
+    // --hardware sim; the emulator lives as long as the daemon.
+    let gsm_link = pbxd::gsm::GsmLink::default();
+    let _gsm_emulator = match (&cfg.modem, cfg.hardware) {
+        (None, Hardware::Sim) => {
+            use pbx_hal::modem::emulator::{Ec25, Ec25Config, PtyModem};
+            match PtyModem::spawn(Ec25::new(Ec25Config::default())) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    warn!("emulated GSM module unavailable: {e}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    if let Some(port) = pbxd::gsm::task::device_path(cfg.modem.as_deref(), _gsm_emulator.as_ref()) {
+        let (dir, link, rx) = (cfg.data_dir.clone(), gsm_link.clone(), shutdown_rx.clone());
+        tasks.spawn(supervise("gsm", shutdown_rx.clone(), move || {
+            pbxd::gsm::task::run(dir.clone(), port.clone(), link.clone(), rx.clone())
+        }));
+    }
+    drop(gsm_link);
     let mut sip_ready = shell.ready();
     if cfg.update.backend == pbxd::update::UpdateBackend::Rauc {
         // Once per start: mark the booted slot good, or bad and reboot (update/task.rs).

@@ -139,6 +139,13 @@ pub enum Command {
     ReadSms(u16),
     /// `AT+CMGD=<index>`.
     DeleteSms(u16),
+    /// `AT+CREG=1` (`eps` false) or `AT+CEREG=1`: registration changes reported as URCs.
+    EnableRegistrationUrcs {
+        /// `+CEREG` (LTE) rather than `+CREG`.
+        eps: bool,
+    },
+    /// `AT+CNMI=2,1,0,0,0`: a stored SMS is announced with `+CMTI` (TS 27.005 §3.4.1).
+    EnableSmsIndications,
 }
 
 /// The command without its arguments: for the time-out table and response parsing.
@@ -169,6 +176,8 @@ pub enum CommandKind {
     SendSms,
     ReadSms,
     DeleteSms,
+    EnableRegistrationUrcs,
+    EnableSmsIndications,
 }
 
 impl CommandKind {
@@ -177,9 +186,21 @@ impl CommandKind {
     pub fn timeout(self) -> Duration {
         use CommandKind::*;
         let ms = match self {
-            At | EchoOff | Reset | EnableNumericErrors | QueryPinCounters | QueryRegistration
-            | QueryEpsRegistration | QuerySignal | ListCalls | QueryCallEndReason | SetPduMode
-            | ReadSms | DeleteSms => 300,
+            At
+            | EchoOff
+            | Reset
+            | EnableNumericErrors
+            | QueryPinCounters
+            | QueryRegistration
+            | QueryEpsRegistration
+            | QuerySignal
+            | ListCalls
+            | QueryCallEndReason
+            | SetPduMode
+            | ReadSms
+            | DeleteSms
+            | EnableRegistrationUrcs
+            | EnableSmsIndications => 300,
             QuerySimState | EnterPin | EnterPuk => 5_000,
             EnableCallerId => 15_000,
             Answer | HangUp | HangUpAll => 90_000,
@@ -224,6 +245,8 @@ impl Command {
             Command::SendSms(_) => K::SendSms,
             Command::ReadSms(_) => K::ReadSms,
             Command::DeleteSms(_) => K::DeleteSms,
+            Command::EnableRegistrationUrcs { .. } => K::EnableRegistrationUrcs,
+            Command::EnableSmsIndications => K::EnableSmsIndications,
         }
     }
 
@@ -256,6 +279,9 @@ impl Command {
             Command::SendSms(pdu) => format!("AT+CMGS={}", pdu.tpdu_len()),
             Command::ReadSms(i) => format!("AT+CMGR={i}"),
             Command::DeleteSms(i) => format!("AT+CMGD={i}"),
+            Command::EnableRegistrationUrcs { eps: false } => "AT+CREG=1".into(),
+            Command::EnableRegistrationUrcs { eps: true } => "AT+CEREG=1".into(),
+            Command::EnableSmsIndications => "AT+CNMI=2,1,0,0,0".into(),
         }
     }
 }

@@ -86,6 +86,12 @@ enum Command {
     /// Configuration backup: create an archive, restore one.
     #[command(subcommand)]
     Backup(pbxd::cli_admin::BackupCmd),
+    /// The GSM/LTE module: status, SIM PIN/PUK, gateway-use confirmation, call routing.
+    #[command(subcommand)]
+    Gsm(pbxd::gsm::cli::GsmCmd),
+    /// SMS over the GSM module: send (rate-limited), list, read.
+    #[command(subcommand)]
+    Sms(pbxd::gsm::cli::SmsCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -746,6 +752,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             db.set_site_settings(&by, &s)?;
             print(&mut out, format_args!("site settings changed\n"))
         }
+        Command::Gsm(cmd) => {
+            let mut db = open_existing(dir)?;
+            pbxd::gsm::cli::run_gsm(cmd, &mut db, dir, &mut out, by.now_unix).map_err(gsm_failure)
+        }
+        Command::Sms(cmd) => {
+            let mut db = open_existing(dir)?;
+            pbxd::gsm::cli::run_sms(cmd, &mut db, &source, &mut out, by.now_unix)
+                .map_err(gsm_failure)
+        }
         Command::Update(cmd) => {
             // Read before any thread starts: the local offset is only sound single-threaded.
             let local = time::OffsetDateTime::now_local()
@@ -841,6 +856,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
 
 /// Opens the database for commands that need existing data: a wrong `--data-dir` must not
 /// silently create an empty database.
+fn gsm_failure(e: pbxd::gsm::cli::CliError) -> Failure {
+    use pbxd::gsm::cli::CliError;
+    match e {
+        CliError::Usage(m) => Failure::new(EXIT_USAGE, m),
+        CliError::NotFound(m) => Failure::new(EXIT_NOT_FOUND, m),
+        CliError::Store(e) => e.into(),
+        CliError::Other(m) => Failure::new(EXIT_OTHER, m),
+    }
+}
+
 fn open_existing(dir: &Path) -> Result<Store, Failure> {
     let path = Store::db_path(dir);
     match path.try_exists() {

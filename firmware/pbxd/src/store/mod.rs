@@ -24,6 +24,7 @@ mod call_settings;
 mod cdr;
 mod error;
 mod extensions;
+mod gsm;
 mod registrations;
 mod ring_groups;
 mod schema;
@@ -59,6 +60,10 @@ pub use cdr::{
 pub use error::StoreError;
 pub use extensions::{
     validate_name, validate_number, validate_password, Extension, MIN_PASSWORD_LEN,
+};
+pub use gsm::{
+    validate_inbound_destination, validate_outbound_prefix, GsmSettings, GsmStatusRow,
+    OutboundPolicy, Sms, SmsDirection, SmsLimits, SmsStatus,
 };
 pub use registrations::{Binding, BindingChange};
 pub use ring_groups::{

@@ -186,8 +186,60 @@ ALTER TABLE web_users ADD COLUMN language TEXT NOT NULL DEFAULT 'en'
     CHECK (language IN ('en', 'de'));
 ";
 
+
+/// Version 6 (GSM/LTE module): one settings row (PIN and PUK sealed with the device key,
+/// the SIM's rejection of them, the installer's gateway-use confirmation, inbound
+/// destination, outbound policy, SMS limits), one status row the daemon writes, and the
+/// SMS in- and outbox.
+const V6: &str = "
+CREATE TABLE gsm_settings (
+    id                   INTEGER PRIMARY KEY CHECK (id = 1),
+    pin_sealed           TEXT,
+    pin_rejected         INTEGER NOT NULL DEFAULT 0 CHECK (pin_rejected IN (0, 1)),
+    pin_last_attempt_ok  INTEGER NOT NULL DEFAULT 0 CHECK (pin_last_attempt_ok IN (0, 1)),
+    puk_sealed           TEXT,
+    puk_new_pin_sealed   TEXT,
+    puk_rejected         INTEGER NOT NULL DEFAULT 0 CHECK (puk_rejected IN (0, 1)),
+    gateway_confirmed_at INTEGER,
+    inbound_destination  TEXT,
+    outbound_prefix      TEXT,
+    outbound_policy      TEXT NOT NULL DEFAULT 'prefix'
+                         CHECK (outbound_policy IN ('off', 'prefix', 'fallback', 'all')),
+    sms_retention_days   INTEGER NOT NULL DEFAULT 30 CHECK (sms_retention_days BETWEEN 1 AND 3650),
+    sms_per_minute       INTEGER NOT NULL DEFAULT 5 CHECK (sms_per_minute BETWEEN 1 AND 60),
+    sms_per_day          INTEGER NOT NULL DEFAULT 100 CHECK (sms_per_day BETWEEN 1 AND 1000),
+    updated_at           INTEGER NOT NULL
+);
+INSERT INTO gsm_settings (id, updated_at) VALUES (1, 0);
+CREATE TABLE gsm_status (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    sim           TEXT NOT NULL,
+    registration  TEXT NOT NULL,
+    operator      TEXT,
+    signal_dbm    INTEGER,
+    pin_left      INTEGER,
+    puk_left      INTEGER,
+    last_error    TEXT,
+    updated_at    INTEGER NOT NULL
+);
+CREATE TABLE sms (
+    id          INTEGER PRIMARY KEY,
+    direction   TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    peer        TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    text        TEXT NOT NULL,
+    parts       INTEGER NOT NULL DEFAULT 1,
+    read        INTEGER NOT NULL DEFAULT 0 CHECK (read IN (0, 1)),
+    status      TEXT NOT NULL CHECK (status IN ('received', 'queued', 'sending', 'sent', 'failed')),
+    error       TEXT,
+    created_by  TEXT
+);
+CREATE INDEX sms_at ON sms (at);
+CREATE INDEX sms_outbox ON sms (status) WHERE status IN ('queued', 'sending');
+";
+
 /// All steps, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -53,6 +53,9 @@ pub fn start_on(data: &Path, https: &str) -> Daemon {
             "127.0.0.1:0",
             "--https-listen",
             https,
+            // No emulated ports or modem: their own alerts (SIM PIN) would mix in.
+            "--hardware",
+            "none",
         ])
         .env("PBXD_LOG", "info")
         .stderr(Stdio::piped())

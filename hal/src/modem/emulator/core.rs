@@ -904,6 +904,8 @@ impl Ec25 {
                 self.ok();
             }
             ("+CPIN", _) => self.enter_pin(args),
+            // New-message indications: the emulator always announces with +CMTI.
+            ("+CNMI", _) => self.ok(),
             ("+CMGS", Some(len)) => self.start_submit(usize::from(len)),
             ("+CMGR", Some(i)) => self.read_sms(i),
             ("+CMGD", _) => self.delete_sms(args),

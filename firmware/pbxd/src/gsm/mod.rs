@@ -1,0 +1,22 @@
+//! The GSM/LTE gateway: the module as a trunk for calls, an SMS in- and outbox, and SIM
+//! safety (a rejected PIN is never sent again).
+//!
+//! - [`core`]: [`Gateway`], the sans-IO core over `pbx_hal::modem`'s AT session.
+//! - [`legs`]: the module's call as a leg of PBX calls ([`legs::GsmLegs`]).
+//! - [`serial`]: the modem's tty as an async byte stream (termios via `nix`, `AsyncFd`).
+//! - [`task`]: the supervised tokio task wiring port, gateway, store and call layer.
+//! - [`cli`]: `pbxctl gsm` and `pbxctl sms`.
+//! - [`sms`]: checks for SMS typed by a user (number, text, parts).
+
+pub mod cli;
+pub mod core;
+pub mod legs;
+pub mod serial;
+pub mod sms;
+pub mod task;
+
+#[cfg(test)]
+mod tests;
+
+pub use self::core::{Credentials, Gateway, GatewayEvent, GsmCallEvent, GsmStatus, SimStatus};
+pub use self::task::{GsmLink, GsmSnapshot};
