@@ -28,6 +28,7 @@ mod schema;
 mod settings;
 mod site;
 mod site_info;
+mod trunk_numbers;
 mod users;
 mod web_queries;
 
@@ -66,6 +67,10 @@ pub use site::{
 pub use site_info::{
     validate_emergency_address, validate_site_info, validate_time_zone, EmergencyAddress, SiteInfo,
     DEFAULT_TIME_ZONE,
+};
+pub use trunk_numbers::{
+    validate_e164, validate_trunk_name, EmergencySettings, ExternalPolicy, TollFraudSettings,
+    TrunkNumber,
 };
 pub use users::{
     validate_username, validate_web_password, Role, WebUser, MAX_WEB_PASSWORD_LEN,

@@ -180,8 +180,33 @@ CREATE UNIQUE INDEX alerts_open ON alerts (key) WHERE cleared_at IS NULL;
 CREATE INDEX alerts_raised ON alerts (raised_at);
 ";
 
+/// Version 6 (calls over the cloud trunk): the account's numbers per trunk name (no
+/// foreign key: the trunks' table comes with the registration client), per-extension
+/// external-call policy and toll-fraud locks, per-trunk concurrent-call limits.
+const V6: &str = "
+CREATE TABLE trunk_numbers (
+    number      TEXT PRIMARY KEY NOT NULL CHECK (number GLOB '+[1-9]*'),
+    trunk       TEXT NOT NULL CHECK (length(trunk) BETWEEN 1 AND 64),
+    destination TEXT,
+    callers     TEXT NOT NULL DEFAULT '',
+    is_default  INTEGER NOT NULL DEFAULT 0 CHECK (is_default IN (0, 1))
+) WITHOUT ROWID;
+CREATE INDEX trunk_numbers_trunk ON trunk_numbers (trunk);
+CREATE TABLE external_policy (
+    extension        TEXT PRIMARY KEY NOT NULL,
+    max_concurrent   INTEGER CHECK (max_concurrent >= 1),
+    allow_forwarding INTEGER NOT NULL DEFAULT 0 CHECK (allow_forwarding IN (0, 1)),
+    locked_at        INTEGER,
+    locked_reason    TEXT
+) WITHOUT ROWID;
+CREATE TABLE trunk_limits (
+    trunk     TEXT PRIMARY KEY NOT NULL,
+    max_calls INTEGER NOT NULL CHECK (max_calls >= 1)
+) WITHOUT ROWID;
+";
+
 /// All steps, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V6];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
