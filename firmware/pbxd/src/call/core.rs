@@ -213,6 +213,12 @@ pub trait CallDirectory: Directory {
     fn external_forwarding_allowed(&self) -> bool {
         false
     }
+    /// Whether `extension` may forward calls to external numbers (the site's setting
+    /// unless the directory knows better per extension).
+    fn external_forwarding_allowed_for(&self, extension: &str) -> bool {
+        let _ = extension;
+        self.external_forwarding_allowed()
+    }
     /// Applies a feature code for `extension` (do-not-disturb, forwarding); returns
     /// what was done in a few words, or why not.
     fn apply_feature(&mut self, extension: &str, code: &FeatureCode) -> Result<String, String> {
@@ -417,6 +423,8 @@ struct Transfer {
 }
 
 /// Where the dial plan sent a new call.
+// One lives per new call for a moment: boxing the trunk would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Dest {
     Internal(String),
     /// A feature code other than pickup: answered by the box itself.
@@ -1131,17 +1139,24 @@ impl CallControl {
             ForwardTarget::Internal(n) => self.try_route(now, id, n, io),
             // Checked per call: the installer may have forbidden it since the forward
             // was set (forwarding out costs money, DOMAIN.md).
-            ForwardTarget::External(_) if !io.env.external_forwarding_allowed() => Err((
-                Cause::with(
-                    CauseKind::Forbidden,
-                    "forwarding to external numbers is not allowed",
-                ),
-                Disposition::Blocked,
-            )),
-            ForwardTarget::External(n) => Err((
-                Cause::with(CauseKind::Congestion, format!("no trunk to forward to {n}")),
-                Disposition::Failed,
-            )),
+            ForwardTarget::External(n) => {
+                // The forwarding party: the extension or group being routed.
+                let by = self
+                    .calls
+                    .get(&id)
+                    .map(|c| c.callee.clone())
+                    .unwrap_or_default();
+                if !io.env.external_forwarding_allowed_for(&by) {
+                    return Err((
+                        Cause::with(
+                            CauseKind::Forbidden,
+                            "forwarding to external numbers is not allowed",
+                        ),
+                        Disposition::Blocked,
+                    ));
+                }
+                self.forward_out(now, id, &by, n, io)
+            }
         }
     }
 

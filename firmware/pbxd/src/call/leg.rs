@@ -95,6 +95,8 @@ pub struct MediaPort {
 }
 
 /// What a new outgoing leg rings.
+// Built once per leg and borrowed: the size difference costs nothing that matters.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RingTarget {
     /// Every reachable device of an extension.

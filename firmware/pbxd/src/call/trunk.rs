@@ -56,6 +56,8 @@ impl TrunkTarget {
 }
 
 /// One way out for an emergency call, tried in order until one connects.
+// A handful per emergency call.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EmergencyRoute {
     /// A registered cloud trunk.

@@ -215,6 +215,14 @@ impl CallDirectory for StoreServices {
         site_of(&self.store)
     }
 
+    fn external_forwarding_allowed_for(&self, extension: &str) -> bool {
+        self.external_forwarding_allowed()
+            || self
+                .store
+                .external_policy(extension)
+                .is_ok_and(|p| p.allow_forwarding)
+    }
+
     fn did_destination(&self, trunk: &str, e164: &str) -> Option<String> {
         let numbers = self.store.trunk_numbers(Some(trunk)).unwrap_or_else(|e| {
             warn!(trunk, "number lookup failed: {e}");

@@ -345,6 +345,45 @@ impl CallControl {
         self.emergency_failed(&call.reference, &call.caller, &call.callee, &why, io);
     }
 
+    /// Forwards call `id` (being routed to `by`) out to the external number `number`:
+    /// through a trunk, as `by`'s outbound call (its limits, toll-fraud count and caller
+    /// ID apply).
+    pub(super) fn forward_out(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        by: &str,
+        number: &str,
+        io: &mut Io<'_, '_>,
+    ) -> Result<(), Failure> {
+        let site = io.env.site();
+        let e164 = dialplan::normalise(number, &site).map_err(|r| {
+            (
+                Cause::with(CauseKind::Incomplete, r.reason()),
+                Disposition::Failed,
+            )
+        })?;
+        let Some(trunk) = self.trunk_for(&e164, io) else {
+            return Err((
+                Cause::with(
+                    CauseKind::Congestion,
+                    format!("no trunk to forward to {e164}"),
+                ),
+                Disposition::Failed,
+            ));
+        };
+        self.external_allowed(now, by, &trunk.name, io)?;
+        let name = trunk.name.clone();
+        let target = RingTarget::Trunk {
+            identity: io.env.caller_id(&name, by),
+            trunk,
+            number: e164.clone(),
+            clir: false,
+        };
+        self.try_ring_out(now, id, &target, &name, &e164, io)
+            .map_err(super::failure)
+    }
+
     /// A call the provider delivers: the called number must be one of the account's
     /// numbers (else 404); the caller is shown in national format, or as anonymous.
     pub(super) fn incoming_trunk(

@@ -38,7 +38,7 @@ pub(super) struct Office {
     pub(super) locked: HashSet<String>,
     /// Alerts raised (severity) and cleared (None), in order.
     pub(super) alerts: Vec<(String, Option<Severity>, String)>,
-    external_forwarding: bool,
+    pub(super) external_forwarding: bool,
     /// Sounds started and stopped, in order: (call, side, Some(sound) | None for stop).
     sounds: Vec<(CallId, Side, Option<Sound>)>,
     open: HashSet<CallId>,

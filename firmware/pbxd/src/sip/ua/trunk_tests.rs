@@ -595,3 +595,28 @@ fn telephone_event_takes_the_providers_payload_type_both_ways() {
     let neg = sdp::accept_answer(&local, &answer).expect("accept");
     assert_eq!(neg.telephone_event, Some(113));
 }
+
+#[test]
+fn forwarding_out_needs_permission_and_then_goes_through_the_trunk() {
+    use crate::store::ForwardTarget;
+    let mut rig = rig();
+    rig.office
+        .profiles
+        .get_mut("1002")
+        .expect("1002")
+        .forward_always = Some(ForwardTarget::External("0211999888".into()));
+    let out = rig.invite("1002", "fw1");
+    assert!(out.iter().all(|(to, _)| to.ip().to_string() != PROVIDER));
+    let refused = find(&out, |m| is_status(m, 403));
+    assert!(refused.reason().is_some_and(|r| r.contains("not allowed")));
+
+    rig.office.external_forwarding = true;
+    let out = rig.invite("1002", "fw2");
+    let inv = find(&out, |m| is_req(m, "INVITE")).clone();
+    assert_eq!(
+        inv.request_uri().map(|u| u.to_string()),
+        Some("sip:+49211999888@sip.provider.example".into())
+    );
+    rig.feed(PROVIDER, &provider_reply(&inv, 486, "Busy Here", "", None));
+    rig.assert_idle();
+}
