@@ -81,10 +81,13 @@ fn migrates_an_empty_directory_and_sets_pragmas() {
             "call_records",
             "call_settings",
             "extensions",
+            "external_policy",
             "registrations",
             "ring_group_members",
             "ring_groups",
             "settings",
+            "trunk_limits",
+            "trunk_numbers",
             "web_users"
         ]
     );
