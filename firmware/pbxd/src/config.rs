@@ -127,6 +127,10 @@ pub struct Cli {
     /// File holding the hawkBit target token (kept out of the process list).
     #[arg(long, value_name = "FILE")]
     pub hawkbit_token_file: Option<PathBuf>,
+    /// Test only, until the registration client lands: a trunk taken as registered on
+    /// UDP, `name=NAME,peer=IP:PORT,domain=DOMAIN,user=SIP-ID`.
+    #[arg(long, hide = true, value_parser = crate::trunk::static_link::StaticTrunk::parse)]
+    pub static_trunk: Option<crate::trunk::static_link::StaticTrunk>,
 }
 
 /// Where the analog ports come from.
@@ -182,6 +186,8 @@ pub struct Config {
     pub hardware: Hardware,
     /// The analog ports' extension numbers.
     pub port_extensions: Vec<String>,
+    /// Test only: a trunk link without registration (`--static-trunk`).
+    pub static_trunk: Option<crate::trunk::static_link::StaticTrunk>,
 }
 
 /// A configuration that cannot work, found before binding anything.
@@ -319,6 +325,7 @@ impl Cli {
             guard,
             hardware: self.hardware,
             port_extensions: self.port_extensions,
+            static_trunk: self.static_trunk,
         })
     }
 }

@@ -1,0 +1,75 @@
+//! Calls over the cloud trunk with sipp playing the provider (issue 5). Until the
+//! registration client lands, pbxd takes the provider as registered through the hidden
+//! test flag `--static-trunk`.
+
+use std::time::Duration;
+
+use pbx_e2e::{free_port, Pbx, Sipp};
+
+const CALLER: &str = "1001";
+const CALLER_PW: &str = "s3cret-1001";
+
+#[test]
+fn an_outbound_call_reaches_the_provider_in_e164_with_the_accounts_number() {
+    let provider_port = free_port();
+    let trunk = format!(
+        "name=cloud,peer=127.0.0.1:{provider_port},domain=sip.provider.example,user=4930123"
+    );
+    let pbx = Pbx::builder()
+        .extension(CALLER, CALLER_PW)
+        .arg("--static-trunk")
+        .arg(&trunk)
+        .start();
+    pbx.ctl(&[
+        "numbers",
+        "add",
+        "+4921112345",
+        "--trunk",
+        "cloud",
+        "--to",
+        CALLER,
+        "--callers",
+        "all",
+        "--default",
+    ]);
+    // The provider answers the call (a plain UAS on the trunk's address).
+    let provider = Sipp::new("call_uas.xml")
+        .arg("-p")
+        .arg(&provider_port.to_string())
+        .timeout(Duration::from_secs(40))
+        .spawn(pbx.sip_addr());
+    std::thread::sleep(Duration::from_millis(500));
+    let caller = Sipp::new("call_uac.xml")
+        .user(CALLER, CALLER_PW)
+        .key("callee", "0211123456")
+        .timeout(Duration::from_secs(40))
+        .run(pbx.sip_addr());
+    let provider = provider.wait();
+    caller.assert_success(&format!("caller\npbxd log:\n{}", pbx.log()));
+    provider.assert_success("provider");
+    let invite = provider
+        .received()
+        .into_iter()
+        .find(|m| m.starts_with("INVITE "))
+        .unwrap_or_else(|| panic!("the provider got no INVITE:\n{provider}"));
+    assert!(
+        invite.starts_with("INVITE sip:+49211123456@sip.provider.example SIP/2.0"),
+        "{invite}"
+    );
+    assert!(
+        invite.contains("P-Preferred-Identity: <sip:+4921112345@sip.provider.example>"),
+        "{invite}"
+    );
+    assert!(
+        invite
+            .lines()
+            .any(|l| l.starts_with("From:") && l.contains("sip:+4921112345@sip.provider.example")),
+        "{invite}"
+    );
+    let cdr = pbx.ctl(&["cdr", "list", "--csv"]);
+    assert!(
+        cdr.lines()
+            .any(|l| l.contains("outbound") && l.contains("cloud") && l.contains("+49211123456")),
+        "{cdr}"
+    );
+}
