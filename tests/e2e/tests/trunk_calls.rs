@@ -73,3 +73,69 @@ fn an_outbound_call_reaches_the_provider_in_e164_with_the_accounts_number() {
         "{cdr}"
     );
 }
+
+#[test]
+fn a_call_to_one_of_the_accounts_numbers_rings_its_extension_with_the_caller_in_national_format() {
+    const CALLEE: &str = "1002";
+    let provider_port = free_port();
+    let trunk = format!(
+        "name=cloud,peer=127.0.0.1:{provider_port},domain=sip.provider.example,user=4930123"
+    );
+    let pbx = Pbx::builder()
+        .extension(CALLEE, "s3cret-1002")
+        .arg("--static-trunk")
+        .arg(&trunk)
+        .start();
+    pbx.ctl(&[
+        "numbers",
+        "add",
+        "+4921112345",
+        "--trunk",
+        "cloud",
+        "--to",
+        CALLEE,
+    ]);
+    let callee = Sipp::new("call_callee.xml")
+        .user(CALLEE, "s3cret-1002")
+        .out_of_call("call_uas.xml")
+        .timeout(Duration::from_secs(60))
+        .spawn(pbx.sip_addr());
+    let (out, ok) = pbx.wait_registrations(Duration::from_secs(10), |o| {
+        o.contains(&format!("sipp-callee-{CALLEE}"))
+    });
+    assert!(ok, "the callee did not register:\n{out}");
+    // The provider calls from the trunk's address, without credentials.
+    let provider = Sipp::new("trunk_provider_uac.xml")
+        .arg("-p")
+        .arg(&provider_port.to_string())
+        .key("did", "+4921112345")
+        .timeout(Duration::from_secs(40))
+        .run(pbx.sip_addr());
+    let callee = callee.wait();
+    provider.assert_success(&format!("provider\npbxd log:\n{}", pbx.log()));
+    callee.assert_success("callee");
+    assert!(
+        provider
+            .received()
+            .iter()
+            .all(|m| !m.starts_with("SIP/2.0 407")),
+        "the provider was challenged:\n{provider}"
+    );
+    let invite = callee
+        .received()
+        .into_iter()
+        .find(|m| m.starts_with("INVITE "))
+        .unwrap_or_else(|| panic!("the callee got no INVITE:\n{callee}"));
+    assert!(
+        invite
+            .lines()
+            .any(|l| l.starts_with("From:") && l.contains("sip:030555123@")),
+        "{invite}"
+    );
+    let cdr = pbx.ctl(&["cdr", "list", "--csv"]);
+    assert!(
+        cdr.lines()
+            .any(|l| l.contains("inbound") && l.contains("cloud") && l.contains("030555123")),
+        "{cdr}"
+    );
+}
