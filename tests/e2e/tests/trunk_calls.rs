@@ -139,3 +139,37 @@ fn a_call_to_one_of_the_accounts_numbers_rings_its_extension_with_the_caller_in_
         "{cdr}"
     );
 }
+
+#[test]
+fn blocked_ranges_are_refused_before_anything_reaches_the_provider() {
+    let provider_port = free_port();
+    let trunk = format!(
+        "name=cloud,peer=127.0.0.1:{provider_port},domain=sip.provider.example,user=4930123"
+    );
+    let pbx = Pbx::builder()
+        .extension(CALLER, CALLER_PW)
+        .arg("--static-trunk")
+        .arg(&trunk)
+        .start();
+    // The provider listens for a few seconds; nothing may arrive.
+    let provider = Sipp::new("call_uas.xml")
+        .arg("-p")
+        .arg(&provider_port.to_string())
+        .timeout(Duration::from_secs(6))
+        .spawn(pbx.sip_addr());
+    std::thread::sleep(Duration::from_millis(500));
+    for number in ["0900123456", "+49900123456", "0049900123456", "0137123456"] {
+        let caller = Sipp::new("call_uac_expect.xml")
+            .user(CALLER, CALLER_PW)
+            .key("callee", number)
+            .global("expect", "403")
+            .timeout(Duration::from_secs(20))
+            .run(pbx.sip_addr());
+        caller.assert_success(&format!("{number} refused with 403"));
+    }
+    let provider = provider.wait();
+    assert!(
+        provider.received().is_empty(),
+        "the provider got something:\n{provider}"
+    );
+}
