@@ -1136,3 +1136,89 @@ fn web_user_password_reset_and_enable() {
         "the reset is audited: {audit:?}"
     );
 }
+
+#[test]
+fn numbers_emergency_caller_id_and_toll_fraud_locks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    ok(
+        &dir,
+        &["extension", "add", "101", "--password", "hunter2-long"],
+    );
+    let added = ok(
+        &dir,
+        &[
+            "numbers",
+            "add",
+            "+4921112345",
+            "--trunk",
+            "cloud",
+            "--to",
+            "101",
+            "--callers",
+            "all",
+            "--default",
+        ],
+    );
+    assert_eq!(added, "added number +4921112345\n");
+    let list = ok(&dir, &["numbers", "list"]);
+    assert!(list.contains("+4921112345  cloud  101    all"), "{list}");
+    fails(
+        &dir,
+        &["numbers", "add", "021112345", "--trunk", "cloud"],
+        2,
+        "pbxctl: error: invalid number: \"021112345\" must be in E.164 form with +, e.g. +4921112345\n",
+    );
+    fails(
+        &dir,
+        &["numbers", "remove", "+4921199999"],
+        3,
+        "pbxctl: error: +4921199999 is not one of the account's numbers\n",
+    );
+    let e = ok(
+        &dir,
+        &[
+            "site",
+            "emergency",
+            "--caller-id",
+            "+4921112340",
+            "--address",
+            "Hauptstr. 1",
+        ],
+    );
+    assert!(
+        e.contains("+4921112340") && e.contains("Hauptstr. 1"),
+        "{e}"
+    );
+
+    // A lock set by the daemon's toll-fraud protection is lifted by an admin.
+    fails(
+        &dir,
+        &["numbers", "unlock", "101"],
+        3,
+        "pbxctl: error: extension 101 is not locked\n",
+    );
+    {
+        let mut db = Store::open(&dir).unwrap();
+        let by = AuditCtx {
+            actor: "pbxd",
+            source: "toll-fraud protection",
+            now_unix: now_unix(),
+        };
+        assert!(db
+            .lock_external(&by, "101", "more than 5 external calls in a minute")
+            .unwrap());
+    }
+    let shown = ok(&dir, &["numbers", "external", "101"]);
+    assert!(
+        shown.contains("locked:           yes: more than 5"),
+        "{shown}"
+    );
+    assert_eq!(
+        ok(&dir, &["numbers", "unlock", "101"]),
+        "extension 101 may call external numbers again\n"
+    );
+    let fraud = ok(&dir, &["numbers", "fraud", "--calls-per-minute", "3"]);
+    assert!(fraud.contains("calls_per_minute: 3"), "{fraud}");
+    ok(&dir, &["numbers", "remove", "+4921112345"]);
+}

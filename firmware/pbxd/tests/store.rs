@@ -81,6 +81,7 @@ fn migrates_an_empty_directory_and_sets_pragmas() {
             "call_records",
             "call_settings",
             "extensions",
+            "external_policy",
             "gsm_settings",
             "gsm_status",
             "registrations",
@@ -88,6 +89,8 @@ fn migrates_an_empty_directory_and_sets_pragmas() {
             "ring_groups",
             "settings",
             "sms",
+            "trunk_limits",
+            "trunk_numbers",
             "web_users"
         ]
     );

@@ -92,6 +92,9 @@ enum Command {
     /// SMS over the GSM module: send (rate-limited), list, read.
     #[command(subcommand)]
     Sms(pbxd::gsm::cli::SmsCmd),
+    /// The trunk account's numbers (DIDs), call limits and toll-fraud protection.
+    #[command(subcommand)]
+    Numbers(NumbersCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -263,6 +266,16 @@ enum SiteCmd {
         /// Allow forwarding (and ring-group no-answer targets) to external numbers.
         #[arg(long, value_enum)]
         allow_external_forwarding: Option<OnOff>,
+    },
+    /// Show or set the emergency caller ID (E.164, one of the account's numbers) and
+    /// the site's postal address; without options, show them.
+    Emergency {
+        /// E.164 number sent on 110/112, e.g. +4921112340, or `none`.
+        #[arg(long, value_name = "E164|none")]
+        caller_id: Option<String>,
+        /// Postal address as registered with the provider, or `none`.
+        #[arg(long, value_name = "TEXT|none")]
+        address: Option<String>,
     },
 }
 
@@ -710,6 +723,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             db.update_ring_group(&by, &g)?;
             print(&mut out, format_args!("ring group {number} changed\n"))
         }
+        Command::Site(SiteCmd::Emergency { caller_id, address }) => {
+            run_emergency(dir, &by, &mut out, caller_id, address)
+        }
+        Command::Numbers(cmd) => run_numbers(dir, &by, &mut out, cmd),
         Command::Site(SiteCmd::Show) => {
             let s = open_existing(dir)?.site_settings()?;
             print_fields(&mut out, &site_fields(&s))
@@ -1118,4 +1135,272 @@ fn print_table<const N: usize>(
         push_row(row.each_ref().map(String::as_str));
     }
     print(out, format_args!("{text}"))
+}
+
+/// `pbxctl numbers ...`
+#[derive(Debug, Subcommand)]
+enum NumbersCmd {
+    /// Add one of the account's numbers (or change it).
+    Add {
+        /// E.164 with +, e.g. +4921112345.
+        number: String,
+        /// The trunk (provider account) that owns it.
+        #[arg(long)]
+        trunk: String,
+        /// What a call to it rings: an extension, ring group or analog port number.
+        #[arg(long, value_name = "NUMBER")]
+        to: Option<String>,
+        /// Extensions that may send it as caller ID: a comma list, or `all`.
+        #[arg(long, value_name = "EXT,EXT|all", default_value = "")]
+        callers: String,
+        /// The trunk's caller ID for extensions without a number of their own.
+        #[arg(long)]
+        default: bool,
+    },
+    /// Remove one of the account's numbers.
+    Remove {
+        /// E.164 with +.
+        number: String,
+    },
+    /// List the account's numbers.
+    List {
+        /// Only this trunk's.
+        #[arg(long)]
+        trunk: Option<String>,
+    },
+    /// Set a trunk's concurrent-call limit (both directions), or `none`.
+    Limit {
+        /// The trunk.
+        trunk: String,
+        /// Most concurrent calls, or `none`.
+        #[arg(long, value_name = "N|none")]
+        max: String,
+    },
+    /// Show or set toll-fraud protection; without options, show it.
+    Fraud {
+        /// Whether the limits apply (on by default).
+        #[arg(long, value_enum)]
+        enabled: Option<OnOff>,
+        /// External calls an extension may start per minute before it is locked.
+        #[arg(long, value_name = "N")]
+        calls_per_minute: Option<u32>,
+        /// Concurrent external calls per extension (unless set per extension).
+        #[arg(long, value_name = "N")]
+        user_concurrent: Option<u32>,
+    },
+    /// Show or set one extension's external-call policy; without options, show it.
+    External {
+        /// The extension.
+        extension: String,
+        /// Concurrent external calls, or `default` for the site's.
+        #[arg(long, value_name = "N|default")]
+        max_concurrent: Option<String>,
+        /// Allow forwarding its calls to external numbers.
+        #[arg(long, value_enum)]
+        allow_forwarding: Option<OnOff>,
+    },
+    /// Lift an extension's toll-fraud lock.
+    Unlock {
+        /// The extension.
+        extension: String,
+    },
+}
+
+fn none_or<T>(
+    v: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    what: &str,
+) -> Result<Option<T>, Failure> {
+    if v == "none" || v == "default" {
+        return Ok(None);
+    }
+    parse(v)
+        .map(Some)
+        .ok_or_else(|| Failure::new(EXIT_USAGE, format!("invalid {what}: {v:?}")))
+}
+
+fn run_emergency(
+    dir: &Path,
+    by: &AuditCtx<'_>,
+    out: &mut impl Write,
+    caller_id: Option<String>,
+    address: Option<String>,
+) -> Result<(), Failure> {
+    let mut db = open_existing(dir)?;
+    let mut e = db.emergency_settings()?;
+    if caller_id.is_some() || address.is_some() {
+        if let Some(c) = caller_id {
+            e.caller_id = (c != "none").then_some(c);
+        }
+        if let Some(a) = address {
+            e.address = (a != "none").then_some(a);
+        }
+        db.set_emergency_settings(by, &e)?;
+    }
+    print_fields(
+        out,
+        &[
+            (
+                "emergency_caller_id",
+                e.caller_id.unwrap_or_else(|| "none".into()),
+            ),
+            (
+                "emergency_address",
+                e.address.unwrap_or_else(|| "none".into()),
+            ),
+        ],
+    )
+}
+
+fn run_numbers(
+    dir: &Path,
+    by: &AuditCtx<'_>,
+    out: &mut impl Write,
+    cmd: NumbersCmd,
+) -> Result<(), Failure> {
+    match cmd {
+        NumbersCmd::Add {
+            number,
+            trunk,
+            to,
+            callers,
+            default,
+        } => {
+            let callers: Vec<String> = match callers.as_str() {
+                "all" => vec!["*".to_owned()],
+                c => c
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            };
+            let n = store::TrunkNumber {
+                trunk,
+                number: number.clone(),
+                destination: to,
+                callers,
+                is_default: default,
+            };
+            open_existing(dir)?.add_trunk_number(by, &n)?;
+            print(out, format_args!("added number {number}\n"))
+        }
+        NumbersCmd::Remove { number } => {
+            if open_existing(dir)?.remove_trunk_number(by, &number)? {
+                print(out, format_args!("removed number {number}\n"))
+            } else {
+                Err(Failure::new(
+                    EXIT_NOT_FOUND,
+                    format!("{number} is not one of the account's numbers"),
+                ))
+            }
+        }
+        NumbersCmd::List { trunk } => {
+            let rows: Vec<[String; 5]> = open_existing(dir)?
+                .trunk_numbers(trunk.as_deref())?
+                .into_iter()
+                .map(|n| {
+                    [
+                        n.number,
+                        n.trunk,
+                        n.destination.unwrap_or_else(|| "-".into()),
+                        n.callers.join(",").replace('*', "all"),
+                        if n.is_default { "yes" } else { "" }.to_owned(),
+                    ]
+                })
+                .collect();
+            print_table(
+                out,
+                ["NUMBER", "TRUNK", "RINGS", "CALLER ID FOR", "DEFAULT"],
+                &rows,
+            )
+        }
+        NumbersCmd::Limit { trunk, max } => {
+            let max = none_or(&max, |v| v.parse().ok(), "limit")?;
+            open_existing(dir)?.set_trunk_call_limit(by, &trunk, max)?;
+            let shown = max.map_or_else(|| "none".to_owned(), |m| m.to_string());
+            print(
+                out,
+                format_args!("trunk {trunk}: at most {shown} concurrent calls\n"),
+            )
+        }
+        NumbersCmd::Fraud {
+            enabled,
+            calls_per_minute,
+            user_concurrent,
+        } => {
+            let mut db = open_existing(dir)?;
+            let mut f = db.toll_fraud()?;
+            if enabled.is_some() || calls_per_minute.is_some() || user_concurrent.is_some() {
+                if let Some(e) = enabled {
+                    f.enabled = matches!(e, OnOff::On);
+                }
+                if let Some(c) = calls_per_minute {
+                    f.calls_per_minute = c;
+                }
+                if let Some(u) = user_concurrent {
+                    f.user_concurrent = u;
+                }
+                db.set_toll_fraud(by, &f)?;
+            }
+            print_fields(
+                out,
+                &[
+                    ("enabled", if f.enabled { "on" } else { "off" }.to_owned()),
+                    ("calls_per_minute", f.calls_per_minute.to_string()),
+                    ("user_concurrent", f.user_concurrent.to_string()),
+                ],
+            )
+        }
+        NumbersCmd::External {
+            extension,
+            max_concurrent,
+            allow_forwarding,
+        } => {
+            store::validate_number(&extension)?;
+            let mut db = open_existing(dir)?;
+            let mut p = db.external_policy(&extension)?;
+            if max_concurrent.is_some() || allow_forwarding.is_some() {
+                if let Some(m) = max_concurrent {
+                    p.max_concurrent = none_or(&m, |v| v.parse().ok(), "limit")?;
+                }
+                if let Some(a) = allow_forwarding {
+                    p.allow_forwarding = matches!(a, OnOff::On);
+                }
+                db.set_external_policy(by, &extension, p.max_concurrent, p.allow_forwarding)?;
+            }
+            let locked = match &p.locked {
+                Some((_, why)) => format!("yes: {why}"),
+                None => "no".to_owned(),
+            };
+            print_fields(
+                out,
+                &[
+                    (
+                        "max_concurrent",
+                        p.max_concurrent
+                            .map_or_else(|| "default".to_owned(), |m| m.to_string()),
+                    ),
+                    (
+                        "allow_forwarding",
+                        if p.allow_forwarding { "on" } else { "off" }.to_owned(),
+                    ),
+                    ("locked", locked),
+                ],
+            )
+        }
+        NumbersCmd::Unlock { extension } => {
+            if open_existing(dir)?.unlock_external(by, &extension)? {
+                print(
+                    out,
+                    format_args!("extension {extension} may call external numbers again\n"),
+                )
+            } else {
+                Err(Failure::new(
+                    EXIT_NOT_FOUND,
+                    format!("extension {extension} is not locked"),
+                ))
+            }
+        }
+    }
 }

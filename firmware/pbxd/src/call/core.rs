@@ -10,6 +10,7 @@
 //! becomes the callee and the others stop. Forwarding, ring groups, pickup, transfer,
 //! feature codes and music on hold are decided here.
 
+mod external;
 mod features;
 mod pickup;
 mod transfer;
@@ -19,13 +20,14 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::leg::{Cause, CauseKind, Gone, LegEvent, LegId, Legs, MediaPort, Party, RingTarget};
-use super::trunk::TrunkTarget;
+use super::trunk::{EmergencyRoute, ExternalLimits, TrunkTarget};
 use crate::dialplan::{self, Caller, FeatureCode, NumberPlan, OutboundClass, Refusal, Route, Site};
 use crate::media::sdp::{Codec, Negotiated};
 use crate::registrar::Directory;
 // The record's vocabulary is the store's: one set of words for calls, from core to CSV.
 pub use crate::store::{CallDirection, Disposition, HangupSide as Hangup};
-use crate::store::{ForwardTarget, RingGroup, RingStrategy};
+use crate::store::{ForwardTarget, RingGroup, RingStrategy, Severity};
+use crate::trunk::{TrunkLink, TrunkLinks};
 
 /// Whether `dialled` is an emergency call, in any form the dial plan accepts (such
 /// calls are never shed under overload).
@@ -164,9 +166,58 @@ pub trait CallDirectory: Directory {
         let _ = (number, emergency);
         None
     }
+    /// Where a call to the account's number `e164` on `trunk` rings (an extension,
+    /// ring group or analog port number), if it is one of the account's numbers.
+    fn did_destination(&self, trunk: &str, e164: &str) -> Option<String> {
+        let _ = (trunk, e164);
+        None
+    }
+    /// The account's number (E.164) `extension` presents on calls through `trunk`: one
+    /// assigned to it, else the trunk's default; never one the account does not own.
+    fn caller_id(&self, trunk: &str, extension: &str) -> Option<String> {
+        let _ = (trunk, extension);
+        None
+    }
+    /// The site's emergency caller ID (E.164), sent on every emergency call.
+    fn emergency_caller_id(&self) -> Option<String> {
+        None
+    }
+    /// Routes an emergency call tries after the registered trunks, in order (the GSM
+    /// gateway returns `[EmergencyRoute::Gsm]` here once it is up).
+    fn emergency_fallbacks(&self) -> Vec<EmergencyRoute> {
+        Vec::new()
+    }
+    /// Limits on `extension`'s external calls through `trunk` (none by default).
+    fn external_limits(&self, extension: &str, trunk: &str) -> ExternalLimits {
+        let _ = (extension, trunk);
+        ExternalLimits::default()
+    }
+    /// Whether `extension` is locked for external calls (toll-fraud protection).
+    fn external_locked(&self, extension: &str) -> bool {
+        let _ = extension;
+        false
+    }
+    /// Locks `extension` for external calls until an admin unlocks it.
+    fn lock_external(&mut self, extension: &str, reason: &str) {
+        let _ = (extension, reason);
+    }
+    /// Raises (or updates) the dashboard alert `key`.
+    fn raise_alert(&mut self, key: &str, severity: Severity, message: &str) {
+        let _ = (key, severity, message);
+    }
+    /// Clears the dashboard alert `key`, if open.
+    fn clear_alert(&mut self, key: &str) {
+        let _ = key;
+    }
     /// Whether calls may be forwarded to external numbers (a site setting).
     fn external_forwarding_allowed(&self) -> bool {
         false
+    }
+    /// Whether `extension` may forward calls to external numbers (the site's setting
+    /// unless the directory knows better per extension).
+    fn external_forwarding_allowed_for(&self, extension: &str) -> bool {
+        let _ = extension;
+        self.external_forwarding_allowed()
     }
     /// Applies a feature code for `extension` (do-not-disturb, forwarding); returns
     /// what was done in a few words, or why not.
@@ -305,6 +356,12 @@ struct Call {
     held_by: Option<Side>,
     /// Trunk name and E.164 (or emergency) number of an outbound call.
     external: Option<(String, String)>,
+    /// An emergency call: never limited, never pre-empted, tries every route.
+    emergency: bool,
+    /// Emergency routes not tried yet.
+    routes: VecDeque<EmergencyRoute>,
+    /// A call from a trunk: its name and the caller's E.164 number (if shown).
+    inbound: Option<(String, Option<String>)>,
     ring_deadline: Option<Instant>,
     early_media: bool,
     /// What is being rung now.
@@ -366,6 +423,8 @@ struct Transfer {
 }
 
 /// Where the dial plan sent a new call.
+// One lives per new call for a moment: boxing the trunk would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Dest {
     Internal(String),
     /// A feature code other than pickup: answered by the box itself.
@@ -374,7 +433,12 @@ enum Dest {
         trunk: TrunkTarget,
         number: String,
         clir: bool,
-        emergency: bool,
+        identity: Option<String>,
+    },
+    /// 110/112: the routes to try in order.
+    Emergency {
+        number: String,
+        routes: VecDeque<EmergencyRoute>,
     },
 }
 
@@ -401,6 +465,8 @@ struct Attempt<'a> {
     dialled: &'a str,
     reference: &'a str,
     source: IpAddr,
+    /// The trunk an incoming call came from.
+    trunk: Option<&'a str>,
 }
 
 /// Call control.
@@ -412,6 +478,10 @@ pub struct CallControl {
     /// Every leg of a live call: its call and the side it is (or will be) on.
     legs: HashMap<LegId, (CallId, Side)>,
     ended: VecDeque<CallSummary>,
+    /// The cloud trunks' links as last seen (the SIP side keeps them current).
+    trunks: Vec<TrunkLink>,
+    /// Outbound external call starts per extension in the last minute (toll fraud).
+    recent_external: HashMap<String, VecDeque<Instant>>,
 }
 
 /// What handlers get: the legs to command and the services.
@@ -429,6 +499,15 @@ impl CallControl {
             calls: HashMap::new(),
             legs: HashMap::new(),
             ended: VecDeque::new(),
+            trunks: Vec::new(),
+            recent_external: HashMap::new(),
+        }
+    }
+
+    /// The cloud trunks' current links (first registered one takes external calls).
+    pub fn set_trunks(&mut self, links: &TrunkLinks) {
+        if !self.trunks.iter().eq(links.iter()) {
+            self.trunks = links.iter().cloned().collect();
         }
     }
 
@@ -502,8 +581,29 @@ impl CallControl {
                     dialled: &dialled,
                     reference: &reference,
                     source,
+                    trunk: None,
                 };
                 self.incoming(now, &attempt, io)
+            }
+            LegEvent::IncomingTrunk {
+                leg,
+                trunk,
+                called,
+                caller,
+                name,
+                reference,
+                source,
+            } => {
+                let from = external::FromTrunk {
+                    leg,
+                    trunk: &trunk,
+                    called: &called,
+                    caller: caller.as_deref(),
+                    name,
+                    reference: &reference,
+                    source,
+                };
+                self.incoming_trunk(now, from, io)
             }
             LegEvent::Progress {
                 leg,
@@ -619,25 +719,27 @@ impl CallControl {
                 return self.pickup(now, at, Some(&extension), io);
             }
             Ok(Route::Feature(f)) => Ok(Dest::Feature(f)),
-            Ok(Route::External { e164, clir, .. }) => match io.env.trunk_for(&e164, false) {
-                Some(trunk) => Ok(Dest::Trunk {
-                    trunk,
-                    number: e164,
-                    clir,
-                    emergency: false,
-                }),
+            Ok(Route::External { e164, clir, .. }) => match self.trunk_for(&e164, io) {
+                Some(trunk) => self
+                    .external_allowed(now, at.caller, &trunk.name, io)
+                    .map(|()| Dest::Trunk {
+                        identity: io.env.caller_id(&trunk.name, at.caller),
+                        trunk,
+                        number: e164,
+                        clir,
+                    }),
                 None => Err(no_trunk(format!("no trunk for {e164}"))),
             },
-            Ok(Route::Emergency { number, .. }) => match io.env.trunk_for(&number, true) {
-                // The emergency centre must see who calls: CLIR never applies.
-                Some(trunk) => Ok(Dest::Trunk {
-                    trunk,
-                    number,
-                    clir: false,
-                    emergency: true,
-                }),
-                None => Err(no_trunk(format!("no trunk for emergency call {number}"))),
-            },
+            Ok(Route::Emergency { number, .. }) => {
+                let routes = self.emergency_routes(&number, io);
+                if routes.is_empty() {
+                    let why = format!("no route for emergency call {number}");
+                    self.emergency_failed(at.reference, at.caller, &number, &why, io);
+                    Err(no_trunk(why))
+                } else {
+                    Ok(Dest::Emergency { number, routes })
+                }
+            }
             Err(refusal) => Err(refused(&refusal)),
         };
         let dest = match dest {
@@ -659,10 +761,51 @@ impl CallControl {
         };
         let callee = match &dest {
             Dest::Internal(n) => n.clone(),
-            Dest::Trunk { number, .. } => number.clone(),
+            Dest::Trunk { number, .. } | Dest::Emergency { number, .. } => number.clone(),
             Dest::Feature(_) => at.dialled.to_owned(),
         };
+        let caller_name = if profile.clir { None } else { profile.name };
+        let Some(id) = self.open_call(now, at, caller_name, callee, io) else {
+            return;
+        };
+        match dest {
+            Dest::Internal(n) => self.route_to(now, id, &n, io),
+            Dest::Feature(code) => self.run_feature(now, id, &code, io),
+            Dest::Trunk {
+                trunk,
+                number,
+                clir,
+                identity,
+            } => {
+                let name = trunk.name.clone();
+                let target = RingTarget::Trunk {
+                    trunk,
+                    number: number.clone(),
+                    clir,
+                    identity,
+                };
+                self.ring_trunk(now, id, target, &name, &number, io)
+            }
+            Dest::Emergency { number, routes } => {
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.emergency = true;
+                    call.routes = routes;
+                }
+                self.next_emergency_route(now, id, &number, None, io)
+            }
+        }
+    }
 
+    /// Opens media for a new call and takes its caller's leg on; `None` when that
+    /// failed (the caller was refused and the attempt recorded).
+    fn open_call(
+        &mut self,
+        now: Instant,
+        at: &Attempt<'_>,
+        caller_name: Option<String>,
+        callee: String,
+        io: &mut Io<'_, '_>,
+    ) -> Option<CallId> {
         let id = self.next_call;
         let ports = match io.env.open(id) {
             Ok(p) => p,
@@ -670,7 +813,7 @@ impl CallControl {
                 let cause = Cause::with(CauseKind::Congestion, format!("media: {e}"));
                 io.legs.reject(at.leg, &cause);
                 self.record_refusal(now, at, Disposition::Failed, cause);
-                return;
+                return None;
             }
         };
         let media = MediaPort {
@@ -682,14 +825,13 @@ impl CallControl {
             Err(cause) => {
                 io.env.close(id);
                 self.record_refusal(now, at, Disposition::Failed, cause);
-                return;
+                return None;
             }
         };
         self.next_call += 1;
         if let Some(neg) = &neg {
             io.env.configure(id, Side::Caller, neg);
         }
-        let caller_name = if profile.clir { None } else { profile.name };
         self.legs.insert(at.leg, (id, Side::Caller));
         self.calls.insert(
             id,
@@ -714,6 +856,9 @@ impl CallControl {
                 unconfirmed: Vec::new(),
                 held_by: None,
                 external: None,
+                emergency: false,
+                routes: VecDeque::new(),
+                inbound: None,
                 ring_deadline: None,
                 early_media: false,
                 target: Target::Extension(callee),
@@ -722,16 +867,7 @@ impl CallControl {
                 transferred_to: None,
             },
         );
-        match dest {
-            Dest::Internal(n) => self.route_to(now, id, &n, io),
-            Dest::Feature(code) => self.run_feature(now, id, &code, io),
-            Dest::Trunk {
-                trunk,
-                number,
-                clir,
-                emergency,
-            } => self.ring_trunk(now, id, trunk, &number, clir, emergency, io),
-        }
+        Some(id)
     }
 
     /// A callee leg rings or sends early media: the caller hears of it.
@@ -791,11 +927,23 @@ impl CallControl {
         }
         io.env.configure(id, side, &media);
         let ring = call.rings.remove(i);
+        let connected = call.external.clone().map(|(route, number)| {
+            (
+                route,
+                number,
+                call.emergency,
+                call.caller.clone(),
+                call.reference.clone(),
+            )
+        });
         call.dest_ip = Some(peer);
         call.callee = ring.ext;
         call.b = Some(leg);
         // The others stop ringing.
         self.stop_rings(id, io);
+        if let Some((route, number, emergency, caller, reference)) = connected {
+            self.external_connected(&route, &number, emergency, &caller, &reference, io);
+        }
         self.answer_caller(now, id, io);
     }
 
@@ -828,6 +976,9 @@ impl CallControl {
             return;
         }
         if let Some(r) = call.rings.iter_mut().find(|r| r.leg == leg) {
+            if let (CauseKind::Balance, Some((trunk, _))) = (cause.kind, &call.external) {
+                external::balance_refused(trunk, io);
+            }
             r.failed = Some(cause);
             self.maybe_all_failed(now, id, io);
         }
@@ -899,6 +1050,10 @@ impl CallControl {
                 Some(t) if busy => self.forward(now, id, &t, io),
                 _ => Err(failure(cause)),
             },
+            Target::Trunk if call.emergency => {
+                let number = call.callee.clone();
+                return self.next_emergency_route(now, id, &number, Some(cause), io);
+            }
             Target::Trunk | Target::Feature => Err(failure(cause)),
             Target::Group { .. } => self.advance_group(now, id, io).map_err(|e| {
                 if busy && e.0.kind == CauseKind::Unavailable {
@@ -984,17 +1139,24 @@ impl CallControl {
             ForwardTarget::Internal(n) => self.try_route(now, id, n, io),
             // Checked per call: the installer may have forbidden it since the forward
             // was set (forwarding out costs money, DOMAIN.md).
-            ForwardTarget::External(_) if !io.env.external_forwarding_allowed() => Err((
-                Cause::with(
-                    CauseKind::Forbidden,
-                    "forwarding to external numbers is not allowed",
-                ),
-                Disposition::Blocked,
-            )),
-            ForwardTarget::External(n) => Err((
-                Cause::with(CauseKind::Congestion, format!("no trunk to forward to {n}")),
-                Disposition::Failed,
-            )),
+            ForwardTarget::External(n) => {
+                // The forwarding party: the extension or group being routed.
+                let by = self
+                    .calls
+                    .get(&id)
+                    .map(|c| c.callee.clone())
+                    .unwrap_or_default();
+                if !io.env.external_forwarding_allowed_for(&by) {
+                    return Err((
+                        Cause::with(
+                            CauseKind::Forbidden,
+                            "forwarding to external numbers is not allowed",
+                        ),
+                        Disposition::Blocked,
+                    ));
+                }
+                self.forward_out(now, id, &by, n, io)
+            }
         }
     }
 
@@ -1087,23 +1249,37 @@ impl CallControl {
         call.rings.len()
     }
 
-    /// Sends the call to a trunk for `number` (E.164 or emergency). Emergency calls
-    /// ring as long as it takes.
-    #[allow(clippy::too_many_arguments)]
+    /// Sends the call out through `target` (a trunk or the GSM gateway) for `number`
+    /// (E.164 or emergency), on route `route`. Emergency calls ring as long as it takes.
     fn ring_trunk(
         &mut self,
         now: Instant,
         id: CallId,
-        trunk: TrunkTarget,
+        target: RingTarget,
+        route: &str,
         number: &str,
-        clir: bool,
-        emergency: bool,
         io: &mut Io<'_, '_>,
     ) {
+        if let Err(cause) = self.try_ring_out(now, id, &target, route, number, io) {
+            self.fail_call(now, id, failure(cause), io);
+        }
+    }
+
+    /// Rings `target` as the call's only callee leg.
+    fn try_ring_out(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        target: &RingTarget,
+        route: &str,
+        number: &str,
+        io: &mut Io<'_, '_>,
+    ) -> Result<(), Cause> {
+        self.stop_rings(id, io);
         let Some(call) = self.calls.get_mut(&id) else {
-            return;
+            return Ok(());
         };
-        call.external = Some((trunk.name.clone(), number.to_owned()));
+        call.external = Some((route.to_owned(), number.to_owned()));
         call.target = Target::Trunk;
         let from = Party {
             number: call.caller.clone(),
@@ -1113,23 +1289,15 @@ impl CallControl {
             port: call.ports.1,
             prefer: call.prefer,
         };
-        let target = RingTarget::Trunk {
-            trunk,
-            number: number.to_owned(),
-            clir,
-        };
-        match io.legs.ring(&target, &from, media) {
-            Ok(leg) => {
-                self.legs.insert(leg, (id, Side::Callee));
-                call.rings.push(Ring {
-                    leg,
-                    ext: number.to_owned(),
-                    failed: None,
-                });
-                call.ring_deadline = (!emergency).then(|| now + self.cfg.ring_timeout);
-            }
-            Err(cause) => self.fail_call(now, id, failure(cause), io),
-        }
+        let leg = io.legs.ring(target, &from, media)?;
+        self.legs.insert(leg, (id, Side::Callee));
+        call.rings.push(Ring {
+            leg,
+            ext: number.to_owned(),
+            failed: None,
+        });
+        call.ring_deadline = (!call.emergency).then(|| now + self.cfg.ring_timeout);
+        Ok(())
     }
 
     /// The ring time of the current round is over.
@@ -1201,6 +1369,9 @@ impl CallControl {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        if call.emergency {
+            self.emergency_ended(&call, &end, io);
+        }
         for leg in call.all_legs() {
             if Some(leg) == end.done || self.legs.get(&leg).is_none_or(|(c, _)| *c != id) {
                 continue;
@@ -1234,17 +1405,21 @@ impl CallControl {
             caller: call.caller,
             caller_name: call.caller_name,
             dialled: call.dialled,
-            normalised: call.external.as_ref().map(|(_, n)| n.clone()),
-            destination: Some(call.callee),
-            direction: if call.external.is_some() {
-                CallDirection::Outbound
-            } else {
-                CallDirection::Internal
+            normalised: match (&call.external, &call.inbound) {
+                (Some((_, n)), _) => Some(n.clone()),
+                (None, Some((_, caller))) => caller.clone(),
+                (None, None) => None,
             },
-            route: Some(
-                call.external
-                    .map_or_else(|| "internal".to_owned(), |(trunk, _)| trunk),
-            ),
+            destination: Some(call.callee),
+            direction: match (&call.external, &call.inbound) {
+                (Some(_), _) => CallDirection::Outbound,
+                (None, Some(_)) => CallDirection::Inbound,
+                (None, None) => CallDirection::Internal,
+            },
+            route: Some(match (call.external, call.inbound) {
+                (Some((trunk, _)), _) | (None, Some((trunk, _))) => trunk,
+                (None, None) => "internal".to_owned(),
+            }),
             source_ip: Some(call.source_ip),
             dest_ip: call.dest_ip,
             start: call.start,
@@ -1281,8 +1456,12 @@ impl CallControl {
             dialled: at.dialled.to_owned(),
             normalised: None,
             destination: None,
-            direction: CallDirection::Internal,
-            route: None,
+            direction: if at.trunk.is_some() {
+                CallDirection::Inbound
+            } else {
+                CallDirection::Internal
+            },
+            route: at.trunk.map(str::to_owned),
             source_ip: Some(at.source),
             dest_ip: None,
             start: now,

@@ -22,6 +22,8 @@ pub enum CauseKind {
     Busy,
     /// Not allowed: blocked range, outbound class, policy.
     Forbidden,
+    /// The provider refuses outgoing calls for want of balance or credit (402).
+    Balance,
     /// No such number.
     NotFound,
     /// Nobody took the call in time, or no phone is reachable now.
@@ -93,6 +95,8 @@ pub struct MediaPort {
 }
 
 /// What a new outgoing leg rings.
+// Built once per leg and borrowed: the size difference costs nothing that matters.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RingTarget {
     /// Every reachable device of an extension.
@@ -105,6 +109,15 @@ pub enum RingTarget {
         number: String,
         /// Hide the caller (CLIR).
         clir: bool,
+        /// The account's number (E.164) to present as caller ID (`From`,
+        /// `P-Preferred-Identity`); `None`: the trunk's SIP-ID.
+        identity: Option<String>,
+    },
+    /// A number through the GSM gateway (issue 7), e.g. an emergency call whose trunks
+    /// all failed. Legs that cannot reach a gateway refuse it.
+    Gsm {
+        /// The number as dialled (110/112) or E.164.
+        number: String,
     },
 }
 
@@ -149,6 +162,26 @@ pub enum LegEvent {
         /// The protocol's reference for the call (SIP Call-ID), for the record.
         reference: String,
         /// Where the caller is.
+        source: IpAddr,
+    },
+    /// A new incoming leg from a cloud trunk: the provider (trusted by its address)
+    /// delivers a call to one of the account's numbers.
+    IncomingTrunk {
+        /// The new leg.
+        leg: LegId,
+        /// The trunk's name.
+        trunk: String,
+        /// The called number as the provider may have put it, most specific first
+        /// (P-Called-Party-ID, Request-URI, To): the first that is one of the
+        /// account's numbers is taken.
+        called: Vec<String>,
+        /// The caller's number as sent (`None`: anonymous or withheld).
+        caller: Option<String>,
+        /// The caller's display name, if sent and not withheld.
+        name: Option<String>,
+        /// The protocol's reference for the call (SIP Call-ID), for the record.
+        reference: String,
+        /// Where the INVITE came from.
         source: IpAddr,
     },
     /// An outgoing leg rings (`ringing`) or reports progress; with early media when

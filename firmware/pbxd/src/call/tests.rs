@@ -48,8 +48,10 @@ impl Legs for FakeLegs {
         Ok(Some(neg()))
     }
     fn ring(&mut self, target: &RingTarget, _: &Party, media: MediaPort) -> Result<LegId, Cause> {
-        let RingTarget::Extension(ext) = target else {
-            return Err(Cause::new(CauseKind::Congestion));
+        let ext = match target {
+            RingTarget::Extension(ext) => ext,
+            RingTarget::Trunk { trunk, number, .. } => &format!("{}:{number}", trunk.name),
+            RingTarget::Gsm { number } => &format!("gsm:{number}"),
         };
         if self.absent.contains(ext) {
             return Err(Cause::new(CauseKind::Unavailable));
@@ -99,6 +101,8 @@ struct Office {
     groups: HashMap<String, RingGroup>,
     open: HashSet<CallId>,
     sounds: Vec<(CallId, Side, Option<Sound>)>,
+    fallbacks: Vec<trunk::EmergencyRoute>,
+    limits: trunk::ExternalLimits,
 }
 
 impl Office {
@@ -114,6 +118,8 @@ impl Office {
             groups: HashMap::new(),
             open: HashSet::new(),
             sounds: Vec::new(),
+            fallbacks: Vec::new(),
+            limits: trunk::ExternalLimits::default(),
         }
     }
 }
@@ -138,6 +144,12 @@ impl CallDirectory for Office {
     }
     fn site(&self) -> Site {
         Site::default()
+    }
+    fn emergency_fallbacks(&self) -> Vec<trunk::EmergencyRoute> {
+        self.fallbacks.clone()
+    }
+    fn external_limits(&self, _: &str, _: &str) -> trunk::ExternalLimits {
+        self.limits
     }
 }
 
@@ -411,4 +423,95 @@ fn hold_plays_music_to_the_other_side() {
             (1, Side::Callee, None)
         ]
     );
+}
+
+fn trunk_links(state: crate::trunk::TrunkState) -> crate::trunk::TrunkLinks {
+    let mut links = crate::trunk::TrunkLinks::default();
+    links.upsert(crate::trunk::TrunkLink {
+        name: "cloud".into(),
+        domain: "sip.provider.example".into(),
+        user: "4930123".into(),
+        auth: None,
+        flow: Some(crate::registrar::Flow {
+            transport: crate::registrar::Transport::Udp,
+            remote: SocketAddr::from(([203, 0, 113, 5], 5060)),
+            local: SocketAddr::from(([192, 0, 2, 1], 5060)),
+        }),
+        peers: Vec::new(),
+        public: None,
+        state,
+    });
+    links
+}
+
+#[test]
+fn emergency_from_a_restricted_port_goes_to_the_gsm_route_when_no_trunk_is_up() {
+    let mut rig = Rig::new();
+    rig.cc
+        .set_trunks(&trunk_links(crate::trunk::TrunkState::Unreachable(
+            "no answer".into(),
+        )));
+    rig.office.fallbacks = vec![trunk::EmergencyRoute::Gsm];
+    let p = rig.office.profiles.get_mut("11").expect("11");
+    p.class = crate::dialplan::OutboundClass::InternalOnly;
+    p.dnd = true;
+    // An ordinary external call has no way out.
+    rig.dial(1, "11", "0211123456");
+    assert!(rig
+        .legs
+        .cmds
+        .contains(&Cmd::Reject(1, CauseKind::Forbidden)));
+    rig.dial(2, "11", "112");
+    let [(b, target)] = rig.rung().try_into().expect("one leg rung");
+    assert_eq!(target, "gsm:112");
+    rig.answer(b);
+    rig.event(LegEvent::Confirmed {
+        leg: 2,
+        media: None,
+    });
+    rig.legs.live.remove(&2);
+    rig.event(LegEvent::HungUp {
+        leg: 2,
+        gone: Gone::Normal,
+    });
+    let r = rig.records().pop().expect("record");
+    assert_eq!(r.route.as_deref(), Some("gsm"));
+    assert_eq!(r.direction, CallDirection::Outbound);
+    assert_eq!(r.disposition, Disposition::Answered);
+    rig.assert_idle();
+}
+
+#[test]
+fn the_newest_ordinary_external_call_makes_room_for_an_emergency_call() {
+    let mut rig = Rig::new();
+    rig.cc
+        .set_trunks(&trunk_links(crate::trunk::TrunkState::Registered));
+    rig.office.limits.per_trunk = Some(2);
+    rig.dial(1, "12", "0211123456");
+    let first = rig.rung()[0].0;
+    rig.answer(first);
+    rig.advance(Duration::from_secs(5));
+    rig.dial(2, "13", "0211123457");
+    let second = rig.rung()[1].0;
+    rig.answer(second);
+    // Full: a third ordinary call is refused.
+    rig.dial(3, "14", "0211123458");
+    assert!(rig
+        .legs
+        .cmds
+        .contains(&Cmd::Reject(3, CauseKind::Congestion)));
+    rig.dial(4, "11", "110");
+    assert!(rig.legs.cmds.contains(&Cmd::HangUp(2)));
+    assert!(rig.legs.cmds.contains(&Cmd::HangUp(second)));
+    assert!(!rig.legs.cmds.contains(&Cmd::HangUp(1)));
+    assert_eq!(rig.rung().last().map(|r| r.1.as_str()), Some("cloud:110"));
+    let ended: Vec<_> = rig
+        .records()
+        .into_iter()
+        .map(|r| (r.caller, r.reason))
+        .collect();
+    assert!(ended.contains(&(
+        "13".to_owned(),
+        Some("ended to make room for an emergency call".to_owned())
+    )));
 }

@@ -4,7 +4,7 @@
 //! ([`super::GsmLink`]). Sans-IO.
 //!
 //! Inbound: a call to the SIM rings the configured destination with the caller's number.
-//! Outbound: call control rings `RingTarget::Trunk` whose trunk is named [`GSM_TRUNK`];
+//! Outbound: call control rings [`RingTarget::Gsm`] (an emergency route, or a GSM route);
 //! ordinary calls need the installer's gateway-use confirmation, emergency calls never do.
 //!
 //! Not yet wired: `SipCalls` does not dispatch to `GsmLegs` (see the module docs of
@@ -85,7 +85,7 @@ impl GsmLegs {
 
     /// Whether `target` is for the module.
     pub fn serves(target: &RingTarget) -> bool {
-        matches!(target, RingTarget::Trunk { trunk, .. } if trunk.name == GSM_TRUNK)
+        matches!(target, RingTarget::Gsm { .. })
     }
 
     /// The next event for call control.
@@ -215,12 +215,9 @@ impl GsmLegs {
         media: MediaPort,
         gateway_confirmed: bool,
     ) -> Result<LegId, Cause> {
-        let RingTarget::Trunk { trunk, number, .. } = target else {
+        let RingTarget::Gsm { number } = target else {
             return Err(Cause::new(CauseKind::NotFound));
         };
-        if trunk.name != GSM_TRUNK {
-            return Err(Cause::new(CauseKind::NotFound));
-        }
         let emergency = EMERGENCY_NUMBERS.contains(&number.as_str());
         if !emergency && !gateway_confirmed {
             return Err(Cause::with(
@@ -287,26 +284,14 @@ fn end_cause(reason: &str) -> Cause {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::trunk::TrunkTarget;
-    use crate::registrar::{Flow, Transport};
 
     fn legs() -> GsmLegs {
         GsmLegs::new("127.0.0.1:4000".parse().unwrap())
     }
 
     fn gsm(number: &str) -> RingTarget {
-        RingTarget::Trunk {
-            trunk: TrunkTarget {
-                name: GSM_TRUNK.into(),
-                host: "gsm".into(),
-                flow: Flow {
-                    transport: Transport::Udp,
-                    remote: "127.0.0.1:1".parse().unwrap(),
-                    local: "127.0.0.1:2".parse().unwrap(),
-                },
-            },
+        RingTarget::Gsm {
             number: number.into(),
-            clir: false,
         }
     }
 

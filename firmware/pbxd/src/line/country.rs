@@ -16,7 +16,8 @@
 //! | NL | 425 | 425 1.0/4.0 | 425 .5/.5 | 425 .25/.25 | 425 .5/9.5 | 1.0/4.0 |
 //! | US | 350+440 | 440+480 2.0/4.0 | 480+620 .5/.5 | 480+620 .25/.25 | 440 .3/10.0 | 2.0/4.0 |
 //!
-//! (Hz; seconds on/off.) The howler and the caller-ID alerting signals are the same
+//! (Hz; seconds on/off.) The special-information tone is the same everywhere
+//! ([`tone::SPECIAL_INFORMATION`], 950/1400/1800 Hz). The howler and the caller-ID alerting signals are the same
 //! everywhere ([`tone::HOWLER`], [`tone::DT_AS`], [`tone::CAS`]).
 
 use std::borrow::Cow;
@@ -235,6 +236,8 @@ impl Tone {
             Tone::Congestion => Some(t.congestion.clone()),
             Tone::Howler => Some(tone::HOWLER),
             Tone::CallWaiting => Some(t.call_waiting.clone()),
+            // International (ITU-T E.180): the same in every country.
+            Tone::SpecialInformation => Some(tone::SPECIAL_INFORMATION),
         }
     }
 }

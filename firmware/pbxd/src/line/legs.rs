@@ -347,6 +347,7 @@ impl PortLegs {
                 CauseKind::Unavailable | CauseKind::NoAnswer => {
                     line.remote_failed(now, CallFailure::Unreachable)
                 }
+                CauseKind::Balance => line.remote_failed(now, CallFailure::Refused),
                 _ => line.remote_failed(now, CallFailure::Congestion),
             }
             self.ports[i].call = None;

@@ -99,6 +99,8 @@ pub const FIRST_DIGIT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const INTER_DIGIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Busy or congestion tone this long, then the howler.
 pub const TONE_BEFORE_HOWLER: Duration = Duration::from_secs(30);
+/// Special-information tone before congestion: three of its 2.06 s cycles.
+pub const SIT_BEFORE_CONGESTION: Duration = Duration::from_millis(3 * 2060);
 /// Howler this long, then silence until the phone hangs up.
 pub const HOWLER_DURATION: Duration = Duration::from_secs(60);
 /// Caller ID starts this long after the first ring ends (ETSI EN 300 659-1: >= 500 ms).
@@ -157,6 +159,8 @@ pub enum Tone {
     Howler,
     /// Call waiting (not emitted yet).
     CallWaiting,
+    /// Special-information tone (the network refused the service), then congestion.
+    SpecialInformation,
 }
 
 impl Tone {
@@ -171,6 +175,7 @@ impl Tone {
             Tone::Congestion => Some(tone::CONGESTION_DE),
             Tone::Howler => Some(tone::HOWLER),
             Tone::CallWaiting => Some(tone::CALL_WAITING_DE),
+            Tone::SpecialInformation => Some(tone::SPECIAL_INFORMATION),
         }
     }
 }
@@ -279,6 +284,9 @@ pub enum CallFailure {
     Rejected,
     /// The callee cannot be reached (not registered, timeout).
     Unreachable,
+    /// The network refused the service (the provider's "no balance"): the
+    /// special-information tone, then congestion.
+    Refused,
 }
 
 /// The dial plan as the line needs it while digits arrive.
@@ -658,10 +666,17 @@ impl Line {
     }
 
     /// The call could not be placed; it is over.
-    pub fn remote_failed(&mut self, now: Instant, _why: CallFailure) {
+    pub fn remote_failed(&mut self, now: Instant, why: CallFailure) {
         self.handle_timeout(now);
         if matches!(self.phase, Phase::Calling) {
-            self.fail(now, Tone::Congestion);
+            if why == CallFailure::Refused {
+                self.phase = Phase::Failed {
+                    until: Some(now + SIT_BEFORE_CONGESTION),
+                };
+                self.set_tone(Tone::SpecialInformation);
+            } else {
+                self.fail(now, Tone::Congestion);
+            }
         }
     }
 
@@ -827,6 +842,10 @@ impl Line {
                 } else {
                     self.fail(t, Tone::Congestion);
                 }
+            }
+            Phase::Failed { until } if self.tone == Tone::SpecialInformation => {
+                *until = Some(t + TONE_BEFORE_HOWLER);
+                self.set_tone(Tone::Congestion);
             }
             Phase::Failed { until } => {
                 if self.tone == Tone::Howler {

@@ -521,6 +521,27 @@ fn remote_busy_and_failure() {
     assert_eq!(sim.take_outs(), vec![LineOutput::Call(CallEvent::HangUp)]);
 }
 
+#[test]
+fn refused_service_plays_the_special_information_tone_then_congestion() {
+    let mut sim = Sim::new();
+    sim.off();
+    sim.pulses(2, ms(400));
+    sim.pulses(10, ms(400));
+    sim.pulses(1, ms(400));
+    sim.take();
+    sim.line.remote_failed(sim.now, CallFailure::Refused);
+    sim.drain();
+    assert_eq!(
+        sim.take_outs(),
+        vec![LineOutput::Play(Tone::SpecialInformation)]
+    );
+    assert_eq!(sim.line.state(), LineState::Failed);
+    sim.run(SIT_BEFORE_CONGESTION);
+    assert_eq!(sim.take_outs(), vec![LineOutput::Play(Tone::Congestion)]);
+    sim.run(TONE_BEFORE_HOWLER);
+    assert_eq!(sim.take_outs(), vec![LineOutput::Play(Tone::Howler)]);
+}
+
 fn caller() -> CallerId {
     CallerId {
         number: Some("1002".into()),

@@ -181,6 +181,7 @@ impl Endpoint {
         let mut ctx = CallContext {
             registrar: &mut self.registrar,
             services: env,
+            trunks: &self.trunks,
         };
         self.calls.handle_playback_done(now, id, side, &mut ctx);
         self.pump_calls(now);
@@ -198,6 +199,7 @@ impl Endpoint {
         let mut ctx = CallContext {
             registrar: &mut self.registrar,
             services: env,
+            trunks: &self.trunks,
         };
         self.calls.handle_port_hook(now, port, event, &mut ctx);
         self.pump_calls(now);
@@ -215,6 +217,7 @@ impl Endpoint {
         let mut ctx = CallContext {
             registrar: &mut self.registrar,
             services: env,
+            trunks: &self.trunks,
         };
         self.calls.handle_port_audio(now, port, frame, &mut ctx);
         self.pump_calls(now);
@@ -231,6 +234,7 @@ impl Endpoint {
         let mut ctx = CallContext {
             registrar: &mut self.registrar,
             services: env,
+            trunks: &self.trunks,
         };
         self.calls.handle_media_timeout(now, id, &mut ctx);
         self.pump_calls(now);
@@ -296,6 +300,7 @@ impl Endpoint {
         let mut ctx = CallContext {
             registrar: &mut self.registrar,
             services: env,
+            trunks: &self.trunks,
         };
         self.calls.handle_timeout(now, &mut ctx);
         self.pump_calls(now);
@@ -381,6 +386,7 @@ impl Endpoint {
                 let mut ctx = CallContext {
                     registrar: &mut self.registrar,
                     services: env,
+                    trunks: &self.trunks,
                 };
                 self.calls.handle_ack(now, &ack, &mut ctx);
                 self.pump_calls(now);
@@ -462,6 +468,7 @@ impl Endpoint {
                     let mut ctx = CallContext {
                         registrar: &mut self.registrar,
                         services: env,
+                        trunks: &self.trunks,
                     };
                     self.calls.handle_response(now, &key, &msg, &mut ctx);
                     self.pump_calls(now);
@@ -488,6 +495,7 @@ impl Endpoint {
                     let mut ctx = CallContext {
                         registrar: &mut self.registrar,
                         services: env,
+                        trunks: &self.trunks,
                     };
                     self.calls.handle_transaction_failure(now, &key, &mut ctx);
                     self.pump_calls(now);
@@ -528,6 +536,7 @@ impl Endpoint {
         let mut ctx = CallContext {
             registrar: &mut self.registrar,
             services: env,
+            trunks: &self.trunks,
         };
         if in_dialog && *method != Method::Register && *method != Method::Cancel {
             if self.calls.handle_in_dialog(now, key, req, &mut ctx) {
@@ -561,6 +570,7 @@ impl Endpoint {
                     let mut ctx = CallContext {
                         registrar: &mut self.registrar,
                         services: env,
+                        trunks: &self.trunks,
                     };
                     self.calls.handle_cancel(now, &invite, &mut ctx);
                     return None;

@@ -7,6 +7,7 @@ use std::path::Path;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+use crate::call::trunk::ExternalLimits;
 use crate::call::{CallDirectory, CallId, ExtensionProfile, MediaControl, Side, Sound};
 use crate::clock;
 use crate::dialplan::{FeatureCode, Site};
@@ -15,7 +16,7 @@ use crate::media::relay::{
 };
 use crate::media::sdp::{self, Negotiated};
 use crate::registrar::{Directory, ExtensionSecrets};
-use crate::store::{AuditCtx, ForwardTarget, RingGroup, Store};
+use crate::store::{AuditCtx, ForwardTarget, RingGroup, Severity, Store, TollFraudSettings};
 
 /// The store and the relay, as the endpoint's services.
 pub(crate) struct StoreServices {
@@ -212,6 +213,99 @@ impl CallDirectory for StoreServices {
 
     fn site(&self) -> Site {
         site_of(&self.store)
+    }
+
+    fn external_forwarding_allowed_for(&self, extension: &str) -> bool {
+        self.external_forwarding_allowed()
+            || self
+                .store
+                .external_policy(extension)
+                .is_ok_and(|p| p.allow_forwarding)
+    }
+
+    fn did_destination(&self, trunk: &str, e164: &str) -> Option<String> {
+        let numbers = self.store.trunk_numbers(Some(trunk)).unwrap_or_else(|e| {
+            warn!(trunk, "number lookup failed: {e}");
+            Vec::new()
+        });
+        numbers
+            .into_iter()
+            .find(|n| n.number == e164)
+            .and_then(|n| n.destination)
+    }
+
+    fn caller_id(&self, trunk: &str, extension: &str) -> Option<String> {
+        self.store
+            .caller_id_for(trunk, extension)
+            .unwrap_or_else(|e| {
+                warn!(trunk, extension, "caller ID lookup failed: {e}");
+                None
+            })
+    }
+
+    fn emergency_caller_id(&self) -> Option<String> {
+        match self.store.emergency_settings() {
+            Ok(s) => s.caller_id,
+            Err(e) => {
+                warn!("emergency caller ID lookup failed: {e}");
+                None
+            }
+        }
+    }
+
+    fn external_limits(&self, extension: &str, trunk: &str) -> ExternalLimits {
+        let fraud = self.store.toll_fraud().unwrap_or_else(|e| {
+            warn!("toll-fraud settings unreadable, using defaults: {e}");
+            TollFraudSettings::default()
+        });
+        let policy = self.store.external_policy(extension).unwrap_or_default();
+        let per_trunk = self.store.trunk_call_limit(trunk).unwrap_or_else(|e| {
+            warn!(trunk, "trunk limit lookup failed: {e}");
+            None
+        });
+        ExternalLimits {
+            per_user: fraud
+                .enabled
+                .then(|| policy.max_concurrent.unwrap_or(fraud.user_concurrent)),
+            per_trunk,
+            per_minute: fraud.enabled.then_some(fraud.calls_per_minute),
+        }
+    }
+
+    fn external_locked(&self, extension: &str) -> bool {
+        self.store
+            .external_policy(extension)
+            .map(|p| p.locked.is_some())
+            .unwrap_or_else(|e| {
+                // Fail closed: a lock that cannot be read may be in force.
+                warn!(extension, "external policy unreadable: {e}");
+                true
+            })
+    }
+
+    fn lock_external(&mut self, extension: &str, reason: &str) {
+        let by = AuditCtx {
+            actor: "pbxd",
+            source: "toll-fraud protection",
+            now_unix: i64::try_from(clock::unix_now()).unwrap_or(i64::MAX),
+        };
+        if let Err(e) = self.store.lock_external(&by, extension, reason) {
+            warn!(extension, "cannot store the toll-fraud lock: {e}");
+        }
+    }
+
+    fn raise_alert(&mut self, key: &str, severity: Severity, message: &str) {
+        let now = i64::try_from(clock::unix_now()).unwrap_or(i64::MAX);
+        if let Err(e) = self.store.raise_alert(key, severity, message, now) {
+            warn!(key, "cannot raise alert: {e}");
+        }
+    }
+
+    fn clear_alert(&mut self, key: &str) {
+        let now = i64::try_from(clock::unix_now()).unwrap_or(i64::MAX);
+        if let Err(e) = self.store.clear_alert(key, now) {
+            warn!(key, "cannot clear alert: {e}");
+        }
     }
 }
 

@@ -31,6 +31,7 @@ mod schema;
 mod settings;
 mod site;
 mod site_info;
+mod trunk_numbers;
 mod user_prefs;
 mod users;
 mod web_queries;
@@ -78,6 +79,10 @@ pub use site::{
 pub use site_info::{
     validate_emergency_address, validate_site_info, validate_time_zone, EmergencyAddress, SiteInfo,
     DEFAULT_TIME_ZONE,
+};
+pub use trunk_numbers::{
+    validate_e164, validate_trunk_name, EmergencySettings, ExternalPolicy, TollFraudSettings,
+    TrunkNumber,
 };
 pub use user_prefs::Language;
 pub use users::{

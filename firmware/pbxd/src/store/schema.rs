@@ -186,7 +186,6 @@ ALTER TABLE web_users ADD COLUMN language TEXT NOT NULL DEFAULT 'en'
     CHECK (language IN ('en', 'de'));
 ";
 
-
 /// Version 6 (GSM/LTE module): one settings row (PIN and PUK sealed with the device key,
 /// the SIM's rejection of them, the installer's gateway-use confirmation, inbound
 /// destination, outbound policy, SMS limits), one status row the daemon writes, and the
@@ -238,8 +237,33 @@ CREATE INDEX sms_at ON sms (at);
 CREATE INDEX sms_outbox ON sms (status) WHERE status IN ('queued', 'sending');
 ";
 
+/// Version 7 (calls over the cloud trunk): the account's numbers per trunk name (no
+/// foreign key: the trunks' table comes with the registration client), per-extension
+/// external-call policy and toll-fraud locks, per-trunk concurrent-call limits.
+const V7: &str = "
+CREATE TABLE trunk_numbers (
+    number      TEXT PRIMARY KEY NOT NULL CHECK (number GLOB '+[1-9]*'),
+    trunk       TEXT NOT NULL CHECK (length(trunk) BETWEEN 1 AND 64),
+    destination TEXT,
+    callers     TEXT NOT NULL DEFAULT '',
+    is_default  INTEGER NOT NULL DEFAULT 0 CHECK (is_default IN (0, 1))
+) WITHOUT ROWID;
+CREATE INDEX trunk_numbers_trunk ON trunk_numbers (trunk);
+CREATE TABLE external_policy (
+    extension        TEXT PRIMARY KEY NOT NULL,
+    max_concurrent   INTEGER CHECK (max_concurrent >= 1),
+    allow_forwarding INTEGER NOT NULL DEFAULT 0 CHECK (allow_forwarding IN (0, 1)),
+    locked_at        INTEGER,
+    locked_reason    TEXT
+) WITHOUT ROWID;
+CREATE TABLE trunk_limits (
+    trunk     TEXT PRIMARY KEY NOT NULL,
+    max_calls INTEGER NOT NULL CHECK (max_calls >= 1)
+) WITHOUT ROWID;
+";
+
 /// All steps, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

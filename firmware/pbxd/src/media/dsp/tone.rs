@@ -21,6 +21,10 @@ pub enum ToneSound {
     Single(f32, f32),
     /// Two sines, each `(Hz, dBm0)`.
     Dual((f32, f32), (f32, f32)),
+    /// One sine whose frequency changes with each cadence step: step `i` plays
+    /// `freqs[i % freqs.len()]` Hz at the level (dBm0). The special-information tone
+    /// (ITU-T E.180: 950, 1400, 1800 Hz) is one.
+    Stepped(&'static [f32], f32),
     /// A carrier amplitude-modulated by a lower frequency, e.g. 425 Hz by 25 Hz.
     /// `level_dbm0` is that of the unmodulated carrier; the envelope is
     /// `(1 + depth * sin) / (1 + depth)`, so the peak never exceeds the carrier's.
@@ -102,6 +106,14 @@ pub const CAS: ToneSpec = ToneSpec {
     cadence: Cadence::Once(80),
 };
 
+/// The special-information tone (ITU-T E.180 sec. 8): 950, 1400 and 1800 Hz for 330 ms
+/// each with 30 ms gaps, then 1 s of silence; the same in every country. Played when the
+/// network refuses a service (the provider's "no balance"), before congestion.
+pub const SPECIAL_INFORMATION: ToneSpec = ToneSpec {
+    sound: ToneSound::Stepped(&[950.0, 1400.0, 1800.0], -13.0),
+    cadence: Cadence::Repeat(Cow::Borrowed(&[(330, 30), (330, 30), (330, 1000)])),
+};
+
 /// Errors in a tone description.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -129,6 +141,8 @@ pub struct ToneGenerator {
     phase: [f64; 3],
     /// Cadence in samples; empty means continuous.
     steps: Vec<(u64, u64)>,
+    /// [`ToneSound::Stepped`]: the frequency (cycles per sample) of each step.
+    stepped: Vec<f64>,
     step_idx: usize,
     /// Position within the current step, in samples.
     in_step: u64,
@@ -144,7 +158,15 @@ impl ToneGenerator {
                 Err(ToneError::BadFrequency(f))
             }
         };
+        let mut stepped = Vec::new();
         let (step, amp, mod_step, depth) = match spec.sound {
+            ToneSound::Stepped(freqs, l) => {
+                for f in freqs {
+                    stepped.push(check(*f)?);
+                }
+                let first = *stepped.first().ok_or(ToneError::EmptyCadence)?;
+                ([first, 0.0], [dbm0_to_peak(l), 0.0], 0.0, 0.0)
+            }
             ToneSound::Single(f, l) => ([check(f)?, 0.0], [dbm0_to_peak(l), 0.0], 0.0, 0.0),
             ToneSound::Dual((f1, l1), (f2, l2)) => (
                 [check(f1)?, check(f2)?],
@@ -189,6 +211,7 @@ impl ToneGenerator {
             depth,
             phase: [0.0; 3],
             steps,
+            stepped,
             step_idx: 0,
             in_step: 0,
         })
@@ -235,6 +258,9 @@ impl ToneGenerator {
             self.step_idx = (self.step_idx + 1) % self.steps.len();
             // Each on period starts at phase 0.
             self.phase = [0.0; 3];
+            if !self.stepped.is_empty() {
+                self.step[0] = self.stepped[self.step_idx % self.stepped.len()];
+            }
         }
     }
 }
@@ -434,5 +460,20 @@ mod tests {
                 err
             );
         }
+    }
+
+    #[test]
+    fn special_information_tone_steps_through_its_three_frequencies() {
+        let x = render(&SPECIAL_INFORMATION, 8 * 2200, 160);
+        // 330 ms on, 30 ms off per segment (8 samples/ms); measure inside each segment.
+        for (i, hz) in [950.0, 1400.0, 1800.0].into_iter().enumerate() {
+            let start = i * 360 * 8 + 400;
+            let got = measured_hz(&x[start..start + 1600]);
+            assert!((got - hz).abs() < 5.0, "segment {i}: {got} Hz");
+        }
+        // Then a second of silence, then 950 Hz again.
+        assert!(x[1100 * 8..2000 * 8].iter().all(|s| *s == 0));
+        let again = measured_hz(&x[2090 * 8..2090 * 8 + 800]);
+        assert!((again - 950.0).abs() < 5.0, "{again}");
     }
 }

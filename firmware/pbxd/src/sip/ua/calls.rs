@@ -18,6 +18,7 @@ use crate::line::legs::{PortLegs, PortOutput};
 use crate::line::HookEvent;
 use crate::media::sdp::Negotiated;
 use crate::registrar::{Flow, Registrar};
+use crate::trunk::TrunkLinks;
 
 /// What the calls need from their surroundings for one input.
 pub struct CallContext<'a> {
@@ -25,6 +26,9 @@ pub struct CallContext<'a> {
     pub registrar: &'a mut Registrar,
     /// Extensions, settings and the RTP relay.
     pub services: &'a mut dyn CallServices,
+    /// The cloud trunks' links (INVITEs from them are the provider's; calls go out
+    /// through them).
+    pub trunks: &'a TrunkLinks,
 }
 
 /// The user agent's legs as call control commands them, at `now`.
@@ -314,6 +318,7 @@ impl SipCalls {
 
     /// The relay saw no media on call `id` for too long.
     pub fn handle_media_timeout(&mut self, now: Instant, id: CallId, ctx: &mut CallContext<'_>) {
+        self.control.set_trunks(ctx.trunks);
         let mut legs = SipSide {
             ua: &mut self.ua,
             ports: self.ports.as_mut(),
@@ -333,6 +338,7 @@ impl SipCalls {
         side: Side,
         ctx: &mut CallContext<'_>,
     ) {
+        self.control.set_trunks(ctx.trunks);
         let mut legs = SipSide {
             ua: &mut self.ua,
             ports: self.ports.as_mut(),
@@ -351,6 +357,7 @@ impl SipCalls {
             p.handle_timeout(now);
         }
         self.pump(now, ctx);
+        self.control.set_trunks(ctx.trunks);
         let mut legs = SipSide {
             ua: &mut self.ua,
             ports: self.ports.as_mut(),
@@ -365,6 +372,7 @@ impl SipCalls {
     /// Lets call control handle every leg event, then turns its records (and the
     /// user agent's refusals) into outputs.
     fn pump(&mut self, now: Instant, ctx: &mut CallContext<'_>) {
+        self.control.set_trunks(ctx.trunks);
         loop {
             let event = match self.ua.poll_event() {
                 Some(e) => e,

@@ -10,6 +10,7 @@ pub fn status_line(cause: &Cause) -> (u16, String) {
         CauseKind::Declined => (603, "Decline"),
         CauseKind::Busy => (486, "Busy Here"),
         CauseKind::Forbidden => (403, "Forbidden"),
+        CauseKind::Balance => (402, "Payment Required"),
         CauseKind::NotFound => (404, "Not Found"),
         CauseKind::Unavailable => (480, "Temporarily Unavailable"),
         CauseKind::Incomplete => (484, "Address Incomplete"),
@@ -45,6 +46,7 @@ pub fn of_status(status: u16) -> Cause {
         600 | 603 => CauseKind::Declined,
         486 => CauseKind::Busy,
         403 => CauseKind::Forbidden,
+        402 => CauseKind::Balance,
         404 | 604 => CauseKind::NotFound,
         // Authentication towards a phone is not the caller's business.
         401 | 407 | 410 | 480 => CauseKind::Unavailable,
@@ -72,6 +74,7 @@ mod tests {
             CauseKind::Declined,
             CauseKind::Busy,
             CauseKind::Forbidden,
+            CauseKind::Balance,
             CauseKind::NotFound,
             CauseKind::Unavailable,
             CauseKind::Incomplete,

@@ -20,6 +20,9 @@ mod liveness;
 mod prack;
 #[cfg(test)]
 mod tests;
+mod trunk;
+#[cfg(test)]
+mod trunk_tests;
 mod uac;
 mod uas;
 
@@ -106,6 +109,12 @@ struct Fork {
     /// CANCEL wanted but no provisional response yet.
     cancel_pending: bool,
     final_status: Option<u16>,
+    /// Why it failed, when the response says more than its status (trunk refusals).
+    final_cause: Option<crate::call::Cause>,
+    /// Towards a trunk: its name and credentials for the provider's challenges.
+    trunk: Option<(String, Option<crate::trunk::TrunkAuth>)>,
+    /// A challenge has been answered already (a second one means bad credentials).
+    challenged: bool,
 }
 
 /// The caller's side of an incoming INVITE.
@@ -338,7 +347,8 @@ impl SipLegs {
                 100 => {}
                 101..=199 => self.fork_provisional(leg, i, resp),
                 200..=299 => self.fork_answered(now, leg, i, resp),
-                _ => self.fork_failed(now, leg, i, status),
+                401 | 407 if self.answer_challenge(leg, i, resp) => {}
+                _ => self.fork_refused(now, leg, i, resp),
             },
             Some(ClientRole::Orphan) => self.orphan_response(key, status, resp),
             Some(ClientRole::ReInvite(leg)) => self.reinvite_response(key, leg, resp),

@@ -10,12 +10,13 @@ use pbx_sip::message::{parse, HeaderName, Message};
 use pbx_sip::transaction::TimerConfig;
 
 use super::SipCalls;
-use crate::call::trunk::TrunkTarget;
+use crate::call::trunk::{EmergencyRoute, ExternalLimits, TrunkTarget};
 use crate::call::*;
 use crate::dialplan::{FeatureCode, Site};
 use crate::media::sdp::Negotiated;
 use crate::registrar::{Directory, ExtensionSecrets, Flow, Registrar, RegistrarConfig, Transport};
 use crate::sip::{Endpoint, EndpointEvent, EndpointOutput, GuardConfig};
+use crate::store::Severity;
 use crate::store::{ForwardTarget, RingGroup, RingStrategy};
 
 const UNIX: u64 = 1_800_000_000;
@@ -23,11 +24,21 @@ const PBX: &str = "192.0.2.1:5060";
 
 /// Extensions 1001..1005 (password "pw-<n>"), 1004 on do-not-disturb, ring groups
 /// as a test sets them; a relay that hands out ports and remembers what is open.
-struct Office {
-    profiles: HashMap<String, ExtensionProfile>,
+pub(super) struct Office {
+    pub(super) profiles: HashMap<String, ExtensionProfile>,
     groups: HashMap<String, RingGroup>,
-    trunk: Option<TrunkTarget>,
-    external_forwarding: bool,
+    pub(super) trunk: Option<TrunkTarget>,
+    /// The account's numbers: E.164 -> destination.
+    pub(super) dids: HashMap<String, String>,
+    /// Caller IDs per extension.
+    pub(super) caller_ids: HashMap<String, String>,
+    pub(super) emergency_cid: Option<String>,
+    pub(super) fallbacks: Vec<EmergencyRoute>,
+    pub(super) limits: ExternalLimits,
+    pub(super) locked: HashSet<String>,
+    /// Alerts raised (severity) and cleared (None), in order.
+    pub(super) alerts: Vec<(String, Option<Severity>, String)>,
+    pub(super) external_forwarding: bool,
     /// Sounds started and stopped, in order: (call, side, Some(sound) | None for stop).
     sounds: Vec<(CallId, Side, Option<Sound>)>,
     open: HashSet<CallId>,
@@ -48,6 +59,13 @@ impl Default for Office {
             profiles,
             groups: HashMap::new(),
             trunk: None,
+            dids: HashMap::new(),
+            caller_ids: HashMap::new(),
+            emergency_cid: None,
+            fallbacks: Vec::new(),
+            limits: ExternalLimits::default(),
+            locked: HashSet::new(),
+            alerts: Vec::new(),
             external_forwarding: false,
             sounds: Vec::new(),
             open: HashSet::new(),
@@ -89,6 +107,34 @@ impl CallDirectory for Office {
     }
     fn external_forwarding_allowed(&self) -> bool {
         self.external_forwarding
+    }
+    fn did_destination(&self, _: &str, e164: &str) -> Option<String> {
+        self.dids.get(e164).cloned()
+    }
+    fn caller_id(&self, _: &str, ext: &str) -> Option<String> {
+        self.caller_ids.get(ext).cloned()
+    }
+    fn emergency_caller_id(&self) -> Option<String> {
+        self.emergency_cid.clone()
+    }
+    fn emergency_fallbacks(&self) -> Vec<EmergencyRoute> {
+        self.fallbacks.clone()
+    }
+    fn external_limits(&self, _: &str, _: &str) -> ExternalLimits {
+        self.limits
+    }
+    fn external_locked(&self, ext: &str) -> bool {
+        self.locked.contains(ext)
+    }
+    fn lock_external(&mut self, ext: &str, _: &str) {
+        self.locked.insert(ext.to_owned());
+    }
+    fn raise_alert(&mut self, key: &str, severity: Severity, message: &str) {
+        self.alerts
+            .push((key.to_owned(), Some(severity), message.to_owned()));
+    }
+    fn clear_alert(&mut self, key: &str) {
+        self.alerts.push((key.to_owned(), None, String::new()));
     }
     fn apply_feature(&mut self, ext: &str, code: &FeatureCode) -> Result<String, String> {
         let p = self.profiles.get_mut(ext).ok_or("no such extension")?;
@@ -134,16 +180,16 @@ impl MediaControl for Office {
     }
 }
 
-struct Rig {
-    ep: Endpoint,
-    office: Office,
-    now: Instant,
-    records: Vec<CallSummary>,
+pub(super) struct Rig {
+    pub(super) ep: Endpoint,
+    pub(super) office: Office,
+    pub(super) now: Instant,
+    pub(super) records: Vec<CallSummary>,
     /// Extra headers for the INVITEs `invite_from` sends.
-    extra: String,
+    pub(super) extra: String,
 }
 
-fn flow_of(ip: &str) -> Flow {
+pub(super) fn flow_of(ip: &str) -> Flow {
     Flow {
         transport: Transport::Udp,
         remote: SocketAddr::new(ip.parse().expect("ip"), 5060),
@@ -151,7 +197,7 @@ fn flow_of(ip: &str) -> Flow {
     }
 }
 
-fn sdp(ip: &str, port: u16, codecs: &str) -> String {
+pub(super) fn sdp(ip: &str, port: u16, codecs: &str) -> String {
     let pts: Vec<&str> = codecs.split(' ').collect();
     let mut s = format!(
         "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {} 101\r\n",
@@ -176,7 +222,7 @@ fn epoch() -> Instant {
 }
 
 impl Rig {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::with(CallConfig::default())
     }
 
@@ -203,7 +249,7 @@ impl Rig {
     }
 
     /// Feeds one datagram from `ip`; returns what the endpoint sent, per destination.
-    fn feed(&mut self, ip: &str, text: &str) -> Vec<(SocketAddr, Message)> {
+    pub(super) fn feed(&mut self, ip: &str, text: &str) -> Vec<(SocketAddr, Message)> {
         self.ep.handle_datagram(
             self.now,
             UNIX,
@@ -214,7 +260,7 @@ impl Rig {
         self.collect()
     }
 
-    fn collect(&mut self) -> Vec<(SocketAddr, Message)> {
+    pub(super) fn collect(&mut self) -> Vec<(SocketAddr, Message)> {
         let mut out = Vec::new();
         while let Some(o) = self.ep.poll_output() {
             match o {
@@ -228,7 +274,7 @@ impl Rig {
         out
     }
 
-    fn advance(&mut self, by: Duration) -> Vec<(SocketAddr, Message)> {
+    pub(super) fn advance(&mut self, by: Duration) -> Vec<(SocketAddr, Message)> {
         let until = self.now + by;
         let mut out = Vec::new();
         loop {
@@ -246,7 +292,7 @@ impl Rig {
     }
 
     /// Registers `ext` from `ip` (two round trips with digest).
-    fn register(&mut self, ext: &str, ip: &str) {
+    pub(super) fn register(&mut self, ext: &str, ip: &str) {
         let reg = |auth: &str, cseq: u32| {
             format!(
                 "REGISTER sip:pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5060;branch=z9hG4bKr{ext}{cseq};rport\r\n\
@@ -277,7 +323,7 @@ impl Rig {
 
     /// Sends an authenticated INVITE from 1001 at 10.0.0.1 to `dialled`; returns what
     /// came out after the credentials.
-    fn invite(&mut self, dialled: &str, call: &str) -> Vec<(SocketAddr, Message)> {
+    pub(super) fn invite(&mut self, dialled: &str, call: &str) -> Vec<(SocketAddr, Message)> {
         self.invite_with(dialled, call, &sdp("10.0.0.1", 4000, "8 0"))
     }
 
@@ -286,7 +332,7 @@ impl Rig {
     }
 
     /// An authenticated INVITE from extension `ext` at `ip` (From tag "t<ext>").
-    fn invite_from(
+    pub(super) fn invite_from(
         &mut self,
         ext: &str,
         ip: &str,
@@ -333,7 +379,7 @@ impl Rig {
     }
 
     /// Waits out every transaction and checks nothing of the call is left.
-    fn assert_idle(&mut self) {
+    pub(super) fn assert_idle(&mut self) {
         self.advance(Duration::from_secs(70));
         assert_eq!(self.ep.calls().len(), 0, "calls left");
         assert_eq!(self.ep.calls().table_sizes(), [0; 6], "call tables");
@@ -343,7 +389,13 @@ impl Rig {
 }
 
 /// A response from a phone to a request the PBX sent it.
-fn reply(req: &Message, status: u16, reason: &str, to_tag: &str, body: Option<&str>) -> String {
+pub(super) fn reply(
+    req: &Message,
+    status: u16,
+    reason: &str,
+    to_tag: &str,
+    body: Option<&str>,
+) -> String {
     let mut s = format!("SIP/2.0 {status} {reason}\r\n");
     for v in req.header_all(&HeaderName::Via) {
         s.push_str(&format!("Via: {v}\r\n"));
@@ -365,23 +417,23 @@ fn reply(req: &Message, status: u16, reason: &str, to_tag: &str, body: Option<&s
     s
 }
 
-fn find(out: &[(SocketAddr, Message)], pred: impl Fn(&Message) -> bool) -> &Message {
+pub(super) fn find(out: &[(SocketAddr, Message)], pred: impl Fn(&Message) -> bool) -> &Message {
     &out.iter()
         .find(|(_, m)| pred(m))
         .unwrap_or_else(|| panic!("not sent: {out:#?}"))
         .1
 }
 
-fn is_req(m: &Message, method: &str) -> bool {
+pub(super) fn is_req(m: &Message, method: &str) -> bool {
     m.method().is_some_and(|x| x.as_str() == method)
 }
 
-fn is_status(m: &Message, status: u16) -> bool {
+pub(super) fn is_status(m: &Message, status: u16) -> bool {
     m.status() == Some(status)
 }
 
 /// The caller's in-dialog request (BYE, ACK) towards the PBX.
-fn caller_request(method: &str, ok: &Message, cseq: u32, branch: &str) -> String {
+pub(super) fn caller_request(method: &str, ok: &Message, cseq: u32, branch: &str) -> String {
     format!(
         "{method} sip:pbx@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{branch};rport\r\n\
          From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
@@ -705,7 +757,13 @@ fn bad_sdp_is_400_and_no_common_codec_is_488_with_warning() {
 }
 
 /// A response from the phone at `ip` (its Contact is its own address).
-fn reply_from(ip: &str, req: &Message, status: u16, tag: &str, body: Option<&str>) -> String {
+pub(super) fn reply_from(
+    ip: &str,
+    req: &Message,
+    status: u16,
+    tag: &str,
+    body: Option<&str>,
+) -> String {
     reply(req, status, "X", tag, body).replace("10.0.0.2:5060>", &format!("{ip}:5060>"))
 }
 
@@ -892,7 +950,13 @@ fn callee_request(
 
 /// 1001 calls `dialled`, the phone at `ip` answers with tag `tag` and the caller ACKs.
 /// Returns the PBX's INVITE to the callee and its 200 to the caller.
-fn answered(rig: &mut Rig, dialled: &str, ip: &str, tag: &str, call: &str) -> (Message, Message) {
+pub(super) fn answered(
+    rig: &mut Rig,
+    dialled: &str,
+    ip: &str,
+    tag: &str,
+    call: &str,
+) -> (Message, Message) {
     let out = rig.invite(dialled, call);
     let fork = find(&out, |m| is_req(m, "INVITE")).clone();
     let out = rig.feed(
@@ -1300,11 +1364,11 @@ fn pings_keep_a_live_call_and_find_a_phone_that_forgot_it() {
 #[test]
 fn external_and_emergency_calls_go_to_the_trunk_with_e164_and_privacy() {
     let mut rig = Rig::new();
-    rig.office.trunk = Some(TrunkTarget {
-        name: "cloud".into(),
-        host: "sip.provider.example".into(),
-        flow: flow_of("203.0.113.5"),
-    });
+    rig.office.trunk = Some(TrunkTarget::new(
+        "cloud",
+        "sip.provider.example",
+        flow_of("203.0.113.5"),
+    ));
     let out = rig.invite("0211123456", "e1");
     let inv = find(&out, |m| is_req(m, "INVITE")).clone();
     assert_eq!(

@@ -35,6 +35,9 @@ impl SipLegs {
         // (Request-URI, To, flow) per fork, and extra headers.
         let mut extra: Vec<(HeaderName, String)> = Vec::new();
         let mut from_value = from_value;
+        let mut trunk_of = None;
+        // Towards a trunk, Contact and SDP carry our public address when known.
+        let mut public = None;
         let targets: Vec<(Uri, String, Flow)> = match target {
             RingTarget::Extension(ext) => {
                 let aor = format!("{ext}@{realm}");
@@ -49,16 +52,36 @@ impl SipLegs {
                 trunk,
                 number,
                 clir,
+                identity,
             } => {
+                // The account's number for this caller (never one it does not own),
+                // else the SIP-ID; the provider takes it from P-Preferred-Identity.
+                let user = identity.as_deref().unwrap_or(&trunk.user);
+                let host = &trunk.host;
+                from_value = match (&from.name, identity) {
+                    (Some(n), Some(_)) => format!("\"{}\" <sip:{user}@{host}>;tag={tag}", quote(n)),
+                    _ => format!("<sip:{user}@{host}>;tag={tag}"),
+                };
+                if identity.is_some() {
+                    extra.push((
+                        HeaderName::Other("P-Preferred-Identity".into()),
+                        format!("<sip:{user}@{host}>"),
+                    ));
+                }
                 // CLIR asks the provider to hide the caller (`Privacy: id`, RFC 3323)
-                // and sends an anonymous From.
+                // and sends an anonymous From; the identity still goes in PPI.
                 if *clir {
                     from_value =
                         format!("\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag={tag}");
                     extra.push((HeaderName::Other("Privacy".into()), "id".into()));
                 }
-                let uri = Uri::sip(Some(number), &trunk.host, None);
-                vec![(uri, format!("<sip:{number}@{}>", trunk.host), trunk.flow)]
+                trunk_of = Some((trunk.name.clone(), trunk.auth.clone()));
+                public = trunk.public;
+                let uri = Uri::sip(Some(number), host, None);
+                vec![(uri, format!("<sip:{number}@{host}>"), trunk.flow)]
+            }
+            RingTarget::Gsm { .. } => {
+                return Err(Cause::with(CauseKind::Unavailable, "no GSM gateway"));
             }
         };
         let Some(first) = targets.first() else {
@@ -71,7 +94,11 @@ impl SipLegs {
         let mut forks = Vec::new();
         for (uri, to, flow) in targets {
             let mut l = local.clone();
-            l.addr = flow.local.ip();
+            l.addr = public.map_or(flow.local.ip(), |p| p.ip());
+            let contact_flow = Flow {
+                local: public.unwrap_or(flow.local),
+                ..flow
+            };
             let mut b = MessageBuilder::request(Method::Invite, uri)
                 .header(
                     HeaderName::Via,
@@ -82,7 +109,7 @@ impl SipLegs {
                 .header(HeaderName::To, to)
                 .header(HeaderName::CallId, call_id.clone())
                 .header(HeaderName::CSeq, "1 INVITE")
-                .header(HeaderName::Contact, our_contact(flow))
+                .header(HeaderName::Contact, our_contact(contact_flow))
                 .header(HeaderName::Allow, ALLOW);
             for (name, value) in &extra {
                 b = b.header(name.clone(), value.clone());
@@ -104,6 +131,9 @@ impl SipLegs {
                 state: ForkState::Calling,
                 cancel_pending: false,
                 final_status: None,
+                final_cause: None,
+                trunk: trunk_of.clone(),
+                challenged: false,
             });
         }
         if forks.is_empty() {
@@ -289,7 +319,12 @@ impl SipLegs {
             })
             .or_else(|| finals.iter().min())
             .copied();
-        let cause = cause::of_status(best.unwrap_or(480));
+        let cause = uac
+            .forks
+            .iter()
+            .find(|f| f.final_status == best)
+            .and_then(|f| f.final_cause.clone())
+            .unwrap_or_else(|| cause::of_status(best.unwrap_or(480)));
         self.drop_leg(now, id);
         self.events.push_back(LegEvent::Failed { leg: id, cause });
     }

@@ -134,8 +134,11 @@ impl SipLegs {
         if req.max_forwards().ok().flatten() == Some(0) {
             return Err(Early::silent(483, "Too Many Hops"));
         }
+        // The provider, known by its registered flow or resolved addresses, is trusted
+        // without digest; it addresses us by our Contact, not by our domain.
+        let trunk = ctx.trunks.by_source(flow.remote).map(|l| l.name.clone());
         if !matches!(ruri.scheme(), Scheme::Sip | Scheme::Sips)
-            || !ctx.registrar.serves_host(ruri.host())
+            || (trunk.is_none() && !ctx.registrar.serves_host(ruri.host()))
         {
             return Err(Early::silent(403, "Forbidden: domain not served here"));
         }
@@ -144,7 +147,9 @@ impl SipLegs {
             .from_header()
             .map_err(|e| Early::silent(400, &format!("Bad Request: {e}")))?;
         let caller = from.uri.user().unwrap_or("").to_owned();
-        if let Err(resp) = ctx.registrar.authenticate_request(
+        if trunk.is_some() {
+            // Trusted by address.
+        } else if let Err(resp) = ctx.registrar.authenticate_request(
             now_unix,
             req,
             &caller,
@@ -214,13 +219,28 @@ impl SipLegs {
             },
         );
         let _ = now;
-        self.events.push_back(LegEvent::Incoming {
-            leg: id,
-            caller,
-            dialled,
-            reference,
-            source: flow.remote.ip(),
-        });
+        let event = match trunk {
+            Some(trunk) => {
+                let inbound = super::trunk::inbound(req);
+                LegEvent::IncomingTrunk {
+                    leg: id,
+                    trunk,
+                    called: inbound.called,
+                    caller: inbound.caller,
+                    name: inbound.name,
+                    reference,
+                    source: flow.remote.ip(),
+                }
+            }
+            None => LegEvent::Incoming {
+                leg: id,
+                caller,
+                dialled,
+                reference,
+                source: flow.remote.ip(),
+            },
+        };
+        self.events.push_back(event);
         Ok(())
     }
 
