@@ -921,3 +921,6 @@ mod tests;
 
 #[cfg(test)]
 mod playback_tests;
+
+#[cfg(test)]
+mod srtp_tests;
