@@ -283,6 +283,13 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(line in "[ -~]{0,120}") {
+            let _ = CryptoAttr::parse(&line);
+        }
+    }
+
     #[test]
     fn modes_parse_from_the_config_word() {
         assert_eq!("Optional".parse::<SrtpMode>(), Ok(SrtpMode::Optional));

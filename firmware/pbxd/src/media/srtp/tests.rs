@@ -255,3 +255,20 @@ fn key_lengths_are_checked() {
     );
     assert_eq!(format!("{:?}", rfc_key()), "MasterKey(..)");
 }
+
+proptest::proptest! {
+    /// Whatever arrives, unprotect refuses it cleanly (a random packet never authenticates).
+    #[test]
+    fn unprotect_never_panics_on_arbitrary_bytes(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+        let mut rx = SrtpContext::new(Suite::AesCm128HmacSha1_80, &rfc_key());
+        let mut p = data.clone();
+        proptest::prop_assert!(rx.unprotect_rtp(&mut p).is_err());
+        let mut p = data.clone();
+        proptest::prop_assert!(rx.unprotect_rtcp(&mut p).is_err());
+        let mut tx = SrtpContext::new(Suite::AesCm128HmacSha1_32, &rfc_key());
+        let mut p = data.clone();
+        let _ = tx.protect_rtp(&mut p);
+        let mut p = data;
+        let _ = tx.protect_rtcp(&mut p);
+    }
+}
