@@ -3,6 +3,9 @@
 //! PCMA -> G.722 (decode, 2x resample, G.722 encode). Then the whole path through the tokio
 //! shell on loopback: phone A's socket -> relay task -> phone B's socket, one packet at a
 //! time (`relay_service_loopback`, mean), with p50/p99 of that one-way time printed first.
+//! SRTP: the same PCMA forwarding with SRTP on both legs (`relay_forward_pcma_srtp`:
+//! unprotect from A, protect towards B; compare with `relay_forward_pcma`), and the
+//! transform alone (`srtp_protect_rtp_pcma`).
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -128,5 +131,81 @@ fn bench_service(c: &mut Criterion) {
     drop(svc);
 }
 
-criterion_group!(benches, bench, bench_service);
+/// SRTP on both legs: what one packet costs the relay (unprotect on ingress, protect on
+/// egress) against plain forwarding. The phone's own protect runs outside the timing.
+fn bench_srtp(c: &mut Criterion) {
+    use pbxd::media::sdp::SrtpKeys;
+    use pbxd::media::srtp::{MasterKey, SrtpContext, Suite};
+
+    let suite = Suite::AesCm128HmacSha1_80;
+    let key = |b: u8| MasterKey::from_bytes(&[b; 30]).expect("30 bytes");
+    let now = epoch();
+    let mut s = session(Codec::Pcma, 8);
+    let keys = |send, recv| SrtpKeys {
+        suite,
+        send: key(send),
+        recv: key(recv),
+    };
+    let leg = |port| LegConfig {
+        remote: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+        codec: Codec::Pcma,
+        pt: 8,
+        telephone_event: Some(101),
+        direction: Direction::SendRecv,
+    };
+    s.configure_secure(now, Leg::A, leg(4000), Some(keys(1, 2)));
+    s.configure_secure(now, Leg::B, leg(5000), Some(keys(3, 4)));
+    let mut phone = SrtpContext::new(suite, &key(2));
+    let from = SocketAddr::from(([127, 0, 0, 1], 4000));
+    let mut seq = 0u16;
+    let mut next = move || {
+        seq = seq.wrapping_add(1);
+        let mut pkt = vec![0x80u8, 8];
+        pkt.extend_from_slice(&seq.to_be_bytes());
+        pkt.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        pkt.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        pkt.extend((0..160u32).map(|i| (i * 7) as u8));
+        pkt
+    };
+    c.bench_function("relay_forward_pcma_srtp", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(4096);
+                left -= n;
+                let batch: Vec<Vec<u8>> = (0..n)
+                    .map(|_| {
+                        let mut p = next();
+                        phone.protect_rtp(&mut p).expect("valid RTP");
+                        p
+                    })
+                    .collect();
+                let t = epoch();
+                for p in &batch {
+                    s.handle_packet(now, Leg::A, Socket::Rtp, from, black_box(p));
+                    black_box(s.poll_transmit());
+                }
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+    let mut tx = SrtpContext::new(suite, &key(5));
+    let mut seq = 0u16;
+    c.bench_function("srtp_protect_rtp_pcma", |b| {
+        b.iter(|| {
+            seq = seq.wrapping_add(1);
+            let mut pkt = Vec::with_capacity(12 + 160 + 10);
+            pkt.extend_from_slice(&[0x80, 8]);
+            pkt.extend_from_slice(&seq.to_be_bytes());
+            pkt.extend_from_slice(&[0; 8]);
+            pkt.extend_from_slice(&[0xd5; 160]);
+            tx.protect_rtp(&mut pkt).expect("valid RTP");
+            black_box(pkt)
+        })
+    });
+}
+
+criterion_group!(benches, bench, bench_service, bench_srtp);
 criterion_main!(benches);

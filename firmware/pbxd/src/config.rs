@@ -79,6 +79,12 @@ pub struct Cli {
     /// UDP port range for relayed RTP, `MIN-MAX` (even/odd pairs: RTP, RTCP).
     #[arg(long, default_value = "10000-20000", value_parser = parse_port_range)]
     pub rtp_ports: (u16, u16),
+    /// SRTP (SDES) in the offers the box makes to phones: `off` (plain RTP/AVP),
+    /// `optional` (RTP/AVP with a=crypto: SRTP if the phone answers with crypto) or
+    /// `mandatory` (RTP/SAVP only; plain offers and answers get 488). A phone offering
+    /// SRTP always gets it.
+    #[arg(long, default_value = "off", value_parser = clap::builder::ValueParser::new(str::parse::<crate::media::SrtpMode>))]
+    pub srtp: crate::media::SrtpMode,
     /// An answered call with no RTP from either phone for this long is ended (seconds).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..=3600))]
     pub media_timeout: u64,
@@ -257,6 +263,7 @@ impl Cli {
         };
         let calls = crate::call::CallConfig {
             ring_timeout: Duration::from_secs(self.ring_timeout),
+            srtp: self.srtp,
             ..crate::call::CallConfig::default()
         };
         let mut seen = Vec::new();

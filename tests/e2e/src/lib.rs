@@ -1484,6 +1484,9 @@ pub struct PhoneConfig {
     pub tone_hz: f64,
     /// Length of the tone file, seconds (baresip ends the call when the file ends).
     pub tone_secs: f64,
+    /// baresip's account `mediaenc` (`srtp`, `srtp-mand`, ...): loads its `srtp` module.
+    /// `None`: plain RTP. (Only the loopback [`Phone`] uses it.)
+    pub mediaenc: Option<String>,
 }
 
 impl PhoneConfig {
@@ -1495,7 +1498,14 @@ impl PhoneConfig {
             codecs: codecs.iter().map(|c| c.to_string()).collect(),
             tone_hz,
             tone_secs: 20.0,
+            mediaenc: None,
         }
+    }
+
+    /// With media encryption `mediaenc` (baresip's account parameter, e.g. `srtp-mand`).
+    pub fn with_mediaenc(mut self, mediaenc: &str) -> Self {
+        self.mediaenc = Some(mediaenc.into());
+        self
     }
 
     /// The sample rate baresip runs the source at: that of the first codec (G.722: 16 kHz).
@@ -1597,9 +1607,23 @@ impl Phone {
             };
             let _ = writeln!(text, "{kind} {m}.so");
         }
+        if config.mediaenc.is_some() {
+            let so = Path::new(BARESIP_MODULES).join("srtp.so");
+            assert!(
+                so.is_file(),
+                "baresip module {} missing: apt-get install baresip-core",
+                so.display()
+            );
+            text.push_str("module srtp.so\n");
+        }
         std::fs::write(dir.path().join("config"), text).expect("write baresip config");
+        let mediaenc = config
+            .mediaenc
+            .as_deref()
+            .map(|m| format!(";mediaenc={m}"))
+            .unwrap_or_default();
         let account = format!(
-            "<sip:{}@{};transport=udp>;auth_pass={};regint=600;answermode=auto;audio_codecs={}\n",
+            "<sip:{}@{};transport=udp>;auth_pass={};regint=600;answermode=auto;audio_codecs={}{mediaenc}\n",
             config.user,
             pbx.sip_addr(),
             config.password,

@@ -85,6 +85,8 @@ pub struct CallConfig {
     pub telephone_event: u8,
     /// How often answered calls are checked with in-dialog OPTIONS (`None`: never).
     pub ping_interval: Option<Duration>,
+    /// SRTP in the offers we make (`--srtp`); see [`crate::media::SrtpMode`].
+    pub srtp: crate::media::SrtpMode,
 }
 
 impl Default for CallConfig {
@@ -97,6 +99,7 @@ impl Default for CallConfig {
             codecs: vec![Codec::Pcma, Codec::Pcmu, Codec::G722],
             telephone_event: 101,
             ping_interval: Some(Duration::from_secs(60)),
+            srtp: crate::media::SrtpMode::Off,
         }
     }
 }

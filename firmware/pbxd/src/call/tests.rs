@@ -92,6 +92,7 @@ fn neg() -> Negotiated {
         remote: SocketAddr::from(([10, 0, 0, 9], 4000)),
         ptime: 20,
         direction: Direction::SendRecv,
+        srtp: None,
     }
 }
 

@@ -106,6 +106,7 @@ impl GsmLegs {
             remote: self.media,
             ptime: 20,
             direction: Direction::SendRecv,
+            srtp: None,
         }
     }
 

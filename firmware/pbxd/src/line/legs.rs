@@ -177,6 +177,7 @@ impl PortLegs {
             remote: self.ports[i].spec.media,
             ptime: 20,
             direction: Direction::SendRecv,
+            srtp: None,
         }
     }
 

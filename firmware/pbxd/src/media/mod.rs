@@ -7,8 +7,13 @@
 //!   hold, telephone-event payload types (issue 3).
 //! - [`relay`]: the RTP/RTCP relay anchoring call media in the box (issue 3): symmetric-RTP
 //!   latching, SSRC/sequence continuity, PCMA/PCMU/G.722 transcoding, per-leg quality stats.
+//! - [`srtp`]: SRTP/SRTCP (RFC 3711, AES-CM-128 with HMAC-SHA1) for legs keyed with SDES
+//!   (RFC 4568); [`SrtpMode`] is the policy of what the box offers.
 
 pub mod dsp;
 pub mod jitter;
 pub mod relay;
 pub mod sdp;
+pub mod srtp;
+
+pub use sdp::SrtpMode;

@@ -319,7 +319,7 @@ impl MediaControl for StoreServices {
 
     fn configure(&mut self, call: CallId, side: Side, n: &Negotiated) {
         if let Some(h) = self.sessions.get(&call) {
-            h.configure(leg_of(side), leg_config(n));
+            h.configure_secure(leg_of(side), leg_config(n), n.srtp.clone());
         }
     }
 

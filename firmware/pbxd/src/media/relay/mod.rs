@@ -23,6 +23,10 @@
 //! - **Playback**: a leg can be given local audio instead ([`Playback`]: tones, music on
 //!   hold, WAV clips); the other leg's packets are then not forwarded to it, and the relay
 //!   generates one packet per 20 ms in the leg's codec on the same output stream.
+//! - **SRTP** (RFC 3711, SDES keys): a leg configured with [`SrtpKeys`](crate::media::sdp::SrtpKeys)
+//!   ([`RelaySession::configure_secure`]) has its packets authenticated, replay-checked and
+//!   decrypted on arrival (failures are dropped and counted in [`LegStats`]) and everything
+//!   sent to it, RTP and our RTCP reports (SRTCP), protected. Keys are never logged.
 //! - **Media timeout**: [`RelayEvent::Timeout`] when no RTP arrived on either leg for the
 //!   configured time once the call is answered (see [`session`]).
 //!
@@ -57,6 +61,7 @@
 
 pub mod g711;
 pub mod playback;
+mod secure;
 pub mod service;
 pub mod session;
 pub mod stats;

@@ -25,6 +25,7 @@ use super::session::{RelayConfig, RelaySession};
 use super::stats::SessionReport;
 use super::{Leg, LegConfig, Playback, PlaybackError, RelayEvent, Socket};
 use crate::clock;
+use crate::media::sdp::SrtpKeys;
 
 /// Datagrams read from one socket per wake-up before looking at the others.
 pub const BATCH: usize = 32;
@@ -192,7 +193,7 @@ pub struct MediaService {
 }
 
 enum Command {
-    Configure(Leg, LegConfig),
+    Configure(Leg, LegConfig, Option<Box<SrtpKeys>>),
     SetActive(bool),
     Play(Leg, Box<Player>),
     Stop(Leg),
@@ -321,11 +322,20 @@ impl SessionHandle {
         self.local[leg.idx()]
     }
 
-    /// Sets or changes what SDP negotiated for `leg` (call again on every re-INVITE).
+    /// Sets or changes what SDP negotiated for a plain RTP `leg` (call again on every
+    /// re-INVITE).
     pub fn configure(&self, leg: Leg, cfg: LegConfig) {
+        self.configure_secure(leg, cfg, None);
+    }
+
+    /// [`configure`](Self::configure) with the leg's SRTP keys (`None`: plain RTP), as
+    /// offer/answer gave them in [`Negotiated::srtp`](crate::media::sdp::Negotiated::srtp).
+    pub fn configure_secure(&self, leg: Leg, cfg: LegConfig, srtp: Option<SrtpKeys>) {
         // The task only stops once this handle is gone or closed, so a send cannot fail
         // unless the task died; then there is nothing left to configure.
-        let _ = self.tx.send(Command::Configure(leg, cfg));
+        let _ = self
+            .tx
+            .send(Command::Configure(leg, cfg, srtp.map(Box::new)));
     }
 
     /// Marks the call answered (arms the media timeout) or not.
@@ -427,7 +437,9 @@ async fn run(
                 match cmd {
                     None => break None,
                     Some(Command::Close(tx)) => break Some(tx),
-                    Some(Command::Configure(leg, cfg)) => core.configure(clock::now(), leg, cfg),
+                    Some(Command::Configure(leg, cfg, srtp)) => {
+                        core.configure_secure(clock::now(), leg, cfg, srtp.map(|k| *k))
+                    }
                     Some(Command::SetActive(on)) => core.set_active(clock::now(), on),
                     Some(Command::Play(leg, p)) => core.start_playback(clock::now(), leg, *p),
                     Some(Command::Stop(leg)) => core.stop(clock::now(), leg),

@@ -58,9 +58,12 @@ use rtcp_types::{
 use rtp_rs::RtpReader;
 
 use super::playback::{Player, FRAME};
+use super::secure::LegSrtp;
 use super::stats::{LegStats, RecvStats, RemoteReport, SessionReport, CLOCK_HZ};
 use super::transcode::{Enc, Transcoder};
 use super::{Codec, Leg, LegConfig, Playback, PlaybackError, RelayEvent, Socket, Transmit};
+use crate::media::sdp::SrtpKeys;
+use crate::media::srtp::SrtpError;
 
 /// Seconds between 1900 (NTP era 0) and 1970 (Unix).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
@@ -229,6 +232,8 @@ struct LegState {
     next_rtcp: Instant,
     /// Local playback replacing the other leg's audio, if any.
     play: Option<Box<PlayState>>,
+    /// SRTP contexts if the leg is secure.
+    srtp: Option<Box<LegSrtp>>,
 }
 
 /// A playback running on one leg.
@@ -270,6 +275,7 @@ impl LegState {
             sent_srs: VecDeque::new(),
             next_rtcp,
             play: None,
+            srtp: None,
         }
     }
 
@@ -306,8 +312,11 @@ pub struct RelaySession {
     /// Start of the current media-timeout window.
     last_media: Instant,
     timed_out: bool,
-    transmits: VecDeque<Transmit>,
+    /// Packets to send, and whether each is RTCP (for SRTP/SRTCP on a secure leg).
+    transmits: VecDeque<(Transmit, bool)>,
     events: VecDeque<RelayEvent>,
+    /// Reused buffer for unprotecting SRTP packets.
+    scratch: Vec<u8>,
 }
 
 impl RelaySession {
@@ -340,13 +349,33 @@ impl RelaySession {
             timed_out: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            scratch: Vec::new(),
         }
     }
 
-    /// Sets (or, on re-INVITE, changes) what SDP negotiated for `leg`. A new remote
-    /// address clears that leg's latches; the media timer restarts.
+    /// Sets (or, on re-INVITE, changes) what SDP negotiated for a plain RTP `leg` (no
+    /// SRTP: see [`configure_secure`](Self::configure_secure)). A new remote address
+    /// clears that leg's latches; the media timer restarts.
     pub fn configure(&mut self, now: Instant, leg: Leg, cfg: LegConfig) {
+        self.configure_secure(now, leg, cfg, None);
+    }
+
+    /// [`configure`](Self::configure) with the leg's SRTP keys, `None` for plain RTP.
+    /// New keys for a direction start a new SRTP context for it; unchanged ones keep
+    /// theirs (rollover counter, replay window).
+    pub fn configure_secure(
+        &mut self,
+        now: Instant,
+        leg: Leg,
+        cfg: LegConfig,
+        srtp: Option<SrtpKeys>,
+    ) {
         let st = &mut self.legs[leg.idx()];
+        match (st.srtp.as_deref_mut(), srtp) {
+            (_, None) => st.srtp = None,
+            (Some(s), Some(keys)) => s.rekey(keys),
+            (None, Some(keys)) => st.srtp = Some(Box::new(LegSrtp::new(keys))),
+        }
         if st.cfg.map(|c| c.remote) != Some(cfg.remote) {
             st.rtp = Latch::default();
             st.rtcp = Latch::default();
@@ -389,9 +418,12 @@ impl RelaySession {
         let is_rtcp = match socket {
             Socket::Rtcp => true,
             // RFC 5761 sec. 4: RTCP packet types 192..=223 never clash with RTP's PTs.
+            // (SRTP and SRTCP leave these header bytes in the clear.)
             Socket::Rtp => data.len() >= 2 && (192..=223).contains(&data[1]),
         };
-        let ok = if is_rtcp {
+        let ok = if self.legs[leg.idx()].srtp.is_some() {
+            self.handle_secure(now, leg, socket, from, data, is_rtcp)
+        } else if is_rtcp {
             self.handle_rtcp(now, leg, socket, from, data)
         } else {
             self.handle_rtp(now, leg, from, data)
@@ -399,6 +431,40 @@ impl RelaySession {
         if !ok {
             self.legs[leg.idx()].stats.dropped += 1;
         }
+    }
+
+    /// Unprotects an SRTP/SRTCP packet of a secure leg, then handles it as a plain one.
+    fn handle_secure(
+        &mut self,
+        now: Instant,
+        leg: Leg,
+        socket: Socket,
+        from: SocketAddr,
+        data: &[u8],
+        is_rtcp: bool,
+    ) -> bool {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.extend_from_slice(data);
+        let st = &mut self.legs[leg.idx()];
+        let result = match st.srtp.as_deref_mut() {
+            Some(s) => s.unprotect(is_rtcp, &mut buf),
+            None => Ok(()),
+        };
+        let ok = match result {
+            Ok(()) if is_rtcp => self.handle_rtcp(now, leg, socket, from, &buf),
+            Ok(()) => self.handle_rtp(now, leg, from, &buf),
+            Err(e) => {
+                match e {
+                    SrtpError::AuthFailed => st.stats.srtp_auth_failed += 1,
+                    SrtpError::Replayed => st.stats.srtp_replayed += 1,
+                    _ => {}
+                }
+                false
+            }
+        };
+        self.scratch = buf;
+        ok
     }
 
     fn handle_rtp(&mut self, now: Instant, leg: Leg, from: SocketAddr, data: &[u8]) -> bool {
@@ -479,12 +545,15 @@ impl RelaySession {
             dst.out.octets = dst.out.octets.wrapping_add(payload_len as u32);
             dst.stats.packets_out += 1;
             dst.stats.bytes_out += buf.len() as u64;
-            self.transmits.push_back(Transmit {
-                leg: leg.other(),
-                socket: Socket::Rtp,
-                to,
-                data: buf,
-            });
+            self.transmits.push_back((
+                Transmit {
+                    leg: leg.other(),
+                    socket: Socket::Rtp,
+                    to,
+                    data: buf,
+                },
+                false,
+            ));
         }
         true
     }
@@ -648,12 +717,15 @@ impl RelaySession {
         if let Ok(n) = written {
             buf.truncate(n);
             let leg = if i == 0 { Leg::A } else { Leg::B };
-            self.transmits.push_back(Transmit {
-                leg,
-                socket,
-                to,
-                data: buf,
-            });
+            self.transmits.push_back((
+                Transmit {
+                    leg,
+                    socket,
+                    to,
+                    data: buf,
+                },
+                true,
+            ));
         }
     }
 
@@ -665,10 +737,20 @@ impl RelaySession {
         (t.as_secs() << 32) | ((u64::from(t.subsec_nanos()) << 32) / 1_000_000_000)
     }
 
-    /// The next packet to send.
+    /// The next packet to send (protected with SRTP/SRTCP if its leg is secure).
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        loop {
+            let (mut t, rtcp) = self.transmits.pop_front()?;
+            let Some(s) = self.legs[t.leg.idx()].srtp.as_deref_mut() else {
+                return Some(t);
+            };
+            // Only an exhausted SRTCP index (2^31 reports) can fail: that report is
+            // skipped rather than sent in the clear.
+            if s.protect(rtcp, &mut t.data).is_ok() {
+                return Some(t);
+            }
+        }
     }
 
     /// The next event for the call layer.
@@ -783,12 +865,15 @@ impl RelaySession {
             st.out.octets = st.out.octets.wrapping_add((buf.len() - 12) as u32);
             st.stats.packets_out += 1;
             st.stats.bytes_out += buf.len() as u64;
-            self.transmits.push_back(Transmit {
-                leg,
-                socket: Socket::Rtp,
-                to,
-                data: buf,
-            });
+            self.transmits.push_back((
+                Transmit {
+                    leg,
+                    socket: Socket::Rtp,
+                    to,
+                    data: buf,
+                },
+                false,
+            ));
         }
         if done {
             st.out.src_ssrc = None;
@@ -836,3 +921,6 @@ mod tests;
 
 #[cfg(test)]
 mod playback_tests;
+
+#[cfg(test)]
+mod srtp_tests;

@@ -161,6 +161,11 @@ pub struct LegStats {
     pub remote_jitter_ms: Option<f64>,
     /// Round-trip time from the peer's LSR/DLSR, ms.
     pub rtt_ms: Option<f64>,
+    /// SRTP/SRTCP packets that failed authentication (tampered, or another key); also
+    /// counted in `dropped`.
+    pub srtp_auth_failed: u64,
+    /// SRTP/SRTCP packets refused as replays; also counted in `dropped`.
+    pub srtp_replayed: u64,
 }
 
 impl LegStats {

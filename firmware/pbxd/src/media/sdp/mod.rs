@@ -19,7 +19,7 @@
 //! let local = LocalMedia {
 //!     addr: "192.0.2.1".parse().unwrap(), port: 20000,
 //!     codecs: vec![Codec::Pcma, Codec::Pcmu], telephone_event: Some(101),
-//!     ptime: 20, direction: Direction::SendRecv,
+//!     ptime: 20, direction: Direction::SendRecv, srtp: Default::default(),
 //! };
 //! let (body, negotiated) = answer(&offer, &local, &Origin::new(42)).expect("common codec");
 //! assert_eq!(negotiated.codec, Codec::Pcmu); // the peer's first choice we support
@@ -27,10 +27,14 @@
 //! assert!(Sdp::parse(&body).is_ok());
 //! ```
 
+mod crypto;
 mod negotiate;
+#[cfg(test)]
+mod srtp_tests;
 #[cfg(test)]
 mod tests;
 
+pub use crypto::{CryptoAttr, CryptoError, LocalSrtp, SrtpKeys, SrtpMode};
 pub use negotiate::{
     accept_answer, answer, offer, warning_header, LocalMedia, Negotiated, NegotiationError, Origin,
 };
@@ -191,9 +195,11 @@ impl fmt::Display for Direction {
     }
 }
 
-/// The first usable audio m-line of an SDP: `m=audio` with profile `RTP/AVP` or `RTP/AVPF`,
-/// preferring one with a non-zero port (phones offering "best effort SRTP" send an
-/// `RTP/SAVP` line first and a plain `RTP/AVP` one after it).
+/// The first usable audio m-line of an SDP: `m=audio` with profile `RTP/AVP`, `RTP/AVPF`,
+/// `RTP/SAVP` or `RTP/SAVPF`, preferring one with a non-zero port, and among those one we
+/// can do: plain, or SRTP with a crypto suite we implement (phones offering "best effort
+/// SRTP" may send an `RTP/SAVP` line first and a plain `RTP/AVP` one after it; the SAVP
+/// one wins if its crypto is usable, else the plain one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioStream {
     /// RTP address: the media-level `c=`, else the session-level one.
@@ -214,9 +220,19 @@ pub struct AudioStream {
     pub direction: Direction,
     /// `a=rtcp-mux` (RFC 5761) was present.
     pub rtcp_mux: bool,
+    /// The profile is `RTP/SAVP` or `RTP/SAVPF`: SRTP only.
+    pub secure: bool,
+    /// The `a=crypto` lines (RFC 4568) in order, each parsed or with the reason it is not
+    /// usable. `RTP/AVP` with crypto lines is best-effort SRTP.
+    pub crypto: Vec<Result<CryptoAttr, CryptoError>>,
 }
 
 impl AudioStream {
+    /// The first crypto line we can use, if any.
+    pub fn usable_crypto(&self) -> Option<&CryptoAttr> {
+        self.crypto.iter().find_map(|c| c.as_ref().ok())
+    }
+
     /// Whether the peer holds the call: it does not want to receive (`a=sendonly`,
     /// `a=inactive` or `c=0.0.0.0`).
     pub fn is_hold(&self) -> bool {
@@ -333,19 +349,46 @@ pub(crate) fn write_session(session: &sdp_types::Session) -> Vec<u8> {
     buf
 }
 
-/// Profiles we can carry: plain RTP, and AVPF (whose feedback we simply do not use).
-fn is_rtp_avp(proto: &str) -> bool {
-    proto.eq_ignore_ascii_case("RTP/AVP") || proto.eq_ignore_ascii_case("RTP/AVPF")
+/// Profiles we can carry: plain RTP, and AVPF (whose feedback we simply do not use), and
+/// their SRTP forms.
+fn is_rtp_profile(proto: &str) -> bool {
+    ["RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF"]
+        .iter()
+        .any(|p| proto.eq_ignore_ascii_case(p))
+}
+
+/// `RTP/SAVP` or `RTP/SAVPF`.
+pub(crate) fn is_secure_profile(proto: &str) -> bool {
+    proto.eq_ignore_ascii_case("RTP/SAVP") || proto.eq_ignore_ascii_case("RTP/SAVPF")
 }
 
 fn is_usable_audio(m: &sdp_types::Media) -> bool {
-    m.media.eq_ignore_ascii_case("audio") && is_rtp_avp(&m.proto)
+    m.media.eq_ignore_ascii_case("audio") && is_rtp_profile(&m.proto)
+}
+
+/// Plain RTP, or SRTP with at least one crypto line we implement.
+fn can_do(m: &sdp_types::Media) -> bool {
+    !is_secure_profile(&m.proto) || crypto_lines(m).any(|c| c.is_ok())
+}
+
+fn crypto_lines(
+    m: &sdp_types::Media,
+) -> impl Iterator<Item = Result<CryptoAttr, CryptoError>> + '_ {
+    m.attributes
+        .iter()
+        .filter(|a| a.attribute.eq_ignore_ascii_case("crypto"))
+        .map(|a| CryptoAttr::parse(a.value.as_deref().unwrap_or_default()))
 }
 
 fn find_audio(medias: &[sdp_types::Media]) -> Option<usize> {
     medias
         .iter()
-        .position(|m| is_usable_audio(m) && m.port != 0)
+        .position(|m| is_usable_audio(m) && m.port != 0 && can_do(m))
+        .or_else(|| {
+            medias
+                .iter()
+                .position(|m| is_usable_audio(m) && m.port != 0)
+        })
         .or_else(|| medias.iter().position(is_usable_audio))
 }
 
@@ -423,6 +466,8 @@ fn audio_stream(
         ptime,
         direction,
         rtcp_mux: m.has_attribute("rtcp-mux"),
+        secure: is_secure_profile(&m.proto),
+        crypto: crypto_lines(m).collect(),
     })
 }
 
@@ -471,7 +516,7 @@ fn connection_addr(c: &sdp_types::Connection) -> Result<IpAddr, SdpError> {
 /// Text from the peer or the parser made fit for a SIP reason phrase (RFC 3261 sec. 25.1:
 /// unreserved, reserved, space, non-ASCII): `"` becomes `'`, anything else unsafe `?`, and
 /// at most 80 characters are kept.
-fn reason_safe(text: &str) -> String {
+pub(crate) fn reason_safe(text: &str) -> String {
     const MARKS_AND_RESERVED: &str = "-_.!~*'();/?:@&=+$, ";
     text.chars()
         .map(|c| match c {

@@ -1,6 +1,8 @@
 //! Offer/answer (RFC 3264) for one audio stream per leg.
 
+use super::crypto::{CryptoAttr, CryptoError, LocalSrtp, SrtpKeys, SrtpMode};
 use super::{write_session, AudioStream, Codec, Direction, Sdp};
+use crate::media::srtp::Suite;
 use std::net::{IpAddr, SocketAddr};
 
 /// Session name we write in `s=` (RFC 8866 allows any text; phones ignore it).
@@ -31,6 +33,8 @@ pub struct LocalMedia {
     pub ptime: u32,
     /// Our direction: `SendOnly` to put the peer on hold, `Inactive` for both on hold.
     pub direction: Direction,
+    /// What SRTP we offer, and our key for offers and answers on this leg.
+    pub srtp: LocalSrtp,
 }
 
 /// The `o=` line of one leg: the id stays, the version goes up on every changed re-offer or
@@ -85,6 +89,8 @@ pub struct Negotiated {
     pub ptime: u32,
     /// Our direction on this leg (whether we send, receive, both or neither).
     pub direction: Direction,
+    /// SRTP keys if the leg uses SRTP (SDES), `None` for plain RTP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 /// Why offer/answer failed. The `Display` text fits a SIP `Warning` header (`399` text);
@@ -105,6 +111,18 @@ pub enum NegotiationError {
     /// The audio stream has port 0.
     #[error("audio stream rejected (port 0)")]
     Rejected,
+    /// An `RTP/SAVP` stream without any `a=crypto` line.
+    #[error("SRTP: no a=crypto in RTP/SAVP stream")]
+    NoCrypto,
+    /// No usable `a=crypto` line; the first one's reason.
+    #[error("{0}")]
+    Crypto(CryptoError),
+    /// SRTP is mandatory on this leg and the other side's SDP is plain RTP.
+    #[error("SRTP required, plain RTP refused")]
+    SrtpRequired,
+    /// The answer's `a=crypto` has a tag or suite we did not offer.
+    #[error("SRTP: answer's a=crypto does not match our offer")]
+    CryptoMismatch,
 }
 
 impl NegotiationError {
@@ -121,6 +139,9 @@ pub fn warning_header(err: &NegotiationError, host: &str) -> String {
     let (code, text) = match err {
         NegotiationError::NoCommonCodec { .. } => (305, "Incompatible media format"),
         NegotiationError::NoAudio | NegotiationError::Rejected => (304, "Media type not available"),
+        // SRTP refusals: a miscellaneous warning whose text says what (reason-phrase safe,
+        // so also safe in the quoted string).
+        other => return format!("399 {host} \"{other}\""),
     };
     format!("{code} {host} \"{text}\"")
 }
@@ -137,23 +158,43 @@ pub fn offer(local: &LocalMedia, origin: &Origin) -> Vec<u8> {
         codecs.push(Codec::Pcmu);
     }
     let formats: Vec<(u8, Codec)> = codecs.iter().map(|&c| (c.static_pt(), c)).collect();
+    let (proto, crypto) = match local.srtp.mode {
+        SrtpMode::Off => ("RTP/AVP", None),
+        SrtpMode::Optional => ("RTP/AVP", Some(our_offer_crypto(&local.srtp))),
+        SrtpMode::Mandatory => ("RTP/SAVP", Some(our_offer_crypto(&local.srtp))),
+    };
     let media = audio_media(
         local.port,
-        "RTP/AVP",
+        proto,
         &formats,
         local.telephone_event,
         local.ptime,
         local.direction,
+        crypto.as_ref(),
     );
     let mut session = skeleton(local.addr, origin);
     session.medias.push(media);
     write_session(&session)
 }
 
+/// The one crypto line of our offers: tag 1, the mandatory-to-implement suite.
+fn our_offer_crypto(srtp: &LocalSrtp) -> CryptoAttr {
+    CryptoAttr {
+        tag: 1,
+        suite: Suite::AesCm128HmacSha1_80,
+        key: srtp.key.clone(),
+    }
+}
+
 /// Answers a received offer: the first of the peer's codecs we support (one audio codec
 /// only, with the peer's payload type), telephone-event with the peer's payload type if we do
 /// RFC 4733, every other m-line rejected with port 0 in the same order (RFC 3264 sec. 6),
 /// and our direction = the reverse of the offer's, restricted by `local.direction`.
+///
+/// SRTP (RFC 4568 sec. 7.1.2): the first crypto line we implement is answered with the
+/// same tag and suite and our own key (`local.srtp.key`), whether the profile is
+/// `RTP/SAVP` or best-effort `RTP/AVP` with crypto. An `RTP/SAVP` stream without such a
+/// line is refused, and so is a plain one when `local.srtp.mode` is mandatory.
 pub fn answer(
     offer: &Sdp,
     local: &LocalMedia,
@@ -173,6 +214,21 @@ pub fn answer(
     };
     let telephone_event = local.telephone_event.and(audio.telephone_event);
     let direction = audio.direction.reverse().intersect(local.direction);
+    let theirs = audio.usable_crypto();
+    if audio.secure && theirs.is_none() {
+        return Err(match audio.crypto.first() {
+            Some(Err(e)) => NegotiationError::Crypto(e.clone()),
+            _ => NegotiationError::NoCrypto,
+        });
+    }
+    if local.srtp.mode == SrtpMode::Mandatory && theirs.is_none() {
+        return Err(NegotiationError::SrtpRequired);
+    }
+    let ours = theirs.map(|c| CryptoAttr {
+        tag: c.tag,
+        suite: c.suite,
+        key: local.srtp.key.clone(),
+    });
 
     let mut session = skeleton(local.addr, origin);
     for (i, m) in medias.iter().enumerate() {
@@ -184,6 +240,7 @@ pub fn answer(
                 telephone_event,
                 local.ptime,
                 direction,
+                ours.as_ref(),
             ));
         } else {
             session.medias.push(rejected(m));
@@ -196,12 +253,21 @@ pub fn answer(
         remote: SocketAddr::new(audio.addr, audio.port),
         ptime: send_ptime(audio, local.ptime),
         direction,
+        srtp: theirs.map(|c| SrtpKeys {
+            suite: c.suite,
+            send: local.srtp.key.clone(),
+            recv: c.key.clone(),
+        }),
     };
     Ok((write_session(&session), negotiated))
 }
 
 /// Reads the answer to the offer we made from `our_offer`. The codec is the first of the
 /// answer's that we offered; the answer's payload types are used.
+///
+/// SRTP: if we offered crypto, an answer with a crypto line must echo our tag and suite
+/// and brings the peer's key; an answer without one is plain RTP, refused when our mode
+/// is mandatory. If we offered none, crypto in the answer is ignored.
 pub fn accept_answer(our_offer: &LocalMedia, answer: &Sdp) -> Result<Negotiated, NegotiationError> {
     let (Some(audio), Some(index)) = (answer.audio(), answer.audio_index()) else {
         return Err(NegotiationError::NoAudio);
@@ -220,6 +286,7 @@ pub fn accept_answer(our_offer: &LocalMedia, answer: &Sdp) -> Result<Negotiated,
             offered: format_names(&answer.session().medias[index]),
         });
     };
+    let srtp = answered_srtp(&our_offer.srtp, audio)?;
     Ok(Negotiated {
         codec,
         pt,
@@ -227,7 +294,32 @@ pub fn accept_answer(our_offer: &LocalMedia, answer: &Sdp) -> Result<Negotiated,
         remote: SocketAddr::new(audio.addr, audio.port),
         ptime: send_ptime(audio, our_offer.ptime),
         direction: our_offer.direction.intersect(audio.direction.reverse()),
+        srtp,
     })
+}
+
+/// The SRTP outcome of an answer to our offer (see [`accept_answer`]).
+fn answered_srtp(
+    ours: &LocalSrtp,
+    audio: &AudioStream,
+) -> Result<Option<SrtpKeys>, NegotiationError> {
+    if ours.mode == SrtpMode::Off {
+        return Ok(None);
+    }
+    let offered = our_offer_crypto(ours);
+    match audio.crypto.first() {
+        None if ours.mode == SrtpMode::Mandatory => Err(NegotiationError::SrtpRequired),
+        None => Ok(None),
+        Some(Err(e)) => Err(NegotiationError::Crypto(e.clone())),
+        Some(Ok(c)) if c.tag != offered.tag || c.suite != offered.suite => {
+            Err(NegotiationError::CryptoMismatch)
+        }
+        Some(Ok(c)) => Ok(Some(SrtpKeys {
+            suite: c.suite,
+            send: offered.key,
+            recv: c.key.clone(),
+        })),
+    }
 }
 
 fn send_ptime(peer: &AudioStream, ours: u32) -> u32 {
@@ -252,6 +344,7 @@ fn audio_media(
     telephone_event: Option<u8>,
     ptime: u32,
     direction: Direction,
+    crypto: Option<&CryptoAttr>,
 ) -> sdp_types::Media {
     let mut fmt: Vec<String> = formats.iter().map(|(pt, _)| pt.to_string()).collect();
     let mut attributes: Vec<sdp_types::Attribute> = formats
@@ -276,6 +369,9 @@ fn audio_media(
     }
     attributes.push(sdp_types::Attribute::with_value("ptime", ptime));
     attributes.push(sdp_types::Attribute::new(direction.as_str()));
+    if let Some(c) = crypto {
+        attributes.push(sdp_types::Attribute::with_value("crypto", c.to_value()));
+    }
     sdp_types::Media {
         media: "audio".to_owned(),
         port,

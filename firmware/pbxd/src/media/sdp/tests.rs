@@ -23,6 +23,7 @@ fn local() -> LocalMedia {
         telephone_event: Some(101),
         ptime: 20,
         direction: Direction::SendRecv,
+        srtp: LocalSrtp::default(),
     }
 }
 
@@ -351,6 +352,8 @@ fn phones_parse_to_the_expected_audio_stream() {
             ptime: c.ptime,
             direction: c.direction,
             rtcp_mux: c.rtcp_mux,
+            secure: false,
+            crypto: Vec::new(),
         };
         assert_eq!(a, &want, "{}", c.name);
         assert_eq!(sdp.media_count(), c.media_count, "{}", c.name);
@@ -641,37 +644,7 @@ fn no_audio_parses_but_does_not_negotiate() {
     );
 }
 
-#[test]
-fn srtp_only_audio_is_not_usable_but_best_effort_avp_is() {
-    let savp_only = crlf(
-        "v=0
-        o=- 1 1 IN IP4 10.0.0.1
-        s=-
-        c=IN IP4 10.0.0.1
-        t=0 0
-        m=audio 4000 RTP/SAVP 8
-        a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
-    );
-    assert!(Sdp::parse(&savp_only).unwrap().audio().is_none());
-
-    let best_effort = crlf(
-        "v=0
-        o=- 1 1 IN IP4 10.0.0.1
-        s=-
-        c=IN IP4 10.0.0.1
-        t=0 0
-        m=audio 4000 RTP/SAVP 8
-        a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz
-        m=audio 4002 RTP/AVP 8",
-    );
-    let sdp = Sdp::parse(&best_effort).unwrap();
-    assert_eq!(sdp.audio().unwrap().port, 4002);
-    let (ans, _) = answer(&sdp, &local(), &Origin::new(1)).unwrap();
-    assert_eq!(
-        lines_with(&ans, "m="),
-        vec!["m=audio 0 RTP/SAVP 8", "m=audio 20000 RTP/AVP 8"]
-    );
-}
+// SRTP offers and answers: see srtp_tests.rs.
 
 // --- Answer rules ------------------------------------------------------------------------
 
@@ -920,6 +893,8 @@ fn offer_round_trips_to_the_same_audio_stream() {
             ptime: Some(20),
             direction: Direction::SendRecv,
             rtcp_mux: false,
+            secure: false,
+            crypto: Vec::new(),
         }
     );
     assert_eq!(sdp.origin_session(), (5, 1));

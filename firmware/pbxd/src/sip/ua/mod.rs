@@ -444,6 +444,8 @@ impl SipLegs {
             telephone_event: Some(self.cfg.telephone_event),
             ptime: 20,
             direction: crate::media::sdp::Direction::SendRecv,
+            // A fresh key per leg (kept for its re-INVITEs); answers follow the peer.
+            srtp: crate::media::sdp::LocalSrtp::new(self.cfg.srtp),
         }
     }
 

@@ -581,6 +581,7 @@ fn telephone_event_takes_the_providers_payload_type_both_ways() {
         telephone_event: Some(101),
         ptime: 20,
         direction: Direction::SendRecv,
+        srtp: crate::media::sdp::LocalSrtp::default(),
     };
     let provider = sdp(PROVIDER, 30000, "8").replace("101", "113");
     // Their offer: our answer uses 113.
