@@ -28,6 +28,7 @@ mod schema;
 mod settings;
 mod site;
 mod site_info;
+mod trunks;
 mod users;
 mod web_queries;
 
@@ -66,6 +67,11 @@ pub use site::{
 pub use site_info::{
     validate_emergency_address, validate_site_info, validate_time_zone, EmergencyAddress, SiteInfo,
     DEFAULT_TIME_ZONE,
+};
+pub use trunks::{
+    validate_host, validate_sip_user, validate_trunk, validate_trunk_name, SrtpMode, StoredTrunk,
+    TrunkAccount, TrunkStatusRow, TrunkTransport, DEFAULT_MAX_CALLS, DEFAULT_REGISTER_SECS,
+    REGISTER_SECS_RANGE,
 };
 pub use users::{
     validate_username, validate_web_password, Role, WebUser, MAX_WEB_PASSWORD_LEN,
