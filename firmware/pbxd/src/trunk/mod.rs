@@ -10,6 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::registrar::Flow;
 
+pub mod register;
+
 /// Credentials for the provider's digest challenges (REGISTER and INVITE).
 #[derive(Clone, PartialEq, Eq)]
 pub struct TrunkAuth {
