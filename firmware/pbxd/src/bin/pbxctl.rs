@@ -77,6 +77,10 @@ enum Command {
     /// Firmware updates: install a signed bundle, show the slots.
     #[command(subcommand)]
     Update(pbxd::update::cli::UpdateCmd),
+    /// Cloud trunks: provider accounts (add, set, remove, list, show) and their
+    /// registration status.
+    #[command(subcommand)]
+    Trunk(pbxd::trunk::cli::TrunkCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -736,6 +740,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             db.set_site_settings(&by, &s)?;
             print(&mut out, format_args!("site settings changed\n"))
+        }
+        Command::Trunk(cmd) => {
+            let mut db = match &cmd {
+                pbxd::trunk::cli::TrunkCmd::Add { .. } => Store::open(dir)?,
+                _ => open_existing(dir)?,
+            };
+            let mut stdin = std::io::stdin().lock();
+            pbxd::trunk::cli::run(cmd, dir, &mut db, &by, &mut stdin, &mut out)
+                .map_err(|f| Failure::new(f.code, f.message))
         }
         Command::Update(cmd) => {
             // Read before any thread starts: the local offset is only sound single-threaded.

@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::registrar::Flow;
 
+pub mod cli;
 pub mod register;
 
 /// Credentials for the provider's digest challenges (REGISTER and INVITE).
