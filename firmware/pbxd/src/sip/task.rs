@@ -20,6 +20,7 @@ use super::records;
 use super::services::StoreServices;
 use super::services::{site_of, StorePlan};
 use super::tcp::{accept_loop, ConnEvent};
+use super::trunks::TrunkShell;
 use super::ua::SipCalls;
 use crate::call::CallSummary;
 use crate::call::Side;
@@ -224,6 +225,12 @@ impl SipShell {
         let udp = self.sockets.udp.clone();
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        let (mut trunks, mut trunk_resolved) = TrunkShell::new(
+            &self.cfg.data_dir,
+            self.persist.clone(),
+            TimerConfig::default(),
+        );
+        trunks.sync(&directory.store, &mut endpoint, clock::now());
         loop {
             let wake = endpoint
                 .poll_timeout()
@@ -283,11 +290,23 @@ impl SipShell {
                     PortInput::Hook(i, ev) => endpoint.handle_port_hook(clock::now(), i, ev, &mut directory),
                     PortInput::Audio(i, frame) => endpoint.handle_port_audio(clock::now(), i, &frame, &mut directory),
                 },
+                Some((name, resolved)) = trunk_resolved.recv() => {
+                    endpoint.registrations_mut().handle_targets(clock::now(), &name, resolved);
+                    endpoint.pump_registrations();
+                }
                 _ = housekeeping.tick() => {
+                    trunks.sync(&directory.store, &mut endpoint, clock::now());
+                    trunks.check_alerts(&endpoint, clock::now());
                     sync_blocks(&directory.store, &mut endpoint, self.cfg.guard.block_time);
                     endpoint.handle_housekeeping(clock::now(), &mut directory);
                 }
             }
+            trunks.handle_events(
+                &mut endpoint,
+                local,
+                clock::now(),
+                i64::try_from(clock::unix_now()).unwrap_or(i64::MAX),
+            );
             self.flush(&mut endpoint, &conns, &mut directory).await;
             while let Some(out) = endpoint.poll_port_output() {
                 if let Some(p) = &self.ports {

@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::registrar::Flow;
 
 pub mod cli;
+pub mod clients;
 pub mod register;
 
 /// Credentials for the provider's digest challenges (REGISTER and INVITE).
