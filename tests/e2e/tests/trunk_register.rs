@@ -1,0 +1,426 @@
+//! pbxd registers to a cloud provider through NAT (issue 5, "Registration client"; first
+//! test bullet). The provider's registrar is Kamailio 5.6 with digest auth; pbxd is the
+//! NATed side this time:
+//!
+//! ```text
+//!  pbxpriv-ID                     pbxnat-ID                          pbxlan-ID
+//!  pbxd 192.168.77.2:5060 ---- 192.168.77.1 | 10.77.1.254 ---- Kamailio 10.77.1.1:5060
+//!  (default route via .1)      MASQUERADE (UDP ports 40000-49999)   ("provider.test")
+//! ```
+//!
+//! Kamailio logs every REGISTER it receives (with its source and Contact) and every
+//! saved binding, so the tests count REGISTERs on the provider's side and see the
+//! Contact pbxd registered. `pbxctl trunk status` is checked as the installer sees it.
+//!
+//! Needs root (or passwordless sudo), iproute2, iptables and kamailio.
+//!
+//! ```sh
+//! cargo build -p pbxd --bins && cargo test -p pbx-e2e --test trunk_register -- --nocapture
+//! ```
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use pbx_e2e::{
+    pbxctl_bin, require_tool, KillOnDrop, LogCapture, NatLab, NsPbx, LAN_PBX_IP, PRIVATE_PHONE_IP,
+    ROUTER_LAN_IP,
+};
+
+/// The provider's registrar address (in the LAN namespace, outside the NAT).
+const PROVIDER: std::net::Ipv4Addr = LAN_PBX_IP;
+const DOMAIN: &str = "provider.test";
+const SIP_ID: &str = "4930123";
+const PASSWORD: &str = "trunk-pw-77";
+
+const CONFIG: &str = r#"#!KAMAILIO
+debug=2
+log_stderror=yes
+auto_aliases=no
+alias="provider.test"
+dns=no
+rev_dns=no
+use_dns_cache=off
+
+loadmodule "kex.so"
+loadmodule "corex.so"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "auth.so"
+
+modparam("usrloc", "db_mode", 0)
+modparam("registrar", "min_expires", 10)
+modparam("registrar", "default_expires", 60)
+modparam("registrar", "max_expires", @MAX_EXPIRES@)
+modparam("auth", "nonce_expire", 300)
+modparam("auth", "secret", "trunk-test-secret")
+modparam("auth", "algorithm", "@ALG@")
+
+request_route {
+	if (!is_method("REGISTER")) {
+		xlog("L_ALERT", "PROVIDER $rm from $si:$sp\n");
+		sl_send_reply("405", "Method Not Allowed");
+		exit;
+	}
+	xlog("L_ALERT", "PROVIDER REGISTER from $si:$sp contact=$ct\n");
+	if (is_present_hf("Authorization")) {
+		xlog("L_ALERT", "PROVIDER AUTH $hdr(Authorization)\n");
+	}
+	if (!pv_www_authenticate("provider.test", "@PASSWORD@", "0")) {
+		www_challenge("provider.test", "1");
+		exit;
+	}
+	consume_credentials();
+	if (!save("location")) {
+		sl_reply_error();
+		exit;
+	}
+	xlog("L_ALERT", "PROVIDER SAVED from $si:$sp contact=$ct\n");
+	exit;
+}
+"#;
+
+/// Kamailio as the provider's registrar, in the LAN namespace; killed on drop.
+struct Provider {
+    _child: KillOnDrop,
+    log: LogCapture,
+    _dir: tempfile::TempDir,
+}
+
+impl Provider {
+    fn start(lab: &NatLab, alg: &str, password: &str, max_expires: u32) -> Provider {
+        let kamailio = require_tool("kamailio", "kamailio");
+        let dir = tempfile::Builder::new()
+            .prefix("pbx-e2e-kam-")
+            .tempdir()
+            .expect("temp dir");
+        let cfg = CONFIG
+            .replace("@ALG@", alg)
+            .replace("@PASSWORD@", password)
+            .replace("@MAX_EXPIRES@", &max_expires.to_string());
+        let cfg_path = dir.path().join("kamailio.cfg");
+        std::fs::write(&cfg_path, cfg).expect("write kamailio.cfg");
+        let run = dir.path().to_string_lossy().into_owned();
+        let mut child = lab
+            .lan
+            .command(&kamailio, &[])
+            .arg("-f")
+            .arg(&cfg_path)
+            .args([
+                "-DD", "-E", "-n", "1", "-m", "64", "-M", "8", "-Y", &run, "-w", &run,
+            ])
+            .args(["-l", &format!("udp:{PROVIDER}:5060")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run kamailio: {e}"));
+        let (log, lines) = LogCapture::attach(&mut child);
+        let child = KillOnDrop(child);
+        // Kamailio is up once it logs its listening sockets.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if log.text().contains("PROVIDER") || listening(&log) {
+                break;
+            }
+            let _ = lines.recv_timeout(Duration::from_millis(100));
+        }
+        assert!(listening(&log), "kamailio did not start:\n{}", log.text());
+        Provider {
+            _child: child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// REGISTER requests received so far: (source, contact).
+    fn registers(&self) -> Vec<(String, String)> {
+        self.lines("PROVIDER REGISTER from ")
+    }
+
+    /// Bindings saved so far: (source, contact).
+    fn saved(&self) -> Vec<(String, String)> {
+        self.lines("PROVIDER SAVED from ")
+    }
+
+    fn lines(&self, marker: &str) -> Vec<(String, String)> {
+        self.log
+            .text()
+            .lines()
+            .filter_map(|l| l.split(marker).nth(1))
+            .map(|rest| {
+                let (src, contact) = rest.split_once(" contact=").unwrap_or((rest, ""));
+                (src.trim().to_owned(), contact.trim().to_owned())
+            })
+            .collect()
+    }
+}
+
+fn listening(log: &LogCapture) -> bool {
+    let t = log.text();
+    t.contains("INFO: <core>") && t.contains(&format!("{PROVIDER}"))
+        || t.contains("using the following addresses")
+        || t.contains("Listening on")
+}
+
+/// pbxd in the private namespace, behind the NAT.
+fn start_pbx(lab: &NatLab) -> NsPbx {
+    let sip = SocketAddr::from((PRIVATE_PHONE_IP, 5060));
+    let http = SocketAddr::from((lab.private_mgmt(), 8080));
+    NsPbx::start_in(&lab.private, sip, http, &[], &[])
+}
+
+/// `pbxctl trunk add main ...` with the password on stdin.
+fn add_trunk(data_dir: &Path, password: &str) {
+    let registrar = PROVIDER.to_string();
+    let mut child = Command::new(pbxctl_bin())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args([
+            "trunk",
+            "add",
+            "main",
+            "--registrar",
+            &registrar,
+            "--domain",
+            DOMAIN,
+            "--user",
+            SIP_ID,
+            "--interval",
+            "600",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run pbxctl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write password");
+    let out = child.wait_with_output().expect("pbxctl");
+    assert!(
+        out.status.success(),
+        "pbxctl trunk add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn status(pbx: &NsPbx) -> String {
+    pbx.ctl(&["trunk", "status", "main"])
+}
+
+/// Polls `pbxctl trunk status` until `pred` holds; panics with the logs otherwise.
+fn wait_status(
+    pbx: &NsPbx,
+    provider: &Provider,
+    timeout: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = status(pbx);
+        if pred(&s) {
+            return s;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "trunk status still {s:?} after {timeout:?}\n--- pbxd:\n{}\n--- kamailio:\n{}",
+                pbx.log(),
+                provider.log.text()
+            );
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Sets the router's UDP conntrack time-outs (this namespace only).
+fn nat_udp_timeout(lab: &NatLab, secs: u32) {
+    for key in [
+        "nf_conntrack_udp_timeout",
+        "nf_conntrack_udp_timeout_stream",
+    ] {
+        lab.router.run(
+            "sh",
+            &[
+                "-c",
+                &format!("echo {secs} > /proc/sys/net/netfilter/{key}"),
+            ],
+        );
+    }
+}
+
+/// The port part of `a.b.c.d:port`.
+fn port_of(src: &str) -> u16 {
+    src.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {src:?}"))
+}
+
+#[test]
+fn registers_through_nat_with_md5_learns_the_public_address_and_keeps_the_binding() {
+    let lab = NatLab::build();
+    // The NAT forgets an idle UDP mapping after 30 s; the registrar grants 120 s, so the
+    // refresh comes 60 s later: only the 25 s keep-alives can keep the mapping.
+    nat_udp_timeout(&lab, 30);
+    let provider = Provider::start(&lab, "MD5", PASSWORD, 120);
+    let pbx = start_pbx(&lab);
+    add_trunk(pbx.data_dir(), PASSWORD);
+    let s = wait_status(&pbx, &provider, Duration::from_secs(20), |s| {
+        s.starts_with("main: registered until")
+    });
+    println!("{s}");
+    // Registered from behind the router, with the public address in Contact.
+    let saved = provider.saved();
+    let (src, contact) = saved.last().expect("a saved binding").clone();
+    assert!(src.starts_with(&format!("{ROUTER_LAN_IP}:")), "{src}");
+    assert!(
+        contact.contains(&format!("@{src}")),
+        "Contact carries the public address {src}: {contact}"
+    );
+    assert!(s.contains(&format!("public address {src}")), "{s}");
+    let regs = provider.registers();
+    // Unauthenticated, answered challenge, re-REGISTER with the learned public Contact.
+    assert_eq!(regs.len(), 3, "{regs:?}");
+    assert!(
+        regs[0].1.contains(&PRIVATE_PHONE_IP.to_string()),
+        "{regs:?}"
+    );
+
+    // The refresh at half the granted 120 s, from the same mapping.
+    let deadline = Instant::now() + Duration::from_secs(75);
+    while provider.saved().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no refresh within 75 s:\n{}\n{}",
+            pbx.log(),
+            provider.log.text()
+        );
+        thread::sleep(Duration::from_millis(500));
+    }
+    let refreshed = provider.saved();
+    let (src2, contact2) = refreshed.last().expect("refresh").clone();
+    assert_eq!(
+        port_of(&src2),
+        port_of(&src),
+        "the NAT mapping survived 60 s of no REGISTERs (keep-alives every 25 s)"
+    );
+    assert_eq!(contact2, contact);
+    assert_eq!(
+        provider.registers().len(),
+        4,
+        "refresh reuses the nonce: one request"
+    );
+    let s = status(&pbx);
+    assert!(s.starts_with("main: registered until"), "{s}");
+}
+
+#[test]
+fn registers_with_sha256_digest() {
+    let lab = NatLab::build();
+    let provider = Provider::start(&lab, "SHA-256", PASSWORD, 600);
+    let pbx = start_pbx(&lab);
+    add_trunk(pbx.data_dir(), PASSWORD);
+    wait_status(&pbx, &provider, Duration::from_secs(20), |s| {
+        s.starts_with("main: registered until")
+    });
+    let auth: Vec<String> = provider
+        .log
+        .text()
+        .lines()
+        .filter_map(|l| l.split("PROVIDER AUTH ").nth(1).map(str::to_owned))
+        .collect();
+    assert!(!auth.is_empty());
+    assert!(
+        auth.iter().all(|a| a.contains("algorithm=SHA-256")),
+        "{auth:?}"
+    );
+}
+
+#[test]
+fn wrong_password_is_auth_failed_without_a_retry_loop() {
+    let lab = NatLab::build();
+    let provider = Provider::start(&lab, "MD5", PASSWORD, 600);
+    let pbx = start_pbx(&lab);
+    add_trunk(pbx.data_dir(), "not-the-password");
+    let s = wait_status(&pbx, &provider, Duration::from_secs(20), |s| {
+        s.starts_with("main: auth-failed")
+    });
+    assert!(s.contains("refused the user name or password"), "{s}");
+    assert!(s.contains("next attempt in"), "{s}");
+    // Two REGISTERs (plain, then answered); nothing more for a while.
+    thread::sleep(Duration::from_secs(10));
+    assert_eq!(provider.registers().len(), 2, "{:?}", provider.registers());
+    assert!(provider.saved().is_empty());
+    assert!(!pbx.log().contains(PASSWORD) && !pbx.log().contains("not-the-password"));
+}
+
+#[test]
+fn registrar_down_backs_off_and_recovers() {
+    let lab = NatLab::build();
+    let provider = Provider::start(&lab, "MD5", PASSWORD, 20);
+    let pbx = start_pbx(&lab);
+    add_trunk(pbx.data_dir(), PASSWORD);
+    wait_status(&pbx, &provider, Duration::from_secs(20), |s| {
+        s.starts_with("main: registered until")
+    });
+    drop(provider);
+    // Refresh after 10 s, Timer F 32 s later.
+    let s = wait_for(&pbx, Duration::from_secs(60), |s| {
+        s.starts_with("main: unreachable")
+    });
+    assert!(
+        s.contains(&format!("no answer from {PROVIDER}:5060")),
+        "{s}"
+    );
+    let wait: u64 = s
+        .split("next attempt in ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no back-off in {s:?}"));
+    assert!(
+        (14..=30).contains(&wait),
+        "first back-off 15-30 s, got {wait}: {s}"
+    );
+    let provider = Provider::start(&lab, "MD5", PASSWORD, 20);
+    wait_status(&pbx, &provider, Duration::from_secs(45), |s| {
+        s.starts_with("main: registered until")
+    });
+    // One attempt after the back-off: challenged, answered (maybe a public re-REGISTER).
+    assert!(
+        provider.registers().len() <= 3,
+        "{:?}",
+        provider.registers()
+    );
+}
+
+fn wait_for(pbx: &NsPbx, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = status(pbx);
+        if pred(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "trunk status still {s:?} after {timeout:?}\n{}",
+            pbx.log()
+        );
+        thread::sleep(Duration::from_millis(250));
+    }
+}
