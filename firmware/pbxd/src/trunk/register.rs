@@ -134,6 +134,9 @@ pub struct Registration {
     /// 423 raised the interval: what we ask now.
     expires: Duration,
     public: Option<SocketAddr>,
+    /// A Contact registered before the public address was known: removed (expires=0)
+    /// with the next REGISTER.
+    stale_contact: Option<SocketAddr>,
     flow: Option<Flow>,
     registered_until: Option<Instant>,
     refresh_at: Option<Instant>,
@@ -174,6 +177,7 @@ impl Registration {
             last_error: None,
             expires,
             public: None,
+            stale_contact: None,
             flow: None,
             registered_until: None,
             refresh_at: None,
@@ -410,6 +414,16 @@ impl Registration {
             )
             .header(HeaderName::Expires, self.expires.as_secs().to_string())
             .header(HeaderName::UserAgent, "pbxd");
+        if let Some(old) = self.stale_contact {
+            b = b.header(
+                HeaderName::Contact,
+                format!(
+                    "<sip:{}@{}{param}>;expires=0",
+                    self.cfg.user,
+                    host_port(old)
+                ),
+            );
+        }
         self.answered_fresh = false;
         if let (Some((ch, proxy, nc)), Some(auth)) = (self.challenge.as_mut(), &self.cfg.auth) {
             *nc += 1;
@@ -559,6 +573,7 @@ impl Registration {
         if self.keepalive_at.is_none() {
             self.keepalive_at = Some(now + self.cfg.keepalive);
         }
+        self.stale_contact = None;
         let public_changed = seen.is_some() && seen != self.public;
         if public_changed {
             self.public = seen;
@@ -568,6 +583,7 @@ impl Registration {
             self.out.push_back(RegisterOutput::Changed);
             // Register the address the provider can reach (RFC 3581): re-REGISTER with it.
             if seen != Some(contact) {
+                self.stale_contact = Some(contact);
                 self.send_register(now);
             }
         }

@@ -409,6 +409,15 @@ fn the_public_address_is_learned_and_registered_as_contact() {
         .header(&HeaderName::Contact)
         .expect("contact")
         .contains("@203.0.113.5:40000"));
+    let contacts: Vec<&str> = third.header_all(&HeaderName::Contact).collect();
+    assert_eq!(
+        contacts,
+        vec![
+            "<sip:4930123@203.0.113.5:40000>",
+            "<sip:4930123@10.0.0.2:5060>;expires=0"
+        ],
+        "the private Contact is removed"
+    );
     assert!(verify(&third, Algorithm::Md5, PASSWORD));
     // The same address again: no further REGISTER.
     let via = third.top_via().expect("via");
