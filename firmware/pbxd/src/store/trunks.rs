@@ -692,7 +692,8 @@ mod tests {
     fn bad_accounts_are_refused_with_the_field_named() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = Store::open(dir.path()).expect("open");
-        let cases: [(fn(&mut TrunkAccount), &str); 6] = [
+        type Edit = fn(&mut TrunkAccount);
+        let cases: [(Edit, &str); 6] = [
             (|t| t.name = "Main Trunk".into(), "trunk name"),
             (|t| t.registrar = "bad host!".into(), "registrar"),
             (|t| t.domain = "example.net:5060".into(), "domain"),
