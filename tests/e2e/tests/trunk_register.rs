@@ -86,6 +86,7 @@ request_route {
 		exit;
 	}
 	xlog("L_ALERT", "PROVIDER SAVED from $si:$sp contact=$ct\n");
+	xlog("L_ALERT", "PROVIDER PROTO $pr\n");
 	exit;
 }
 "#;
@@ -120,6 +121,7 @@ impl Provider {
                 "-DD", "-E", "-n", "1", "-m", "64", "-M", "8", "-Y", &run, "-w", &run,
             ])
             .args(["-l", &format!("udp:{PROVIDER}:5060")])
+            .args(["-l", &format!("tcp:{PROVIDER}:5060")])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -200,6 +202,11 @@ fn start_pbx(lab: &NatLab) -> NsPbx {
 
 /// `pbxctl trunk add main ...` with the password on stdin.
 fn add_trunk(data_dir: &Path, password: &str) {
+    add_trunk_with(data_dir, password, &[]);
+}
+
+/// [`add_trunk`] with more options.
+fn add_trunk_with(data_dir: &Path, password: &str, extra: &[&str]) {
     let registrar = PROVIDER.to_string();
     let mut child = Command::new(pbxctl_bin())
         .arg("--data-dir")
@@ -218,6 +225,7 @@ fn add_trunk(data_dir: &Path, password: &str) {
             "600",
             "--password-stdin",
         ])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -368,6 +376,31 @@ fn registers_with_sha256_digest() {
         auth.iter().all(|a| a.contains("algorithm=SHA-256")),
         "{auth:?}"
     );
+}
+
+#[test]
+fn registers_over_tcp() {
+    let lab = NatLab::build();
+    let provider = Provider::start(&lab, "MD5", PASSWORD, 600);
+    let pbx = start_pbx(&lab);
+    add_trunk_with(pbx.data_dir(), PASSWORD, &["--transport", "tcp"]);
+    let s = wait_status(&pbx, &provider, Duration::from_secs(20), |s| {
+        s.starts_with("main: registered until")
+    });
+    let text = provider.log.text();
+    let protos: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split("PROVIDER PROTO ").nth(1))
+        .map(str::trim)
+        .collect();
+    assert!(
+        !protos.is_empty() && protos.iter().all(|p| *p == "tcp"),
+        "{protos:?}"
+    );
+    let (src, contact) = provider.saved().last().expect("saved").clone();
+    assert!(src.starts_with(&format!("{ROUTER_LAN_IP}:")), "{src}");
+    assert!(contact.contains("transport=tcp"), "{contact}");
+    assert!(s.contains("public address"), "{s}");
 }
 
 #[test]

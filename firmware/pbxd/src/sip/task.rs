@@ -20,7 +20,7 @@ use super::records;
 use super::services::StoreServices;
 use super::services::{site_of, StorePlan};
 use super::tcp::{accept_loop, ConnEvent};
-use super::trunks::TrunkShell;
+use super::trunks::{TrunkShell, TrunkShellEvent};
 use super::ua::SipCalls;
 use crate::call::CallSummary;
 use crate::call::Side;
@@ -250,7 +250,7 @@ impl SipShell {
                                 drained += 1;
                                 let flow = Flow { transport: Transport::Udp, remote, local: local_ips.toward(local, remote) };
                                 endpoint.handle_datagram(clock::now(), clock::unix_now(), flow, &buf[..n], &mut directory);
-                                self.flush(&mut endpoint, &conns, &mut directory).await;
+                                self.flush(&mut endpoint, &conns, &mut directory, &mut trunks).await;
                             }
                             Err(_) => break,
                         }
@@ -265,8 +265,17 @@ impl SipShell {
                     }
                 }
                 Some(ev) = conn_rx.recv() => match ev {
-                    ConnEvent::Opened { remote, tx, .. } => { conns.insert(remote, tx); }
-                    ConnEvent::Closed { remote } => { conns.remove(&remote); }
+                    ConnEvent::Opened { remote, tx, .. } => {
+                        trunks.opened(remote, &tx);
+                        conns.insert(remote, tx);
+                    }
+                    ConnEvent::Closed { remote } => {
+                        conns.remove(&remote);
+                        if trunks.closed(remote) {
+                            endpoint.registrations_mut().handle_transport_error_at(clock::now(), remote, "connection closed");
+                            endpoint.pump_registrations();
+                        }
+                    }
                     ConnEvent::Frame { remote, local, transport, frame } => {
                         let flow = Flow { transport, remote, local };
                         endpoint.handle_frame(clock::now(), clock::unix_now(), flow, frame, &mut directory);
@@ -290,8 +299,17 @@ impl SipShell {
                     PortInput::Hook(i, ev) => endpoint.handle_port_hook(clock::now(), i, ev, &mut directory),
                     PortInput::Audio(i, frame) => endpoint.handle_port_audio(clock::now(), i, &frame, &mut directory),
                 },
-                Some((name, resolved)) = trunk_resolved.recv() => {
-                    endpoint.registrations_mut().handle_targets(clock::now(), &name, resolved);
+                Some(ev) = trunk_resolved.recv() => {
+                    match ev {
+                        TrunkShellEvent::Resolved(name, resolved) => {
+                            trunks.note_targets(&name, &resolved);
+                            endpoint.registrations_mut().handle_targets(clock::now(), &name, resolved);
+                        }
+                        TrunkShellEvent::ConnectFailed(remote, why) => {
+                            trunks.closed(remote);
+                            endpoint.registrations_mut().handle_transport_error_at(clock::now(), remote, &why);
+                        }
+                    }
                     endpoint.pump_registrations();
                 }
                 _ = housekeeping.tick() => {
@@ -307,7 +325,8 @@ impl SipShell {
                 clock::now(),
                 i64::try_from(clock::unix_now()).unwrap_or(i64::MAX),
             );
-            self.flush(&mut endpoint, &conns, &mut directory).await;
+            self.flush(&mut endpoint, &conns, &mut directory, &mut trunks)
+                .await;
             while let Some(out) = endpoint.poll_port_output() {
                 if let Some(p) = &self.ports {
                     let _ = p.outputs.send(out);
@@ -394,6 +413,7 @@ impl SipShell {
         endpoint: &mut Endpoint,
         conns: &HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
         services: &mut StoreServices,
+        trunks: &mut TrunkShell,
     ) {
         while let Some(out) = endpoint.poll_output() {
             match out {
@@ -413,7 +433,12 @@ impl SipShell {
                                 debug!(remote = %flow.remote, "TCP connection congested; reply dropped");
                             }
                         }
-                        None => debug!(remote = %flow.remote, "TCP connection gone; reply dropped"),
+                        // A trunk's registrar: open the connection (queued until it is).
+                        None => {
+                            if !trunks.send_stream(flow.remote, data, &self.conn_tx) {
+                                debug!(remote = %flow.remote, "TCP connection gone; reply dropped");
+                            }
+                        }
                     },
                 },
                 EndpointOutput::Event(EndpointEvent::CallEnded(summary)) => {

@@ -24,8 +24,29 @@ use crate::trunk::{TrunkAuth, TrunkState};
 /// A trunk not registered for this long raises `trunk:<name>:down`.
 const DOWN_ALERT_AFTER: Duration = Duration::from_secs(120);
 
-/// A resolution result for one trunk.
-pub(crate) type Resolution = (String, Result<Resolved, String>);
+/// What the trunk shell's helper tasks report to the SIP loop.
+#[derive(Debug)]
+pub(crate) enum TrunkShellEvent {
+    /// A trunk's registrar was resolved (or not).
+    Resolved(String, Result<Resolved, String>),
+    /// An outgoing connection could not be opened.
+    ConnectFailed(SocketAddr, String),
+}
+
+/// An outgoing stream to a trunk's registrar.
+#[derive(Debug)]
+struct Stream {
+    /// The name its certificate must carry (TLS).
+    server_name: String,
+    tls: bool,
+    /// Messages waiting for the connection to open; `None` when none is being opened.
+    queue: Option<Vec<Vec<u8>>>,
+}
+
+/// The file in DATA with extra CA certificates for providers' TLS certificates.
+pub(crate) const TRUNK_CA_FILE: &str = "trunk-ca.pem";
+/// The system's CA bundle (Debian, Yocto's ca-certificates).
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// What the shell keeps per trunk.
 #[derive(Debug)]
@@ -43,8 +64,10 @@ pub(crate) struct TrunkShell {
     version: Option<String>,
     known: HashMap<String, Known>,
     persist: Persister,
-    resolved_tx: mpsc::UnboundedSender<Resolution>,
+    resolved_tx: mpsc::UnboundedSender<TrunkShellEvent>,
     timers: TimerConfig,
+    streams: HashMap<SocketAddr, Stream>,
+    data_dir: std::path::PathBuf,
 }
 
 impl TrunkShell {
@@ -53,7 +76,7 @@ impl TrunkShell {
         data_dir: &Path,
         persist: Persister,
         timers: TimerConfig,
-    ) -> (Self, mpsc::UnboundedReceiver<Resolution>) {
+    ) -> (Self, mpsc::UnboundedReceiver<TrunkShellEvent>) {
         let key = match DeviceKey::load_or_create(data_dir) {
             Ok(k) => Some(k),
             Err(e) => {
@@ -70,6 +93,8 @@ impl TrunkShell {
                 persist,
                 resolved_tx,
                 timers,
+                streams: HashMap::new(),
+                data_dir: data_dir.to_path_buf(),
             },
             rx,
         )
@@ -190,11 +215,92 @@ impl TrunkShell {
                     let tx = self.resolved_tx.clone();
                     tokio::spawn(async move {
                         let r = resolve(&a, local).await;
-                        let _ = tx.send((a.name, r));
+                        let _ = tx.send(TrunkShellEvent::Resolved(a.name, r));
                     });
                 }
                 TrunkEvent::Changed(name) => self.write_status(endpoint, &name, now, now_unix),
             }
+        }
+    }
+
+    /// Notes where a trunk's stream targets are (for TLS names and connection set-up).
+    pub(crate) fn note_targets(&mut self, name: &str, r: &Result<Resolved, String>) {
+        let (Some(k), Ok(r)) = (self.known.get(name), r) else {
+            return;
+        };
+        let a = &k.stored.account;
+        if a.transport == TrunkTransport::Udp {
+            return;
+        }
+        let hop = a.proxy.as_deref().unwrap_or(&a.registrar);
+        let host = store::validate_host("registrar", hop)
+            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_owned())
+            .unwrap_or_default();
+        for t in &r.targets {
+            self.streams.entry(t.remote).or_insert(Stream {
+                server_name: host.clone(),
+                tls: a.transport == TrunkTransport::Tls,
+                queue: None,
+            });
+        }
+    }
+
+    /// Sends on a stream to a trunk's registrar that is not open (yet): opens it and
+    /// queues `data` until it is. Returns false for a remote that is no trunk's.
+    pub(crate) fn send_stream(
+        &mut self,
+        remote: SocketAddr,
+        data: Vec<u8>,
+        events: &mpsc::Sender<super::tcp::ConnEvent>,
+    ) -> bool {
+        let Some(stream) = self.streams.get_mut(&remote) else {
+            return false;
+        };
+        if let Some(q) = stream.queue.as_mut() {
+            q.push(data);
+            return true;
+        }
+        let tls = if stream.tls {
+            match tls_client(&self.data_dir, &stream.server_name) {
+                Ok(t) => Some(t),
+                Err(why) => {
+                    let _ = self
+                        .resolved_tx
+                        .send(TrunkShellEvent::ConnectFailed(remote, why));
+                    return true;
+                }
+            }
+        } else {
+            None
+        };
+        stream.queue = Some(vec![data]);
+        let events = events.clone();
+        let failed = self.resolved_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = super::tcp::connect(remote, tls, events).await {
+                let _ = failed.send(TrunkShellEvent::ConnectFailed(remote, e.to_string()));
+            }
+        });
+        true
+    }
+
+    /// A connection opened: sends what waited for it.
+    pub(crate) fn opened(&mut self, remote: SocketAddr, tx: &mpsc::Sender<Vec<u8>>) {
+        if let Some(q) = self.streams.get_mut(&remote).and_then(|s| s.queue.take()) {
+            for data in q {
+                let _ = tx.try_send(data);
+            }
+        }
+    }
+
+    /// A connection to `remote` failed or closed; true when it was a trunk's.
+    pub(crate) fn closed(&mut self, remote: SocketAddr) -> bool {
+        match self.streams.get_mut(&remote) {
+            Some(s) => {
+                s.queue = None;
+                true
+            }
+            None => false,
         }
     }
 
@@ -364,4 +470,51 @@ fn local_toward(local: SocketAddr, remote: SocketAddr) -> SocketAddr {
         .map(|a| a.ip())
         .unwrap_or(local.ip());
     SocketAddr::new(ip, local.port())
+}
+
+/// A TLS connector trusting the system's CAs plus `DATA/trunk-ca.pem`, and the name the
+/// provider's certificate must carry.
+fn tls_client(
+    data_dir: &Path,
+    host: &str,
+) -> Result<
+    (
+        tokio_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    ),
+    String,
+> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    let extra = data_dir.join(TRUNK_CA_FILE);
+    for path in [Path::new(SYSTEM_CA_BUNDLE), extra.as_path()] {
+        if !path.exists() {
+            continue;
+        }
+        let certs =
+            CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        for cert in certs.flatten() {
+            // A bundle may hold certificates rustls cannot use; skip those.
+            let _ = roots.add(cert);
+        }
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "no CA certificates ({SYSTEM_CA_BUNDLE} or {})",
+            extra.display()
+        ));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|e| format!("{host:?} is not a TLS server name: {e}"))?;
+    Ok((
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
+        name,
+    ))
 }

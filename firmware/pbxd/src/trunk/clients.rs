@@ -83,6 +83,22 @@ impl TrunkClients {
         self.collect();
     }
 
+    /// The stream to `remote` failed or closed: every stream client using it hears of it.
+    pub fn handle_transport_error_at(
+        &mut self,
+        now: Instant,
+        remote: std::net::SocketAddr,
+        why: &str,
+    ) {
+        for c in &mut self.clients {
+            let stream = c.config().transport != crate::registrar::Transport::Udp;
+            if stream && c.target_remote() == Some(remote) {
+                c.handle_transport_error(now, why);
+            }
+        }
+        self.collect();
+    }
+
     /// Fires due timers of every client.
     pub fn handle_timeout(&mut self, now: Instant) {
         for c in &mut self.clients {

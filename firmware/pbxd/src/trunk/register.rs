@@ -219,6 +219,11 @@ impl Registration {
         self.retry_at
     }
 
+    /// The address REGISTERs currently go to.
+    pub fn target_remote(&self) -> Option<SocketAddr> {
+        self.target().map(|t| t.remote)
+    }
+
     /// This REGISTER dialog's Call-ID (responses carrying it belong to this client).
     pub fn call_id(&self) -> &str {
         &self.call_id
