@@ -57,6 +57,11 @@ loadmodule "textops.so"
 loadmodule "siputils.so"
 loadmodule "xlog.so"
 loadmodule "auth.so"
+#!ifdef WITH_TLS
+enable_tls=yes
+loadmodule "tls.so"
+modparam("tls", "config", "@TLS_CFG@")
+#!endif
 
 modparam("usrloc", "db_mode", 0)
 modparam("registrar", "min_expires", 10)
@@ -100,6 +105,18 @@ struct Provider {
 
 impl Provider {
     fn start(lab: &NatLab, alg: &str, password: &str, max_expires: u32) -> Provider {
+        Self::start_tls(lab, alg, password, max_expires, None)
+    }
+
+    /// With `tls` (a directory holding server.crt and server.key): also a TLS listener
+    /// on port 5061.
+    fn start_tls(
+        lab: &NatLab,
+        alg: &str,
+        password: &str,
+        max_expires: u32,
+        tls: Option<&Path>,
+    ) -> Provider {
         let kamailio = require_tool("kamailio", "kamailio");
         let dir = tempfile::Builder::new()
             .prefix("pbx-e2e-kam-")
@@ -108,13 +125,23 @@ impl Provider {
         let cfg = CONFIG
             .replace("@ALG@", alg)
             .replace("@PASSWORD@", password)
-            .replace("@MAX_EXPIRES@", &max_expires.to_string());
+            .replace("@MAX_EXPIRES@", &max_expires.to_string())
+            .replace("@TLS_CFG@", &dir.path().join("tls.cfg").to_string_lossy());
         let cfg_path = dir.path().join("kamailio.cfg");
         std::fs::write(&cfg_path, cfg).expect("write kamailio.cfg");
         let run = dir.path().to_string_lossy().into_owned();
-        let mut child = lab
-            .lan
-            .command(&kamailio, &[])
+        let mut cmd = lab.lan.command(&kamailio, &[]);
+        if let Some(certs) = tls {
+            let tls_cfg = format!(
+                "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n\
+                 require_certificate = no\nprivate_key = {}\ncertificate = {}\n",
+                certs.join("server.key").display(),
+                certs.join("server.crt").display()
+            );
+            std::fs::write(dir.path().join("tls.cfg"), tls_cfg).expect("write tls.cfg");
+            cmd.args(["-A", "WITH_TLS", "-l", &format!("tls:{PROVIDER}:5061")]);
+        }
+        let mut child = cmd
             .arg("-f")
             .arg(&cfg_path)
             .args([
@@ -208,15 +235,17 @@ fn add_trunk(data_dir: &Path, password: &str) {
 /// [`add_trunk`] with more options.
 fn add_trunk_with(data_dir: &Path, password: &str, extra: &[&str]) {
     let registrar = PROVIDER.to_string();
+    let default_registrar: &[&str] = if extra.contains(&"--registrar") {
+        &[]
+    } else {
+        &["--registrar", &registrar]
+    };
     let mut child = Command::new(pbxctl_bin())
         .arg("--data-dir")
         .arg(data_dir)
+        .args(["trunk", "add", "main"])
+        .args(default_registrar)
         .args([
-            "trunk",
-            "add",
-            "main",
-            "--registrar",
-            &registrar,
             "--domain",
             DOMAIN,
             "--user",
@@ -401,6 +430,116 @@ fn registers_over_tcp() {
     assert!(src.starts_with(&format!("{ROUTER_LAN_IP}:")), "{src}");
     assert!(contact.contains("transport=tcp"), "{contact}");
     assert!(s.contains("public address"), "{s}");
+}
+
+/// A test CA and a server certificate for the provider's IP, made with openssl.
+fn make_certs(dir: &Path) {
+    let openssl = require_tool("openssl", "openssl");
+    let run = |args: &[&str]| {
+        let out = Command::new(&openssl)
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Trunk Test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=provider.test",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        format!("subjectAltName=IP:{PROVIDER},DNS:provider.test\n"),
+    )
+    .expect("write san.ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+}
+
+#[test]
+fn registers_over_tls_verifying_the_provider_certificate() {
+    let lab = NatLab::build();
+    let certs = tempfile::Builder::new()
+        .prefix("pbx-e2e-certs-")
+        .tempdir()
+        .expect("temp dir");
+    make_certs(certs.path());
+    let provider = Provider::start_tls(&lab, "MD5", PASSWORD, 600, Some(certs.path()));
+    let pbx = start_pbx(&lab);
+    // Without the test CA the certificate is not trusted: no registration.
+    add_trunk_with(
+        pbx.data_dir(),
+        PASSWORD,
+        &[
+            "--transport",
+            "tls",
+            "--registrar",
+            &format!("{PROVIDER}:5061"),
+        ],
+    );
+    let s = wait_status(&pbx, &provider, Duration::from_secs(20), |s| {
+        s.starts_with("main: unreachable")
+    });
+    assert!(
+        s.contains("certificate") || s.contains("UnknownIssuer"),
+        "{s}"
+    );
+    assert!(provider.saved().is_empty());
+    // With the CA in DATA/trunk-ca.pem (read per connection) the next attempt registers;
+    // changing the trunk restarts its client at once.
+    std::fs::copy(
+        certs.path().join("ca.crt"),
+        pbx.data_dir().join("trunk-ca.pem"),
+    )
+    .expect("install the CA");
+    pbx.ctl(&["trunk", "set", "main", "--interval", "300"]);
+    wait_status(&pbx, &provider, Duration::from_secs(30), |s| {
+        s.starts_with("main: registered until")
+    });
+    let text = provider.log.text();
+    assert!(text.contains("PROVIDER PROTO tls"), "{text}");
 }
 
 #[test]
