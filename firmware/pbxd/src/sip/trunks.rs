@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use hickory_resolver::proto::rr::{RData, RecordType};
 use pbx_sip::transaction::TimerConfig;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -416,16 +417,15 @@ fn describe(s: &TrunkState) -> (String, String) {
 }
 
 /// Resolves the trunk's next hop (outbound proxy, else registrar) and all provider
-/// addresses. An IP literal skips DNS; a name is looked up for A/AAAA records.
+/// addresses (RFC 3263, see [`lookup`]).
 async fn resolve(a: &store::TrunkAccount, local: SocketAddr) -> Result<Resolved, String> {
-    let default_port = a.transport.default_port();
     let hop = a.proxy.as_deref().unwrap_or(&a.registrar);
-    let targets = lookup(hop, default_port).await?;
+    let targets = lookup(hop, a.transport).await?;
     let mut peers: Vec<IpAddr> = targets.iter().map(SocketAddr::ip).collect();
     if a.proxy.is_some() {
         // The registrar's own addresses are the provider's too; failing to resolve them
         // does not stop registration through the proxy.
-        if let Ok(more) = lookup(&a.registrar, default_port).await {
+        if let Ok(more) = lookup(&a.registrar, a.transport).await {
             peers.extend(more.iter().map(SocketAddr::ip));
         }
     }
@@ -441,21 +441,102 @@ async fn resolve(a: &store::TrunkAccount, local: SocketAddr) -> Result<Resolved,
     Ok(Resolved { targets, peers })
 }
 
-async fn lookup(host_port: &str, default_port: u16) -> Result<Vec<SocketAddr>, String> {
+/// RFC 3263 sec. 4 for one host: an IP literal or an explicit port skips NAPTR/SRV;
+/// otherwise NAPTR (services for our transport), then SRV (`_sip._udp`, `_sip._tcp`,
+/// `_sips._tcp`) in priority/weight order, then A/AAAA on the default port.
+async fn lookup(host_port: &str, transport: TrunkTransport) -> Result<Vec<SocketAddr>, String> {
     let (host, port) = store::validate_host("registrar", host_port).map_err(|e| e.to_string())?;
-    let port = port.unwrap_or(default_port);
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let bare = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     if let Ok(ip) = bare.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
+        return Ok(vec![SocketAddr::new(
+            ip,
+            port.unwrap_or(transport.default_port()),
+        )]);
     }
-    let found: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
-        .await
-        .map_err(|e| format!("cannot resolve {bare}: {e}"))?
+    let resolver = hickory_resolver::TokioResolver::builder_tokio()
+        .and_then(|b| b.build())
+        .map_err(|e| format!("no DNS resolver: {e}"))?;
+    if let Some(port) = port {
+        return addresses(&resolver, &bare, port).await;
+    }
+    let mut srv_names = naptr_services(&resolver, &bare, transport).await;
+    if srv_names.is_empty() {
+        srv_names.push(crate::trunk::dns::srv_name(&bare, transport));
+    }
+    for name in srv_names {
+        let Ok(found) = resolver.lookup(name.as_str(), RecordType::SRV).await else {
+            continue;
+        };
+        let records: Vec<crate::trunk::dns::Srv> = found
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::SRV(s) => Some(crate::trunk::dns::Srv {
+                    priority: s.priority,
+                    weight: s.weight,
+                    port: s.port,
+                    target: s.target.to_ascii().trim_end_matches('.').to_owned(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let mut out = Vec::new();
+        for srv in crate::trunk::dns::order_srv(records) {
+            if let Ok(mut a) = addresses(&resolver, &srv.target, srv.port).await {
+                out.append(&mut a);
+            }
+        }
+        if !out.is_empty() {
+            return Ok(out);
+        }
+    }
+    addresses(&resolver, &bare, transport.default_port()).await
+}
+
+/// SRV names from the host's NAPTR records for our transport, in order.
+async fn naptr_services(
+    resolver: &hickory_resolver::TokioResolver,
+    host: &str,
+    transport: TrunkTransport,
+) -> Vec<String> {
+    let Ok(found) = resolver.lookup(host, RecordType::NAPTR).await else {
+        return Vec::new();
+    };
+    let records: Vec<crate::trunk::dns::Naptr> = found
+        .answers()
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::NAPTR(n) => Some(crate::trunk::dns::Naptr {
+                order: n.order,
+                preference: n.preference,
+                flags: String::from_utf8_lossy(&n.flags).into_owned(),
+                services: String::from_utf8_lossy(&n.services).into_owned(),
+                replacement: n.replacement.to_ascii().trim_end_matches('.').to_owned(),
+            }),
+            _ => None,
+        })
         .collect();
-    if found.is_empty() {
-        return Err(format!("{bare} has no address"));
+    crate::trunk::dns::naptr_srv_names(records, transport)
+}
+
+/// A/AAAA records of `host` on `port`.
+async fn addresses(
+    resolver: &hickory_resolver::TokioResolver,
+    host: &str,
+    port: u16,
+) -> Result<Vec<SocketAddr>, String> {
+    let ips = resolver
+        .lookup_ip(host)
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    let out: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(ip, port)).collect();
+    if out.is_empty() {
+        return Err(format!("{host} has no address"));
     }
-    Ok(found)
+    Ok(out)
 }
 
 /// Our address toward `remote` (a socket bound to a wildcard address does not know it;

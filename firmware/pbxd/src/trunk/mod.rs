@@ -12,6 +12,7 @@ use crate::registrar::Flow;
 
 pub mod cli;
 pub mod clients;
+pub mod dns;
 pub mod register;
 
 /// Credentials for the provider's digest challenges (REGISTER and INVITE).
