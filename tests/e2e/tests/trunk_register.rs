@@ -616,3 +616,87 @@ fn wait_for(pbx: &NsPbx, timeout: Duration, pred: impl Fn(&str) -> bool) -> Stri
         thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// dnsmasq as the provider's DNS server (in the LAN namespace), and the private
+/// namespace's resolv.conf pointing at it (`ip netns exec` mounts
+/// `/etc/netns/NAME/resolv.conf`); both removed on drop.
+struct Dns {
+    _child: KillOnDrop,
+    log: LogCapture,
+    resolv_dir: std::path::PathBuf,
+}
+
+impl Dns {
+    fn start(lab: &NatLab, records: &[String]) -> Dns {
+        let dnsmasq = require_tool("dnsmasq", "dnsmasq-base");
+        let resolv_dir = Path::new("/etc/netns").join(lab.private.name());
+        std::fs::create_dir_all(&resolv_dir).expect("create /etc/netns/NAME (needs root)");
+        std::fs::write(
+            resolv_dir.join("resolv.conf"),
+            format!("nameserver {PROVIDER}\n"),
+        )
+        .expect("write the namespace's resolv.conf");
+        let mut cmd = lab.lan.command(&dnsmasq, &[]);
+        cmd.args([
+            "--no-daemon",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--log-queries",
+            "--user=root",
+            &format!("--listen-address={PROVIDER}"),
+        ])
+        .args(records)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run dnsmasq");
+        let (log, _lines) = LogCapture::attach(&mut child);
+        let child = KillOnDrop(child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !log.text().contains("started") && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+        }
+        assert!(log.text().contains("started"), "dnsmasq:\n{}", log.text());
+        Dns {
+            _child: child,
+            log,
+            resolv_dir,
+        }
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.resolv_dir);
+    }
+}
+
+#[test]
+fn dns_naptr_and_srv_lead_to_the_registrar_with_failover() {
+    let lab = NatLab::build();
+    // NAPTR -> _sip._udp SRV: the preferred target (priority 10) has nothing listening,
+    // the backup (priority 20) is Kamailio.
+    let dns = Dns::start(
+        &lab,
+        &[
+            format!("--naptr-record={DOMAIN},10,10,s,SIP+D2U,,_sip._udp.{DOMAIN}"),
+            format!("--srv-host=_sip._udp.{DOMAIN},dead.{DOMAIN},5070,10,10"),
+            format!("--srv-host=_sip._udp.{DOMAIN},reg.{DOMAIN},5060,20,10"),
+            format!("--host-record=dead.{DOMAIN},{PROVIDER}"),
+            format!("--host-record=reg.{DOMAIN},{PROVIDER}"),
+        ],
+    );
+    let provider = Provider::start(&lab, "MD5", PASSWORD, 600);
+    let pbx = start_pbx(&lab);
+    add_trunk_with(pbx.data_dir(), PASSWORD, &["--registrar", DOMAIN]);
+    // Timer F (32 s) on the dead target, then the backup.
+    wait_status(&pbx, &provider, Duration::from_secs(60), |s| {
+        s.starts_with("main: registered until")
+    });
+    let queries = dns.log.text();
+    for q in ["NAPTR", "SRV", &format!("reg.{DOMAIN}")] {
+        assert!(queries.contains(q), "no {q} query:\n{queries}");
+    }
+    assert!(!provider.saved().is_empty());
+}
