@@ -23,11 +23,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pbx_e2e::{
-    pbxctl_bin, require_tool, KillOnDrop, LogCapture, NatLab, NsPbx, LAN_PBX_IP, PRIVATE_PHONE_IP,
-    ROUTER_LAN_IP,
+    now, pbxctl_bin, require_tool, KillOnDrop, LogCapture, NatLab, NsPbx, LAN_PBX_IP,
+    PRIVATE_PHONE_IP, ROUTER_LAN_IP,
 };
 
 /// The provider's registrar address (in the LAN namespace, outside the NAT).
@@ -157,8 +157,8 @@ impl Provider {
         let (log, lines) = LogCapture::attach(&mut child);
         let child = KillOnDrop(child);
         // Kamailio is up once it logs its listening sockets.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
+        let deadline = now() + Duration::from_secs(10);
+        while now() < deadline {
             if log.text().contains("PROVIDER") || listening(&log) {
                 break;
             }
@@ -203,8 +203,8 @@ impl Drop for Provider {
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
+        let deadline = now() + Duration::from_secs(5);
+        while now() < deadline {
             if let Ok(Some(_)) = self.child.0.try_wait() {
                 return;
             }
@@ -285,13 +285,13 @@ fn wait_status(
     timeout: Duration,
     pred: impl Fn(&str) -> bool,
 ) -> String {
-    let deadline = Instant::now() + timeout;
+    let deadline = now() + timeout;
     loop {
         let s = status(pbx);
         if pred(&s) {
             return s;
         }
-        if Instant::now() >= deadline {
+        if now() >= deadline {
             panic!(
                 "trunk status still {s:?} after {timeout:?}\n--- pbxd:\n{}\n--- kamailio:\n{}",
                 pbx.log(),
@@ -358,10 +358,10 @@ fn registers_through_nat_with_md5_learns_the_public_address_and_keeps_the_bindin
 
     // The refresh at half the granted 120 s, from the same mapping.
     let initial = provider.saved().len();
-    let deadline = Instant::now() + Duration::from_secs(75);
+    let deadline = now() + Duration::from_secs(75);
     while provider.saved().len() == initial {
         assert!(
-            Instant::now() < deadline,
+            now() < deadline,
             "no refresh within 75 s:\n{}\n{}",
             pbx.log(),
             provider.log.text()
@@ -602,14 +602,14 @@ fn registrar_down_backs_off_and_recovers() {
 }
 
 fn wait_for(pbx: &NsPbx, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + timeout;
+    let deadline = now() + timeout;
     loop {
         let s = status(pbx);
         if pred(&s) {
             return s;
         }
         assert!(
-            Instant::now() < deadline,
+            now() < deadline,
             "trunk status still {s:?} after {timeout:?}\n{}",
             pbx.log()
         );
@@ -653,8 +653,8 @@ impl Dns {
         let mut child = cmd.spawn().expect("run dnsmasq");
         let (log, _lines) = LogCapture::attach(&mut child);
         let child = KillOnDrop(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !log.text().contains("started") && Instant::now() < deadline {
+        let deadline = now() + Duration::from_secs(5);
+        while !log.text().contains("started") && now() < deadline {
             thread::sleep(Duration::from_millis(50));
         }
         assert!(log.text().contains("started"), "dnsmasq:\n{}", log.text());
