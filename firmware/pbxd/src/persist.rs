@@ -38,6 +38,17 @@ pub enum PersistCmd {
     },
     /// Write a finished call's record.
     CallRecord(Box<store::CallRecord>),
+    /// A trunk's registration status (for `pbxctl trunk status`).
+    TrunkStatus(Box<store::TrunkStatusRow>),
+    /// Raise (with severity and message) or clear (`None`) the dashboard alert `key`.
+    Alert {
+        /// Alert key, e.g. `trunk:main:down`.
+        key: String,
+        /// Raise with this severity and message, or clear.
+        raise: Option<(store::Severity, String)>,
+        /// Unix seconds.
+        now_unix: i64,
+    },
     /// Remove bindings and blocks that lapsed while pbxd was not running.
     PurgeExpired {
         /// Unix seconds.
@@ -180,6 +191,17 @@ fn apply(store: &mut Store, cmd: PersistCmd) {
             store.add_block(&by, *ip, reason, *until)
         }
         PersistCmd::CallRecord(r) => store.insert_call_record(r).map(|_| ()),
+        PersistCmd::TrunkStatus(row) => store.set_trunk_status(row),
+        PersistCmd::Alert {
+            key,
+            raise,
+            now_unix,
+        } => match raise {
+            Some((severity, message)) => store
+                .raise_alert(key, *severity, message, *now_unix)
+                .map(|_| ()),
+            None => store.clear_alert(key, *now_unix).map(|_| ()),
+        },
         PersistCmd::PurgeExpired { now_unix } => store
             .delete_expired(*now_unix)
             .and_then(|_| store.delete_expired_blocks(*now_unix))

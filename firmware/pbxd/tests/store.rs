@@ -91,6 +91,8 @@ fn migrates_an_empty_directory_and_sets_pragmas() {
             "sms",
             "trunk_limits",
             "trunk_numbers",
+            "trunk_status",
+            "trunks",
             "web_users"
         ]
     );

@@ -2474,6 +2474,20 @@ impl NsPbx {
     /// returns once it printed "ready:". `PBXD_LOG` (default `info,pbxd=debug`) sets its
     /// log level.
     pub fn start(lab: &NatLab, extensions: &[(&str, &str)], extra: &[&str]) -> NsPbx {
+        let sip = SocketAddr::from((LAN_PBX_IP, 5060));
+        let http = SocketAddr::from((lab.lan_mgmt(), 8080));
+        Self::start_in(&lab.lan, sip, http, extensions, extra)
+    }
+
+    /// [`NsPbx::start`] in any namespace `ns`, on `sip` with its HTTP API on `http` (the
+    /// trunk tests run pbxd in [`NatLab::private`], behind the NAT).
+    pub fn start_in(
+        ns: &Netns,
+        sip: SocketAddr,
+        http: SocketAddr,
+        extensions: &[(&str, &str)],
+        extra: &[&str],
+    ) -> NsPbx {
         let data_dir = tempfile::Builder::new()
             .prefix("pbx-e2e-nat-")
             .tempdir()
@@ -2484,12 +2498,9 @@ impl NsPbx {
                 &["extension", "add", number, "--password", password],
             );
         }
-        let sip = SocketAddr::from((LAN_PBX_IP, 5060));
-        let http = SocketAddr::from((lab.lan_mgmt(), 8080));
         let level = std::env::var("PBXD_LOG").unwrap_or_else(|_| "info,pbxd=debug".into());
         let started = now();
-        let mut child = lab
-            .lan
+        let mut child = ns
             .command(
                 pbxd_bin(),
                 &[
@@ -2511,7 +2522,7 @@ impl NsPbx {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot run pbxd in {}: {e}", lab.lan.name()));
+            .unwrap_or_else(|e| panic!("cannot run pbxd in {}: {e}", ns.name()));
         let (log, lines) = LogCapture::attach(&mut child);
         let mut child = KillOnDrop(child);
         let deadline = started + READY_TIMEOUT;
@@ -2555,6 +2566,11 @@ impl NsPbx {
     /// SIP address (UDP and TCP) in the LAN namespace.
     pub fn sip_addr(&self) -> SocketAddr {
         self.sip
+    }
+
+    /// The data directory (on the host).
+    pub fn data_dir(&self) -> &Path {
+        self.pbx.data_dir()
     }
 
     /// HTTP address (reachable from the host).

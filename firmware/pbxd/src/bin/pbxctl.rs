@@ -95,6 +95,10 @@ enum Command {
     /// The trunk account's numbers (DIDs), call limits and toll-fraud protection.
     #[command(subcommand)]
     Numbers(NumbersCmd),
+    /// Cloud trunks: provider accounts (add, set, remove, list, show) and their
+    /// registration status.
+    #[command(subcommand)]
+    Trunk(pbxd::trunk::cli::TrunkCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -777,6 +781,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let mut db = open_existing(dir)?;
             pbxd::gsm::cli::run_sms(cmd, &mut db, &source, &mut out, by.now_unix)
                 .map_err(gsm_failure)
+        }
+        Command::Trunk(cmd) => {
+            let mut db = match &cmd {
+                pbxd::trunk::cli::TrunkCmd::Add { .. } => Store::open(dir)?,
+                _ => open_existing(dir)?,
+            };
+            let mut stdin = std::io::stdin().lock();
+            pbxd::trunk::cli::run(cmd, dir, &mut db, &by, &mut stdin, &mut out)
+                .map_err(|f| Failure::new(f.code, f.message))
         }
         Command::Update(cmd) => {
             // Read before any thread starts: the local offset is only sound single-threaded.

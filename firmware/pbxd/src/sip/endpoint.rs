@@ -23,6 +23,8 @@ use super::guard::{AuthGuard, GuardConfig, NewBlock, Verdict};
 use super::ua::{CallContext, CallOutput, SipCalls};
 use crate::call::{CallConfig, CallServices, CallSummary};
 use crate::registrar::{Directory, Flow, Registrar, RegistrarEvent, Transport};
+use crate::trunk::clients::{TrunkClients, TrunkEvent};
+use crate::trunk::register::RegisterOutput;
 use crate::trunk::TrunkLinks;
 
 /// Methods we answer, for Allow headers (RFC 3261 sec. 20.5).
@@ -90,6 +92,10 @@ pub struct Endpoint {
     stats: EndpointStats,
     /// The cloud trunks as the registration client sees them.
     trunks: TrunkLinks,
+    /// The trunks' registration clients (they keep `trunks` current).
+    registrations: TrunkClients,
+    /// Trunk events for the shell (resolve, status changed).
+    trunk_events: VecDeque<TrunkEvent>,
 }
 
 impl Endpoint {
@@ -121,6 +127,8 @@ impl Endpoint {
             out: VecDeque::new(),
             stats: EndpointStats::default(),
             trunks: TrunkLinks::default(),
+            registrations: TrunkClients::default(),
+            trunk_events: VecDeque::new(),
         }
     }
 
@@ -142,6 +150,46 @@ impl Endpoint {
     /// The cloud trunks' links, kept current by the registration client.
     pub fn trunks_mut(&mut self) -> &mut TrunkLinks {
         &mut self.trunks
+    }
+
+    /// The trunks' registration clients.
+    pub fn registrations(&self) -> &TrunkClients {
+        &self.registrations
+    }
+
+    /// The trunks' registration clients, to add, replace or remove them (then call
+    /// [`Endpoint::pump_registrations`]).
+    pub fn registrations_mut(&mut self) -> &mut TrunkClients {
+        &mut self.registrations
+    }
+
+    /// Moves the registration clients' outputs: messages to the shell's queue, link
+    /// changes into [`Endpoint::trunks`], resolve requests and status changes to
+    /// [`Endpoint::poll_trunk_event`].
+    pub fn pump_registrations(&mut self) {
+        while let Some((name, out)) = self.registrations.poll_output() {
+            match out {
+                RegisterOutput::Transmit { flow, data } => {
+                    self.out.push_back(EndpointOutput::Transmit {
+                        flow,
+                        dest: flow.remote,
+                        data,
+                    })
+                }
+                RegisterOutput::Changed => {
+                    if let Some(reg) = self.registrations.get(&name) {
+                        self.trunks.upsert(reg.link());
+                    }
+                    self.trunk_events.push_back(TrunkEvent::Changed(name));
+                }
+                RegisterOutput::Resolve => self.trunk_events.push_back(TrunkEvent::Resolve(name)),
+            }
+        }
+    }
+
+    /// The next trunk event for the shell.
+    pub fn poll_trunk_event(&mut self) -> Option<TrunkEvent> {
+        self.trunk_events.pop_front()
     }
 
     /// The brute-force guard, to restore or lift blocks.
@@ -294,6 +342,8 @@ impl Endpoint {
 
     /// Fires due timers (transactions, binding expiry, calls).
     pub fn handle_timeout(&mut self, now: Instant, env: &mut impl CallServices) {
+        self.registrations.handle_timeout(now);
+        self.pump_registrations();
         self.udp.handle_timeout(now);
         self.stream.handle_timeout(now);
         self.registrar.handle_timeout(now);
@@ -321,6 +371,7 @@ impl Endpoint {
             self.stream.poll_timeout(),
             self.registrar.poll_timeout(),
             self.calls.poll_timeout(),
+            self.registrations.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -361,6 +412,11 @@ impl Endpoint {
             }
         };
         if !msg.is_request() {
+            // Responses to the trunks' REGISTERs never reach the call layer.
+            if self.registrations.handle_response(now, &msg) {
+                self.pump_registrations();
+                return;
+            }
             match self.table(flow.transport).handle_message(now, msg) {
                 Ok(Dispatch::Stray(resp)) => self.calls.handle_stray_response(&resp),
                 Ok(_) => {}

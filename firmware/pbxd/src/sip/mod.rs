@@ -11,6 +11,7 @@ mod task;
 mod tcp;
 #[cfg(test)]
 mod tests;
+mod trunks;
 pub mod ua;
 
 pub use endpoint::{Endpoint, EndpointEvent, EndpointOutput, EndpointStats, ALLOW};

@@ -20,6 +20,7 @@ use super::records;
 use super::services::StoreServices;
 use super::services::{site_of, StorePlan};
 use super::tcp::{accept_loop, ConnEvent};
+use super::trunks::{TrunkShell, TrunkShellEvent};
 use super::ua::SipCalls;
 use crate::call::CallSummary;
 use crate::call::Side;
@@ -237,6 +238,12 @@ impl SipShell {
         let udp = self.sockets.udp.clone();
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        let (mut trunks, mut trunk_resolved) = TrunkShell::new(
+            &self.cfg.data_dir,
+            self.persist.clone(),
+            TimerConfig::default(),
+        );
+        trunks.sync(&directory.store, &mut endpoint, clock::now());
         loop {
             let wake = endpoint
                 .poll_timeout()
@@ -256,7 +263,7 @@ impl SipShell {
                                 drained += 1;
                                 let flow = Flow { transport: Transport::Udp, remote, local: local_ips.toward(local, remote) };
                                 endpoint.handle_datagram(clock::now(), clock::unix_now(), flow, &buf[..n], &mut directory);
-                                self.flush(&mut endpoint, &conns, &mut directory).await;
+                                self.flush(&mut endpoint, &conns, &mut directory, &mut trunks).await;
                             }
                             Err(_) => break,
                         }
@@ -271,8 +278,17 @@ impl SipShell {
                     }
                 }
                 Some(ev) = conn_rx.recv() => match ev {
-                    ConnEvent::Opened { remote, tx, .. } => { conns.insert(remote, tx); }
-                    ConnEvent::Closed { remote } => { conns.remove(&remote); }
+                    ConnEvent::Opened { remote, tx, .. } => {
+                        trunks.opened(remote, &tx);
+                        conns.insert(remote, tx);
+                    }
+                    ConnEvent::Closed { remote } => {
+                        conns.remove(&remote);
+                        if trunks.closed(remote) {
+                            endpoint.registrations_mut().handle_transport_error_at(clock::now(), remote, "connection closed");
+                            endpoint.pump_registrations();
+                        }
+                    }
                     ConnEvent::Frame { remote, local, transport, frame } => {
                         let flow = Flow { transport, remote, local };
                         endpoint.handle_frame(clock::now(), clock::unix_now(), flow, frame, &mut directory);
@@ -297,12 +313,34 @@ impl SipShell {
                     PortInput::Audio(i, frame) => endpoint.handle_port_audio(clock::now(), i, &frame, &mut directory),
                 },
                 Some(reply) = liveness.recv() => { let _ = reply.send(()); }
+                Some(ev) = trunk_resolved.recv() => {
+                    match ev {
+                        TrunkShellEvent::Resolved(name, resolved) => {
+                            trunks.note_targets(&name, &resolved);
+                            endpoint.registrations_mut().handle_targets(clock::now(), &name, resolved);
+                        }
+                        TrunkShellEvent::ConnectFailed(remote, why) => {
+                            trunks.closed(remote);
+                            endpoint.registrations_mut().handle_transport_error_at(clock::now(), remote, &why);
+                        }
+                    }
+                    endpoint.pump_registrations();
+                }
                 _ = housekeeping.tick() => {
+                    trunks.sync(&directory.store, &mut endpoint, clock::now());
+                    trunks.check_alerts(&endpoint, clock::now());
                     sync_blocks(&directory.store, &mut endpoint, self.cfg.guard.block_time);
                     endpoint.handle_housekeeping(clock::now(), &mut directory);
                 }
             }
-            self.flush(&mut endpoint, &conns, &mut directory).await;
+            trunks.handle_events(
+                &mut endpoint,
+                local,
+                clock::now(),
+                i64::try_from(clock::unix_now()).unwrap_or(i64::MAX),
+            );
+            self.flush(&mut endpoint, &conns, &mut directory, &mut trunks)
+                .await;
             while let Some(out) = endpoint.poll_port_output() {
                 if let Some(p) = &self.ports {
                     let _ = p.outputs.send(out);
@@ -393,6 +431,7 @@ impl SipShell {
         endpoint: &mut Endpoint,
         conns: &HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
         services: &mut StoreServices,
+        trunks: &mut TrunkShell,
     ) {
         while let Some(out) = endpoint.poll_output() {
             match out {
@@ -412,7 +451,12 @@ impl SipShell {
                                 debug!(remote = %flow.remote, "TCP connection congested; reply dropped");
                             }
                         }
-                        None => debug!(remote = %flow.remote, "TCP connection gone; reply dropped"),
+                        // A trunk's registrar: open the connection (queued until it is).
+                        None => {
+                            if !trunks.send_stream(flow.remote, data, &self.conn_tx) {
+                                debug!(remote = %flow.remote, "TCP connection gone; reply dropped");
+                            }
+                        }
                     },
                 },
                 EndpointOutput::Event(EndpointEvent::CallEnded(summary)) => {

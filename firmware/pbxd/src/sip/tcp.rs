@@ -93,6 +93,39 @@ pub(crate) async fn accept_loop(
     }
 }
 
+/// How long an outgoing connection (to a trunk's registrar) may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens an outgoing connection (a trunk's registrar over TCP, or TLS with `tls`: the
+/// connector and the name the certificate must carry) and serves it like an accepted
+/// one. Returns when it closes; `Closed` is sent only if it had opened.
+pub(crate) async fn connect(
+    remote: SocketAddr,
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+    events: mpsc::Sender<ConnEvent>,
+) -> std::io::Result<()> {
+    let timed_out = |what: &str| std::io::Error::new(std::io::ErrorKind::TimedOut, what.to_owned());
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(remote))
+        .await
+        .map_err(|_| timed_out("connect timed out"))??;
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr()?;
+    let result = match tls {
+        None => serve(stream, remote, local, Transport::Tcp, events.clone()).await,
+        Some((connector, name)) => {
+            let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, stream))
+                .await
+                .map_err(|_| timed_out("TLS handshake timed out"))??;
+            serve(tls, remote, local, Transport::Tls, events.clone()).await
+        }
+    };
+    let _ = events.send(ConnEvent::Closed { remote }).await;
+    result
+}
+
 async fn serve<S>(
     stream: S,
     remote: SocketAddr,

@@ -509,3 +509,77 @@ mod no_panic {
         }
     }
 }
+
+/// The trunk registration client inside the endpoint: its REGISTER goes out as a
+/// transmit, the registrar's answers reach it (not the call layer) by Call-ID, and the
+/// link and status events follow.
+#[test]
+fn trunk_register_responses_go_to_the_registration_client() {
+    use crate::trunk::clients::TrunkEvent;
+    use crate::trunk::register::{RegisterConfig, Registration, Resolved, Target, KEEPALIVE};
+    use crate::trunk::{TrunkAuth, TrunkState};
+    use pbx_sip::message::{HeaderName, MessageBuilder};
+
+    let mut ep = endpoint();
+    let t0 = start();
+    let cfg = RegisterConfig {
+        name: "main".into(),
+        domain: "provider.test".into(),
+        user: "4930123".into(),
+        auth: Some(TrunkAuth {
+            user: "4930123".into(),
+            password: "pw".into(),
+        }),
+        transport: Transport::Udp,
+        expires: std::time::Duration::from_secs(600),
+        keepalive: KEEPALIVE,
+        timers: TimerConfig::default(),
+    };
+    ep.registrations_mut().insert(Registration::new(cfg, t0, 9));
+    ep.pump_registrations();
+    assert_eq!(
+        ep.poll_trunk_event(),
+        Some(TrunkEvent::Resolve("main".into()))
+    );
+    let registrar: SocketAddr = "198.51.100.5:5060".parse().expect("addr");
+    ep.registrations_mut().handle_targets(
+        t0,
+        "main",
+        Ok(Resolved {
+            targets: vec![Target {
+                remote: registrar,
+                local: "192.0.2.1:5060".parse().expect("addr"),
+            }],
+            peers: vec![registrar.ip()],
+        }),
+    );
+    ep.pump_registrations();
+    let out = sent(&mut ep);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, registrar);
+    let req = out[0].1.clone();
+    let ok = MessageBuilder::response_to(&req, 200, "OK")
+        .set_to_tag("x")
+        .header(
+            HeaderName::Contact,
+            format!(
+                "{};expires=300",
+                req.header(&HeaderName::Contact).expect("contact")
+            ),
+        )
+        .build();
+    let from = Flow {
+        transport: Transport::Udp,
+        remote: registrar,
+        local: "192.0.2.1:5060".parse().expect("addr"),
+    };
+    ep.handle_datagram(t0, UNIX, from, &ok.to_bytes(), &mut OneUser);
+    let link = ep.trunks().get("main").expect("link").clone();
+    assert_eq!(link.state, TrunkState::Registered);
+    assert!(link.is_up());
+    assert!(ep.trunks().by_source(registrar).is_some());
+    assert!(sent(&mut ep).is_empty(), "nothing answered to a response");
+    let events: Vec<TrunkEvent> = std::iter::from_fn(|| ep.poll_trunk_event()).collect();
+    assert!(events.contains(&TrunkEvent::Changed("main".into())));
+    assert_eq!(ep.stats().malformed, 0);
+}

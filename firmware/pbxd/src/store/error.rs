@@ -105,6 +105,12 @@ pub enum StoreError {
     /// First-boot set-up after an account already exists.
     #[error("the first administrator has already been created")]
     AlreadySetUp,
+    /// `add_trunk` for a name that already exists.
+    #[error("trunk {0} already exists")]
+    DuplicateTrunk(String),
+    /// The trunk does not exist.
+    #[error("trunk {0} does not exist")]
+    UnknownTrunk(String),
     /// Any other SQLite failure (disk full, I/O error, lock timeout, ...).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),

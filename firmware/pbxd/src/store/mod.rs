@@ -32,6 +32,7 @@ mod settings;
 mod site;
 mod site_info;
 mod trunk_numbers;
+mod trunks;
 mod user_prefs;
 mod users;
 mod web_queries;
@@ -81,8 +82,12 @@ pub use site_info::{
     DEFAULT_TIME_ZONE,
 };
 pub use trunk_numbers::{
-    validate_e164, validate_trunk_name, EmergencySettings, ExternalPolicy, TollFraudSettings,
-    TrunkNumber,
+    validate_e164, EmergencySettings, ExternalPolicy, TollFraudSettings, TrunkNumber,
+};
+pub use trunks::{
+    validate_host, validate_sip_user, validate_trunk, validate_trunk_name, SrtpMode, StoredTrunk,
+    TrunkAccount, TrunkStatusRow, TrunkTransport, DEFAULT_MAX_CALLS, DEFAULT_REGISTER_SECS,
+    REGISTER_SECS_RANGE,
 };
 pub use user_prefs::Language;
 pub use users::{

@@ -262,8 +262,39 @@ CREATE TABLE trunk_limits (
 ) WITHOUT ROWID;
 ";
 
+/// Version 8 (cloud trunk accounts): one row per provider account, the password sealed
+/// with the device key; `trunk_status` is written by the registration client for
+/// `pbxctl trunk status` (no foreign key: pbxd may write a status a moment after removal).
+const V8: &str = "
+CREATE TABLE trunks (
+    name            TEXT PRIMARY KEY NOT NULL CHECK (length(name) BETWEEN 1 AND 32),
+    enabled         INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    registrar       TEXT NOT NULL,
+    domain          TEXT NOT NULL,
+    proxy           TEXT,
+    sip_user        TEXT NOT NULL,
+    auth_user       TEXT NOT NULL,
+    password_sealed TEXT NOT NULL,
+    transport       TEXT NOT NULL CHECK (transport IN ('udp', 'tcp', 'tls')),
+    srtp            TEXT NOT NULL CHECK (srtp IN ('off', 'optional', 'mandatory')),
+    register_secs   INTEGER NOT NULL CHECK (register_secs BETWEEN 60 AND 86400),
+    max_calls       INTEGER NOT NULL CHECK (max_calls BETWEEN 1 AND 1000),
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE trunk_status (
+    name             TEXT PRIMARY KEY NOT NULL,
+    state            TEXT NOT NULL,
+    reason           TEXT NOT NULL,
+    registered_until INTEGER,
+    public_addr      TEXT,
+    since            INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
 /// All steps, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

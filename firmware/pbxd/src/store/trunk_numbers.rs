@@ -9,6 +9,7 @@
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::site::{get, put};
+use super::trunks::validate_trunk_name;
 use super::{AuditCtx, Store, StoreError};
 
 const EMERGENCY_CALLER_ID: &str = "site.emergency_caller_id";
@@ -107,22 +108,6 @@ pub fn validate_e164(what: &'static str, n: &str) -> Result<(), StoreError> {
         ));
     }
     Ok(())
-}
-
-/// Checks a trunk name: 1 to 64 letters, digits, `-`, `_` or `.`.
-pub fn validate_trunk_name(name: &str) -> Result<(), StoreError> {
-    let ok = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            "trunk name",
-            format!("{name:?} must be 1 to 64 letters, digits, '-', '_' or '.'"),
-        ))
-    }
 }
 
 fn validate_internal(what: &'static str, n: &str) -> Result<(), StoreError> {

@@ -12,6 +12,11 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::registrar::Flow;
 
+pub mod cli;
+pub mod clients;
+pub mod dns;
+pub mod register;
+
 /// Credentials for the provider's digest challenges (REGISTER and INVITE).
 #[derive(Clone, PartialEq, Eq)]
 pub struct TrunkAuth {

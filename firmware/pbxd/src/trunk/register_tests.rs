@@ -1,0 +1,466 @@
+//! The registration client against a scripted registrar on a simulated clock.
+
+use std::time::{Duration, Instant};
+
+use pbx_sip::auth::{self, Algorithm, Credentials};
+use pbx_sip::message::{parse, HeaderName, Message, MessageBuilder};
+
+use super::*;
+
+const PASSWORD: &str = "right-password";
+
+fn cfg() -> RegisterConfig {
+    RegisterConfig {
+        name: "main".into(),
+        domain: "sipconnect.example.net".into(),
+        user: "4930123".into(),
+        auth: Some(TrunkAuth {
+            user: "4930123".into(),
+            password: PASSWORD.into(),
+        }),
+        transport: Transport::Udp,
+        expires: Duration::from_secs(600),
+        keepalive: KEEPALIVE,
+        timers: TimerConfig::default(),
+    }
+}
+
+fn target(remote: &str) -> Target {
+    Target {
+        remote: remote.parse().expect("test address"),
+        local: "10.0.0.2:5060".parse().expect("test address"),
+    }
+}
+
+fn resolved(remotes: &[&str]) -> Resolved {
+    let targets: Vec<Target> = remotes.iter().map(|r| target(r)).collect();
+    Resolved {
+        peers: targets.iter().map(|t| t.remote.ip()).collect(),
+        targets,
+    }
+}
+
+/// The client and the outputs it produced so far.
+struct Harness {
+    reg: Registration,
+    now: Instant,
+    resolves: usize,
+    sent: Vec<(Flow, Message)>,
+    keepalives: Vec<Flow>,
+}
+
+#[allow(clippy::disallowed_methods)] // tests own their clock; this is the epoch
+fn epoch() -> Instant {
+    Instant::now()
+}
+
+impl Harness {
+    fn new(cfg: RegisterConfig) -> Self {
+        let now = epoch();
+        let mut h = Harness {
+            reg: Registration::new(cfg, now, 42),
+            now,
+            resolves: 0,
+            sent: Vec::new(),
+            keepalives: Vec::new(),
+        };
+        h.drain();
+        h
+    }
+
+    fn drain(&mut self) {
+        while let Some(out) = self.reg.poll_output() {
+            match out {
+                RegisterOutput::Resolve => self.resolves += 1,
+                RegisterOutput::Transmit { flow, data } if data == b"\r\n\r\n" => {
+                    self.keepalives.push(flow)
+                }
+                RegisterOutput::Transmit { flow, data } => {
+                    let msg = parse(&data).expect("client sends parseable REGISTERs");
+                    self.sent.push((flow, msg));
+                }
+                RegisterOutput::Changed => {}
+            }
+        }
+    }
+
+    fn targets(&mut self, remotes: &[&str]) {
+        self.reg.handle_targets(self.now, Ok(resolved(remotes)));
+        self.drain();
+    }
+
+    fn last(&self) -> &Message {
+        &self.sent.last().expect("a REGISTER was sent").1
+    }
+
+    fn answer(&mut self, resp: Message) {
+        assert!(self.reg.handle_response(self.now, &resp));
+        self.drain();
+    }
+
+    /// Jumps to the next timer and fires it.
+    fn step(&mut self) -> Instant {
+        let t = self.reg.poll_timeout().expect("a timer is armed");
+        assert!(t >= self.now, "timers never go back in time");
+        self.now = t;
+        self.reg.handle_timeout(self.now);
+        self.drain();
+        t
+    }
+
+    /// Runs timers until `until`, without answering anything.
+    fn run_until(&mut self, until: Instant) {
+        while self.reg.poll_timeout().is_some_and(|t| t <= until) {
+            self.step();
+        }
+        self.now = until;
+    }
+
+    fn registers_sent(&self) -> usize {
+        self.sent.len()
+    }
+}
+
+fn reply(req: &Message, status: u16, reason: &str) -> MessageBuilder {
+    MessageBuilder::response_to(req, status, reason).set_to_tag("reg1")
+}
+
+fn challenge(req: &Message, alg: Algorithm, nonce: &str, stale: bool) -> Message {
+    reply(req, 401, "Unauthorized")
+        .header(
+            HeaderName::WwwAuthenticate,
+            auth::challenge("provider", alg, nonce, None, stale),
+        )
+        .build()
+}
+
+fn ok(req: &Message, expires: u32) -> Message {
+    let contact = req
+        .header(&HeaderName::Contact)
+        .expect("Contact")
+        .to_owned();
+    reply(req, 200, "OK")
+        .header(HeaderName::Contact, format!("{contact};expires={expires}"))
+        .build()
+}
+
+/// The registrar's check of the Authorization header.
+fn verify(req: &Message, alg: Algorithm, password: &str) -> bool {
+    let Some(value) = req.header(&HeaderName::Authorization) else {
+        return false;
+    };
+    let creds = Credentials::parse(value).expect("well-formed credentials");
+    assert_eq!(creds.algorithm, alg);
+    let ha1 = auth::ha1(alg, &creds.username, &creds.realm, password);
+    auth::verify(&creds, "REGISTER", &ha1)
+}
+
+/// Registers through one challenge with `alg`; returns the harness registered.
+fn registered(alg: Algorithm) -> Harness {
+    let mut h = Harness::new(cfg());
+    assert_eq!(h.resolves, 1, "the client asks for targets first");
+    assert!(h.sent.is_empty());
+    h.targets(&["192.0.2.10:5060"]);
+    assert_eq!(h.registers_sent(), 1);
+    assert!(h.last().header(&HeaderName::Authorization).is_none());
+    let first = h.last().clone();
+    h.answer(challenge(&first, alg, "n1", false));
+    assert_eq!(h.registers_sent(), 2);
+    let second = h.last().clone();
+    assert!(verify(&second, alg, PASSWORD));
+    assert_ne!(
+        second.cseq().expect("cseq").seq,
+        first.cseq().expect("cseq").seq,
+        "a new CSeq for the answered request"
+    );
+    h.answer(ok(&second, 120));
+    assert_eq!(h.reg.state(), &TrunkState::Registered);
+    h
+}
+
+#[test]
+fn registers_with_md5_digest_and_fills_the_link() {
+    let h = registered(Algorithm::Md5);
+    let link = h.reg.link();
+    assert!(link.is_up());
+    let flow = link.flow.expect("registered flow");
+    assert_eq!(flow.remote, "192.0.2.10:5060".parse().expect("addr"));
+    assert_eq!(
+        link.peers,
+        vec!["192.0.2.10".parse::<IpAddr>().expect("ip")]
+    );
+    assert_eq!(
+        h.reg.registered_until(),
+        Some(h.now + Duration::from_secs(120))
+    );
+    let req = h.last();
+    assert_eq!(
+        req.request_uri().expect("uri").as_str(),
+        "sip:sipconnect.example.net"
+    );
+    assert_eq!(req.header(&HeaderName::Expires), Some("600"));
+    assert!(req
+        .header(&HeaderName::Contact)
+        .expect("contact")
+        .contains("sip:4930123@10.0.0.2:5060"));
+}
+
+#[test]
+fn registers_with_sha256_digest() {
+    let h = registered(Algorithm::Sha256);
+    assert!(h.reg.link().is_up());
+}
+
+#[test]
+fn refreshes_at_half_the_granted_expiry_reusing_the_nonce() {
+    let mut h = registered(Algorithm::Md5);
+    let registered_at = h.now;
+    let before = h.registers_sent();
+    // Keep-alives fire in between; the refresh is the first REGISTER after them.
+    while h.registers_sent() == before {
+        h.step();
+    }
+    assert_eq!(h.now - registered_at, Duration::from_secs(60));
+    let refresh = h.last().clone();
+    assert!(
+        verify(&refresh, Algorithm::Md5, PASSWORD),
+        "nc=2 on the cached nonce"
+    );
+    assert!(refresh
+        .header(&HeaderName::Authorization)
+        .expect("auth")
+        .contains("nc=00000002"));
+    h.answer(ok(&refresh, 3600));
+    assert_eq!(
+        h.reg.registered_until(),
+        Some(h.now + Duration::from_secs(3600))
+    );
+    // A stale nonce on the next refresh is answered once more, silently.
+    h.run_until(h.now + Duration::from_secs(1800));
+    let stale_req = h.last().clone();
+    h.answer(challenge(&stale_req, Algorithm::Md5, "n2", true));
+    let again = h.last().clone();
+    assert!(verify(&again, Algorithm::Md5, PASSWORD));
+    h.answer(ok(&again, 3600));
+    assert_eq!(h.reg.state(), &TrunkState::Registered);
+}
+
+#[test]
+fn a_new_nonce_on_refresh_is_answered_without_declaring_auth_failed() {
+    let mut h = registered(Algorithm::Md5);
+    h.run_until(h.now + Duration::from_secs(60));
+    let refresh = h.last().clone();
+    // The registrar forgot its nonce and challenges afresh (stale not set).
+    h.answer(challenge(&refresh, Algorithm::Md5, "fresh", false));
+    let answered = h.last().clone();
+    assert!(verify(&answered, Algorithm::Md5, PASSWORD));
+    h.answer(ok(&answered, 120));
+    assert_eq!(h.reg.state(), &TrunkState::Registered);
+}
+
+#[test]
+fn wrong_password_is_auth_failed_without_a_retry_loop() {
+    let mut c = cfg();
+    c.auth = Some(TrunkAuth {
+        user: "4930123".into(),
+        password: "wrong".into(),
+    });
+    let mut h = Harness::new(c);
+    h.targets(&["192.0.2.10:5060"]);
+    let first = h.last().clone();
+    h.answer(challenge(&first, Algorithm::Md5, "n1", false));
+    let second = h.last().clone();
+    assert!(!verify(&second, Algorithm::Md5, PASSWORD));
+    h.answer(challenge(&second, Algorithm::Md5, "n2", false));
+    assert_eq!(h.reg.state(), &TrunkState::AuthFailed);
+    assert!(!h.reg.link().is_up());
+    let failed_at = h.now;
+    h.run_until(failed_at + BACKOFF_MAX - Duration::from_secs(1));
+    assert_eq!(h.registers_sent(), 2, "no REGISTER for 30 minutes");
+    assert_eq!(h.resolves, 1);
+    h.run_until(failed_at + BACKOFF_MAX);
+    assert_eq!(h.resolves, 2, "one new attempt after 30 minutes");
+}
+
+#[test]
+fn forbidden_waits_thirty_minutes() {
+    let mut h = Harness::new(cfg());
+    h.targets(&["192.0.2.10:5060"]);
+    let first = h.last().clone();
+    h.answer(reply(&first, 403, "Forbidden").build());
+    assert_eq!(h.reg.state(), &TrunkState::Forbidden);
+    let at = h.now;
+    h.run_until(at + BACKOFF_MAX - Duration::from_millis(1));
+    assert_eq!((h.registers_sent(), h.resolves), (1, 1));
+    h.run_until(at + BACKOFF_MAX);
+    assert_eq!(h.resolves, 2);
+    h.targets(&["192.0.2.10:5060"]);
+    assert_eq!(h.registers_sent(), 2);
+}
+
+#[test]
+fn no_answer_fails_over_then_backs_off_with_jitter_up_to_thirty_minutes() {
+    let mut h = Harness::new(cfg());
+    let mut delays = Vec::new();
+    for _round in 0..9 {
+        h.targets(&["192.0.2.10:5060", "192.0.2.11:5060"]);
+        let start = h.now;
+        let resolves = h.resolves;
+        while h.resolves == resolves {
+            h.step();
+        }
+        // Timer F on each target: 32 s each, UDP retransmissions in between.
+        let to_first: Vec<_> = h
+            .sent
+            .iter()
+            .filter(|(f, _)| f.remote.port() == 5060 && f.remote.ip().to_string() == "192.0.2.10")
+            .collect();
+        assert!(to_first.len() > 1, "retransmitted over UDP");
+        let failed_at = start + Duration::from_secs(64);
+        assert!(
+            matches!(h.reg.state(), TrunkState::Unreachable(why) if why.contains("192.0.2.11"))
+        );
+        delays.push(h.now - failed_at);
+        h.sent.clear();
+    }
+    let mut step = BACKOFF_MIN;
+    for d in &delays {
+        assert!(
+            *d >= step / 2 && *d <= step,
+            "{d:?} within [{:?}, {step:?}]",
+            step / 2
+        );
+        step = (step * 2).min(BACKOFF_MAX);
+    }
+    assert!(delays.iter().rev().take(2).all(|d| *d >= BACKOFF_MAX / 2));
+}
+
+#[test]
+fn server_error_tries_the_next_target_and_success_resets_the_backoff() {
+    let mut h = Harness::new(cfg());
+    h.targets(&["192.0.2.10:5060", "192.0.2.11:5060"]);
+    let first = h.last().clone();
+    h.answer(reply(&first, 503, "Service Unavailable").build());
+    let (flow, second) = h.sent.last().cloned().expect("failover");
+    assert_eq!(flow.remote, "192.0.2.11:5060".parse().expect("addr"));
+    h.answer(challenge(&second, Algorithm::Md5, "n", false));
+    let third = h.last().clone();
+    h.answer(ok(&third, 300));
+    assert!(h.reg.link().is_up());
+    assert_eq!(
+        h.reg.link().flow.map(|f| f.remote),
+        Some("192.0.2.11:5060".parse().expect("addr"))
+    );
+}
+
+#[test]
+fn resolution_failure_is_unreachable_and_retried() {
+    let mut h = Harness::new(cfg());
+    h.reg
+        .handle_targets(h.now, Err("sipconnect.example.net: no such host".into()));
+    h.drain();
+    assert_eq!(
+        h.reg.state(),
+        &TrunkState::Unreachable("sipconnect.example.net: no such host".into())
+    );
+    let at = h.now;
+    h.step();
+    assert!(h.now - at >= BACKOFF_MIN / 2 && h.now - at <= BACKOFF_MIN);
+    assert_eq!(h.resolves, 2);
+}
+
+#[test]
+fn keepalives_go_to_the_registered_flow_every_25_seconds() {
+    let mut h = registered(Algorithm::Md5);
+    let at = h.now;
+    h.run_until(at + Duration::from_secs(59));
+    assert_eq!(h.keepalives.len(), 2);
+    h.run_until(at + Duration::from_secs(60));
+    let refresh = h.last().clone();
+    h.answer(ok(&refresh, 120));
+    h.run_until(at + Duration::from_secs(110));
+    assert_eq!(h.keepalives.len(), 4, "at 25, 50, 75 and 100 s");
+    let flow = h.reg.link().flow.expect("flow");
+    assert!(h.keepalives.iter().all(|f| *f == flow));
+}
+
+#[test]
+fn the_public_address_is_learned_and_registered_as_contact() {
+    let mut h = Harness::new(cfg());
+    h.targets(&["192.0.2.10:5060"]);
+    let first = h.last().clone();
+    h.answer(challenge(&first, Algorithm::Md5, "n", false));
+    let second = h.last().clone();
+    let via = second.top_via().expect("via");
+    let natted = format!("{};received=203.0.113.5;rport=40000", via).replace(";rport;", ";");
+    let resp = reply(&second, 200, "OK")
+        .set_header(HeaderName::Via, natted)
+        .header(
+            HeaderName::Contact,
+            format!(
+                "{};expires=120",
+                second.header(&HeaderName::Contact).expect("contact")
+            ),
+        )
+        .build();
+    h.answer(resp);
+    assert_eq!(
+        h.reg.link().public,
+        Some("203.0.113.5:40000".parse().expect("addr"))
+    );
+    assert_eq!(h.registers_sent(), 3, "re-REGISTER with the public Contact");
+    let third = h.last().clone();
+    assert!(third
+        .header(&HeaderName::Contact)
+        .expect("contact")
+        .contains("@203.0.113.5:40000"));
+    let contacts: Vec<&str> = third.header_all(&HeaderName::Contact).collect();
+    assert_eq!(
+        contacts,
+        vec![
+            "<sip:4930123@203.0.113.5:40000>",
+            "<sip:4930123@10.0.0.2:5060>;expires=0"
+        ],
+        "the private Contact is removed"
+    );
+    assert!(verify(&third, Algorithm::Md5, PASSWORD));
+    // The same address again: no further REGISTER.
+    let via = third.top_via().expect("via");
+    let natted = format!("{};received=203.0.113.5;rport=40000", via).replace(";rport;", ";");
+    let resp = reply(&third, 200, "OK")
+        .set_header(HeaderName::Via, natted)
+        .header(
+            HeaderName::Contact,
+            format!(
+                "{};expires=120",
+                third.header(&HeaderName::Contact).expect("contact")
+            ),
+        )
+        .build();
+    h.answer(resp);
+    assert_eq!(h.registers_sent(), 3);
+    assert!(h.reg.link().is_up());
+}
+
+#[test]
+fn interval_too_brief_uses_min_expires() {
+    let mut h = Harness::new(cfg());
+    h.targets(&["192.0.2.10:5060"]);
+    let first = h.last().clone();
+    h.answer(
+        reply(&first, 423, "Interval Too Brief")
+            .header(HeaderName::MinExpires, "1800")
+            .build(),
+    );
+    assert_eq!(h.last().header(&HeaderName::Expires), Some("1800"));
+}
+
+#[test]
+fn responses_of_other_dialogs_are_not_claimed() {
+    let mut h = Harness::new(cfg());
+    h.targets(&["192.0.2.10:5060"]);
+    let other = reply(h.last(), 200, "OK")
+        .set_header(HeaderName::CallId, "someone-else")
+        .build();
+    assert!(!h.reg.handle_response(h.now, &other));
+}
