@@ -84,6 +84,16 @@ pub const BACKUP_TABLES: &[BackupTable] = &[
     table("call_settings", "extension"),
     table("web_users", "username"),
     table("auth_blocks", "ip"),
+    // A trunk's password is NOT NULL: from another box the account must be entered again.
+    BackupTable {
+        name: "trunks",
+        key_column: "name",
+        foreign_secret: ForeignSecret::DropRow,
+    },
+    table("trunk_numbers", "number"),
+    table("trunk_limits", "trunk"),
+    table("external_policy", "extension"),
+    table("gsm_settings", "id"),
 ];
 
 /// Why a backup could not be made or restored. The messages are for the installer.
@@ -745,6 +755,69 @@ mod tests {
             .expect("restore");
         assert!(report.dropped_secrets.is_empty());
         assert_eq!(s.setting("sim_pin").expect("get"), Some(sealed));
+    }
+
+    #[test]
+    fn trunks_numbers_and_the_sim_pin_travel_with_the_backup() {
+        use crate::store::{SrtpMode, TrunkAccount, TrunkNumber, TrunkTransport};
+        let dir = tempfile::tempdir().expect("dir");
+        let mut s = configured(dir.path());
+        let k = key(1);
+        let account = TrunkAccount {
+            name: "main".into(),
+            enabled: true,
+            registrar: "sipconnect.example.net".into(),
+            domain: "sipconnect.example.net".into(),
+            proxy: None,
+            user: "4930123456".into(),
+            auth_user: "4930123456".into(),
+            transport: TrunkTransport::Udp,
+            srtp: SrtpMode::Off,
+            register_secs: 600,
+            max_calls: 2,
+        };
+        let pw = k.seal("trunk:main", "provider-pw").expect("seal");
+        s.add_trunk(&BY, &account, &pw).expect("trunk");
+        s.add_trunk_number(
+            &BY,
+            &TrunkNumber {
+                trunk: "main".into(),
+                number: "+4930123456".into(),
+                destination: Some("101".into()),
+                callers: vec!["101".into()],
+                is_default: true,
+            },
+        )
+        .expect("number");
+        let pin = k.seal("sim-pin", "1234").expect("seal");
+        s.set_gsm_pin(&pin, false, 1).expect("pin");
+        let archive = s.create_backup(&BY, &k).expect("backup");
+        assert!(!String::from_utf8_lossy(&archive).contains("provider-pw"));
+
+        // This box, after the configuration was lost: everything comes back.
+        s.remove_trunk_number(&BY, "+4930123456").expect("remove");
+        s.remove_trunk(&BY, "main").expect("remove");
+        s.restore_backup(&BY, &k, &archive, OWN).expect("restore");
+        assert!(s.get_trunk("main").expect("get").is_some());
+        assert_eq!(s.trunk_numbers(None).expect("numbers").len(), 1);
+        assert_eq!(s.gsm_settings().expect("gsm").pin_sealed, Some(pin));
+
+        // Another box: the trunk (whose password cannot open there) and the PIN are left
+        // out and listed; the numbers stay.
+        let other = tempfile::tempdir().expect("dir");
+        let mut t = Store::open(other.path()).expect("store");
+        let report = t
+            .restore_backup(&BY, &key(2), &archive, FOREIGN)
+            .expect("restore");
+        assert!(t.get_trunk("main").expect("get").is_none());
+        assert_eq!(t.gsm_settings().expect("gsm").pin_sealed, None);
+        assert_eq!(t.trunk_numbers(None).expect("numbers").len(), 1);
+        assert_eq!(
+            report.dropped_secrets.len(),
+            2,
+            "{:?}",
+            report.dropped_secrets
+        );
     }
 
     #[test]
