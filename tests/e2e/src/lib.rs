@@ -1581,6 +1581,18 @@ impl Phone {
     /// Writes the tone file and configuration, starts baresip, connects to its control port
     /// and waits until pbxd lists its registration (panics with both logs otherwise).
     pub fn start(pbx: &Pbx, config: PhoneConfig) -> Phone {
+        // A port found free can be taken by another test before baresip binds it (many
+        // tests run at once): start again on fresh ports.
+        for _ in 0..4 {
+            if let Some(phone) = Self::start_once(pbx, config.clone()) {
+                return phone;
+            }
+        }
+        panic!("baresip found its ports taken in 4 attempts");
+    }
+
+    /// One attempt of [`Phone::start`]; `None` when baresip could not bind its ports.
+    fn start_once(pbx: &Pbx, config: PhoneConfig) -> Option<Phone> {
         let (bin, dir, tone, recordings) = phone_files(&config);
         let sip_local = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let ctrl_port = free_port();
@@ -1647,6 +1659,9 @@ impl Phone {
                 Err(e) => {
                     if let Ok(Some(status)) = child.0.try_wait() {
                         thread::sleep(Duration::from_millis(100));
+                        if log.text().contains("Address already in use") {
+                            return None;
+                        }
                         panic!("baresip exited with {status}:\n{}", log.text());
                     }
                     if now() >= deadline {
@@ -1682,7 +1697,7 @@ impl Phone {
             phone.log(),
             pbx.log()
         );
-        phone
+        Some(phone)
     }
 
     /// The phone's settings.
