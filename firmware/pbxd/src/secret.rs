@@ -65,7 +65,7 @@ impl DeviceKey {
                 SystemRandom::new()
                     .fill(&mut fresh)
                     .map_err(|_| SecretError::Random)?;
-                match write_private(&path, &fresh) {
+                match write_new_private(&path, &fresh) {
                     Ok(()) => fresh.to_vec(),
                     // Another process made it first: use theirs.
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -149,8 +149,9 @@ pub fn looks_sealed(value: &str) -> bool {
     })
 }
 
-/// Writes a file readable only by its owner, failing if it exists.
-fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+/// Writes a new file readable only by its owner, failing if it exists (keys must never be
+/// world-readable, nor overwrite one another).
+pub(crate) fn write_new_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

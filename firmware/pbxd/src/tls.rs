@@ -153,22 +153,10 @@ fn generate(paths: &TlsPaths, hostnames: &[String]) -> Result<(), TlsError> {
     if let Some(dir) = paths.cert.parent() {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
-    write_private(&paths.key, key.serialize_pem().as_bytes()).map_err(io(&paths.key))?;
+    crate::secret::write_new_private(&paths.key, key.serialize_pem().as_bytes())
+        .map_err(io(&paths.key))?;
     std::fs::write(&paths.cert, cert.pem()).map_err(io(&paths.cert))?;
     Ok(())
-}
-
-/// Writes a file readable only by its owner (the key must never be world-readable).
-fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(data)?;
-    f.sync_all()
 }
 
 #[cfg(test)]
