@@ -569,6 +569,10 @@ fn call_waiting_tone_type_2_caller_id_flash_takes_the_call_and_recall_after_hang
     rig.lift(2);
     rig.dial(2, "21");
     assert!(rig.ports.has_waiting(0), "the call waits");
+    rig.until(Duration::from_secs(2), "CAS heard", |r| {
+        r.phones[0].cpe.cas_heard() > 0
+    });
+    let cas_end = rig.now;
     assert!(!rig.ringing(0));
     assert_eq!(rig.ports.line(2).map(Line::tone), Some(Tone::Ringback));
     // The display phone on port 1 hears the CAS, acknowledges and decodes the FSK.
@@ -576,6 +580,11 @@ fn call_waiting_tone_type_2_caller_id_flash_takes_the_call_and_recall_after_hang
         r.phones[0].cpe.caller_id().is_some()
     });
     let cid = rig.phones[0].cpe.caller_id().expect("decoded");
+    println!(
+        "type-2 caller ID decoded by the virtual phone {:?} (simulated, 5 ms steps) after \
+         the CAS ended: ACK, 100 ms pause, FSK",
+        rig.now - cas_end
+    );
     assert_eq!(cid.number.as_deref(), Some("23"));
     assert_eq!(rig.ports.line(0).and_then(Line::waiting), Some(true));
     // The call goes on meanwhile.
