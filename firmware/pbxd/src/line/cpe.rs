@@ -32,6 +32,8 @@ pub struct Type2Cpe {
     in_cas: bool,
     acks: usize,
     capture: Vec<i16>,
+    /// Acknowledged: waiting for the FSK carrier.
+    awaiting: bool,
     capturing: bool,
 }
 
@@ -44,6 +46,7 @@ impl Type2Cpe {
             in_cas: false,
             acks: 0,
             capture: Vec::new(),
+            awaiting: false,
             capturing: false,
         }
     }
@@ -55,9 +58,26 @@ impl Type2Cpe {
         a > 0.25 && b > 0.25 && a + b > 0.7
     }
 
+    /// Whether `frame` carries V.23 FSK (mark 1300 Hz, space 2100 Hz) at a level
+    /// above line noise.
+    fn is_fsk(frame: &[i16]) -> bool {
+        let power: f64 = frame
+            .iter()
+            .map(|&s| f64::from(s) * f64::from(s))
+            .sum::<f64>()
+            / frame.len().max(1) as f64;
+        power > 1e5 && share(frame, 1300.0) + share(frame, 2100.0) > 0.5
+    }
+
     /// One earpiece frame. Returns the acknowledgement to send (microphone samples)
     /// when the CAS has just ended.
     pub fn hear(&mut self, frame: &[i16]) -> Option<Vec<i16>> {
+        // Capture from the FSK carrier on (the receiver's carrier detect): the call's
+        // audio before it is noise the demodulator could take for a start of mark.
+        if self.awaiting && Self::is_fsk(frame) {
+            self.awaiting = false;
+            self.capturing = true;
+        }
         if self.capturing && self.capture.len() < CAPTURE {
             self.capture.extend_from_slice(frame);
         }
@@ -73,8 +93,8 @@ impl Type2Cpe {
         }
         // A new caller ID replaces what was captured before.
         self.capture.clear();
-        self.capture.extend_from_slice(frame);
-        self.capturing = true;
+        self.capturing = false;
+        self.awaiting = true;
         DtmfGenerator::new('D', -10.0, std::time::Duration::from_millis(ACK_MS))
             .ok()
             .map(DtmfGenerator::samples)
