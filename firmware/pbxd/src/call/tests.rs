@@ -402,6 +402,70 @@ fn blind_transfer_replaces_the_transferor_with_the_target() {
 }
 
 #[test]
+fn a_held_call_transferred_to_the_enquiry_party_stops_its_music() {
+    // 11 talks to 12, holds (as a hook flash does), calls 13, and hands 12 over to 13.
+    let mut rig = Rig::new();
+    rig.dial(1, "11", "12");
+    let (b, _) = rig.rung()[0].clone();
+    rig.answer(b);
+    rig.event(LegEvent::Confirmed {
+        leg: 1,
+        media: None,
+    });
+    let mut held = neg();
+    held.direction = Direction::RecvOnly;
+    rig.event(LegEvent::Renegotiated {
+        leg: 1,
+        media: held,
+    });
+    rig.dial(2, "11", "13");
+    let (c, ext) = rig.rung().last().cloned().expect("13 rung");
+    assert_eq!(ext, "13");
+    rig.answer(c);
+    rig.event(LegEvent::Confirmed {
+        leg: 2,
+        media: None,
+    });
+    rig.event(LegEvent::ReplaceRequested {
+        leg: 1,
+        replaces: 2,
+    });
+    assert!(rig
+        .legs
+        .cmds
+        .contains(&Cmd::Transfer(1, TransferStatus::Accepted)));
+    // 13's media moves to the caller side of call 1, where 11 was.
+    assert!(rig.legs.cmds.contains(&Cmd::Move(c, 30_000)));
+    rig.event(LegEvent::MediaMoved {
+        leg: c,
+        result: Ok((neg(), HERE)),
+    });
+    assert!(rig.legs.cmds.contains(&Cmd::HangUp(1)));
+    assert!(rig.legs.cmds.contains(&Cmd::HangUp(2)));
+    // 12 heard music while held; it stops once 13 takes 11's place.
+    assert_eq!(
+        rig.office.sounds,
+        [
+            (1, Side::Callee, Some(Sound::Hold)),
+            (1, Side::Callee, None)
+        ]
+    );
+    let r = rig.records();
+    assert_eq!(r.len(), 1, "the enquiry call ended: {r:?}");
+    // 12 and 13 talk; 12 hangs up and the call ends cleanly.
+    rig.event(LegEvent::HungUp {
+        leg: b,
+        gone: Gone::Normal,
+    });
+    rig.legs.live.remove(&b);
+    assert_eq!(rig.legs.cmds.last(), Some(&Cmd::HangUp(c)));
+    assert_eq!(rig.records().len(), 1, "call 1 ended too");
+    rig.legs.live.remove(&1);
+    rig.legs.live.remove(&2);
+    rig.assert_idle();
+}
+
+#[test]
 fn hold_plays_music_to_the_other_side() {
     let mut rig = Rig::new();
     rig.dial(1, "11", "12");

@@ -236,6 +236,11 @@ impl Tone {
             Tone::Congestion => Some(t.congestion.clone()),
             Tone::Howler => Some(tone::HOWLER),
             Tone::CallWaiting => Some(t.call_waiting.clone()),
+            // The country's dial tone, interrupted.
+            Tone::SpecialDial => Some(ToneSpec {
+                sound: t.dial.sound,
+                cadence: steps(&[(400, 40)]),
+            }),
             // International (ITU-T E.180): the same in every country.
             Tone::SpecialInformation => Some(tone::SPECIAL_INFORMATION),
         }
@@ -362,6 +367,7 @@ mod tests {
                 Tone::Busy,
                 Tone::Congestion,
                 Tone::CallWaiting,
+                Tone::SpecialDial,
                 Tone::Howler,
             ] {
                 let spec = t.spec_for(c).expect("a tone");
@@ -376,7 +382,7 @@ mod tests {
         }
         // Germany is the default, and its table is the one `Tone::spec` plays.
         assert_eq!(Country::default(), Country::De);
-        for t in [Tone::Dial, Tone::Busy, Tone::CallWaiting] {
+        for t in [Tone::Dial, Tone::Busy, Tone::CallWaiting, Tone::SpecialDial] {
             assert_eq!(t.spec_for(Country::De), t.spec());
         }
     }

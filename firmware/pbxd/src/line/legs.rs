@@ -9,7 +9,22 @@
 //! port's own media address (the shell's PCM↔RTP bridge), so the relay treats a port
 //! like any phone.
 //!
-//! Not yet: hook flash (hold, enquiry, transfer) and call waiting; a flash is ignored.
+//! # Second calls: hook flash and call waiting
+//! A port has at most two calls: the one the phone is on (`call`) and another that is
+//! on hold or waiting. A flash during a connected call holds it (the port's leg
+//! renegotiates to `recvonly`, so call control plays music on hold to the far party)
+//! and gives the special dial tone for an enquiry; flashing again toggles between the
+//! two parties, or returns to the held one while the enquiry is still dialling,
+//! ringing or failed. Hanging up with the enquiry answered transfers: the held leg asks
+//! call control to be replaced by the enquiry's far party ([`LegEvent::ReplaceRequested`],
+//! the same attended transfer a SIP phone asks for with REFER/Replaces). Hanging up
+//! with only the held call left (or after taking a waiting call) rings the phone again
+//! (recall); lifting the handset resumes the held call.
+//!
+//! A call to a port that is connected, with call waiting on and no second call, waits:
+//! the caller hears ringback, the phone the call-waiting tone and the type-2 caller ID
+//! ([`super::waiting`]). A flash takes the waiting call and holds the first; hanging up
+//! lets the waiting call ring the phone.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -45,6 +60,8 @@ pub struct PortSpec {
 #[derive(Debug)]
 struct PortCall {
     leg: LegId,
+    /// The far party, shown when the call rings the phone again.
+    party: CallerId,
     /// The port placed the call (rather than being rung).
     outgoing: bool,
     /// The call was answered (by the far end, or by the port's phone).
@@ -56,7 +73,23 @@ struct PortCall {
 struct Port {
     spec: PortSpec,
     line: Line,
+    /// The call the phone is on (talking, dialling out, ringing).
     call: Option<PortCall>,
+    /// A call on hold (answered).
+    held: Option<PortCall>,
+    /// A call waiting to be taken (rings its caller).
+    waiting: Option<PortCall>,
+    /// Hanging up with both calls answered transfers (the second call was an
+    /// enquiry, not a waiting call).
+    transfer_on_hang_up: bool,
+    /// Legs handed to call control for a transfer: it ends them.
+    transferring: Vec<LegId>,
+}
+
+impl Port {
+    fn has_second(&self) -> bool {
+        self.held.is_some() || self.waiting.is_some()
+    }
 }
 
 /// The analog ports' legs.
@@ -86,13 +119,22 @@ impl PortLegs {
                     spec,
                     line,
                     call: None,
+                    held: None,
+                    waiting: None,
+                    transfer_on_hang_up: false,
+                    transferring: Vec::new(),
                 })
                 .collect(),
             next_leg: PORT_LEG_BASE,
             events: VecDeque::new(),
             shell: VecDeque::new(),
         };
-        me.collect();
+        for i in 0..me.ports.len() {
+            // A new line only sets its feed.
+            while let Some(out) = me.ports[i].line.poll_output() {
+                me.shell.push_back((i, PortOutput::Line(out)));
+            }
+        }
         me
     }
 
@@ -106,9 +148,37 @@ impl PortLegs {
         self.ports.iter().any(|p| p.spec.extension == number)
     }
 
-    /// Calls in progress on ports (for leak checks).
+    /// Port legs in progress (for leak checks): calls, held and waiting calls, and
+    /// legs being transferred.
     pub fn calls(&self) -> usize {
-        self.ports.iter().filter(|p| p.call.is_some()).count()
+        self.ports
+            .iter()
+            .map(|p| {
+                usize::from(p.call.is_some())
+                    + usize::from(p.held.is_some())
+                    + usize::from(p.waiting.is_some())
+                    + p.transferring.len()
+            })
+            .sum()
+    }
+
+    /// Whether port `i` has a call on hold.
+    pub fn has_held(&self, i: usize) -> bool {
+        self.ports.get(i).is_some_and(|p| p.held.is_some())
+    }
+
+    /// Whether port `i` has a call waiting.
+    pub fn has_waiting(&self, i: usize) -> bool {
+        self.ports.get(i).is_some_and(|p| p.waiting.is_some())
+    }
+
+    /// A voicemail message waits for port `i`'s extension (or no longer): its dial
+    /// tone becomes the special dial tone.
+    pub fn set_message_waiting(&mut self, now: Instant, i: usize, on: bool) {
+        if let Some(p) = self.ports.get_mut(i) {
+            p.line.set_message_waiting(now, on);
+        }
+        self.collect(now);
     }
 
     /// The line of port `i` (state for listings).
@@ -129,7 +199,7 @@ impl PortLegs {
         if let Some(p) = self.ports.get_mut(i) {
             p.line.handle_hook(now, event);
         }
-        self.collect();
+        self.collect(now);
     }
 
     /// 20 ms of audio from the phone on port `i`.
@@ -137,7 +207,7 @@ impl PortLegs {
         if let Some(p) = self.ports.get_mut(i) {
             p.line.handle_audio(now, frame);
         }
-        self.collect();
+        self.collect(now);
     }
 
     /// Fires the lines' due timers.
@@ -147,7 +217,7 @@ impl PortLegs {
                 p.line.handle_timeout(now);
             }
         }
-        self.collect();
+        self.collect(now);
     }
 
     /// The earliest timer of any line.
@@ -181,6 +251,7 @@ impl PortLegs {
         }
     }
 
+    /// The port whose current call (the one the phone is on) is `leg`.
     fn port_of_leg(&self, leg: LegId) -> Option<usize> {
         self.ports
             .iter()
@@ -188,26 +259,31 @@ impl PortLegs {
     }
 
     /// Turns the lines' outputs into leg events and shell instructions.
-    fn collect(&mut self) {
+    fn collect(&mut self, now: Instant) {
         for i in 0..self.ports.len() {
             while let Some(out) = self.ports[i].line.poll_output() {
                 match out {
-                    LineOutput::Call(ev) => self.call_event(i, ev),
+                    LineOutput::Call(ev) => self.call_event(now, i, ev),
                     other => self.shell.push_back((i, PortOutput::Line(other))),
                 }
             }
         }
     }
 
-    fn call_event(&mut self, i: usize, ev: CallEvent) {
+    fn call_event(&mut self, now: Instant, i: usize, ev: CallEvent) {
         let here = IpAddr::from(std::net::Ipv4Addr::LOCALHOST);
         match ev {
             CallEvent::Dial { digits } => {
                 let leg = self.next_leg;
                 self.next_leg += 1;
                 let port = &mut self.ports[i];
+                let party = CallerId {
+                    number: Some(digits.clone()),
+                    ..CallerId::default()
+                };
                 port.call = Some(PortCall {
                     leg,
+                    party,
                     outgoing: true,
                     answered: false,
                     relay_port: None,
@@ -221,6 +297,14 @@ impl PortLegs {
                 });
             }
             CallEvent::Answer => {
+                if self.ports[i].call.is_none() {
+                    // The phone rang again for its held call (recall): take it back.
+                    if let Some(held) = self.ports[i].held.take() {
+                        self.ports[i].call = Some(held);
+                        self.resume_call(now, i);
+                    }
+                    return;
+                }
                 let Some(call) = self.ports[i].call.as_mut() else {
                     return;
                 };
@@ -233,6 +317,7 @@ impl PortLegs {
                     peer: here,
                 });
             }
+            CallEvent::HangUp if self.ports[i].has_second() => self.hang_up_second(now, i),
             CallEvent::HangUp => {
                 let Some(call) = self.ports[i].call.take() else {
                     return;
@@ -248,8 +333,160 @@ impl PortLegs {
                     gone,
                 });
             }
-            // Hold, enquiry and transfer by flash are not built yet.
-            CallEvent::Flash => {}
+            CallEvent::Flash => self.flash(now, i),
+        }
+    }
+
+    /// Ends the port's current call from its side (the phone left it).
+    fn leave_call(&mut self, i: usize) {
+        let Some(call) = self.ports[i].call.take() else {
+            return;
+        };
+        self.shell.push_back((i, PortOutput::Media(None)));
+        let gone = if call.answered {
+            Gone::Normal
+        } else {
+            Gone::Cancelled("caller gave up the enquiry")
+        };
+        self.events.push_back(LegEvent::HungUp {
+            leg: call.leg,
+            gone,
+        });
+    }
+
+    /// Tells call control that the port's leg `leg` holds (`hold`) or resumes.
+    fn renegotiate(&mut self, i: usize, leg: LegId, hold: bool) {
+        let mut media = self.media(i);
+        if hold {
+            // Our answer towards a holding party does not send.
+            media.direction = Direction::RecvOnly;
+        }
+        self.events.push_back(LegEvent::Renegotiated { leg, media });
+    }
+
+    /// Holds the current call: it becomes the held one.
+    fn hold_call(&mut self, i: usize) {
+        if let Some(call) = self.ports[i].call.take() {
+            self.renegotiate(i, call.leg, true);
+            self.ports[i].held = Some(call);
+            self.shell.push_back((i, PortOutput::Media(None)));
+        }
+    }
+
+    /// The current call (just taken from hold) talks again.
+    fn resume_call(&mut self, now: Instant, i: usize) {
+        let Some((leg, relay)) = self.ports[i].call.as_ref().map(|c| (c.leg, c.relay_port)) else {
+            return;
+        };
+        self.renegotiate(i, leg, false);
+        self.shell.push_back((i, PortOutput::Media(relay)));
+        let port = &mut self.ports[i];
+        port.line.resume(now);
+        let second = port.has_second();
+        port.line.set_second_call(now, second);
+    }
+
+    /// A hook flash: take a waiting call, start an enquiry, toggle, or go back.
+    fn flash(&mut self, now: Instant, i: usize) {
+        let talking = self.ports[i].call.as_ref().is_some_and(|c| c.answered)
+            && self.ports[i].line.state() == super::LineState::Connected;
+        if let Some(waiting) = self.ports[i].waiting.take() {
+            // Take the waiting call; the first one goes on hold.
+            self.ports[i].line.end_waiting(now);
+            if talking {
+                self.hold_call(i);
+            } else {
+                self.leave_call(i);
+            }
+            self.ports[i].transfer_on_hang_up = false;
+            let leg = waiting.leg;
+            self.ports[i].call = Some(PortCall {
+                answered: true,
+                ..waiting
+            });
+            let media = self.media(i);
+            let here = IpAddr::from(std::net::Ipv4Addr::LOCALHOST);
+            self.events.push_back(LegEvent::Answered {
+                leg,
+                media,
+                peer: here,
+            });
+            self.resume_call(now, i);
+            return;
+        }
+        if self.ports[i].held.is_some() {
+            if talking {
+                // Toggle: the current party waits, the held one talks.
+                let current = self.ports[i].call.take();
+                let held = self.ports[i].held.take();
+                if let Some(c) = current {
+                    self.renegotiate(i, c.leg, true);
+                    self.ports[i].held = Some(c);
+                }
+                self.ports[i].call = held;
+            } else {
+                // The enquiry is dialling, ringing or failed: back to the held party.
+                self.leave_call(i);
+                self.ports[i].call = self.ports[i].held.take();
+            }
+            self.resume_call(now, i);
+            return;
+        }
+        if talking {
+            // Enquiry: hold the call and give the special dial tone.
+            self.hold_call(i);
+            self.ports[i].transfer_on_hang_up = true;
+            self.ports[i].line.enquiry(now);
+        }
+    }
+
+    /// The phone hung up while a second call exists: transfer, or ring again.
+    fn hang_up_second(&mut self, now: Instant, i: usize) {
+        let port = &mut self.ports[i];
+        let both_answered = port.call.as_ref().is_some_and(|c| c.answered) && port.held.is_some();
+        if both_answered && port.transfer_on_hang_up {
+            // Transfer: the held party takes the port's place in the enquiry call.
+            let (Some(call), Some(held)) = (port.call.take(), port.held.take()) else {
+                return;
+            };
+            port.transferring.extend([held.leg, call.leg]);
+            port.transfer_on_hang_up = false;
+            self.shell.push_back((i, PortOutput::Media(None)));
+            self.events.push_back(LegEvent::ReplaceRequested {
+                leg: held.leg,
+                replaces: call.leg,
+            });
+            return;
+        }
+        self.leave_call(i);
+        let port = &mut self.ports[i];
+        port.transfer_on_hang_up = false;
+        // Whatever is left rings the phone: the held call (recall) or the waiting one.
+        let (next, recall) = match (port.held.take(), port.waiting.take()) {
+            (Some(h), w) => {
+                port.waiting = w;
+                (h, true)
+            }
+            (None, Some(w)) => (w, false),
+            (None, None) => return,
+        };
+        let party = next.party.clone();
+        if recall {
+            port.held = Some(next);
+        } else {
+            port.call = Some(next);
+        }
+        let second = port.waiting.is_some();
+        port.line.set_second_call(now, second);
+        if port.line.incoming(now, party).is_err() {
+            // Cannot ring (should not happen: the line just went idle): end it.
+            let leg = port.held.take().or_else(|| port.call.take()).map(|c| c.leg);
+            if let Some(leg) = leg {
+                self.events.push_back(LegEvent::HungUp {
+                    leg,
+                    gone: Gone::Lost("the port could not ring again".into()),
+                });
+            }
         }
     }
 
@@ -283,35 +520,46 @@ impl PortLegs {
             .position(|p| &p.spec.extension == ext)
             .ok_or_else(|| Cause::new(CauseKind::NotFound))?;
         let port = &mut self.ports[i];
-        if port.call.is_some() {
-            return Err(Cause::new(CauseKind::Busy));
-        }
         let caller = CallerId {
             number: Some(from.number.clone()),
             name: from.name.clone(),
             withheld: false,
             datetime: None,
         };
-        port.line
-            .incoming(now, caller)
-            .map_err(|_| Cause::new(CauseKind::Busy))?;
         let leg = self.next_leg;
-        self.next_leg += 1;
-        port.call = Some(PortCall {
+        let call = PortCall {
             leg,
+            party: caller.clone(),
             outgoing: false,
             answered: false,
             relay_port: Some(media.port),
-        });
-        self.shell
-            .push_back((i, PortOutput::Media(Some(media.port))));
+        };
+        if port.call.as_ref().is_some_and(|c| c.answered) && !port.has_second() {
+            // In a call: wait (tone and type-2 caller ID), or busy if the line says so.
+            port.line
+                .call_waiting(now, caller)
+                .map_err(|_| Cause::new(CauseKind::Busy))?;
+            self.next_leg += 1;
+            port.waiting = Some(call);
+        } else {
+            if port.call.is_some() || port.has_second() {
+                return Err(Cause::new(CauseKind::Busy));
+            }
+            port.line
+                .incoming(now, caller)
+                .map_err(|_| Cause::new(CauseKind::Busy))?;
+            self.next_leg += 1;
+            port.call = Some(call);
+            self.shell
+                .push_back((i, PortOutput::Media(Some(media.port))));
+        }
         // The phone rings from now on: the caller hears ringback.
         self.events.push_back(LegEvent::Progress {
             leg,
             ringing: true,
             media: None,
         });
-        self.collect();
+        self.collect(now);
         Ok(leg)
     }
 
@@ -320,7 +568,7 @@ impl PortLegs {
         if let Some(i) = self.port_of_leg(leg) {
             self.ports[i].line.remote_ringing(now);
         }
-        self.collect();
+        self.collect(now);
     }
 
     /// The port's call was answered: connected.
@@ -333,7 +581,7 @@ impl PortLegs {
             self.events
                 .push_back(LegEvent::Confirmed { leg, media: None });
         }
-        self.collect();
+        self.collect(now);
     }
 
     /// The port's call failed: busy or congestion tone; the leg is gone.
@@ -354,7 +602,7 @@ impl PortLegs {
             self.ports[i].call = None;
             self.shell.push_back((i, PortOutput::Media(None)));
         }
-        self.collect();
+        self.collect(now);
     }
 
     /// Ends the port's call (stops ringing, or busy tone for a connected phone).
@@ -363,25 +611,89 @@ impl PortLegs {
             self.ports[i].line.remote_hung_up(now);
             self.ports[i].call = None;
             self.shell.push_back((i, PortOutput::Media(None)));
+        } else if let Some(i) = self.port_of_other_leg(leg) {
+            let port = &mut self.ports[i];
+            port.transferring.retain(|&l| l != leg);
+            if port.waiting.as_ref().is_some_and(|c| c.leg == leg) {
+                // The waiting caller gave up.
+                port.waiting = None;
+                port.line.end_waiting(now);
+            }
+            if port.held.as_ref().is_some_and(|c| c.leg == leg) {
+                port.held = None;
+                if port.call.is_none() {
+                    // It was ringing the phone again: stop.
+                    port.line.remote_hung_up(now);
+                }
+            }
         }
-        self.collect();
+        self.sync_second(now);
+        self.collect(now);
+    }
+
+    /// Tells each line whether its port has a second call.
+    fn sync_second(&mut self, now: Instant) {
+        for p in &mut self.ports {
+            let second = p.has_second();
+            p.line.set_second_call(now, second);
+        }
+    }
+
+    /// The port whose held or waiting call, or transferred leg, is `leg`.
+    fn port_of_other_leg(&self, leg: LegId) -> Option<usize> {
+        self.ports.iter().position(|p| {
+            p.held.as_ref().is_some_and(|c| c.leg == leg)
+                || p.waiting.as_ref().is_some_and(|c| c.leg == leg)
+                || p.transferring.contains(&leg)
+        })
+    }
+
+    /// The port with `leg` as its current or held call.
+    fn port_of_any_leg(&self, leg: LegId) -> Option<usize> {
+        self.port_of_leg(leg).or_else(|| {
+            self.ports
+                .iter()
+                .position(|p| p.held.as_ref().is_some_and(|c| c.leg == leg))
+        })
     }
 
     /// The port's audio goes to another relay port (the bridge simply follows).
     pub fn move_media(&mut self, leg: LegId, media: MediaPort) {
-        let Some(i) = self.port_of_leg(leg) else {
+        let Some(i) = self.port_of_any_leg(leg) else {
             return;
         };
-        if let Some(c) = self.ports[i].call.as_mut() {
+        let port = &mut self.ports[i];
+        if let Some(c) = port.call.as_mut().filter(|c| c.leg == leg) {
+            c.relay_port = Some(media.port);
+            self.shell
+                .push_back((i, PortOutput::Media(Some(media.port))));
+        } else if let Some(c) = port.held.as_mut() {
+            // Moved while on hold: it talks there once resumed.
             c.relay_port = Some(media.port);
         }
-        self.shell
-            .push_back((i, PortOutput::Media(Some(media.port))));
         let here = IpAddr::from(std::net::Ipv4Addr::LOCALHOST);
         let result = Ok((self.media(i), here));
         self.events.push_back(LegEvent::MediaMoved { leg, result });
     }
 
-    /// Ports cannot ask for transfers yet (no flash handling): nothing to tell.
-    pub fn transfer_status(&mut self, _leg: LegId, _status: TransferStatus) {}
+    /// How the transfer a port asked for by hanging up goes: when it cannot be done,
+    /// both legs end (the phone is on-hook already).
+    pub fn transfer_status(&mut self, leg: LegId, status: TransferStatus) {
+        let (TransferStatus::Refused(_) | TransferStatus::Failed(_)) = status else {
+            return;
+        };
+        let Some(i) = self
+            .ports
+            .iter()
+            .position(|p| p.transferring.contains(&leg))
+        else {
+            return;
+        };
+        for leg in std::mem::take(&mut self.ports[i].transferring) {
+            self.events.push_back(LegEvent::HungUp {
+                leg,
+                gone: Gone::Normal,
+            });
+        }
+    }
 }

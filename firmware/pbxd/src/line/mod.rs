@@ -59,12 +59,23 @@
 //! - Incoming (only when idle, else [`LineError::Busy`]): ring 1 s, on-hook transmission
 //!   feed, MDMF caller ID 500 ms after the first ring, ring again after 4 s off. Off-hook
 //!   while ringing (ring trip) stops the ringing and sends `Answer` in the same call.
-//! - Connected: a flash sends `Flash` (hold/enquiry is the call layer's); `remote_hung_up`
-//!   → busy tone, then howler, then silence.
+//! - Connected: a flash sends `Flash` (hold, enquiry, toggle and transfer are
+//!   [`legs`]'s); `remote_hung_up` → busy tone, then howler, then silence.
+//! - Second calls ([`Line::set_second_call`]): while another call of the port is held or
+//!   waiting, a flash is reported in every off-hook phase (while dialling only outside a
+//!   pulse train and only if `>= flash_min`), and a hang-up always sends `HangUp`.
+//!   [`Line::enquiry`] gives the special dial tone for a second number,
+//!   [`Line::resume`] goes back to talking, [`Line::call_waiting`] plays the waiting tone
+//!   and the type-2 caller ID ([`waiting`]).
+//! - Message waiting ([`Line::set_message_waiting`]): dial tone becomes the special dial
+//!   tone.
 //! - A hang-up (on-hook longer than the flash window) in any state sends `HangUp` if a call
 //!   exists and returns to idle.
 
 pub mod country;
+pub mod cpe;
+#[cfg(test)]
+mod flash_hil_tests;
 #[cfg(test)]
 mod hil_tests;
 pub mod legs;
@@ -72,6 +83,7 @@ pub mod sim;
 pub mod sound;
 #[cfg(test)]
 mod tests;
+pub mod waiting;
 
 pub use country::Country;
 
@@ -157,8 +169,12 @@ pub enum Tone {
     Congestion,
     /// Off-hook warning.
     Howler,
-    /// Call waiting (not emitted yet).
+    /// Call waiting: a burst over the connected call ([`Line::call_waiting`]).
     CallWaiting,
+    /// Special dial tone: the dial tone interrupted, 400 ms on, 40 ms off (ETSI TR 101
+    /// 041-1 "special dial tone"): after a hook flash (enquiry) and when a voicemail
+    /// message is waiting ([`Line::set_message_waiting`]).
+    SpecialDial,
     /// Special-information tone (the network refused the service), then congestion.
     SpecialInformation,
 }
@@ -175,6 +191,7 @@ impl Tone {
             Tone::Congestion => Some(tone::CONGESTION_DE),
             Tone::Howler => Some(tone::HOWLER),
             Tone::CallWaiting => Some(tone::CALL_WAITING_DE),
+            Tone::SpecialDial => Tone::SpecialDial.spec_for(Country::De),
             Tone::SpecialInformation => Some(tone::SPECIAL_INFORMATION),
         }
     }
@@ -192,7 +209,7 @@ pub enum CallEvent {
     Answer,
     /// The phone hung up; end the call.
     HangUp,
-    /// Hook flash during a call.
+    /// Hook flash during a call, or while a second call (held or waiting) exists.
     Flash,
 }
 
@@ -206,6 +223,12 @@ pub enum LineOutput {
     /// Send this ETSI EN 300 659-3 MDMF call set-up message (checksum included) as an
     /// on-hook V.23 FSK burst now (`media::dsp::callerid::modulate_bytes`).
     SendCallerId(Vec<u8>),
+    /// Play the CPE alerting signal (CAS, [`crate::media::dsp::tone::CAS`]) now, over
+    /// the call: a type-2 caller ID follows if the phone acknowledges it.
+    SendCas,
+    /// Send this MDMF message as an off-hook (type 2) V.23 FSK burst now (80 bits of
+    /// mark, no channel seizure), over the call.
+    SendCallerIdOffHook(Vec<u8>),
     /// To the call layer.
     Call(CallEvent),
 }
@@ -341,6 +364,9 @@ pub struct LineConfig {
     pub ring_off: Duration,
     /// Send caller ID after the first ring.
     pub caller_id: bool,
+    /// A second call to the port while it is in a call waits (tone, type-2 caller ID)
+    /// instead of getting busy.
+    pub call_waiting: bool,
     /// Tones and ring cadence. A country with a multi-step ring cadence (GB's double
     /// ring) uses it while `ring_on`/`ring_off` are its first step, as
     /// [`LineConfig::for_country`] sets them; other values ring a simple cadence.
@@ -382,6 +408,7 @@ impl Default for LineConfig {
             ring_on: Duration::from_secs(1),
             ring_off: Duration::from_secs(4),
             caller_id: true,
+            call_waiting: true,
             country: Country::De,
         }
     }
@@ -458,6 +485,13 @@ pub struct Line {
     linefeed: Linefeed,
     tone: Tone,
     out: VecDeque<LineOutput>,
+    /// Another call of this port is on hold or waiting: a flash means something in
+    /// every off-hook phase, and a hang-up always reaches the call layer.
+    second_call: bool,
+    /// A call waits while this one is connected.
+    waiting: Option<waiting::Waiting>,
+    /// A voicemail message waits: dial tone is the special dial tone.
+    message_waiting: bool,
 }
 
 impl std::fmt::Debug for dyn LinePlan + Send {
@@ -489,6 +523,9 @@ impl Line {
             linefeed: Linefeed::ForwardActive,
             tone: Tone::Silence,
             out,
+            second_call: false,
+            waiting: None,
+            message_waiting: false,
         })
     }
 
@@ -565,6 +602,10 @@ impl Line {
         if self.hook != Hook::OffHook {
             return;
         }
+        if let Some(w) = self.waiting.as_mut() {
+            w.handle_audio(now, frame);
+            return;
+        }
         let Phase::Dialling { dtmf, .. } = &mut self.phase else {
             return;
         };
@@ -594,8 +635,19 @@ impl Line {
     /// The next deadline, if any.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if let Some(b) = self.break_at {
-            return Some(b + self.config.flash_max + Duration::from_millis(1));
+        let hang_up = self
+            .break_at
+            .map(|b| b + self.config.flash_max + Duration::from_millis(1));
+        let waiting = self.waiting.as_ref().map(waiting::Waiting::poll_timeout);
+        [hang_up, waiting, self.phase_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn phase_timeout(&self) -> Option<Instant> {
+        if self.break_at.is_some() {
+            return None;
         }
         match &self.phase {
             Phase::Idle | Phase::Calling | Phase::Connected => None,
@@ -693,6 +745,82 @@ impl Line {
         }
     }
 
+    /// Whether another call of this port is on hold or waiting (the call layer's
+    /// word): flashes then count in every off-hook phase, and a hang-up is always
+    /// reported (to transfer, or to ring the phone again).
+    pub fn set_second_call(&mut self, now: Instant, second: bool) {
+        self.handle_timeout(now);
+        self.second_call = second;
+    }
+
+    /// After a flash put the call on hold: dial a second party (enquiry), with the
+    /// special dial tone. Only from a connected call.
+    pub fn enquiry(&mut self, now: Instant) {
+        self.handle_timeout(now);
+        if matches!(self.phase, Phase::Connected) && self.hook == Hook::OffHook {
+            self.waiting = None;
+            self.second_call = true;
+            self.start_dialling(now);
+            self.set_tone(Tone::SpecialDial);
+        }
+    }
+
+    /// Back to talking (a held call resumed, a waiting call taken) from any off-hook
+    /// phase.
+    pub fn resume(&mut self, now: Instant) {
+        self.handle_timeout(now);
+        if self.hook == Hook::OffHook && !matches!(self.phase, Phase::Idle | Phase::Ringing { .. })
+        {
+            self.waiting = None;
+            self.phase = Phase::Connected;
+            self.set_tone(Tone::Silence);
+        }
+    }
+
+    /// A second call arrives while this one is connected: the call-waiting tone over
+    /// the call and, when caller ID is on, the type-2 caller ID. `Err(Busy)` when the
+    /// line is not in a call, call waiting is off or a call already waits.
+    pub fn call_waiting(&mut self, now: Instant, caller: CallerId) -> Result<(), LineError> {
+        self.handle_timeout(now);
+        let connected = matches!(self.phase, Phase::Connected) && self.hook == Hook::OffHook;
+        if !self.config.call_waiting || !connected || self.waiting.is_some() || self.second_call {
+            return Err(LineError::Busy);
+        }
+        let msg = self.config.caller_id.then(|| caller.mdmf());
+        self.waiting = Some(waiting::Waiting::start(now, self.config.country, msg));
+        self.second_call = true;
+        if let LineOutput::Play(t) = waiting::Waiting::first_output() {
+            self.set_tone(t);
+        }
+        Ok(())
+    }
+
+    /// The waiting call was taken or gave up: the tone stops.
+    pub fn end_waiting(&mut self, now: Instant) {
+        self.handle_timeout(now);
+        if self.waiting.take().is_some() && self.tone == Tone::CallWaiting {
+            self.set_tone(Tone::Silence);
+        }
+    }
+
+    /// Whether a call waits, and whether the phone acknowledged its CAS.
+    #[must_use]
+    pub fn waiting(&self) -> Option<bool> {
+        self.waiting.as_ref().map(waiting::Waiting::acked)
+    }
+
+    /// A voicemail message waits (or no longer): dial tone becomes the special dial
+    /// tone. Changes the tone at once if the phone is listening to dial tone.
+    pub fn set_message_waiting(&mut self, now: Instant, on: bool) {
+        self.handle_timeout(now);
+        self.message_waiting = on;
+        if let Phase::Dialling { digits, pulses, .. } = &self.phase {
+            if digits.is_empty() && *pulses == 0 && !self.second_call {
+                self.set_tone(if on { Tone::SpecialDial } else { Tone::Dial });
+            }
+        }
+    }
+
     fn on_hook(&mut self, at: Instant) {
         match &mut self.phase {
             // On-hook phases: nothing to time.
@@ -734,6 +862,13 @@ impl Line {
             return;
         }
         match &mut self.phase {
+            Phase::Dialling { pulses, .. }
+                if self.second_call && *pulses == 0 && d >= self.config.flash_min =>
+            {
+                // Back to the other call: a break this long outside a pulse train is
+                // a flash while a call is held (a 10 pps dial breaks for ~60 ms).
+                self.out.push_back(LineOutput::Call(CallEvent::Flash));
+            }
             Phase::Dialling {
                 pulses, last_make, ..
             } => {
@@ -752,14 +887,21 @@ impl Line {
             Phase::Connected if d >= self.config.flash_min => {
                 self.out.push_back(LineOutput::Call(CallEvent::Flash));
             }
+            Phase::Calling | Phase::Failed { .. }
+                if self.second_call && d >= self.config.flash_min =>
+            {
+                self.out.push_back(LineOutput::Call(CallEvent::Flash));
+            }
             _ => {}
         }
     }
 
     fn hang_up(&mut self) {
-        if matches!(self.phase, Phase::Calling | Phase::Connected) {
+        if self.second_call || matches!(self.phase, Phase::Calling | Phase::Connected) {
             self.out.push_back(LineOutput::Call(CallEvent::HangUp));
         }
+        self.second_call = false;
+        self.waiting = None;
         self.phase = Phase::Idle;
         self.set_tone(Tone::Silence);
         self.set_linefeed(Linefeed::ForwardActive);
@@ -773,10 +915,15 @@ impl Line {
             last_make: at,
             dtmf: Box::new(DtmfDetector::new()),
         };
-        self.set_tone(Tone::Dial);
+        self.set_tone(if self.message_waiting {
+            Tone::SpecialDial
+        } else {
+            Tone::Dial
+        });
     }
 
     fn fail(&mut self, now: Instant, tone: Tone) {
+        self.waiting = None;
         self.phase = Phase::Failed {
             until: Some(now + TONE_BEFORE_HOWLER),
         };
@@ -788,6 +935,19 @@ impl Line {
             if t >= b + self.config.flash_max {
                 self.break_at = None;
                 self.hang_up();
+                return;
+            }
+        }
+        if let Some(w) = self.waiting.as_mut() {
+            if w.poll_timeout() <= t {
+                let mut out = Vec::new();
+                w.fire(t, &mut out);
+                for o in out {
+                    match o {
+                        LineOutput::Play(tone) => self.set_tone(tone),
+                        other => self.out.push_back(other),
+                    }
+                }
                 return;
             }
         }

@@ -15,7 +15,8 @@
 //! - `dtmf N DIGITS`: key DIGITS (60 ms tone, 80 ms pause each) into the microphone
 //! - `pulse N DIGITS`: dial DIGITS on a rotary dial
 //! - `tone N HZ MS`: a sine of HZ for MS into the microphone (-10 dBm0)
-//! - `status N`: `hook=on|off ringing=yes|no cid=NUMBER|-`
+//! - `status N`: `hook=on|off ringing=yes|no cid=NUMBER|- cid2=NUMBER|-` (cid2: the
+//!   last call-waiting caller ID the phone decoded)
 //! - `hear N HZ`: the level of HZ in the last 200 ms of earpiece audio, in dB relative to
 //!   the whole signal's power (`hear=-0.3`; about 0 when HZ is all there is)
 
@@ -34,6 +35,7 @@ use tokio::net::{UdpSocket, UnixListener};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use super::cpe::Type2Cpe;
 use super::legs::{PortOutput, PortSpec};
 use super::sound::PortSound;
 use super::{Hook, HookEvent, LineOutput, Linefeed};
@@ -159,6 +161,8 @@ struct SimPort {
     /// Where the port's audio goes (the call's relay port), if in a call.
     target: Option<SocketAddr>,
     sound: PortSound,
+    /// The phone's display: acknowledges a call-waiting CAS, decodes type-2 caller ID.
+    cpe: Type2Cpe,
     /// What the phone's microphone will say, sample by sample.
     mic: VecDeque<i16>,
     /// Call audio from the relay, played out at the port's 20 ms clock.
@@ -230,6 +234,7 @@ async fn run(
             rtp,
             target: None,
             sound: PortSound::new(),
+            cpe: Type2Cpe::new(true),
             mic: VecDeque::new(),
             jitter,
             heard: VecDeque::new(),
@@ -348,6 +353,11 @@ impl SimPort {
         let call = (self.target.is_some() && kind != FrameKind::Silence).then_some(&call[..]);
         let mut ear = [0i16; FRAME];
         self.sound.frame(call, &mut ear);
+        if self.off_hook {
+            if let Some(ack) = self.cpe.hear(&ear) {
+                self.mic.extend(ack);
+            }
+        }
         self.heard.extend(ear);
         while self.heard.len() > HEAR_SAMPLES {
             self.heard.pop_front();
@@ -399,9 +409,14 @@ impl SimPort {
             .ok()
             .and_then(|c| c.number)
             .unwrap_or_else(|| "-".into());
+        let cid2 = self
+            .cpe
+            .caller_id()
+            .and_then(|c| c.number)
+            .unwrap_or_else(|| "-".into());
         let now = clock::now();
         format!(
-            "hook={} ringing={} cid={cid}",
+            "hook={} ringing={} cid={cid} cid2={cid2}",
             if self.phone.is_off_hook() {
                 "off"
             } else {

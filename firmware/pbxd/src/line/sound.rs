@@ -8,7 +8,10 @@ use std::collections::VecDeque;
 use super::LineOutput;
 use crate::media::dsp::callerid::{modulate_bytes, Preamble};
 use crate::media::dsp::fsk::FskParams;
-use crate::media::dsp::tone::ToneGenerator;
+use crate::media::dsp::tone::{self, ToneGenerator};
+
+/// The CAS (80 ms at 8 kHz) as samples.
+const CAS_SAMPLES: usize = 640;
 
 /// The sound source of one port.
 #[derive(Debug, Default)]
@@ -34,6 +37,19 @@ impl PortSound {
                 // Type 1 (on-hook) burst: channel seizure and mark, then the message.
                 self.fsk
                     .extend(modulate_bytes(msg, FskParams::V23, Preamble::OnHook));
+            }
+            LineOutput::SendCas => {
+                let cas = ToneGenerator::new(&tone::CAS).ok();
+                if let Some(mut g) = cas {
+                    let mut x = vec![0i16; CAS_SAMPLES];
+                    g.fill(&mut x);
+                    self.fsk.extend(x);
+                }
+            }
+            LineOutput::SendCallerIdOffHook(msg) => {
+                // Type 2 (off-hook) burst: mark, then the message.
+                self.fsk
+                    .extend(modulate_bytes(msg, FskParams::V23, Preamble::OffHook));
             }
             LineOutput::Linefeed(_) | LineOutput::Call(_) => {}
         }

@@ -880,3 +880,134 @@ fn tones_follow_the_port_country() {
     assert_eq!(line.tone_spec(Tone::Busy), Tone::Busy.spec());
     assert_eq!(line.tone_spec(Tone::Silence), None);
 }
+
+#[test]
+fn with_a_held_call_a_flash_while_dialling_or_after_a_failed_enquiry_is_reported() {
+    let mut sim = Sim::new();
+    sim.connect_outgoing();
+    sim.line.enquiry(sim.now);
+    sim.drain();
+    assert_eq!(sim.line.state(), LineState::Dialling);
+    assert_eq!(sim.line.tone(), Tone::SpecialDial);
+    // A 60 ms break is still a dial pulse (10 pps rotary dial); no flash.
+    sim.take();
+    sim.break_for(ms(60));
+    sim.run(ms(400));
+    assert!(!sim
+        .take_outs()
+        .contains(&LineOutput::Call(CallEvent::Flash)));
+    assert_eq!(sim.line.dialled(), "1");
+    // Back to the held call, then a new enquiry that fails: a flash is still seen.
+    sim.line.resume(sim.now);
+    sim.line.enquiry(sim.now);
+    sim.drain();
+    sim.take();
+    sim.break_for(ms(150));
+    sim.run(ms(100));
+    assert_eq!(sim.take_outs(), vec![LineOutput::Call(CallEvent::Flash)]);
+    for n in [1, 10, 10, 2] {
+        sim.pulses(n, ms(700));
+    }
+    assert_eq!(sim.line.state(), LineState::Calling);
+    sim.line.remote_busy(sim.now);
+    sim.drain();
+    sim.take();
+    sim.break_for(ms(150));
+    sim.run(ms(100));
+    assert_eq!(sim.take_outs(), vec![LineOutput::Call(CallEvent::Flash)]);
+    // Without a second call, a flash outside a call means nothing.
+    sim.line.set_second_call(sim.now, false);
+    sim.break_for(ms(150));
+    sim.run(ms(100));
+    assert_eq!(sim.take_outs(), vec![]);
+    // Hanging up with a second call is always reported (to transfer or recall).
+    sim.line.set_second_call(sim.now, true);
+    sim.on();
+    sim.run(ms(1000));
+    assert_eq!(
+        sim.take_outs(),
+        vec![
+            LineOutput::Call(CallEvent::HangUp),
+            LineOutput::Play(Tone::Silence)
+        ]
+    );
+}
+
+#[test]
+fn call_waiting_needs_a_connected_line_and_is_refused_when_switched_off() {
+    let cid = CallerId {
+        number: Some("23".into()),
+        ..CallerId::default()
+    };
+    let mut sim = Sim::new();
+    sim.off();
+    assert_eq!(
+        sim.line.call_waiting(sim.now, cid.clone()),
+        Err(LineError::Busy)
+    );
+    sim.on();
+    sim.run(ms(1000));
+    let mut sim = Sim::with(LineConfig {
+        call_waiting: false,
+        ..LineConfig::default()
+    });
+    sim.connect_outgoing();
+    assert_eq!(
+        sim.line.call_waiting(sim.now, cid.clone()),
+        Err(LineError::Busy)
+    );
+    // On: the tone burst (DE: 600 ms), then the CAS, then nothing without an ACK.
+    let mut sim = Sim::new();
+    sim.connect_outgoing();
+    let start = sim.elapsed();
+    assert_eq!(sim.line.call_waiting(sim.now, cid.clone()), Ok(()));
+    sim.drain();
+    assert_eq!(
+        sim.line.call_waiting(sim.now, cid),
+        Err(LineError::Busy),
+        "one call waits at a time"
+    );
+    sim.run(ms(2000));
+    let outs: Vec<_> = sim
+        .take()
+        .into_iter()
+        .map(|(t, o)| (t - start, o))
+        .collect();
+    assert_eq!(
+        outs,
+        vec![
+            (ms(0), LineOutput::Play(Tone::CallWaiting)),
+            (ms(600), LineOutput::Play(Tone::Silence)),
+            (ms(600), LineOutput::SendCas),
+        ]
+    );
+    assert_eq!(sim.line.waiting(), Some(false));
+    // The burst comes again after the cadence's pause (5 s), without a CAS.
+    sim.run(ms(4700));
+    assert_eq!(
+        sim.take_outs(),
+        vec![
+            LineOutput::Play(Tone::CallWaiting),
+            LineOutput::Play(Tone::Silence)
+        ]
+    );
+    sim.line.end_waiting(sim.now);
+    assert_eq!(sim.line.waiting(), None);
+}
+
+#[test]
+fn a_waiting_message_gives_the_special_dial_tone() {
+    let mut sim = Sim::new();
+    sim.line.set_message_waiting(sim.now, true);
+    sim.off();
+    assert_eq!(sim.line.tone(), Tone::SpecialDial);
+    sim.line.set_message_waiting(sim.now, false);
+    sim.drain();
+    assert_eq!(sim.line.tone(), Tone::Dial);
+    sim.line.set_message_waiting(sim.now, true);
+    sim.drain();
+    assert_eq!(sim.line.tone(), Tone::SpecialDial);
+    // The first digit stops it as it stops the dial tone.
+    sim.pulses(2, ms(700));
+    assert_eq!(sim.line.tone(), Tone::Silence);
+}

@@ -144,6 +144,13 @@ impl CallControl {
             }
         }
         call.transferred_to = Some(t.target.clone());
+        // The transferor held the call before handing it on (a flash on an analog
+        // port, a SIP phone's hold before REFER): its successor does not hold, so the
+        // music stops.
+        if call.held_by == Some(t.side) {
+            call.held_by = None;
+            io.env.stop_playback(id, t.side.other());
+        }
     }
 
     /// The transfer's target could not be reached: the call stays as it was.

@@ -1822,3 +1822,95 @@ fn a_sip_phone_calls_an_analog_port_which_rings_and_answers_by_lifting() {
     assert_eq!(rig.records[0].destination.as_deref(), Some("1005"));
     rig.assert_idle();
 }
+
+#[test]
+fn an_analog_port_flashes_dials_a_second_sip_phone_and_hangs_up_to_transfer() {
+    use crate::line::{Hook, LineOutput, Tone};
+    let mut rig = rig_with_port();
+    rig.register("1002", "10.0.0.2");
+    rig.register("1003", "10.0.0.3");
+    rig.port_hook(Hook::OffHook);
+    let out = rig.port_dtmf("1002");
+    let inv1 = find(&out, |m| is_req(m, "INVITE")).clone();
+    rig.feed(
+        "10.0.0.2",
+        &reply_from(
+            "10.0.0.2",
+            &inv1,
+            200,
+            "p2",
+            Some(&sdp("10.0.0.2", 5000, "8")),
+        ),
+    );
+    rig.port_outputs();
+    // Flash: 1002 hears music on hold from the box, the port the special dial tone.
+    rig.port_hook(Hook::OnHook);
+    rig.advance(Duration::from_millis(150));
+    rig.port_hook(Hook::OffHook);
+    assert!(rig
+        .port_outputs()
+        .contains(&LineOutput::Play(Tone::SpecialDial)));
+    assert!(
+        matches!(
+            rig.office.sounds.as_slice(),
+            [(_, Side::Callee, Some(Sound::Hold))]
+        ),
+        "{:?}",
+        rig.office.sounds
+    );
+    // Enquiry to 1003, which answers.
+    let out = rig.port_dtmf("1003");
+    let inv2 = find(&out, |m| is_req(m, "INVITE")).clone();
+    assert!(inv2.request_uri().is_some_and(|u| u.host() == "10.0.0.3"));
+    rig.feed(
+        "10.0.0.3",
+        &reply_from(
+            "10.0.0.3",
+            &inv2,
+            200,
+            "p3",
+            Some(&sdp("10.0.0.3", 6000, "8")),
+        ),
+    );
+    assert_eq!(rig.ep.calls().len(), 2);
+    // The port hangs up: 1003 is re-INVITEd to 1002's call, where the port was.
+    rig.port_hook(Hook::OnHook);
+    let out = rig.advance(Duration::from_secs(1));
+    let reinvite = find(&out, |m| is_req(m, "INVITE")).clone();
+    assert_eq!(reinvite.call_id().ok(), inv2.call_id().ok());
+    let out = rig.feed(
+        "10.0.0.3",
+        &reply_from(
+            "10.0.0.3",
+            &reinvite,
+            200,
+            "p3",
+            Some(&sdp("10.0.0.3", 6000, "8")),
+        ),
+    );
+    assert!(out.iter().any(|(_, m)| is_req(m, "ACK")));
+    assert!(
+        !out.iter().any(|(_, m)| is_req(m, "BYE")),
+        "no SIP party leaves: {out:#?}"
+    );
+    assert_eq!(rig.ep.calls().len(), 1, "the enquiry call ended");
+    assert_eq!(rig.ep.calls().ports().map(|p| p.calls()), Some(0));
+    // The music stopped; 1002 and 1003 talk until 1002 hangs up.
+    assert!(matches!(
+        rig.office.sounds.last(),
+        Some((_, Side::Callee, None))
+    ));
+    let out = rig.feed(
+        "10.0.0.2",
+        &callee_request("10.0.0.2", &inv1, "p2", "BYE", 2, ""),
+    );
+    let bye = find(&out, |m| is_req(m, "BYE")).clone();
+    assert!(bye.request_uri().is_some_and(|u| u.host() == "10.0.0.3"));
+    rig.feed("10.0.0.3", &reply(&bye, 200, "OK", "x", None));
+    rig.advance(Duration::from_secs(1));
+    assert!(rig
+        .records
+        .iter()
+        .any(|r| r.reason.as_deref() == Some("transferred (attended)")));
+    rig.assert_idle();
+}

@@ -1,0 +1,130 @@
+//! Hook flash and call waiting on the daemon's emulated analog ports (issue 4), through
+//! the real lines, call control and RTP relay: three ports (extensions 21, 22, 23)
+//! scripted through `DATA/sim.sock`.
+//!
+//! ```sh
+//! cargo build -p pbxd --bins && cargo test -p pbx-e2e --test analog_flash -- --nocapture
+//! ```
+//!
+//! "Heard" is `hear N HZ`: the level of HZ in the last 200 ms of port N's earpiece
+//! relative to all it played, in dB; heard above -6 dB.
+
+use std::time::Duration;
+
+use pbx_e2e::Pbx;
+
+fn level(answer: &str) -> f64 {
+    answer
+        .strip_prefix("hear=")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NEG_INFINITY)
+}
+
+fn hears(pbx: &Pbx, n: u32, hz: u32, timeout: Duration) -> bool {
+    pbx.sim_until(&format!("hear {n} {hz}"), timeout, |a| level(a) > -6.0)
+        .1
+}
+
+fn status_has(pbx: &Pbx, n: u32, what: &str, timeout: Duration) -> bool {
+    pbx.sim_until(&format!("status {n}"), timeout, |a| a.contains(what))
+        .1
+}
+
+fn pbx() -> Pbx {
+    let pbx = Pbx::builder()
+        .arg("--port-extensions")
+        .arg("21,22,23")
+        .start();
+    assert!(
+        pbx.log().contains("simulated analog ports started"),
+        "{}",
+        pbx.log()
+    );
+    pbx
+}
+
+/// Port `a` calls port `b` (extension 2b), which answers.
+fn call(pbx: &Pbx, a: u32, b: u32) {
+    pbx.sim(&format!("offhook {a}"));
+    assert!(hears(pbx, a, 425, Duration::from_secs(2)), "no dial tone");
+    pbx.sim(&format!("dtmf {a} 2{b}"));
+    assert!(
+        status_has(pbx, b, "ringing=yes", Duration::from_secs(6)),
+        "port {b} does not ring\n{}",
+        pbx.log()
+    );
+    pbx.sim(&format!("offhook {b}"));
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+/// Port `from` plays a tone that port `to` must hear.
+fn talk(pbx: &Pbx, from: u32, to: u32, hz: u32) -> bool {
+    pbx.sim(&format!("tone {from} {hz} 3000"));
+    hears(pbx, to, hz, Duration::from_secs(3))
+}
+
+#[test]
+fn flash_enquiry_to_a_third_port_then_hang_up_transfers() {
+    let pbx = pbx();
+    call(&pbx, 1, 2);
+    assert!(talk(&pbx, 1, 2, 1000), "ports 1 and 2 do not talk");
+    // Flash: special dial tone (425 Hz, interrupted) on port 1; enquiry to port 3.
+    pbx.sim("flash 1");
+    assert!(
+        hears(&pbx, 1, 425, Duration::from_secs(2)),
+        "no dial tone after the flash"
+    );
+    pbx.sim("dtmf 1 23");
+    assert!(
+        status_has(&pbx, 3, "ringing=yes", Duration::from_secs(6)),
+        "port 3 does not ring\n{}",
+        pbx.log()
+    );
+    pbx.sim("offhook 3");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(talk(&pbx, 1, 3, 1200), "ports 1 and 3 do not talk");
+    // Hang up: ports 2 and 3 talk through the relay, both ways.
+    pbx.sim("onhook 1");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        talk(&pbx, 2, 3, 800),
+        "port 3 does not hear port 2 after the transfer\n{}",
+        pbx.log()
+    );
+    assert!(
+        talk(&pbx, 3, 2, 1400),
+        "port 2 does not hear port 3 after the transfer"
+    );
+    pbx.sim("onhook 2");
+    pbx.sim("onhook 3");
+}
+
+#[test]
+fn call_waiting_shows_the_callers_number_and_flash_takes_the_call() {
+    let pbx = pbx();
+    call(&pbx, 1, 2);
+    // Port 3 calls 21 while port 1 talks: the phone on port 1 decodes type-2 caller ID.
+    pbx.sim("offhook 3");
+    assert!(hears(&pbx, 3, 425, Duration::from_secs(2)));
+    pbx.sim("dtmf 3 21");
+    assert!(
+        status_has(&pbx, 1, "cid2=23", Duration::from_secs(6)),
+        "no type-2 caller ID on port 1: {}\n{}",
+        pbx.sim("status 1"),
+        pbx.log()
+    );
+    assert!(
+        talk(&pbx, 2, 1, 700),
+        "the first call goes on while a call waits"
+    );
+    pbx.sim("flash 1");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        talk(&pbx, 1, 3, 1000),
+        "port 1 does not talk to the waiting caller\n{}",
+        pbx.log()
+    );
+    pbx.sim("onhook 3");
+    pbx.sim("onhook 1");
+    pbx.sim("onhook 2");
+}
