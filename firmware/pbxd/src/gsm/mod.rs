@@ -4,6 +4,7 @@
 //! - [`core`]: [`Gateway`], the sans-IO core over `pbx_hal::modem`'s AT session.
 //! - [`legs`]: the module's call as a leg of PBX calls ([`legs::GsmLegs`]).
 //! - [`serial`]: the modem's tty as an async byte stream (termios via `nix`, `AsyncFd`).
+//! - `shell`: the SIP task's end: call events to the module's leg, its commands out.
 //! - [`task`]: the supervised tokio task wiring port, gateway, store and call layer.
 //! - [`cli`]: `pbxctl gsm` and `pbxctl sms`.
 //! - [`sms`]: checks for SMS typed by a user (number, text, parts).
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod core;
 pub mod legs;
 pub mod serial;
+pub(crate) mod shell;
 pub mod sms;
 pub mod task;
 
