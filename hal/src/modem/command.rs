@@ -146,6 +146,9 @@ pub enum Command {
     },
     /// `AT+CNMI=2,1,0,0,0`: a stored SMS is announced with `+CMTI` (TS 27.005 §3.4.1).
     EnableSmsIndications,
+    /// `AT+QDAI=1,1,0,1,0,0,1,1` (Quectel): voice over the PCM interface, module as
+    /// PCM master, 8 kHz 16-bit linear short frames, as the board's codec path expects.
+    SetPcmInterface,
 }
 
 /// The command without its arguments: for the time-out table and response parsing.
@@ -178,6 +181,7 @@ pub enum CommandKind {
     DeleteSms,
     EnableRegistrationUrcs,
     EnableSmsIndications,
+    SetPcmInterface,
 }
 
 impl CommandKind {
@@ -200,7 +204,8 @@ impl CommandKind {
             | ReadSms
             | DeleteSms
             | EnableRegistrationUrcs
-            | EnableSmsIndications => 300,
+            | EnableSmsIndications
+            | SetPcmInterface => 300,
             QuerySimState | EnterPin | EnterPuk => 5_000,
             EnableCallerId => 15_000,
             Answer | HangUp | HangUpAll => 90_000,
@@ -247,6 +252,7 @@ impl Command {
             Command::DeleteSms(_) => K::DeleteSms,
             Command::EnableRegistrationUrcs { .. } => K::EnableRegistrationUrcs,
             Command::EnableSmsIndications => K::EnableSmsIndications,
+            Command::SetPcmInterface => K::SetPcmInterface,
         }
     }
 
@@ -282,6 +288,7 @@ impl Command {
             Command::EnableRegistrationUrcs { eps: false } => "AT+CREG=1".into(),
             Command::EnableRegistrationUrcs { eps: true } => "AT+CEREG=1".into(),
             Command::EnableSmsIndications => "AT+CNMI=2,1,0,0,0".into(),
+            Command::SetPcmInterface => "AT+QDAI=1,1,0,1,0,0,1,1".into(),
         }
     }
 }

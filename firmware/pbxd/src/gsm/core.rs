@@ -576,6 +576,8 @@ impl Gateway {
             Command::EnableCallerId,
             Command::SetPduMode,
             Command::EnableSmsIndications,
+            // Call audio over the module's PCM interface (the audio bridge's path).
+            Command::SetPcmInterface,
             Command::EnableRegistrationUrcs { eps: false },
         ] {
             self.send(now, cmd, Purpose::Setup);
