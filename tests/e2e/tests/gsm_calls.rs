@@ -1,7 +1,7 @@
 //! GSM calls end to end (issue 7): `pbxd --hardware sim` runs the real serial code
 //! against the EC25 emulator on a pty; the tests play the mobile network and the far end
 //! through `DATA/modem.sock` (see `firmware/pbxd/src/gsm/sim.rs`) and use a registered
-//! baresip phone. Audio goes module PCM (the emulator's in-memory path) ↔ the audio
+//! baresip phone (or an emulated analog port). Audio goes module PCM (the emulator's in-memory path) ↔ the audio
 //! bridge ↔ the RTP relay ↔ the phone, both ways.
 //!
 //! ```sh
@@ -292,5 +292,52 @@ fn with_no_trunk_up_external_calls_and_112_go_out_over_gsm() {
         "{:?}",
         phone.events()
     );
+    pbx.assert_no_call_left();
+}
+
+#[test]
+fn an_incoming_gsm_call_rings_an_analog_port_with_caller_id_and_they_talk() {
+    let pbx = Pbx::builder()
+        .extension(EXT, PW)
+        .ctl(&["gsm", "pin", "1234"])
+        .ctl(&["gsm", "route", "--inbound", "21", "--policy", "off"])
+        .start();
+    wait_ready(&pbx);
+    modem(&pbx, &format!("tone {FAR_TONE}"));
+    modem(&pbx, "ring +4930555123");
+    let (status, ok) = pbx.sim_until("status 1", Duration::from_secs(10), |a| {
+        a.contains("ringing=yes") && a.contains("cid=030555123")
+    });
+    assert!(
+        ok,
+        "port 1 does not ring with the caller ID: {status}\n{}",
+        pbx.log()
+    );
+    pbx.sim("offhook 1");
+    let (call, ok) = modem_until(&pbx, "call", Duration::from_secs(5), |a| {
+        a.contains("active")
+    });
+    assert!(ok, "the module was not answered: {call}\n{}", pbx.log());
+    // The far end's voice in the earpiece, the handset's microphone at the far end.
+    let (heard, ok) = pbx.sim_until(&format!("hear 1 {FAR_TONE}"), Duration::from_secs(5), |a| {
+        level(a) > -6.0
+    });
+    assert!(
+        ok,
+        "port 1 does not hear the far end: {heard}\n{}",
+        pbx.log()
+    );
+    pbx.sim("tone 1 600 3000");
+    let (heard, ok) = modem_until(&pbx, "hear 600", Duration::from_secs(5), |a| {
+        level(a) > -6.0
+    });
+    assert!(
+        ok,
+        "the far end does not hear port 1: {heard}\n{}",
+        pbx.log()
+    );
+    pbx.sim("onhook 1");
+    let (call, ok) = modem_until(&pbx, "call", Duration::from_secs(5), |a| a == "none");
+    assert!(ok, "the module's call was not hung up: {call}");
     pbx.assert_no_call_left();
 }
