@@ -341,3 +341,37 @@ fn an_incoming_gsm_call_rings_an_analog_port_with_caller_id_and_they_talk() {
     assert!(ok, "the module's call was not hung up: {call}");
     pbx.assert_no_call_left();
 }
+
+#[test]
+fn mobile_numbers_go_over_gsm_by_their_class_and_others_do_not() {
+    let pbx = Pbx::builder()
+        .extension(EXT, PW)
+        .arg("--digest-algorithms")
+        .arg("md5")
+        .ctl(&["gsm", "pin", "1234"])
+        .ctl(&["gsm", "confirm-gateway-use"])
+        .ctl(&["gsm", "route", "--policy", "off", "--mobile", "on"])
+        .start();
+    let phone = Phone::start(
+        &pbx,
+        PhoneConfig::new(EXT, PW, &["PCMA/8000/1"], PHONE_TONE),
+    );
+    wait_ready(&pbx);
+    // A landline number: not over GSM (policy off), and no trunk: refused.
+    phone.command("dial", "0301234567").expect("dial accepted");
+    assert!(wait_nth(&phone, "CALL_CLOSED", 1, Duration::from_secs(10)));
+    assert_eq!(modem(&pbx, "call"), "none");
+    // A mobile number goes out on the module, in E.164.
+    phone.command("dial", "01701234567").expect("dial accepted");
+    let (call, ok) = modem_until(&pbx, "call", Duration::from_secs(10), |a| {
+        a.starts_with("out +491701234567")
+    });
+    assert!(
+        ok,
+        "the mobile number did not go over GSM: {call}\n{}",
+        pbx.log()
+    );
+    modem(&pbx, "busy");
+    assert!(wait_nth(&phone, "CALL_CLOSED", 2, Duration::from_secs(10)));
+    pbx.assert_no_call_left();
+}

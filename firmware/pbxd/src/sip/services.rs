@@ -280,11 +280,14 @@ impl CallDirectory for StoreServices {
         (!rest.is_empty()).then(|| rest.to_owned())
     }
 
-    fn gsm_takes_external(&self, _e164: &str, trunk_up: bool) -> bool {
+    fn gsm_takes_external(&self, e164: &str, trunk_up: bool) -> bool {
         let Some(s) = self.gsm_settings() else {
             return false;
         };
         let ready = self.gsm.as_ref().is_some_and(GsmLink::can_take_call);
+        if s.outbound_mobile && ready && is_mobile(e164) {
+            return true;
+        }
         match s.outbound_policy {
             OutboundPolicy::Off | OutboundPolicy::Prefix => false,
             OutboundPolicy::Fallback => !trunk_up,
@@ -502,5 +505,24 @@ pub(crate) fn site_of(store: &Store) -> Site {
             warn!("site settings unreadable, using defaults: {e}");
             Site::default()
         }
+    }
+}
+
+/// Mobile numbers of the German plan (+4915x, +4916x, +4917x): cheaper from a mobile SIM,
+/// so `pbxctl gsm route --mobile on` sends them over the module.
+fn is_mobile(e164: &str) -> bool {
+    ["+4915", "+4916", "+4917"]
+        .iter()
+        .any(|p| e164.starts_with(p))
+}
+
+#[cfg(test)]
+mod gsm_class_tests {
+    use super::is_mobile;
+
+    #[test]
+    fn german_mobile_numbers_are_mobile() {
+        assert!(is_mobile("+491701234567") && is_mobile("+4915112345678"));
+        assert!(!is_mobile("+49301234567") && !is_mobile("+4318001234") && !is_mobile("112"));
     }
 }
