@@ -34,13 +34,14 @@ pub trait Pcm: Send + 'static {
 }
 
 /// A module whose PCM is not connected (a real module until the board's audio path is
-/// built): silence both ways.
+/// built): silence both ways. Silence is still sent, so the relay's media time-out does
+/// not end the call.
 #[derive(Debug, Default)]
 pub struct NoPcm;
 
 impl Pcm for NoPcm {
     fn read(&mut self) -> Option<Vec<i16>> {
-        None
+        Some(vec![0; FRAME])
     }
     fn write(&mut self, _: &[i16]) {}
 }
