@@ -149,6 +149,39 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
             .context("web set-up task")?
             .context("cannot set up the web API")?
     };
+    // The GSM module: a real port (--modem), or the EC25 emulator on a pty with
+    // --hardware sim (scripted through DATA/modem.sock); the emulator lives as long as
+    // the daemon. Its calls are legs of the SIP task's calls, its audio goes through the
+    // audio bridge (the emulator's in-memory PCM; none yet for a real module).
+    let gsm_link = pbxd::gsm::GsmLink::default();
+    let gsm_emulator = match (&cfg.modem, cfg.hardware) {
+        (None, Hardware::Sim) => {
+            use pbx_hal::modem::emulator::{Ec25, Ec25Config, PtyModem};
+            match PtyModem::spawn(Ec25::new(Ec25Config::default())) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    warn!("emulated GSM module unavailable: {e}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let gsm_port = pbxd::gsm::task::device_path(cfg.modem.as_deref(), gsm_emulator.as_ref());
+    if gsm_port.is_some() {
+        let bridge = match &gsm_emulator {
+            Some(m) => {
+                let control = cfg.data_dir.join("modem.sock");
+                if let Err(e) = pbxd::gsm::sim::spawn_control(&control, m.handle()) {
+                    warn!("modem control socket unavailable: {e}");
+                }
+                pbxd::gsm::audio::spawn(cfg.media.bind_ip, m.handle()).await
+            }
+            None => pbxd::gsm::audio::spawn(cfg.media.bind_ip, pbxd::gsm::audio::NoPcm).await,
+        }
+        .context("cannot start the GSM audio bridge")?;
+        shell = shell.with_gsm(gsm_link.clone(), bridge.addr, bridge.media);
+    }
     let mut tasks = tokio::task::JoinSet::new();
     {
         let shell = shell.clone();
@@ -187,23 +220,7 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
             web_state.clone(),
         )
     }));
-    // The GSM module: a real port (--modem), or the EC25 emulator on a pty with
-    // --hardware sim; the emulator lives as long as the daemon.
-    let gsm_link = pbxd::gsm::GsmLink::default();
-    let _gsm_emulator = match (&cfg.modem, cfg.hardware) {
-        (None, Hardware::Sim) => {
-            use pbx_hal::modem::emulator::{Ec25, Ec25Config, PtyModem};
-            match PtyModem::spawn(Ec25::new(Ec25Config::default())) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    warn!("emulated GSM module unavailable: {e}");
-                    None
-                }
-            }
-        }
-        _ => None,
-    };
-    if let Some(port) = pbxd::gsm::task::device_path(cfg.modem.as_deref(), _gsm_emulator.as_ref()) {
+    if let Some(port) = gsm_port {
         let (dir, link, rx) = (cfg.data_dir.clone(), gsm_link.clone(), shutdown_rx.clone());
         tasks.spawn(supervise("gsm", shutdown_rx.clone(), move || {
             pbxd::gsm::task::run(dir.clone(), port.clone(), link.clone(), rx.clone())

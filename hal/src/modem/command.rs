@@ -146,6 +146,11 @@ pub enum Command {
     },
     /// `AT+CNMI=2,1,0,0,0`: a stored SMS is announced with `+CMTI` (TS 27.005 §3.4.1).
     EnableSmsIndications,
+    /// `AT+CMGL=4` (PDU mode): every message stored on the SIM, read or not.
+    ListSms,
+    /// `AT+QDAI=1,1,0,1,0,0,1,1` (Quectel): voice over the PCM interface, module as
+    /// PCM master, 8 kHz 16-bit linear short frames, as the board's codec path expects.
+    SetPcmInterface,
 }
 
 /// The command without its arguments: for the time-out table and response parsing.
@@ -178,6 +183,8 @@ pub enum CommandKind {
     DeleteSms,
     EnableRegistrationUrcs,
     EnableSmsIndications,
+    SetPcmInterface,
+    ListSms,
 }
 
 impl CommandKind {
@@ -200,8 +207,9 @@ impl CommandKind {
             | ReadSms
             | DeleteSms
             | EnableRegistrationUrcs
-            | EnableSmsIndications => 300,
-            QuerySimState | EnterPin | EnterPuk => 5_000,
+            | EnableSmsIndications
+            | SetPcmInterface => 300,
+            QuerySimState | EnterPin | EnterPuk | ListSms => 5_000,
             EnableCallerId => 15_000,
             Answer | HangUp | HangUpAll => 90_000,
             SendSms => 120_000,
@@ -247,6 +255,8 @@ impl Command {
             Command::DeleteSms(_) => K::DeleteSms,
             Command::EnableRegistrationUrcs { .. } => K::EnableRegistrationUrcs,
             Command::EnableSmsIndications => K::EnableSmsIndications,
+            Command::SetPcmInterface => K::SetPcmInterface,
+            Command::ListSms => K::ListSms,
         }
     }
 
@@ -282,6 +292,8 @@ impl Command {
             Command::EnableRegistrationUrcs { eps: false } => "AT+CREG=1".into(),
             Command::EnableRegistrationUrcs { eps: true } => "AT+CEREG=1".into(),
             Command::EnableSmsIndications => "AT+CNMI=2,1,0,0,0".into(),
+            Command::SetPcmInterface => "AT+QDAI=1,1,0,1,0,0,1,1".into(),
+            Command::ListSms => "AT+CMGL=4".into(),
         }
     }
 }

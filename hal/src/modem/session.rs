@@ -92,6 +92,8 @@ pub enum Response {
     },
     /// `AT+CMGR`: `None` if the index is empty.
     SmsRead(Option<StoredSms>),
+    /// `AT+CMGL`: the indexes of the stored messages (read each with `AT+CMGR`).
+    SmsList(Vec<u16>),
 }
 
 /// Why a command failed.
@@ -490,6 +492,20 @@ impl Session {
                     Ok(Response::SmsRead(Some(StoredSms { header, pdu })))
                 }
             },
+            // `+CMGL: <index>,<stat>,[<alpha>],<length>`, each followed by its PDU.
+            K::ListSms => f
+                .info
+                .iter()
+                .filter_map(|l| l.strip_prefix("+CMGL:"))
+                .map(|l| {
+                    let index = l.split(',').next().unwrap_or("").trim();
+                    index.parse::<u16>().map_err(|_| ParseError {
+                        what: "+CMGL",
+                        line: l.to_owned(),
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .map(Response::SmsList),
             _ => Ok(Response::Ok),
         };
         r.map_err(CommandError::Malformed)

@@ -224,9 +224,18 @@ impl LogCapture {
 pub struct PbxBuilder {
     extensions: Vec<(String, String)>,
     args: Vec<String>,
+    /// `pbxctl` commands run after the extensions, before `pbxd` starts.
+    setup: Vec<Vec<String>>,
 }
 
 impl PbxBuilder {
+    /// Runs `pbxctl ARGS` on the data directory before `pbxd` starts (after the extensions).
+    pub fn ctl(mut self, args: &[&str]) -> Self {
+        self.setup
+            .push(args.iter().map(|a| a.to_string()).collect());
+        self
+    }
+
     /// Adds an extension with `pbxctl extension add` before `pbxd` starts.
     pub fn extension(mut self, number: &str, password: &str) -> Self {
         self.extensions.push((number.into(), password.into()));
@@ -251,6 +260,10 @@ impl PbxBuilder {
                 data_dir.path(),
                 &["extension", "add", number, "--password", password],
             );
+        }
+        for args in &self.setup {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            ctl_in(data_dir.path(), &args);
         }
         let mut last_log = String::new();
         for _attempt in 0..3 {

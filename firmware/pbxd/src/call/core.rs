@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use super::leg::{Cause, CauseKind, Gone, LegEvent, LegId, Legs, MediaPort, Party, RingTarget};
 use super::trunk::{EmergencyRoute, ExternalLimits, TrunkTarget};
 use crate::dialplan::{self, Caller, FeatureCode, NumberPlan, OutboundClass, Refusal, Route, Site};
+use crate::gsm::legs::GSM_TRUNK;
 use crate::media::sdp::{Codec, Negotiated};
 use crate::registrar::Directory;
 // The record's vocabulary is the store's: one set of words for calls, from core to CSV.
@@ -189,6 +190,18 @@ pub trait CallDirectory: Directory {
     /// gateway returns `[EmergencyRoute::Gsm]` here once it is up).
     fn emergency_fallbacks(&self) -> Vec<EmergencyRoute> {
         Vec::new()
+    }
+    /// The GSM outbound route by prefix (issue 7): when `dialled` starts with the GSM
+    /// prefix, the number to dial on the module (prefix stripped). `None`: not for GSM.
+    fn gsm_prefix_route(&self, dialled: &str) -> Option<String> {
+        let _ = dialled;
+        None
+    }
+    /// Whether the external call to `e164` goes out over the GSM module (all calls, mobile
+    /// numbers, or because no cloud trunk can take it: `trunk_up` is false).
+    fn gsm_takes_external(&self, e164: &str, trunk_up: bool) -> bool {
+        let _ = (e164, trunk_up);
+        false
     }
     /// Limits on `extension`'s external calls through `trunk` (none by default).
     fn external_limits(&self, extension: &str, trunk: &str) -> ExternalLimits {
@@ -438,6 +451,8 @@ enum Dest {
         clir: bool,
         identity: Option<String>,
     },
+    /// Out over the GSM module (issue 7): the number as the module dials it.
+    Gsm(String),
     /// 110/112: the routes to try in order.
     Emergency {
         number: String,
@@ -705,6 +720,12 @@ impl CallControl {
             };
             dialplan::route(&who, at.dialled, &site, &plan)
         };
+        // The GSM prefix wins over the dial plan (emergency numbers excepted: they keep
+        // their own routes, GSM among them).
+        let gsm_prefixed = io
+            .env
+            .gsm_prefix_route(at.dialled)
+            .filter(|_| !matches!(route, Ok(Route::Emergency { .. })));
         let no_trunk = |what: String| {
             (
                 Cause::with(CauseKind::Congestion, what),
@@ -712,6 +733,9 @@ impl CallControl {
             )
         };
         let dest = match route {
+            _ if gsm_prefixed.is_some() => self
+                .external_allowed(now, at.caller, GSM_TRUNK, io)
+                .map(|()| Dest::Gsm(gsm_prefixed.clone().unwrap_or_default())),
             Ok(Route::Extension { number }) | Ok(Route::RingGroup { number }) => {
                 Ok(Dest::Internal(number))
             }
@@ -722,6 +746,14 @@ impl CallControl {
                 return self.pickup(now, at, Some(&extension), io);
             }
             Ok(Route::Feature(f)) => Ok(Dest::Feature(f)),
+            Ok(Route::External { e164, .. })
+                if io
+                    .env
+                    .gsm_takes_external(&e164, self.trunk_for(&e164, io).is_some()) =>
+            {
+                self.external_allowed(now, at.caller, GSM_TRUNK, io)
+                    .map(|()| Dest::Gsm(e164))
+            }
             Ok(Route::External { e164, clir, .. }) => match self.trunk_for(&e164, io) {
                 Some(trunk) => self
                     .external_allowed(now, at.caller, &trunk.name, io)
@@ -764,7 +796,9 @@ impl CallControl {
         };
         let callee = match &dest {
             Dest::Internal(n) => n.clone(),
-            Dest::Trunk { number, .. } | Dest::Emergency { number, .. } => number.clone(),
+            Dest::Trunk { number, .. } | Dest::Emergency { number, .. } | Dest::Gsm(number) => {
+                number.clone()
+            }
             Dest::Feature(_) => at.dialled.to_owned(),
         };
         let caller_name = if profile.clir { None } else { profile.name };
@@ -788,6 +822,12 @@ impl CallControl {
                     identity,
                 };
                 self.ring_trunk(now, id, target, &name, &number, io)
+            }
+            Dest::Gsm(number) => {
+                let target = RingTarget::Gsm {
+                    number: number.clone(),
+                };
+                self.ring_trunk(now, id, target, GSM_TRUNK, &number, io)
             }
             Dest::Emergency { number, routes } => {
                 if let Some(call) = self.calls.get_mut(&id) {

@@ -55,7 +55,19 @@ pub enum GsmCmd {
         /// When calls go out over GSM.
         #[arg(long, value_enum)]
         policy: Option<PolicyArg>,
+        /// Mobile numbers (+4915x/16x/17x) go out over GSM while the module can call.
+        #[arg(long, value_enum)]
+        mobile: Option<OnOff>,
     },
+}
+
+/// `--mobile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 /// `--policy`.
@@ -190,6 +202,14 @@ pub fn run_gsm(
             ));
             rows.push(("outbound policy", s.outbound_policy.as_str().into()));
             rows.push((
+                "mobile numbers",
+                if s.outbound_mobile {
+                    "over GSM".into()
+                } else {
+                    "by the policy".into()
+                },
+            ));
+            rows.push((
                 "outbound prefix",
                 s.outbound_prefix.unwrap_or_else(|| "-".into()),
             ));
@@ -284,11 +304,18 @@ pub fn run_gsm(
             inbound,
             prefix,
             policy,
+            mobile,
         } => {
-            if inbound.is_none() && prefix.is_none() && policy.is_none() {
+            if inbound.is_none() && prefix.is_none() && policy.is_none() && mobile.is_none() {
                 return Err(CliError::Usage(
-                    "nothing to change: give --inbound, --prefix or --policy".into(),
+                    "nothing to change: give --inbound, --prefix, --policy or --mobile".into(),
                 ));
+            }
+            if let Some(m) = mobile {
+                db.set_gsm_mobile_route(m == OnOff::On, now_unix)?;
+                if inbound.is_none() && prefix.is_none() && policy.is_none() {
+                    return writeln!(out, "GSM routing changed").map_err(out_err);
+                }
             }
             let s = db.gsm_settings()?;
             let pick = |arg: Option<String>, old: Option<String>| match arg {

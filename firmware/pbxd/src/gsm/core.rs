@@ -249,6 +249,8 @@ enum Purpose {
     Puk,
     Status,
     ReadSms(u16),
+    /// `AT+CMGL` at start-up: messages left on the SIM.
+    ListSms,
     DeleteSms,
     SmsPart {
         id: i64,
@@ -576,10 +578,15 @@ impl Gateway {
             Command::EnableCallerId,
             Command::SetPduMode,
             Command::EnableSmsIndications,
+            // Call audio over the module's PCM interface (the audio bridge's path).
+            Command::SetPcmInterface,
             Command::EnableRegistrationUrcs { eps: false },
         ] {
             self.send(now, cmd, Purpose::Setup);
         }
+        // Messages that arrived while the box was off (or before the SIM was ready) are
+        // on the SIM without a +CMTI: read them into the inbox like new ones.
+        self.send(now, Command::ListSms, Purpose::ListSms);
         self.send(
             now,
             Command::EnableRegistrationUrcs { eps: true },
@@ -745,6 +752,18 @@ impl Gateway {
             self.changed();
         }
         match (purpose, result) {
+            (Purpose::ListSms, Ok(Response::SmsList(indexes))) => {
+                for index in indexes {
+                    // A +CMTI during start-up may have asked for it already.
+                    let pending = self
+                        .purposes
+                        .values()
+                        .any(|p| *p == Purpose::ReadSms(index));
+                    if !pending {
+                        self.send(now, Command::ReadSms(index), Purpose::ReadSms(index));
+                    }
+                }
+            }
             (Purpose::SimState, Ok(Response::SimState(s))) => self.on_sim_state(now, s),
             (Purpose::SimState, Err(CommandError::Cme(CmeError::Code(10)))) => {
                 self.on_sim_state(now, SimState::NotInserted)

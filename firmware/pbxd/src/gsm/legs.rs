@@ -7,9 +7,10 @@
 //! Outbound: call control rings [`RingTarget::Gsm`] (an emergency route, or a GSM route);
 //! ordinary calls need the installer's gateway-use confirmation, emergency calls never do.
 //!
-//! Not yet wired: `SipCalls` does not dispatch to `GsmLegs` (see the module docs of
-//! `sip::ua::calls` for how ports are), and the module's PCM audio bridge (the address
-//! given to [`GsmLegs::new`]) is not built.
+//! `SipCalls` dispatches legs numbered from [`GSM_LEG_BASE`] and [`RingTarget::Gsm`] here;
+//! the SIP task carries the outputs to the modem task and the module's call events back.
+//! Inbound calls reach call control as calls from the trunk [`GSM_TRUNK`] (caller shown
+//! in national format, destination from the GSM settings).
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -30,6 +31,8 @@ pub const EMERGENCY_NUMBERS: [&str; 3] = ["110", "112", "124124"];
 pub enum GsmOutput {
     /// Dial `number` (`ATD<number>;`).
     Dial {
+        /// The leg that dialled (a refusal fails it: [`GsmLegs::dial_failed`]).
+        leg: LegId,
         /// The number.
         number: String,
         /// An emergency call.
@@ -120,10 +123,14 @@ impl GsmLegs {
         let here = IpAddr::from(Ipv4Addr::LOCALHOST);
         match ev {
             GsmCallEvent::Incoming { number } => {
-                let Some(dest) = destination.filter(|_| self.call.is_none()) else {
+                // A second call while one is live is left alone: ATH would end both.
+                if self.call.is_some() {
+                    return;
+                }
+                if destination.is_none() {
                     self.outputs.push_back(GsmOutput::HangUp);
                     return;
-                };
+                }
                 let leg = self.next_leg;
                 self.next_leg += 1;
                 self.call = Some(GsmCall {
@@ -131,11 +138,15 @@ impl GsmLegs {
                     outgoing: false,
                     answered: false,
                 });
-                self.events.push_back(LegEvent::Incoming {
+                // A call from the trunk "gsm": call control shows the caller in national
+                // format (or anonymous) and asks the directory where the SIM's calls go
+                // (no called number: the SIM has one).
+                self.events.push_back(LegEvent::IncomingTrunk {
                     leg,
-                    // Withheld callers show as "anonymous" (RFC 3323 style).
-                    caller: number.unwrap_or_else(|| "anonymous".into()),
-                    dialled: dest.to_owned(),
+                    trunk: GSM_TRUNK.to_owned(),
+                    called: Vec::new(),
+                    caller: number,
+                    name: None,
                     reference: format!("gsm-{leg}"),
                     source: here,
                 });
@@ -238,6 +249,7 @@ impl GsmLegs {
         });
         self.outputs.push_back(GsmOutput::Media(Some(media.port)));
         self.outputs.push_back(GsmOutput::Dial {
+            leg,
             number: number.clone(),
             emergency,
         });
@@ -310,17 +322,17 @@ mod tests {
             },
             Some("21"),
         );
-        let Some(LegEvent::Incoming {
-            leg,
-            caller,
-            dialled,
-            ..
+        let Some(LegEvent::IncomingTrunk {
+            leg, trunk, caller, ..
         }) = l.poll_event()
         else {
             panic!("no incoming leg")
         };
         assert!(l.owns(leg) && leg >= GSM_LEG_BASE);
-        assert_eq!((caller.as_str(), dialled.as_str()), ("+4930999", "21"));
+        assert_eq!(
+            (caller.as_deref(), trunk.as_str()),
+            (Some("+4930999"), GSM_TRUNK)
+        );
         assert!(l.accept(leg, MEDIA).unwrap().is_some());
         l.answer(leg);
         let outs: Vec<_> = std::iter::from_fn(|| l.poll_output()).collect();
@@ -362,6 +374,7 @@ mod tests {
         let leg = l.ring(&gsm("112"), MEDIA, false).unwrap();
         let outs: Vec<_> = std::iter::from_fn(|| l.poll_output()).collect();
         assert!(outs.contains(&GsmOutput::Dial {
+            leg,
             number: "112".into(),
             emergency: true
         }));

@@ -4,14 +4,20 @@
 //! - [`core`]: [`Gateway`], the sans-IO core over `pbx_hal::modem`'s AT session.
 //! - [`legs`]: the module's call as a leg of PBX calls ([`legs::GsmLegs`]).
 //! - [`serial`]: the modem's tty as an async byte stream (termios via `nix`, `AsyncFd`).
+//! - [`audio`]: the module's PCM ↔ RTP bridge (G.711 A-law, jitter buffer).
+//! - [`sim`]: the emulated module's control socket (`--hardware sim`).
+//! - `shell`: the SIP task's end: call events to the module's leg, its commands out.
 //! - [`task`]: the supervised tokio task wiring port, gateway, store and call layer.
 //! - [`cli`]: `pbxctl gsm` and `pbxctl sms`.
 //! - [`sms`]: checks for SMS typed by a user (number, text, parts).
 
+pub mod audio;
 pub mod cli;
 pub mod core;
 pub mod legs;
 pub mod serial;
+pub(crate) mod shell;
+pub mod sim;
 pub mod sms;
 pub mod task;
 

@@ -391,3 +391,31 @@ fn a_silent_modem_is_reset_and_garbage_is_skipped() {
     assert!(p.take().iter().any(|e| matches!(e, GatewayEvent::Log(_))));
     assert!(p.gw.status().registered());
 }
+
+#[test]
+fn sms_left_on_the_sim_are_read_at_start_up_and_the_pcm_interface_is_set() {
+    let mut modem = Ec25::new(Ec25Config::default());
+    modem
+        .preload_sms("+491701234567", "while you were away")
+        .unwrap();
+    modem.preload_sms("+491709999999", "Grüße 😀").unwrap();
+    let mut p = Pair::new(modem, pin("1234"));
+    p.run(Duration::from_secs(1));
+    let got: Vec<_> = p
+        .take()
+        .into_iter()
+        .filter_map(|e| match e {
+            GatewayEvent::SmsReceived { from, text, .. } => Some((from, text)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("+491701234567".to_owned(), "while you were away".to_owned()),
+            ("+491709999999".to_owned(), "Grüße 😀".to_owned()),
+        ]
+    );
+    assert!(p.modem.stored_sms().is_empty(), "deleted from the SIM");
+    assert_eq!(p.modem.pcm_interface(), Some("1,1,0,1,0,0,1,1"));
+}

@@ -272,6 +272,53 @@ impl Endpoint {
         self.drain(now, 0, env);
     }
 
+    /// A call event from the GSM module; `destination`: where inbound GSM calls ring.
+    pub fn handle_gsm_event(
+        &mut self,
+        now: Instant,
+        event: crate::gsm::GsmCallEvent,
+        destination: Option<&str>,
+        env: &mut dyn CallServices,
+    ) {
+        let mut ctx = CallContext {
+            registrar: &mut self.registrar,
+            services: env,
+            trunks: &self.trunks,
+        };
+        self.calls
+            .handle_gsm_event(now, event, destination, &mut ctx);
+        self.pump_calls(now);
+        self.drain(now, 0, env);
+    }
+
+    /// The GSM module refused to dial for `leg`.
+    pub fn handle_gsm_dial_failed(
+        &mut self,
+        now: Instant,
+        leg: u64,
+        why: &str,
+        env: &mut dyn CallServices,
+    ) {
+        let mut ctx = CallContext {
+            registrar: &mut self.registrar,
+            services: env,
+            trunks: &self.trunks,
+        };
+        self.calls.handle_gsm_dial_failed(now, leg, why, &mut ctx);
+        self.pump_calls(now);
+        self.drain(now, 0, env);
+    }
+
+    /// The next instruction for the modem task.
+    pub fn poll_gsm_output(&mut self) -> Option<crate::gsm::legs::GsmOutput> {
+        self.calls.poll_gsm_output()
+    }
+
+    /// Whether ordinary calls may go out over GSM (the installer's confirmation).
+    pub fn set_gsm_confirmed(&mut self, on: bool) {
+        self.calls.set_gsm_confirmed(on);
+    }
+
     /// The next instruction for an analog port's shell: (port, output).
     pub fn poll_port_output(&mut self) -> Option<(usize, crate::line::legs::PortOutput)> {
         self.calls.poll_port_output()

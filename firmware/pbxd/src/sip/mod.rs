@@ -16,4 +16,5 @@ pub mod ua;
 
 pub use endpoint::{Endpoint, EndpointEvent, EndpointOutput, EndpointStats, ALLOW};
 pub use guard::{AuthGuard, GuardConfig, NewBlock, Verdict};
+pub(crate) use services::StoreServices;
 pub use task::{SipShell, SipSockets};

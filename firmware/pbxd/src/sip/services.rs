@@ -7,16 +7,22 @@ use std::path::Path;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+use crate::call::trunk::EmergencyRoute;
 use crate::call::trunk::ExternalLimits;
 use crate::call::{CallDirectory, CallId, ExtensionProfile, MediaControl, Side, Sound};
 use crate::clock;
 use crate::dialplan::{FeatureCode, Site};
+use crate::gsm::legs::GSM_TRUNK;
+use crate::gsm::GsmLink;
 use crate::media::relay::{
     self, Leg, LegConfig, MediaService, Playback, SessionHandle, SessionReport,
 };
 use crate::media::sdp::{self, Negotiated};
 use crate::registrar::{Directory, ExtensionSecrets};
-use crate::store::{AuditCtx, ForwardTarget, RingGroup, Severity, Store, TollFraudSettings};
+use crate::store::{
+    AuditCtx, ForwardTarget, GsmSettings, OutboundPolicy, RingGroup, Severity, Store,
+    TollFraudSettings,
+};
 
 /// The store and the relay, as the endpoint's services.
 pub(crate) struct StoreServices {
@@ -32,6 +38,8 @@ pub(crate) struct StoreServices {
     ports: Vec<String>,
     /// Sessions being closed; their reports join the call record.
     closing: HashMap<CallId, JoinHandle<Option<SessionReport>>>,
+    /// The GSM module, when the box has one (issue 7).
+    gsm: Option<GsmLink>,
 }
 
 impl StoreServices {
@@ -60,7 +68,24 @@ impl StoreServices {
             sessions: HashMap::new(),
             ports: Vec::new(),
             closing: HashMap::new(),
+            gsm: None,
         }
+    }
+
+    /// With a GSM module: its calls route by the GSM settings, and emergency calls fall
+    /// back to it.
+    pub(crate) fn with_gsm(mut self, gsm: GsmLink) -> Self {
+        self.gsm = Some(gsm);
+        self
+    }
+
+    /// The GSM settings, when the box has a module and they can be read.
+    fn gsm_settings(&self) -> Option<GsmSettings> {
+        self.gsm.as_ref()?;
+        self.store
+            .gsm_settings()
+            .map_err(|e| warn!("GSM settings unreadable: {e}"))
+            .ok()
     }
 
     /// With the analog ports' extension numbers.
@@ -224,6 +249,9 @@ impl CallDirectory for StoreServices {
     }
 
     fn did_destination(&self, trunk: &str, e164: &str) -> Option<String> {
+        if trunk == GSM_TRUNK {
+            return self.gsm_settings()?.inbound_destination;
+        }
         let numbers = self.store.trunk_numbers(Some(trunk)).unwrap_or_else(|e| {
             warn!(trunk, "number lookup failed: {e}");
             Vec::new()
@@ -232,6 +260,39 @@ impl CallDirectory for StoreServices {
             .into_iter()
             .find(|n| n.number == e164)
             .and_then(|n| n.destination)
+    }
+
+    fn emergency_fallbacks(&self) -> Vec<EmergencyRoute> {
+        // Whether the module can dial now is its own answer: a refusal fails the route.
+        self.gsm
+            .as_ref()
+            .map(|_| EmergencyRoute::Gsm)
+            .into_iter()
+            .collect()
+    }
+
+    fn gsm_prefix_route(&self, dialled: &str) -> Option<String> {
+        let s = self.gsm_settings()?;
+        if s.outbound_policy == OutboundPolicy::Off {
+            return None;
+        }
+        let rest = dialled.strip_prefix(s.outbound_prefix.as_deref()?)?;
+        (!rest.is_empty()).then(|| rest.to_owned())
+    }
+
+    fn gsm_takes_external(&self, e164: &str, trunk_up: bool) -> bool {
+        let Some(s) = self.gsm_settings() else {
+            return false;
+        };
+        let ready = self.gsm.as_ref().is_some_and(GsmLink::can_take_call);
+        if s.outbound_mobile && ready && is_mobile(e164) {
+            return true;
+        }
+        match s.outbound_policy {
+            OutboundPolicy::Off | OutboundPolicy::Prefix => false,
+            OutboundPolicy::Fallback => !trunk_up,
+            OutboundPolicy::All => ready || !trunk_up,
+        }
     }
 
     fn caller_id(&self, trunk: &str, extension: &str) -> Option<String> {
@@ -444,5 +505,24 @@ pub(crate) fn site_of(store: &Store) -> Site {
             warn!("site settings unreadable, using defaults: {e}");
             Site::default()
         }
+    }
+}
+
+/// Mobile numbers of the German plan (+4915x, +4916x, +4917x): cheaper from a mobile SIM,
+/// so `pbxctl gsm route --mobile on` sends them over the module.
+fn is_mobile(e164: &str) -> bool {
+    ["+4915", "+4916", "+4917"]
+        .iter()
+        .any(|p| e164.starts_with(p))
+}
+
+#[cfg(test)]
+mod gsm_class_tests {
+    use super::is_mobile;
+
+    #[test]
+    fn german_mobile_numbers_are_mobile() {
+        assert!(is_mobile("+491701234567") && is_mobile("+4915112345678"));
+        assert!(!is_mobile("+49301234567") && !is_mobile("+4318001234") && !is_mobile("112"));
     }
 }

@@ -26,6 +26,9 @@ use crate::call::CallSummary;
 use crate::call::Side;
 use crate::clock;
 use crate::config::Config;
+use crate::gsm::legs::GsmLegs;
+use crate::gsm::shell::GsmShell;
+use crate::gsm::GsmLink;
 use crate::line::legs::{PortLegs, PortOutput, PortSpec};
 use crate::line::sim::{PortInput, SimPorts};
 use crate::line::{Line, LineConfig, SitePlan};
@@ -116,9 +119,20 @@ pub struct SipShell {
     ready: watch::Sender<bool>,
     /// The analog ports, when there are any.
     ports: Option<PortsLink>,
+    /// The GSM module (issue 7): its link and the audio bridge's relay-port channel.
+    gsm: Option<GsmLinkParts>,
     /// The watchdog's "are you turning?" requests, answered by the event loop.
     liveness: Liveness,
     liveness_rx: Arc<Mutex<LivenessRequests>>,
+}
+
+/// The SIP task's link to the GSM module.
+#[derive(Debug, Clone)]
+struct GsmLinkParts {
+    link: GsmLink,
+    /// Where the module's audio bridge sends and receives RTP.
+    media_addr: SocketAddr,
+    media: Arc<watch::Sender<Option<u16>>>,
 }
 
 /// The SIP task's link to the analog ports' shell.
@@ -160,6 +174,7 @@ impl SipShell {
             calls: Arc::new(AtomicUsize::new(0)),
             ready,
             ports: None,
+            gsm: None,
             liveness,
             liveness_rx: Arc::new(Mutex::new(liveness_rx)),
         }
@@ -176,6 +191,22 @@ impl SipShell {
             specs: ports.specs,
             inputs: Arc::new(Mutex::new(ports.inputs)),
             outputs: ports.outputs,
+        });
+        self
+    }
+
+    /// With a GSM module: its call is a leg of calls; `media_addr` is its audio bridge,
+    /// told the relay port of the module's call through `media`.
+    pub fn with_gsm(
+        mut self,
+        link: GsmLink,
+        media_addr: SocketAddr,
+        media: watch::Sender<Option<u16>>,
+    ) -> Self {
+        self.gsm = Some(GsmLinkParts {
+            link,
+            media_addr,
+            media: Arc::new(media),
         });
         self
     }
@@ -221,6 +252,16 @@ impl SipShell {
         let mut directory =
             StoreServices::new(store, realm, self.media.clone(), &self.cfg.data_dir)
                 .with_ports(port_numbers);
+        if let Some(g) = &self.gsm {
+            directory = directory.with_gsm(g.link.clone());
+        }
+        let mut gsm = self
+            .gsm
+            .as_ref()
+            .map(|g| GsmShell::new(g.link.clone(), Arc::clone(&g.media)));
+        if let Some(g) = &gsm {
+            g.sync(&mut endpoint, &directory);
+        }
         // Without ports, a channel that never yields keeps the select below simple.
         let (_no_ports_tx, no_ports_rx) = mpsc::unbounded_channel();
         let no_ports = Mutex::new(no_ports_rx);
@@ -313,6 +354,16 @@ impl SipShell {
                     PortInput::Audio(i, frame) => endpoint.handle_port_audio(clock::now(), i, &frame, &mut directory),
                 },
                 Some(reply) = liveness.recv() => { let _ = reply.send(()); }
+                input = async {
+                    match gsm.as_mut() {
+                        Some(g) => g.next().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Some(g) = gsm.as_mut() {
+                        g.handle(input, &mut endpoint, &mut directory);
+                    }
+                }
                 Some(ev) = trunk_resolved.recv() => {
                     match ev {
                         TrunkShellEvent::Resolved(name, resolved) => {
@@ -331,6 +382,9 @@ impl SipShell {
                     trunks.check_alerts(&endpoint, clock::now());
                     sync_blocks(&directory.store, &mut endpoint, self.cfg.guard.block_time);
                     endpoint.handle_housekeeping(clock::now(), &mut directory);
+                    if let Some(g) = &gsm {
+                        g.sync(&mut endpoint, &directory);
+                    }
                 }
             }
             trunks.handle_events(
@@ -341,6 +395,9 @@ impl SipShell {
             );
             self.flush(&mut endpoint, &conns, &mut directory, &mut trunks)
                 .await;
+            if let Some(g) = &gsm {
+                g.carry_out(&mut endpoint);
+            }
             while let Some(out) = endpoint.poll_port_output() {
                 if let Some(p) = &self.ports {
                     let _ = p.outputs.send(out);
@@ -373,6 +430,9 @@ impl SipShell {
                 lines.push((spec.clone(), line));
             }
             calls = calls.with_ports(PortLegs::new(lines));
+        }
+        if let Some(g) = &self.gsm {
+            calls = calls.with_gsm(GsmLegs::new(g.media_addr));
         }
         let mut endpoint = Endpoint::with_calls(
             registrar,

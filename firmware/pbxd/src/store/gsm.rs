@@ -79,6 +79,8 @@ pub struct GsmSettings {
     pub outbound_prefix: Option<String>,
     /// When calls go out over GSM.
     pub outbound_policy: OutboundPolicy,
+    /// Mobile numbers go out over the module (while it can take a call).
+    pub outbound_mobile: bool,
     /// Days SMS are kept.
     pub sms_retention_days: u32,
     /// Sending limits.
@@ -251,7 +253,7 @@ impl Store {
             "SELECT pin_sealed, pin_rejected, pin_last_attempt_ok, puk_sealed,
                     puk_new_pin_sealed, puk_rejected, gateway_confirmed_at, inbound_destination,
                     outbound_prefix, outbound_policy, sms_retention_days, sms_per_minute,
-                    sms_per_day
+                    sms_per_day, outbound_mobile
              FROM gsm_settings WHERE id = 1",
             [],
             |r| {
@@ -267,6 +269,7 @@ impl Store {
                         inbound_destination: r.get(7)?,
                         outbound_prefix: r.get(8)?,
                         outbound_policy: OutboundPolicy::Off,
+                        outbound_mobile: r.get(13)?,
                         sms_retention_days: r.get(10)?,
                         sms_limits: SmsLimits {
                             per_minute: r.get(11)?,
@@ -381,6 +384,15 @@ impl Store {
                 policy.as_str(),
                 now_unix
             ],
+        )?;
+        Ok(())
+    }
+
+    /// Sends mobile numbers over the module, or not.
+    pub fn set_gsm_mobile_route(&mut self, on: bool, now_unix: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE gsm_settings SET outbound_mobile = ?1, updated_at = ?2 WHERE id = 1",
+            params![on, now_unix],
         )?;
         Ok(())
     }
@@ -704,6 +716,10 @@ mod tests {
             .unwrap();
         let g = s.gsm_settings().unwrap();
         assert_eq!(g.inbound_destination.as_deref(), Some("21"));
+        assert_eq!(g.outbound_policy, OutboundPolicy::Fallback);
+        assert!(!g.outbound_mobile);
+        s.set_gsm_mobile_route(true, 3).unwrap();
+        assert!(s.gsm_settings().unwrap().outbound_mobile);
         assert_eq!(g.outbound_policy, OutboundPolicy::Fallback);
     }
 }

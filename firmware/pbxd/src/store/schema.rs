@@ -293,8 +293,14 @@ CREATE TABLE trunk_status (
 ) WITHOUT ROWID;
 ";
 
+/// Issue 7, GSM routing by number class: mobile numbers go out over the module.
+const V9: &str = "
+ALTER TABLE gsm_settings ADD COLUMN outbound_mobile INTEGER NOT NULL DEFAULT 0
+    CHECK (outbound_mobile IN (0, 1));
+";
+
 /// All steps, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -226,7 +226,17 @@ pub struct Ec25 {
     booting: bool,
     garbage: Option<Vec<u8>>,
     commands_seen: u64,
+    // Audio: the PCM interface in memory (a far-end tone source and a sink)
+    qdai: Option<String>,
+    far_tone: Option<f32>,
+    far_samples: u64,
+    far_heard: VecDeque<i16>,
 }
+
+/// Samples in one 20 ms PCM frame at 8 kHz.
+pub const PCM_FRAME: usize = 160;
+/// What the far end heard is kept this long (200 ms).
+const HEARD_SAMPLES: usize = 1600;
 
 impl Ec25 {
     /// A module that has booted (as if `RDY` was sent before the host opened the port).
@@ -265,6 +275,10 @@ impl Ec25 {
             booting: false,
             garbage: None,
             commands_seen: 0,
+            qdai: None,
+            far_tone: None,
+            far_samples: 0,
+            far_heard: VecDeque::new(),
             config,
         };
         m.power_on_sim();
@@ -494,6 +508,70 @@ impl Ec25 {
     /// the module sends `RDY` (and asks for the PIN again).
     pub fn reset_mid_command(&mut self) {
         self.reset_on_next_command = true;
+    }
+
+    /// An SMS that was on the SIM before the host started (no `+CMTI`): what
+    /// `AT+CMGL` finds. Returns the indexes.
+    pub fn preload_sms(&mut self, from: &str, text: &str) -> Result<Vec<u16>, ScriptError> {
+        let indexes = self.deliver_sms(from, text)?;
+        self.output.clear();
+        Ok(indexes)
+    }
+
+    // ----- the PCM interface (in memory) -----
+
+    /// The far end speaks a sine of `hz` (`None`: silence) while a call is connected.
+    pub fn set_far_end_tone(&mut self, hz: Option<f32>) {
+        self.far_tone = hz;
+    }
+
+    /// 20 ms of the far end's voice from the module's PCM output, while a call is
+    /// connected (`None` otherwise: the PCM clock carries no call).
+    pub fn pcm_from_module(&mut self) -> Option<Vec<i16>> {
+        if !self
+            .call
+            .as_ref()
+            .is_some_and(|c| c.phase == CallPhase::Active)
+        {
+            return None;
+        }
+        let mut frame = vec![0i16; PCM_FRAME];
+        if let Some(hz) = self.far_tone {
+            for (i, s) in frame.iter_mut().enumerate() {
+                let n = self.far_samples + i as u64;
+                let phase = 2.0 * std::f64::consts::PI * f64::from(hz) * n as f64 / 8000.0;
+                // About -10 dBm0.
+                *s = (phase.sin() * 7000.0) as i16;
+            }
+        }
+        self.far_samples += PCM_FRAME as u64;
+        Some(frame)
+    }
+
+    /// Audio the host plays into the module's PCM input: the far end hears it while a
+    /// call is connected.
+    pub fn pcm_to_module(&mut self, frame: &[i16]) {
+        if !self
+            .call
+            .as_ref()
+            .is_some_and(|c| c.phase == CallPhase::Active)
+        {
+            return;
+        }
+        self.far_heard.extend(frame.iter().copied());
+        while self.far_heard.len() > HEARD_SAMPLES {
+            self.far_heard.pop_front();
+        }
+    }
+
+    /// What the far end heard in the last 200 ms of the call.
+    pub fn far_end_heard(&self) -> Vec<i16> {
+        self.far_heard.iter().copied().collect()
+    }
+
+    /// The digital audio interface the host set with `AT+QDAI=...` (its arguments).
+    pub fn pcm_interface(&self) -> Option<&str> {
+        self.qdai.as_deref()
     }
 
     // ----- internals -----
@@ -909,6 +987,12 @@ impl Ec25 {
             ("+CMGS", Some(len)) => self.start_submit(usize::from(len)),
             ("+CMGR", Some(i)) => self.read_sms(i),
             ("+CMGD", _) => self.delete_sms(args),
+            ("+CMGL", Some(4)) if self.pdu_mode => self.list_sms(),
+            // The PCM interface (Quectel): kept, so a test can check it was set.
+            ("+QDAI", _) if !args.is_empty() => {
+                self.qdai = Some(args.to_owned());
+                self.ok();
+            }
             _ => self.answer(&[], "ERROR"),
         }
     }
@@ -1048,6 +1132,23 @@ impl Ec25 {
         let hex = pdu::to_hex(pdu);
         *stat = 1; // now read
         self.answer(&[header, hex], "OK");
+    }
+
+    /// `AT+CMGL=4`: every stored message, `+CMGL: <index>,<stat>,,<length>` then its PDU.
+    fn list_sms(&mut self) {
+        if let Some(e) = self.sim_error() {
+            return self.cme(e);
+        }
+        let mut info = Vec::new();
+        for (index, (stat, pdu)) in self.stored.iter_mut() {
+            info.push(format!(
+                "+CMGL: {index},{stat},,{}",
+                pdu.len().saturating_sub(1)
+            ));
+            info.push(pdu::to_hex(pdu));
+            *stat = 1;
+        }
+        self.answer(&info, "OK");
     }
 
     fn delete_sms(&mut self, args: &str) {
@@ -1244,6 +1345,54 @@ mod tests {
         m.remote_hangup().unwrap();
         assert_eq!(exchange(&mut m, next, b""), "\r\nNO CARRIER\r\n");
         assert_eq!(m.remote_hangup(), Err(ScriptError::NoCall));
+    }
+
+    #[test]
+    fn pcm_carries_audio_both_ways_only_while_connected_and_qdai_is_kept() {
+        let (mut m, now) = quiet(Ec25Config {
+            pin: None,
+            ..Ec25Config::default()
+        });
+        assert_eq!(
+            exchange(&mut m, now, b"AT+QDAI=1,1,0,1,0,0,1,1\r"),
+            "\r\nOK\r\n"
+        );
+        assert_eq!(m.pcm_interface(), Some("1,1,0,1,0,0,1,1"));
+        m.set_far_end_tone(Some(1000.0));
+        m.incoming_call("+4930123").unwrap();
+        assert_eq!(m.pcm_from_module(), None, "no audio while ringing");
+        m.pcm_to_module(&[100; PCM_FRAME]);
+        assert!(m.far_end_heard().is_empty());
+        exchange(&mut m, now, b"ATA\r");
+        let frame = m.pcm_from_module().unwrap();
+        assert_eq!(frame.len(), PCM_FRAME);
+        assert!(frame.iter().any(|&s| s > 5000));
+        m.pcm_to_module(&[100; PCM_FRAME]);
+        assert_eq!(m.far_end_heard(), vec![100; PCM_FRAME]);
+        m.remote_hangup().unwrap();
+        assert_eq!(m.pcm_from_module(), None);
+    }
+
+    #[test]
+    fn cmgl_lists_what_was_on_the_sim() {
+        let (mut m, now) = quiet(Ec25Config {
+            pin: None,
+            ..Ec25Config::default()
+        });
+        let idx = m.preload_sms("+4917012345", "Hallo").unwrap();
+        assert_eq!(exchange(&mut m, now, b""), "", "no +CMTI for old messages");
+        let out = exchange(&mut m, now, b"AT+CMGL=4\r");
+        assert!(
+            out.starts_with(&format!("\r\n+CMGL: {},0,,", idx[0])),
+            "{out:?}"
+        );
+        assert!(out.ends_with("\r\nOK\r\n"));
+        // Listed once: read now.
+        let again = exchange(&mut m, now, b"AT+CMGL=4\r");
+        assert!(
+            again.contains(&format!("+CMGL: {},1,,", idx[0])),
+            "{again:?}"
+        );
     }
 
     #[test]

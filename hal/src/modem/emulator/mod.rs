@@ -23,5 +23,5 @@
 pub mod core;
 pub mod pty;
 
-pub use self::core::{CallPhase, Ec25, Ec25Config, EmulatedCall, ScriptError, SentSms};
+pub use self::core::{CallPhase, Ec25, Ec25Config, EmulatedCall, ScriptError, SentSms, PCM_FRAME};
 pub use self::pty::{PtyError, PtyModem};

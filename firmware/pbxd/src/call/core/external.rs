@@ -402,7 +402,16 @@ impl CallControl {
             .called
             .iter()
             .filter_map(|c| dialplan::normalise(c, &site).ok())
-            .find_map(|e| io.env.did_destination(from.trunk, &e).map(|d| (e, d)));
+            .find_map(|e| io.env.did_destination(from.trunk, &e).map(|d| (e, d)))
+            // A trunk that sends no called number (the GSM module: its SIM has one
+            // number) has one destination, asked for with an empty number.
+            .or_else(|| {
+                from.called
+                    .is_empty()
+                    .then(|| io.env.did_destination(from.trunk, ""))
+                    .flatten()
+                    .map(|d| (String::new(), d))
+            });
         let dialled = found
             .as_ref()
             .map(|(e, _)| e.clone())

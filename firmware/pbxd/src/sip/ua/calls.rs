@@ -2,7 +2,8 @@
 //! [`SipCalls`], which lets the user agent turn it into leg events and lets call
 //! control act on them through the user agent's legs, until nothing is left to do.
 //! Analog ports ([`PortLegs`]) join as legs of their own: commands go to whichever
-//! layer owns the leg, and ringing an extension that is a port rings the port.
+//! layer owns the leg, and ringing an extension that is a port rings the port. The GSM
+//! module's call ([`GsmLegs`]) is one more such leg: [`RingTarget::Gsm`] rings it.
 
 use std::time::Instant;
 
@@ -14,6 +15,8 @@ use crate::call::{
     CallConfig, CallControl, CallId, CallServices, CallSummary, Cause, LegId, Legs, MediaPort,
     Party, RingTarget, Side, TransferStatus,
 };
+use crate::gsm::legs::{GsmLegs, GsmOutput};
+use crate::gsm::GsmCallEvent;
 use crate::line::legs::{PortLegs, PortOutput};
 use crate::line::HookEvent;
 use crate::media::sdp::Negotiated;
@@ -35,6 +38,8 @@ pub struct CallContext<'a> {
 struct SipSide<'a> {
     ua: &'a mut SipLegs,
     ports: Option<&'a mut PortLegs>,
+    gsm: Option<&'a mut GsmLegs>,
+    gsm_confirmed: bool,
     registrar: &'a Registrar,
     now: Instant,
 }
@@ -43,6 +48,11 @@ impl SipSide<'_> {
     /// The ports, if `leg` is theirs.
     fn port(&mut self, leg: LegId) -> Option<&mut PortLegs> {
         self.ports.as_deref_mut().filter(|p| p.owns(leg))
+    }
+
+    /// The GSM module, if `leg` is its.
+    fn gsm(&mut self, leg: LegId) -> Option<&mut GsmLegs> {
+        self.gsm.as_deref_mut().filter(|g| g.owns(leg))
     }
 }
 
@@ -53,6 +63,9 @@ impl Legs for SipSide<'_> {
         media: MediaPort,
         needs_offer: bool,
     ) -> Result<Option<Negotiated>, Cause> {
+        if let Some(g) = self.gsm(leg) {
+            return g.accept(leg, media);
+        }
         match self.port(leg) {
             Some(p) => p.accept(leg, media),
             None => self.ua.accept(self.now, leg, media, needs_offer),
@@ -66,6 +79,16 @@ impl Legs for SipSide<'_> {
         media: MediaPort,
     ) -> Result<LegId, Cause> {
         let now = self.now;
+        if GsmLegs::serves(target) {
+            let confirmed = self.gsm_confirmed;
+            return match self.gsm.as_deref_mut() {
+                Some(g) => g.ring(target, media, confirmed),
+                None => Err(Cause::with(
+                    crate::call::CauseKind::Unavailable,
+                    "no GSM module",
+                )),
+            };
+        }
         if let (Some(p), RingTarget::Extension(ext)) = (self.ports.as_deref_mut(), target) {
             if p.serves(ext) {
                 return p.ring(now, target, from, media);
@@ -75,6 +98,10 @@ impl Legs for SipSide<'_> {
     }
 
     fn progress(&mut self, leg: LegId, ringing: bool, early_media: bool) {
+        // The module rings its caller by itself.
+        if self.gsm(leg).is_some() {
+            return;
+        }
         let now = self.now;
         match self.port(leg) {
             Some(p) => p.progress(now, leg),
@@ -83,6 +110,9 @@ impl Legs for SipSide<'_> {
     }
 
     fn answer(&mut self, leg: LegId) {
+        if let Some(g) = self.gsm(leg) {
+            return g.answer(leg);
+        }
         let now = self.now;
         match self.port(leg) {
             Some(p) => p.answer(now, leg),
@@ -91,6 +121,9 @@ impl Legs for SipSide<'_> {
     }
 
     fn reject(&mut self, leg: LegId, cause: &Cause) {
+        if let Some(g) = self.gsm(leg) {
+            return g.hang_up(leg);
+        }
         let now = self.now;
         match self.port(leg) {
             Some(p) => p.reject(now, leg, cause),
@@ -99,6 +132,9 @@ impl Legs for SipSide<'_> {
     }
 
     fn hang_up(&mut self, leg: LegId) {
+        if let Some(g) = self.gsm(leg) {
+            return g.hang_up(leg);
+        }
         let now = self.now;
         match self.port(leg) {
             Some(p) => p.hang_up(now, leg),
@@ -107,6 +143,9 @@ impl Legs for SipSide<'_> {
     }
 
     fn move_media(&mut self, leg: LegId, media: MediaPort) {
+        if let Some(g) = self.gsm(leg) {
+            return g.move_media(leg, media);
+        }
         match self.port(leg) {
             Some(p) => p.move_media(leg, media),
             None => self.ua.move_media(leg, media),
@@ -114,6 +153,10 @@ impl Legs for SipSide<'_> {
     }
 
     fn transfer_status(&mut self, leg: LegId, status: TransferStatus) {
+        // The module's caller cannot ask for transfers.
+        if self.gsm(leg).is_some() {
+            return;
+        }
         match self.port(leg) {
             Some(p) => p.transfer_status(leg, status),
             None => self.ua.transfer_status(leg, status),
@@ -127,6 +170,9 @@ pub struct SipCalls {
     ua: SipLegs,
     control: CallControl,
     ports: Option<PortLegs>,
+    gsm: Option<GsmLegs>,
+    /// The installer confirmed the SIM may be used in a gateway (ordinary GSM calls).
+    gsm_confirmed: bool,
 }
 
 impl SipCalls {
@@ -136,7 +182,59 @@ impl SipCalls {
             ua: SipLegs::new(cfg.clone(), seed),
             control: CallControl::new(cfg),
             ports: None,
+            gsm: None,
+            gsm_confirmed: false,
         }
+    }
+
+    /// With the GSM module's call as a leg.
+    pub fn with_gsm(mut self, gsm: GsmLegs) -> Self {
+        self.gsm = Some(gsm);
+        self
+    }
+
+    /// Whether ordinary calls may go out over GSM (the installer's confirmation).
+    pub fn set_gsm_confirmed(&mut self, on: bool) {
+        self.gsm_confirmed = on;
+    }
+
+    /// A call event from the GSM module; `destination`: where inbound calls ring
+    /// (`None`: refused).
+    pub fn handle_gsm_event(
+        &mut self,
+        now: Instant,
+        event: GsmCallEvent,
+        destination: Option<&str>,
+        ctx: &mut CallContext<'_>,
+    ) {
+        if let Some(g) = self.gsm.as_mut() {
+            g.handle_call_event(event, destination);
+        }
+        self.pump(now, ctx);
+    }
+
+    /// The module refused to dial for `leg`.
+    pub fn handle_gsm_dial_failed(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        why: &str,
+        ctx: &mut CallContext<'_>,
+    ) {
+        if let Some(g) = self.gsm.as_mut() {
+            g.dial_failed(leg, why);
+        }
+        self.pump(now, ctx);
+    }
+
+    /// The next instruction for the modem task.
+    pub fn poll_gsm_output(&mut self) -> Option<GsmOutput> {
+        self.gsm.as_mut().and_then(GsmLegs::poll_output)
+    }
+
+    /// The GSM module's calls in progress (for leak checks).
+    pub fn gsm_calls(&self) -> usize {
+        self.gsm.as_ref().map_or(0, GsmLegs::calls)
     }
 
     /// With analog ports as legs.
@@ -322,6 +420,8 @@ impl SipCalls {
         let mut legs = SipSide {
             ua: &mut self.ua,
             ports: self.ports.as_mut(),
+            gsm: self.gsm.as_mut(),
+            gsm_confirmed: self.gsm_confirmed,
             registrar: &*ctx.registrar,
             now,
         };
@@ -342,6 +442,8 @@ impl SipCalls {
         let mut legs = SipSide {
             ua: &mut self.ua,
             ports: self.ports.as_mut(),
+            gsm: self.gsm.as_mut(),
+            gsm_confirmed: self.gsm_confirmed,
             registrar: &*ctx.registrar,
             now,
         };
@@ -361,6 +463,8 @@ impl SipCalls {
         let mut legs = SipSide {
             ua: &mut self.ua,
             ports: self.ports.as_mut(),
+            gsm: self.gsm.as_mut(),
+            gsm_confirmed: self.gsm_confirmed,
             registrar: &*ctx.registrar,
             now,
         };
@@ -378,12 +482,17 @@ impl SipCalls {
                 Some(e) => e,
                 None => match self.ports.as_mut().and_then(|p| p.poll_event()) {
                     Some(e) => e,
-                    None => break,
+                    None => match self.gsm.as_mut().and_then(GsmLegs::poll_event) {
+                        Some(e) => e,
+                        None => break,
+                    },
                 },
             };
             let mut legs = SipSide {
                 ua: &mut self.ua,
                 ports: self.ports.as_mut(),
+                gsm: self.gsm.as_mut(),
+                gsm_confirmed: self.gsm_confirmed,
                 registrar: &*ctx.registrar,
                 now,
             };

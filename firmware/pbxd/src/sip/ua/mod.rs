@@ -14,6 +14,8 @@
 pub mod calls;
 pub mod cause;
 pub mod dialog;
+#[cfg(test)]
+mod gsm_tests;
 pub mod ids;
 mod in_dialog;
 mod liveness;

@@ -39,10 +39,13 @@ pub(super) struct Office {
     /// Alerts raised (severity) and cleared (None), in order.
     pub(super) alerts: Vec<(String, Option<Severity>, String)>,
     pub(super) external_forwarding: bool,
+    /// The GSM prefix (issue 7), and whether GSM takes external calls no trunk can.
+    pub(super) gsm_prefix: Option<String>,
+    pub(super) gsm_fallback: bool,
     /// Sounds started and stopped, in order: (call, side, Some(sound) | None for stop).
     sounds: Vec<(CallId, Side, Option<Sound>)>,
     open: HashSet<CallId>,
-    configured: Vec<(CallId, Side, Negotiated)>,
+    pub(super) configured: Vec<(CallId, Side, Negotiated)>,
     active: HashSet<CallId>,
     opened_total: usize,
 }
@@ -67,6 +70,8 @@ impl Default for Office {
             locked: HashSet::new(),
             alerts: Vec::new(),
             external_forwarding: false,
+            gsm_prefix: None,
+            gsm_fallback: false,
             sounds: Vec::new(),
             open: HashSet::new(),
             configured: Vec::new(),
@@ -122,6 +127,13 @@ impl CallDirectory for Office {
     }
     fn external_limits(&self, _: &str, _: &str) -> ExternalLimits {
         self.limits
+    }
+    fn gsm_prefix_route(&self, dialled: &str) -> Option<String> {
+        let rest = dialled.strip_prefix(self.gsm_prefix.as_deref()?)?;
+        (!rest.is_empty()).then(|| rest.to_owned())
+    }
+    fn gsm_takes_external(&self, _: &str, trunk_up: bool) -> bool {
+        self.gsm_fallback && !trunk_up
     }
     fn external_locked(&self, ext: &str) -> bool {
         self.locked.contains(ext)
@@ -224,6 +236,28 @@ fn epoch() -> Instant {
 impl Rig {
     pub(super) fn new() -> Self {
         Self::with(CallConfig::default())
+    }
+
+    /// With the GSM module's leg (its audio bridge at 127.0.0.1:4100).
+    pub(super) fn with_gsm() -> Self {
+        let mut rig = Self::new();
+        let reg = Registrar::new(RegistrarConfig::default(), [9; 32], 3);
+        let calls = SipCalls::new(
+            CallConfig {
+                ring_timeout: Duration::from_secs(30),
+                ..CallConfig::default()
+            },
+            11,
+        )
+        .with_gsm(crate::gsm::legs::GsmLegs::new(
+            "127.0.0.1:4100".parse().expect("addr"),
+        ));
+        let guard = GuardConfig {
+            rate_per_sec: 0,
+            ..GuardConfig::default()
+        };
+        rig.ep = Endpoint::with_calls(reg, calls, guard, TimerConfig::default());
+        rig
     }
 
     fn with(cfg: CallConfig) -> Self {
