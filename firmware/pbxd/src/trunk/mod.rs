@@ -5,8 +5,6 @@
 //! calls from the provider, send calls to it and answer its challenges). The registration
 //! client and the numbers/policy layer live in submodules of their own.
 
-pub mod static_link;
-
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
