@@ -16,7 +16,10 @@
 //! - Outbound: 1002 dials 0211123456; pbxd sends `sip:+49211123456@provider.test` with
 //!   the account's number in From and P-Preferred-Identity; Kamailio routes it to farend.
 //!
-//! In both, each phone's recording holds the other's tone (Goertzel), so RTP flows both
+//! - Removal: `pbxctl trunk remove` makes pbxd un-REGISTER (Kamailio logs the Contact
+//!   with `expires=0`), and a call to the office's number then gets 480 at the provider.
+//!
+//! In the calls, each phone's recording holds the other's tone (Goertzel), so RTP flows both
 //! ways between pbxd's relay and the provider's side. Kamailio record-routes, so ACK and
 //! BYE go through it too. Kamailio has its own loopback address because pbxd trusts
 //! INVITEs by the registrar's resolved IP, and the phones are on 127.0.0.1.
@@ -443,5 +446,39 @@ fn a_call_to_an_outside_number_goes_out_through_the_provider_with_two_way_audio(
         cdr.lines()
             .any(|l| l.contains("outbound") && l.contains("main") && l.contains(FAR_E164)),
         "{cdr}"
+    );
+}
+
+#[test]
+fn removing_the_trunk_unregisters_it_so_the_provider_stops_routing_calls_to_the_box() {
+    let s = Setup::start();
+    s.pbx.ctl(&["trunk", "remove", "main"]);
+    // pbxd picks the change up within 5 s and sends Expires: 0 with its Contact.
+    let deadline = now() + Duration::from_secs(15);
+    let unregistered = |events: &[String]| {
+        events
+            .iter()
+            .any(|e| e.starts_with(&format!("SAVED {SIP_ID} ")) && e.contains("expires=0"))
+    };
+    while !unregistered(&s.provider.events()) {
+        assert!(
+            now() < deadline,
+            "no un-REGISTER at the provider\n{}",
+            s.context()
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    // The provider has no binding left: a call to the office's number is refused there.
+    s.far.command("dial", DID).expect("dial");
+    let closed = s
+        .far
+        .wait_event("CALL_CLOSED", Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("the call did not end\n{}", s.context()));
+    eprintln!("farend: {}", closed.raw);
+    assert!(
+        closed.raw.contains("480") || closed.raw.contains("Not Registered"),
+        "{}\n{}",
+        closed.raw,
+        s.context()
     );
 }
