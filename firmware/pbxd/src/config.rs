@@ -149,10 +149,6 @@ pub struct Cli {
     /// roots (a private fleet PKI).
     #[arg(long, value_name = "FILE")]
     pub hawkbit_ca: Option<PathBuf>,
-    /// Test only, until the registration client lands: a trunk taken as registered on
-    /// UDP, `name=NAME,peer=IP:PORT,domain=DOMAIN,user=SIP-ID`.
-    #[arg(long, hide = true, value_parser = crate::trunk::static_link::StaticTrunk::parse)]
-    pub static_trunk: Option<crate::trunk::static_link::StaticTrunk>,
 }
 
 /// Where the analog ports come from.
@@ -210,8 +206,6 @@ pub struct Config {
     pub port_extensions: Vec<String>,
     /// The GSM module's serial port (`None`: the emulator with `--hardware sim`).
     pub modem: Option<PathBuf>,
-    /// Test only: a trunk link without registration (`--static-trunk`).
-    pub static_trunk: Option<crate::trunk::static_link::StaticTrunk>,
 }
 
 /// A configuration that cannot work, found before binding anything.
@@ -354,7 +348,6 @@ impl Cli {
             hardware: self.hardware,
             modem: self.modem,
             port_extensions: self.port_extensions,
-            static_trunk: self.static_trunk,
         })
     }
 }

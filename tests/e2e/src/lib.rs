@@ -1597,7 +1597,18 @@ impl Phone {
         // A port found free can be taken by another test before baresip binds it (many
         // tests run at once): start again on fresh ports.
         for _ in 0..4 {
-            if let Some(phone) = Self::start_once(pbx, config.clone()) {
+            if let Some(phone) = Self::start_once(pbx.sip_addr(), Some(pbx), config.clone()) {
+                return phone;
+            }
+        }
+        panic!("baresip found its ports taken in 4 attempts");
+    }
+
+    /// A phone registered at another registrar (a provider's Kamailio, say) instead of
+    /// pbxd: returns once baresip logs the registrar's 200.
+    pub fn start_at(registrar: SocketAddr, config: PhoneConfig) -> Phone {
+        for _ in 0..4 {
+            if let Some(phone) = Self::start_once(registrar, None, config.clone()) {
                 return phone;
             }
         }
@@ -1605,7 +1616,7 @@ impl Phone {
     }
 
     /// One attempt of [`Phone::start`]; `None` when baresip could not bind its ports.
-    fn start_once(pbx: &Pbx, config: PhoneConfig) -> Option<Phone> {
+    fn start_once(registrar: SocketAddr, pbx: Option<&Pbx>, config: PhoneConfig) -> Option<Phone> {
         let (bin, dir, tone, recordings) = phone_files(&config);
         let sip_local = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let ctrl_port = free_port();
@@ -1650,7 +1661,7 @@ impl Phone {
         let account = format!(
             "<sip:{}@{};transport=udp>;auth_pass={};regint=600;answermode=auto;audio_codecs={}{mediaenc}\n",
             config.user,
-            pbx.sip_addr(),
+            registrar,
             config.password,
             config.codecs.join(",")
         );
@@ -1700,6 +1711,21 @@ impl Phone {
             config,
             sip_local,
             dir,
+        };
+        let Some(pbx) = pbx else {
+            // baresip prints "user@host: {0/UDP/v4} 200 OK (...) [1 binding]" (its
+            // REGISTER_OK event may come before ctrl_tcp is connected).
+            let deadline = now() + Duration::from_secs(15);
+            while !phone.log().contains("} 200 OK") && now() < deadline {
+                thread::sleep(Duration::from_millis(50));
+            }
+            assert!(
+                phone.log().contains("} 200 OK"),
+                "baresip {} did not register at {registrar}:\n{}",
+                phone.config.user,
+                phone.log()
+            );
+            return Some(phone);
         };
         let local = phone.sip_local.to_string();
         let (out, ok) = pbx.wait_registrations(Duration::from_secs(15), |o| o.contains(&local));

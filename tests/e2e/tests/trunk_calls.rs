@@ -1,25 +1,109 @@
-//! Calls over the cloud trunk with sipp playing the provider (issue 5). Until the
-//! registration client lands, pbxd takes the provider as registered through the hidden
-//! test flag `--static-trunk`.
+//! Calls over the cloud trunk with sipp playing the provider (issue 5). pbxd has a real
+//! trunk account (`pbxctl trunk add ... --password-stdin`) whose registrar is the sipp
+//! provider on 127.0.0.2 (`trunk_provider_uas.xml` answers REGISTER with 200); the calls
+//! start once `pbxctl trunk status` says registered. The provider sits on its own loopback
+//! address because pbxd trusts INVITEs by the registrar's resolved IP, and every phone of
+//! these tests is on 127.0.0.1. Calls through Kamailio are in trunk_kamailio_call.rs.
 
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use pbx_e2e::{free_port, Pbx, Sipp};
+use pbx_e2e::{free_port, now, pbxctl_bin, Pbx, Sipp};
 
 const CALLER: &str = "1001";
 const CALLER_PW: &str = "s3cret-1001";
+/// The provider's own loopback address.
+const PROVIDER_IP: &str = "127.0.0.2";
+
+/// `pbxctl trunk add cloud` with the sipp provider at `registrar` as its registrar.
+fn add_trunk(pbx: &Pbx, registrar: SocketAddr) {
+    let mut child = Command::new(pbxctl_bin())
+        .arg("--data-dir")
+        .arg(pbx.data_dir())
+        .args(["trunk", "add", "cloud", "--registrar"])
+        .arg(registrar.to_string())
+        .args([
+            "--domain",
+            "sip.provider.example",
+            "--user",
+            "4930123",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run pbxctl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"provider-pw\n")
+        .expect("write the password");
+    let out = child.wait_with_output().expect("pbxctl");
+    assert!(
+        out.status.success(),
+        "pbxctl trunk add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Waits until `pbxctl trunk status cloud` says registered.
+fn wait_registered(pbx: &Pbx) {
+    let deadline = now() + Duration::from_secs(20);
+    loop {
+        let s = pbx.ctl(&["trunk", "status", "cloud"]);
+        if s.starts_with("cloud: registered until") {
+            return;
+        }
+        assert!(
+            now() < deadline,
+            "trunk not registered: {s}\npbxd log:\n{}",
+            pbx.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The sipp provider (registrar and callee) on 127.0.0.2:`port`, for `calls` REGISTERs
+/// plus calls.
+fn provider(pbx: &Pbx, port: u16, calls: u32, timeout: Duration) -> pbx_e2e::SippHandle {
+    Sipp::new("trunk_provider_uas.xml")
+        .args_ip_port(port)
+        .calls(calls)
+        .timeout(timeout)
+        .spawn(pbx.sip_addr())
+}
+
+/// The provider's address.
+fn provider_addr(port: u16) -> SocketAddr {
+    format!("{PROVIDER_IP}:{port}").parse().expect("address")
+}
+
+trait ProviderArgs {
+    fn args_ip_port(self, port: u16) -> Self;
+}
+
+impl ProviderArgs for Sipp {
+    fn args_ip_port(self, port: u16) -> Self {
+        self.arg("-i")
+            .arg(PROVIDER_IP)
+            .arg("-p")
+            .arg(&port.to_string())
+    }
+}
 
 #[test]
 fn an_outbound_call_reaches_the_provider_in_e164_with_the_accounts_number() {
     let provider_port = free_port();
-    let trunk = format!(
-        "name=cloud,peer=127.0.0.1:{provider_port},domain=sip.provider.example,user=4930123"
-    );
-    let pbx = Pbx::builder()
-        .extension(CALLER, CALLER_PW)
-        .arg("--static-trunk")
-        .arg(&trunk)
-        .start();
+    let pbx = Pbx::builder().extension(CALLER, CALLER_PW).start();
+    // The provider takes the REGISTER, then answers the call.
+    let provider = provider(&pbx, provider_port, 2, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(300));
+    add_trunk(&pbx, provider_addr(provider_port));
+    wait_registered(&pbx);
     pbx.ctl(&[
         "numbers",
         "add",
@@ -32,13 +116,6 @@ fn an_outbound_call_reaches_the_provider_in_e164_with_the_accounts_number() {
         "all",
         "--default",
     ]);
-    // The provider answers the call (a plain UAS on the trunk's address).
-    let provider = Sipp::new("call_uas.xml")
-        .arg("-p")
-        .arg(&provider_port.to_string())
-        .timeout(Duration::from_secs(40))
-        .spawn(pbx.sip_addr());
-    std::thread::sleep(Duration::from_millis(500));
     let caller = Sipp::new("call_uac.xml")
         .user(CALLER, CALLER_PW)
         .key("callee", "0211123456")
@@ -77,15 +154,13 @@ fn an_outbound_call_reaches_the_provider_in_e164_with_the_accounts_number() {
 #[test]
 fn a_call_to_one_of_the_accounts_numbers_rings_its_extension_with_the_caller_in_national_format() {
     const CALLEE: &str = "1002";
-    let provider_port = free_port();
-    let trunk = format!(
-        "name=cloud,peer=127.0.0.1:{provider_port},domain=sip.provider.example,user=4930123"
-    );
-    let pbx = Pbx::builder()
-        .extension(CALLEE, "s3cret-1002")
-        .arg("--static-trunk")
-        .arg(&trunk)
-        .start();
+    let registrar_port = free_port();
+    let pbx = Pbx::builder().extension(CALLEE, "s3cret-1002").start();
+    let registrar = provider(&pbx, registrar_port, 1, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    add_trunk(&pbx, provider_addr(registrar_port));
+    wait_registered(&pbx);
+    registrar.wait().assert_success("registrar");
     pbx.ctl(&[
         "numbers",
         "add",
@@ -104,10 +179,10 @@ fn a_call_to_one_of_the_accounts_numbers_rings_its_extension_with_the_caller_in_
         o.contains(&format!("sipp-callee-{CALLEE}"))
     });
     assert!(ok, "the callee did not register:\n{out}");
-    // The provider calls from the trunk's address, without credentials.
+    // The provider calls from another port of the registrar's address, without
+    // credentials.
     let provider = Sipp::new("trunk_provider_uac.xml")
-        .arg("-p")
-        .arg(&provider_port.to_string())
+        .args_ip_port(free_port())
         .key("did", "+4921112345")
         .timeout(Duration::from_secs(40))
         .run(pbx.sip_addr());
@@ -143,21 +218,12 @@ fn a_call_to_one_of_the_accounts_numbers_rings_its_extension_with_the_caller_in_
 #[test]
 fn blocked_ranges_are_refused_before_anything_reaches_the_provider() {
     let provider_port = free_port();
-    let trunk = format!(
-        "name=cloud,peer=127.0.0.1:{provider_port},domain=sip.provider.example,user=4930123"
-    );
-    let pbx = Pbx::builder()
-        .extension(CALLER, CALLER_PW)
-        .arg("--static-trunk")
-        .arg(&trunk)
-        .start();
-    // The provider listens for a few seconds; nothing may arrive.
-    let provider = Sipp::new("call_uas.xml")
-        .arg("-p")
-        .arg(&provider_port.to_string())
-        .timeout(Duration::from_secs(6))
-        .spawn(pbx.sip_addr());
-    std::thread::sleep(Duration::from_millis(500));
+    let pbx = Pbx::builder().extension(CALLER, CALLER_PW).start();
+    // The provider takes the REGISTER, then listens; no INVITE may arrive.
+    let provider = provider(&pbx, provider_port, 2, Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(300));
+    add_trunk(&pbx, provider_addr(provider_port));
+    wait_registered(&pbx);
     for number in ["0900123456", "+49900123456", "0049900123456", "0137123456"] {
         let caller = Sipp::new("call_uac_expect.xml")
             .user(CALLER, CALLER_PW)
@@ -168,8 +234,13 @@ fn blocked_ranges_are_refused_before_anything_reaches_the_provider() {
         caller.assert_success(&format!("{number} refused with 403"));
     }
     let provider = provider.wait();
+    let received = provider.received();
     assert!(
-        provider.received().is_empty(),
-        "the provider got something:\n{provider}"
+        received.iter().any(|m| m.starts_with("REGISTER ")),
+        "{provider}"
+    );
+    assert!(
+        received.iter().all(|m| m.starts_with("REGISTER ")),
+        "the provider got more than the REGISTER:\n{provider}"
     );
 }

@@ -1181,11 +1181,12 @@ enum NumbersCmd {
         #[arg(long)]
         trunk: Option<String>,
     },
-    /// Set a trunk's concurrent-call limit (both directions), or `none`.
+    /// Set a trunk's concurrent-call limit (both directions; the same value as
+    /// `trunk set --max-calls`).
     Limit {
         /// The trunk.
         trunk: String,
-        /// Most concurrent calls, or `none`.
+        /// Most concurrent calls (1 to 1000).
         #[arg(long, value_name = "N|none")]
         max: String,
     },

@@ -505,6 +505,7 @@ fn trunk_links(state: crate::trunk::TrunkState) -> crate::trunk::TrunkLinks {
         peers: Vec::new(),
         public: None,
         state,
+        srtp: None,
     });
     links
 }

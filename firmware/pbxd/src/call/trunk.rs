@@ -26,6 +26,8 @@ pub struct TrunkTarget {
     pub auth: Option<TrunkAuth>,
     /// Our public address as the provider sees it (Contact and SDP), if learnt.
     pub public: Option<SocketAddr>,
+    /// The account's SRTP mode for this leg (`None`: the global `--srtp`).
+    pub srtp: Option<crate::media::SrtpMode>,
 }
 
 impl TrunkTarget {
@@ -38,6 +40,7 @@ impl TrunkTarget {
             user: name.to_owned(),
             auth: None,
             public: None,
+            srtp: None,
         }
     }
 
@@ -51,6 +54,7 @@ impl TrunkTarget {
             user: link.user.clone(),
             auth: link.auth.clone(),
             public: link.public,
+            srtp: link.srtp,
         })
     }
 }

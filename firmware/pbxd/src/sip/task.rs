@@ -440,10 +440,6 @@ impl SipShell {
             self.cfg.guard.clone(),
             TimerConfig::default(),
         );
-        if let Some(t) = &self.cfg.static_trunk {
-            warn!(trunk = %t.name, peer = %t.peer, "static trunk link (test only)");
-            endpoint.trunks_mut().upsert(t.link(self.cfg.sip_listen));
-        }
         let now = clock::now();
         let now_unix = clock::unix_now();
         let now_i = i64::try_from(now_unix).unwrap_or(i64::MAX);

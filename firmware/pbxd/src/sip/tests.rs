@@ -534,6 +534,7 @@ fn trunk_register_responses_go_to_the_registration_client() {
         expires: std::time::Duration::from_secs(600),
         keepalive: KEEPALIVE,
         timers: TimerConfig::default(),
+        srtp: crate::media::SrtpMode::Off,
     };
     ep.registrations_mut().insert(Registration::new(cfg, t0, 9));
     ep.pump_registrations();

@@ -19,11 +19,9 @@ use crate::secret::DeviceKey;
 use crate::store::{self, Severity, Store, StoredTrunk, TrunkStatusRow, TrunkTransport};
 use crate::trunk::cli::password_purpose;
 use crate::trunk::clients::TrunkEvent;
+use crate::trunk::down_alert::{self, DownAlert};
 use crate::trunk::register::{RegisterConfig, Registration, Resolved, Target, KEEPALIVE};
 use crate::trunk::{TrunkAuth, TrunkState};
-
-/// A trunk not registered for this long raises `trunk:<name>:down`.
-const DOWN_ALERT_AFTER: Duration = Duration::from_secs(120);
 
 /// What the trunk shell's helper tasks report to the SIP loop.
 #[derive(Debug)]
@@ -195,6 +193,7 @@ impl TrunkShell {
             expires: Duration::from_secs(u64::from(a.register_secs)),
             keepalive: KEEPALIVE,
             timers: self.timers,
+            srtp: a.srtp,
         })
     }
 
@@ -353,22 +352,18 @@ impl TrunkShell {
             let Some(k) = self.known.get_mut(name) else {
                 continue;
             };
-            let down = reg
-                .down_since()
-                .is_some_and(|t| now.saturating_duration_since(t) > DOWN_ALERT_AFTER);
-            if down && !k.alerted {
-                k.alerted = true;
-                let (state, reason) = describe(reg.state());
-                let why = if reason.is_empty() { state } else { reason };
-                changes.push((
-                    name.clone(),
-                    Some(format!(
-                        "trunk {name} is not registered: {why}; external calls cannot go out"
-                    )),
-                ));
-            } else if !down && k.alerted && reg.state() == &TrunkState::Registered {
-                k.alerted = false;
-                changes.push((name.clone(), None));
+            let (state, reason) = describe(reg.state());
+            let why = if reason.is_empty() { state } else { reason };
+            match down_alert::decide(name, reg.state(), reg.down_since(), k.alerted, &why, now) {
+                Some(DownAlert::Raise(m)) => {
+                    k.alerted = true;
+                    changes.push((name.clone(), Some(m)));
+                }
+                Some(DownAlert::Clear) => {
+                    k.alerted = false;
+                    changes.push((name.clone(), None));
+                }
+                None => {}
             }
         }
         for (name, message) in changes {
@@ -382,7 +377,7 @@ impl TrunkShell {
             None => info!(trunk = %name, "trunk registered again: alert cleared"),
         }
         self.persist.send(PersistCmd::Alert {
-            key: format!("trunk:{name}:down"),
+            key: down_alert::alert_key(name),
             raise: message.map(|m| (Severity::Warning, m)),
             now_unix: i64::try_from(crate::clock::unix_now()).unwrap_or(i64::MAX),
         });

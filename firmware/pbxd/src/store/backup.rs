@@ -91,10 +91,13 @@ pub const BACKUP_TABLES: &[BackupTable] = &[
         foreign_secret: ForeignSecret::DropRow,
     },
     table("trunk_numbers", "number"),
-    table("trunk_limits", "trunk"),
     table("external_policy", "extension"),
     table("gsm_settings", "id"),
 ];
+
+/// Tables older archives may hold that this schema folded elsewhere; skipped on restore.
+/// `trunk_limits`: the per-trunk call limit is now the account's `max_calls` (in `trunks`).
+const LEGACY_TABLES: &[&str] = &["trunk_limits"];
 
 /// Why a backup could not be made or restored. The messages are for the installer.
 #[derive(Debug, thiserror::Error)]
@@ -434,11 +437,10 @@ impl Store {
 
     /// Checks tables and columns against this database and prepares the rows.
     fn plan_restore(&self, c: &Content, foreign: bool) -> Result<Vec<Planned>, BackupError> {
-        if let Some(name) = c
-            .tables
-            .keys()
-            .find(|n| !BACKUP_TABLES.iter().any(|t| t.name == n.as_str()))
-        {
+        if let Some(name) = c.tables.keys().find(|n| {
+            !BACKUP_TABLES.iter().any(|t| t.name == n.as_str())
+                && !LEGACY_TABLES.contains(&n.as_str())
+        }) {
             return Err(BackupError::Invalid(format!("unknown table {name:?}")));
         }
         let mut plan = Vec::new();

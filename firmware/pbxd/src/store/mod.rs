@@ -85,9 +85,9 @@ pub use trunk_numbers::{
     validate_e164, EmergencySettings, ExternalPolicy, TollFraudSettings, TrunkNumber,
 };
 pub use trunks::{
-    validate_host, validate_sip_user, validate_trunk, validate_trunk_name, SrtpMode, StoredTrunk,
-    TrunkAccount, TrunkStatusRow, TrunkTransport, DEFAULT_MAX_CALLS, DEFAULT_REGISTER_SECS,
-    REGISTER_SECS_RANGE,
+    parse_srtp_mode, validate_host, validate_sip_user, validate_trunk, validate_trunk_name,
+    SrtpMode, StoredTrunk, TrunkAccount, TrunkStatusRow, TrunkTransport, DEFAULT_MAX_CALLS,
+    DEFAULT_REGISTER_SECS, REGISTER_SECS_RANGE,
 };
 pub use user_prefs::Language;
 pub use users::{

@@ -299,8 +299,19 @@ ALTER TABLE gsm_settings ADD COLUMN outbound_mobile INTEGER NOT NULL DEFAULT 0
     CHECK (outbound_mobile IN (0, 1));
 ";
 
+/// Version 10 (issue 5): a trunk's concurrent-call limit lives in
+/// one place, `trunks.max_calls`. Limits set with `pbxctl numbers limit` (the old
+/// `trunk_limits` table) move onto their trunk, capped to the account's 1..=1000;
+/// a limit for a trunk that does not exist had no effect and goes.
+const V10: &str = "
+UPDATE trunks SET max_calls = (
+    SELECT min(l.max_calls, 1000) FROM trunk_limits l WHERE l.trunk = trunks.name
+) WHERE name IN (SELECT trunk FROM trunk_limits);
+DROP TABLE trunk_limits;
+";
+
 /// All steps, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -340,5 +351,48 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(step)?;
         tx.pragma_update(None, "user_version", found + 1)?;
         tx.commit()?;
+    }
+}
+
+#[cfg(test)]
+mod v10_tests {
+    use super::*;
+
+    /// A version-8 file with a limit in `trunk_limits` keeps it, now on the account.
+    #[test]
+    fn v10_moves_trunk_limits_onto_their_trunks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = Connection::open(dir.path().join("pbx.db")).expect("open");
+        let v8 = MIGRATIONS.iter().position(|m| *m == V8).expect("V8 listed");
+        for step in &MIGRATIONS[..=v8] {
+            conn.execute_batch(step).expect("old step");
+        }
+        conn.pragma_update(None, "user_version", i64::try_from(v8 + 1).expect("small"))
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO trunks VALUES ('a', 1, 'r', 'd', NULL, 'u', 'u', 'x', 'udp', 'off', 600, 10, 0, 0);
+             INSERT INTO trunks VALUES ('b', 1, 'r', 'd', NULL, 'u', 'u', 'x', 'udp', 'off', 600, 10, 0, 0);
+             INSERT INTO trunk_limits VALUES ('a', 3), ('b', 5000), ('gone', 2);",
+        )
+        .expect("old rows");
+        migrate(&mut conn).expect("migrate");
+        let limit = |name: &str| -> u32 {
+            conn.query_row(
+                "SELECT max_calls FROM trunks WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .expect("row")
+        };
+        assert_eq!(limit("a"), 3);
+        assert_eq!(limit("b"), 1000, "capped to the account's range");
+        let left: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'trunk_limits'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("query");
+        assert_eq!(left, 0);
     }
 }

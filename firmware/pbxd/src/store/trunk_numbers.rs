@@ -438,17 +438,19 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Concurrent external calls allowed through `trunk` (`None`: no limit).
+    /// Concurrent external calls allowed through `trunk`: the account's `max_calls`
+    /// (`None`: no such trunk, so nothing to count against).
     pub fn trunk_call_limit(&self, trunk: &str) -> Result<Option<u32>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT max_calls FROM trunk_limits WHERE trunk = ?1")?
+            .prepare_cached("SELECT max_calls FROM trunks WHERE name = ?1")?
             .query_row([trunk], |row| row.get(0))
             .optional()?)
     }
 
-    /// Sets (or with `None` removes) `trunk`'s concurrent-call limit. Audited as
-    /// `trunk.limit`.
+    /// Sets `trunk`'s concurrent-call limit (the account's `max_calls`, also set by
+    /// `pbxctl trunk set --max-calls`). A trunk always has one: `None` is refused, as is
+    /// a trunk that does not exist. Audited as `trunk.limit`.
     pub fn set_trunk_call_limit(
         &mut self,
         by: &AuditCtx<'_>,
@@ -456,25 +458,26 @@ impl Store {
         max: Option<u32>,
     ) -> Result<(), StoreError> {
         validate_trunk_name(trunk)?;
-        if max.is_some_and(|m| !(1..=1000).contains(&m)) {
+        let Some(max) = max else {
+            return Err(invalid(
+                "concurrent calls",
+                "a trunk always has a limit: give 1 to 1000",
+            ));
+        };
+        if !(1..=1000).contains(&max) {
             return Err(invalid("concurrent calls", "must be 1 to 1000"));
         }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        match max {
-            Some(m) => tx.execute(
-                "INSERT OR REPLACE INTO trunk_limits (trunk, max_calls) VALUES (?1, ?2)",
-                params![trunk, m],
-            )?,
-            None => tx.execute("DELETE FROM trunk_limits WHERE trunk = ?1", [trunk])?,
-        };
-        super::audit::insert(
-            &tx,
-            by,
-            "trunk.limit",
-            &format!("trunk={trunk} max={max:?}"),
+        let n = tx.execute(
+            "UPDATE trunks SET max_calls = ?2 WHERE name = ?1",
+            params![trunk, max],
         )?;
+        if n == 0 {
+            return Err(StoreError::UnknownTrunk(trunk.to_owned()));
+        }
+        super::audit::insert(&tx, by, "trunk.limit", &format!("trunk={trunk} max={max}"))?;
         tx.commit()?;
         Ok(())
     }
@@ -593,10 +596,47 @@ mod tests {
                 locked: None
             }
         );
+        // The limit is the account's max_calls: no trunk, no limit to set.
+        assert_eq!(db.trunk_call_limit("cloud").expect("get"), None);
+        let e = db
+            .set_trunk_call_limit(&by(), "cloud", Some(2))
+            .expect_err("no such trunk");
+        assert!(matches!(e, StoreError::UnknownTrunk(_)), "{e}");
+    }
+
+    #[test]
+    fn the_trunk_call_limit_is_the_accounts_max_calls() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut db = Store::open(dir.path()).expect("open");
+        let mut account = crate::store::TrunkAccount {
+            name: "cloud".into(),
+            enabled: true,
+            registrar: "sip.example".into(),
+            domain: "sip.example".into(),
+            proxy: None,
+            user: "4930123".into(),
+            auth_user: "4930123".into(),
+            transport: crate::store::TrunkTransport::Udp,
+            srtp: crate::store::SrtpMode::Off,
+            register_secs: 600,
+            max_calls: 4,
+        };
+        db.add_trunk(&by(), &account, "sealed").expect("add");
+        assert_eq!(db.trunk_call_limit("cloud").expect("get"), Some(4));
         db.set_trunk_call_limit(&by(), "cloud", Some(2))
             .expect("set");
         assert_eq!(db.trunk_call_limit("cloud").expect("get"), Some(2));
-        db.set_trunk_call_limit(&by(), "cloud", None).expect("set");
-        assert_eq!(db.trunk_call_limit("cloud").expect("get"), None);
+        assert_eq!(
+            db.list_trunks().expect("list")[0].account.max_calls,
+            2,
+            "one value, seen by pbxctl trunk show too"
+        );
+        let e = db
+            .set_trunk_call_limit(&by(), "cloud", None)
+            .expect_err("none");
+        assert!(e.to_string().contains("always has a limit"), "{e}");
+        account.max_calls = 7;
+        db.update_trunk(&by(), &account, None).expect("update");
+        assert_eq!(db.trunk_call_limit("cloud").expect("get"), Some(7));
     }
 }

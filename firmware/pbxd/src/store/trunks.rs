@@ -62,39 +62,16 @@ impl TrunkTransport {
     }
 }
 
-/// Media encryption towards the provider (stored for the SRTP work).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SrtpMode {
-    /// Plain RTP only.
-    Off,
-    /// Offer SRTP, accept RTP.
-    Optional,
-    /// SRTP or no call.
-    Mandatory,
-}
+/// Media encryption towards the provider: the same type the calls use, so the stored
+/// mode reaches the trunk's legs as it is.
+pub use crate::media::SrtpMode;
 
-impl SrtpMode {
-    /// The stored and displayed name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SrtpMode::Off => "off",
-            SrtpMode::Optional => "optional",
-            SrtpMode::Mandatory => "mandatory",
-        }
-    }
-
-    /// Parses `off`, `optional` or `mandatory` (case-insensitive).
-    pub fn parse(s: &str) -> Result<Self, StoreError> {
-        match s.to_ascii_lowercase().as_str() {
-            "off" => Ok(SrtpMode::Off),
-            "optional" => Ok(SrtpMode::Optional),
-            "mandatory" => Ok(SrtpMode::Mandatory),
-            _ => Err(StoreError::InvalidValue {
-                what: "srtp",
-                reason: format!("{s:?} is not one of off, optional, mandatory"),
-            }),
-        }
-    }
+/// Parses `off`, `optional` or `mandatory` (case-insensitive) for a trunk.
+pub fn parse_srtp_mode(s: &str) -> Result<SrtpMode, StoreError> {
+    s.parse().map_err(|reason| StoreError::InvalidValue {
+        what: "srtp",
+        reason,
+    })
 }
 
 /// A trunk account as the installer configures it (without the password).
@@ -357,7 +334,7 @@ fn finish(
         what: "trunks.transport",
         detail: transport,
     })?;
-    account.srtp = SrtpMode::parse(&srtp).map_err(|_| StoreError::BadValue {
+    account.srtp = parse_srtp_mode(&srtp).map_err(|_| StoreError::BadValue {
         what: "trunks.srtp",
         detail: srtp,
     })?;

@@ -321,7 +321,7 @@ fn apply(t: &mut TrunkAccount, o: &TrunkOpts) -> Result<(), TrunkCliError> {
         t.transport = TrunkTransport::parse(tr)?;
     }
     if let Some(s) = &o.srtp {
-        t.srtp = SrtpMode::parse(s)?;
+        t.srtp = crate::store::parse_srtp_mode(s)?;
     }
     if let Some(i) = o.interval {
         t.register_secs = i;

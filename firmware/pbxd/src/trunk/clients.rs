@@ -26,16 +26,33 @@ pub struct TrunkClients {
 }
 
 impl TrunkClients {
-    /// Adds a client, replacing (and forgetting) one of the same trunk.
+    /// Adds a client, replacing (and forgetting) one of the same trunk. No un-REGISTER:
+    /// the new client registers the same Contact again (an un-REGISTER racing it on UDP
+    /// could remove the fresh binding).
     pub fn insert(&mut self, reg: Registration) {
         let name = reg.config().name.clone();
-        self.remove(&name);
+        self.forget(&name);
         self.clients.push(reg);
         self.collect();
     }
 
-    /// Removes the client of trunk `name`; returns whether there was one.
+    /// Removes the client of trunk `name` (the trunk was removed or disabled): a
+    /// registered client sends its un-REGISTER first (in [`Self::poll_output`]). Returns
+    /// whether there was one.
     pub fn remove(&mut self, name: &str) -> bool {
+        let bye = self
+            .clients
+            .iter_mut()
+            .find(|c| c.config().name == name)
+            .and_then(Registration::unregister);
+        let found = self.forget(name);
+        if let Some(o) = bye {
+            self.out.push_back((name.to_owned(), o));
+        }
+        found
+    }
+
+    fn forget(&mut self, name: &str) -> bool {
         let before = self.clients.len();
         self.clients.retain(|c| c.config().name != name);
         self.out.retain(|(n, _)| n != name);

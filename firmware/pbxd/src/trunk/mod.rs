@@ -5,8 +5,6 @@
 //! calls from the provider, send calls to it and answer its challenges). The registration
 //! client and the numbers/policy layer live in submodules of their own.
 
-pub mod static_link;
-
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
@@ -15,6 +13,7 @@ use crate::registrar::Flow;
 pub mod cli;
 pub mod clients;
 pub mod dns;
+pub mod down_alert;
 pub mod register;
 
 /// Credentials for the provider's digest challenges (REGISTER and INVITE).
@@ -75,6 +74,8 @@ pub struct TrunkLink {
     pub public: Option<SocketAddr>,
     /// Current state.
     pub state: TrunkState,
+    /// The account's SRTP mode for calls over this trunk (`None`: the global `--srtp`).
+    pub srtp: Option<crate::media::SrtpMode>,
 }
 
 impl TrunkLink {
@@ -147,6 +148,7 @@ mod tests {
             peers: vec![peer.parse().expect("test address")],
             public: None,
             state: TrunkState::Registered,
+            srtp: None,
         }
     }
 

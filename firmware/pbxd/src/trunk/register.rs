@@ -58,6 +58,8 @@ pub struct RegisterConfig {
     pub keepalive: Duration,
     /// SIP timers (T1, T2, T4).
     pub timers: TimerConfig,
+    /// The account's SRTP mode, handed on to its link for the trunk's calls.
+    pub srtp: crate::media::SrtpMode,
 }
 
 /// One place to send the REGISTER: the registrar's (or outbound proxy's) address and our
@@ -240,6 +242,7 @@ impl Registration {
             peers: self.resolved.peers.clone(),
             public: self.public,
             state: self.state.clone(),
+            srtp: Some(self.cfg.srtp),
         }
     }
 
@@ -382,12 +385,57 @@ impl Registration {
         self.public.unwrap_or(t.local)
     }
 
+    /// The trunk is being removed or disabled: an un-REGISTER (`Expires: 0`, our Contact
+    /// with `expires=0`, RFC 3261 sec. 10.2.2) on the registered flow, answered with the
+    /// latest challenge's credentials, so the provider stops routing calls to us at once.
+    /// Sent once without waiting for the answer (the client is dropped next); if it is
+    /// lost the binding lapses at its expiry. `None` when not registered.
+    pub fn unregister(&mut self) -> Option<RegisterOutput> {
+        let flow = self.flow.filter(|_| self.state == TrunkState::Registered)?;
+        let t = self.target()?;
+        let msg = self.build_register(t, true);
+        self.tx = None;
+        self.phase = Phase::Waiting;
+        self.set_state_quiet(TrunkState::Disabled);
+        Some(RegisterOutput::Transmit {
+            flow,
+            data: msg.to_bytes(),
+        })
+    }
+
+    fn set_state_quiet(&mut self, state: TrunkState) {
+        self.state = state;
+        self.flow = None;
+        self.registered_until = None;
+        self.refresh_at = None;
+        self.retry_at = None;
+        self.keepalive_at = None;
+    }
+
     fn send_register(&mut self, now: Instant) {
         let Some(t) = self.target() else {
             self.start_round(now);
             return;
         };
         self.phase = Phase::Sending;
+        let msg = self.build_register(t, false);
+        let reliability = match self.cfg.transport {
+            Transport::Udp => Reliability::Unreliable,
+            _ => Reliability::Reliable,
+        };
+        match ClientNonInvite::new(msg, self.cfg.timers, reliability, now) {
+            Ok(tx) => {
+                self.tx = Some(tx);
+                self.pump_tx(now);
+            }
+            // Our own request always has a branch and a method that fits.
+            Err(e) => self.fail_round(now, TrunkState::Failed(format!("internal: {e}"))),
+        }
+    }
+
+    /// The next REGISTER to `t`: with our Contact for the interval asked, or with
+    /// `unregister` its removal (Expires 0).
+    fn build_register(&mut self, t: Target, unregister: bool) -> Message {
         self.cseq += 1;
         self.branch_seq += 1;
         let branch = format!("z9hG4bK{:x}{:x}", next(&mut self.rng), self.branch_seq);
@@ -415,11 +463,23 @@ impl Registration {
             .header(HeaderName::CSeq, format!("{} REGISTER", self.cseq))
             .header(
                 HeaderName::Contact,
-                format!("<sip:{}@{}{param}>", self.cfg.user, host_port(contact)),
+                format!(
+                    "<sip:{}@{}{param}>{}",
+                    self.cfg.user,
+                    host_port(contact),
+                    if unregister { ";expires=0" } else { "" }
+                ),
             )
-            .header(HeaderName::Expires, self.expires.as_secs().to_string())
+            .header(
+                HeaderName::Expires,
+                if unregister {
+                    "0".to_owned()
+                } else {
+                    self.expires.as_secs().to_string()
+                },
+            )
             .header(HeaderName::UserAgent, "pbxd");
-        if let Some(old) = self.stale_contact {
+        if let Some(old) = self.stale_contact.filter(|_| !unregister) {
             b = b.header(
                 HeaderName::Contact,
                 format!(
@@ -452,18 +512,7 @@ impl Registration {
                 self.answered_fresh = *nc == 1;
             }
         }
-        let reliability = match transport {
-            Transport::Udp => Reliability::Unreliable,
-            _ => Reliability::Reliable,
-        };
-        match ClientNonInvite::new(b.build(), self.cfg.timers, reliability, now) {
-            Ok(tx) => {
-                self.tx = Some(tx);
-                self.pump_tx(now);
-            }
-            // Our own request always has a branch and a method that fits.
-            Err(e) => self.fail_round(now, TrunkState::Failed(format!("internal: {e}"))),
-        }
+        b.build()
     }
 
     /// Moves the transaction's outputs: transmissions to the shell, the final response

@@ -22,6 +22,7 @@ fn cfg() -> RegisterConfig {
         expires: Duration::from_secs(600),
         keepalive: KEEPALIVE,
         timers: TimerConfig::default(),
+        srtp: crate::media::SrtpMode::Off,
     }
 }
 
@@ -463,4 +464,117 @@ fn responses_of_other_dialogs_are_not_claimed() {
         .set_header(HeaderName::CallId, "someone-else")
         .build();
     assert!(!h.reg.handle_response(h.now, &other));
+}
+
+#[test]
+fn removing_a_registered_trunk_sends_an_unregister_with_the_current_credentials() {
+    let mut h = registered(Algorithm::Md5);
+    let registered_flow = h.reg.link().flow.expect("registered");
+    let last_cseq = h.last().cseq().expect("cseq").seq;
+    let out = h.reg.unregister().expect("an un-REGISTER");
+    let RegisterOutput::Transmit { flow, data } = out else {
+        panic!("expected a transmit, got {out:?}");
+    };
+    assert_eq!(flow, registered_flow, "on the registered flow");
+    let msg = parse(&data).expect("parses");
+    assert_eq!(
+        msg.method().map(|m| m.to_string()).as_deref(),
+        Some("REGISTER")
+    );
+    assert_eq!(msg.header(&HeaderName::Expires), Some("0"));
+    let contact = msg.header(&HeaderName::Contact).expect("contact");
+    assert!(contact.ends_with(";expires=0"), "{contact}");
+    assert!(contact.contains("4930123@10.0.0.2:5060"), "{contact}");
+    assert_eq!(msg.cseq().expect("cseq").seq, last_cseq + 1);
+    assert_eq!(
+        msg.call_id().ok(),
+        Some(h.reg.call_id()),
+        "same registration"
+    );
+    assert!(
+        verify(&msg, Algorithm::Md5, PASSWORD),
+        "answered with the nonce in use, so the registrar accepts it at once"
+    );
+    // The client is done: nothing armed, no second un-REGISTER.
+    assert_eq!(h.reg.poll_timeout(), None);
+    assert!(!h.reg.link().is_up());
+    assert_eq!(h.reg.unregister(), None);
+}
+
+#[test]
+fn an_unregistered_trunk_sends_nothing_when_removed() {
+    let mut h = Harness::new(cfg());
+    h.targets(&["192.0.2.10:5060"]);
+    assert_eq!(h.reg.unregister(), None, "REGISTER still unanswered");
+}
+
+#[test]
+fn the_clients_send_the_unregister_on_remove_but_not_on_replace() {
+    use super::super::clients::TrunkClients;
+    let h = registered(Algorithm::Md5);
+    let now = h.now;
+    let mut clients = TrunkClients::default();
+    clients.insert(h.reg);
+    while clients.poll_output().is_some() {}
+    // Reconfigured: the new client registers again; no un-REGISTER in between.
+    let h2 = registered(Algorithm::Md5);
+    clients.insert(h2.reg);
+    let replaced: Vec<_> = std::iter::from_fn(|| clients.poll_output()).collect();
+    assert!(
+        replaced.iter().all(|(_, o)| match o {
+            RegisterOutput::Transmit { data, .. } =>
+                !String::from_utf8_lossy(data).contains("Expires: 0"),
+            _ => true,
+        }),
+        "{replaced:?}"
+    );
+    assert!(clients.remove("main"));
+    let (name, out) = clients.poll_output().expect("the un-REGISTER");
+    assert_eq!(name, "main");
+    let RegisterOutput::Transmit { data, .. } = out else {
+        panic!("{out:?}");
+    };
+    assert!(String::from_utf8_lossy(&data).contains("Expires: 0"));
+    assert!(clients.get("main").is_none());
+    assert_eq!(clients.poll_timeout(), None);
+    let _ = now;
+}
+
+#[test]
+fn the_down_alert_follows_the_client_on_a_simulated_clock() {
+    use super::super::down_alert::{decide, DownAlert};
+    // A registrar that never answers: the client keeps failing over and backing off.
+    let mut h = Harness::new(cfg());
+    let t0 = h.now;
+    h.targets(&["192.0.2.10:5060"]);
+    let ask = |h: &Harness, alerted: bool| {
+        decide(
+            "main",
+            h.reg.state(),
+            h.reg.down_since(),
+            alerted,
+            "why",
+            h.now,
+        )
+    };
+    h.run_until(t0 + Duration::from_secs(119));
+    assert_eq!(ask(&h, false), None, "{:?}", h.reg.state());
+    h.run_until(t0 + Duration::from_secs(121));
+    assert!(matches!(ask(&h, false), Some(DownAlert::Raise(_))));
+    // The registrar comes back: the next attempt registers and the alert clears.
+    let sent = h.registers_sent();
+    while h.registers_sent() == sent {
+        // After a back-off the client resolves again before it sends.
+        if h.reg.poll_timeout().is_none() {
+            h.targets(&["192.0.2.10:5060"]);
+        } else {
+            h.step();
+        }
+    }
+    let req = h.last().clone();
+    h.answer(challenge(&req, Algorithm::Md5, "n9", false));
+    let req = h.last().clone();
+    h.answer(ok(&req, 600));
+    assert_eq!(h.reg.state(), &TrunkState::Registered);
+    assert_eq!(ask(&h, true), Some(DownAlert::Clear));
 }

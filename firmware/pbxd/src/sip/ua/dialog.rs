@@ -29,6 +29,9 @@ pub struct Dialog {
     pub remote_cseq: u32,
     /// The flow the peer is reached on (the NAT binding or TCP connection).
     pub flow: Flow,
+    /// Our Contact in this dialog: the one our INVITE or answer carried (towards a trunk
+    /// behind NAT, the public address), repeated in our re-INVITEs.
+    pub local_contact: String,
 }
 
 impl Dialog {
@@ -48,6 +51,7 @@ impl Dialog {
             local_cseq: 0,
             remote_cseq: invite.cseq().ok()?.seq,
             flow,
+            local_contact: our_contact(flow),
         })
     }
 
@@ -68,6 +72,9 @@ impl Dialog {
             local_cseq: invite.cseq().ok()?.seq,
             remote_cseq: 0,
             flow,
+            local_contact: invite
+                .header(&HeaderName::Contact)
+                .map_or_else(|| our_contact(flow), str::to_owned),
         })
     }
 
@@ -99,7 +106,7 @@ impl Dialog {
             b = b.header(HeaderName::Route, r.clone());
         }
         if matches!(method, Method::Invite | Method::Update | Method::Refer) {
-            b = b.header(HeaderName::Contact, our_contact(self.flow));
+            b = b.header(HeaderName::Contact, self.local_contact.clone());
         }
         b.build()
     }

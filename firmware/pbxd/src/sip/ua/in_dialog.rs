@@ -12,7 +12,7 @@ use std::time::Instant;
 use pbx_sip::message::{HeaderName, Message, MessageBuilder, Method, NameAddr};
 use pbx_sip::transaction::TransactionKey;
 
-use super::dialog::{host_of, our_contact};
+use super::dialog::host_of;
 use super::{cause, CallOutput, ClientRole, Phase, Role, SipLegs, ALLOW};
 use crate::call::{Cause, CauseKind, Gone, LegEvent, LegId, MediaPort, TransferStatus};
 use crate::media::sdp::{self, Sdp};
@@ -145,7 +145,7 @@ impl SipLegs {
         let Some(d) = leg.dialog.as_ref() else {
             return MessageBuilder::response_to(req, 491, "Request Pending").build();
         };
-        let (flow, tag) = (d.flow, d.local_tag.clone());
+        let (flow, tag, contact) = (d.flow, d.local_tag.clone(), d.local_contact.clone());
         let local = leg.local_on(flow);
         let mut media = None;
         let body = if req.body().is_empty() {
@@ -181,7 +181,7 @@ impl SipLegs {
             b = b.set_to_tag(&tag);
         }
         let resp = b
-            .header(HeaderName::Contact, our_contact(flow))
+            .header(HeaderName::Contact, contact)
             .header(HeaderName::Allow, ALLOW)
             .body("application/sdp", body)
             .build();
@@ -307,7 +307,12 @@ impl SipLegs {
     pub(super) fn move_media(&mut self, id: LegId, media: MediaPort) {
         let local = self.legs.get(&id).and_then(|l| {
             let flow = l.dialog.as_ref()?.flow;
-            Some(self.local_media(flow.local.ip(), media.port, media.prefer))
+            let mut m = self.local_media(flow.local.ip(), media.port, media.prefer);
+            // The leg keeps its address (public towards a trunk) and its SRTP policy
+            // and key (the trunk's mode; the relay keeps its counters).
+            m.addr = l.local_on(flow).addr;
+            m.srtp = l.local.srtp.clone();
+            Some(m)
         });
         let Some(local) = local else {
             self.events.push_back(LegEvent::MediaMoved {

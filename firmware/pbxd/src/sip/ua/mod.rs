@@ -125,6 +125,10 @@ struct Uas {
     key: TransactionKey,
     invite: Message,
     flow: Flow,
+    /// From a trunk: its account's SRTP mode (`None`: the global `--srtp`).
+    trunk_srtp: Option<crate::media::SrtpMode>,
+    /// From a trunk: our public address as its registrar saw it, for Contact and SDP.
+    trunk_public: Option<std::net::SocketAddr>,
     /// The caller's offer (none: a late offer, ours goes in the 2xx).
     offer: Option<crate::media::sdp::Sdp>,
     /// Our answer (or, for a late offer, our offer) once accepted.
@@ -179,6 +183,9 @@ struct Leg {
     refer: Option<(TransactionKey, Message)>,
     /// Our re-INVITE in flight (a crossing one gets 491).
     reinvite: Option<TransactionKey>,
+    /// Towards a trunk behind NAT: our public address as its registrar saw it, for the
+    /// SDP of every offer and answer on this leg.
+    public: Option<std::net::SocketAddr>,
 }
 
 impl Leg {
@@ -206,7 +213,7 @@ impl Leg {
     /// Our media towards this leg as seen on `flow` (our address on that flow).
     fn local_on(&self, flow: Flow) -> LocalMedia {
         let mut l = self.local.clone();
-        l.addr = flow.local.ip();
+        l.addr = self.public.map_or(flow.local.ip(), |p| p.ip());
         l
     }
 }

@@ -31,6 +31,7 @@ fn link(name: &str, ip: &str, state: TrunkState) -> TrunkLink {
         peers: vec![ip.parse().expect("ip")],
         public: None,
         state,
+        srtp: None,
     }
 }
 
@@ -620,4 +621,139 @@ fn forwarding_out_needs_permission_and_then_goes_through_the_trunk() {
     );
     rig.feed(PROVIDER, &provider_reply(&inv, 486, "Busy Here", "", None));
     rig.assert_idle();
+}
+
+/// The rig with the trunk's account set to `mode` and, optionally, a public address.
+fn rig_with(mode: crate::media::SrtpMode, public: Option<&str>) -> Rig {
+    let mut rig = rig();
+    let mut l = link("cloud", PROVIDER, TrunkState::Registered);
+    l.srtp = Some(mode);
+    l.public = public.map(|p| p.parse().expect("addr"));
+    rig.ep.trunks_mut().upsert(l);
+    rig
+}
+
+fn body_of(m: &Message) -> String {
+    String::from_utf8_lossy(m.body()).into_owned()
+}
+
+#[test]
+fn a_mandatory_srtp_trunk_offers_savp_and_refuses_a_plain_answer() {
+    // The box's own --srtp is off (the rig's default): the trunk's mode decides.
+    let mut rig = rig_with(crate::media::SrtpMode::Mandatory, None);
+    let out = rig.invite("0211123456", "sm1");
+    let inv = find(&out, |m| is_req(m, "INVITE")).clone();
+    let offer = body_of(&inv);
+    assert!(offer.contains("RTP/SAVP"), "{offer}");
+    assert!(
+        offer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80"),
+        "{offer}"
+    );
+    // The provider answers plain RTP: not accepted, the call ends on both sides.
+    let plain = sdp(PROVIDER, 30000, "8");
+    let out = rig.feed(PROVIDER, &provider_reply(&inv, 200, "OK", "", Some(&plain)));
+    assert!(
+        out.iter()
+            .any(|(to, m)| is_req(m, "BYE") && to.ip().to_string() == PROVIDER),
+        "the plain answer is hung up: {out:#?}"
+    );
+    assert!(
+        out.iter()
+            .all(|(to, m)| !(is_status(m, 200) && to.ip().to_string() == "10.0.0.1")),
+        "the caller is not connected: {out:#?}"
+    );
+    let _ = rig.advance(Duration::from_secs(1));
+    assert!(rig
+        .records
+        .last()
+        .is_some_and(|r| r.disposition != Disposition::Answered));
+}
+
+#[test]
+fn a_mandatory_srtp_trunk_refuses_a_plain_offer_from_the_provider_with_488() {
+    let mut rig = rig_with(crate::media::SrtpMode::Mandatory, None);
+    rig.register("1002", "10.0.0.2");
+    let out = rig.feed(
+        PROVIDER,
+        &provider_invite("sm2", "4930123", "+4921112345", ""),
+    );
+    let refused = find(&out, |m| is_status(m, 488));
+    assert!(
+        header(refused, "Warning").is_some_and(|w| w.contains("SRTP")),
+        "{refused:?}"
+    );
+    assert!(
+        out.iter().all(|(_, m)| !is_req(m, "INVITE")),
+        "no phone rings: {out:#?}"
+    );
+}
+
+#[test]
+fn an_off_trunk_answers_plain_even_when_the_box_prefers_srtp() {
+    // The trunk's mode wins over the global one for the trunk's leg, both ways round.
+    let mut rig = rig_with(crate::media::SrtpMode::Off, None);
+    let out = rig.invite("0211123456", "so1");
+    let inv = find(&out, |m| is_req(m, "INVITE")).clone();
+    let offer = body_of(&inv);
+    assert!(
+        offer.contains("RTP/AVP") && !offer.contains("a=crypto"),
+        "{offer}"
+    );
+}
+
+#[test]
+fn answers_to_the_provider_carry_the_public_address_in_contact_and_sdp() {
+    let mut rig = rig_with(crate::media::SrtpMode::Off, Some("198.51.100.7:40001"));
+    rig.register("1002", "10.0.0.2");
+    let out = rig.feed(
+        PROVIDER,
+        &provider_invite("pub1", "4930123", "+4921112345", ""),
+    );
+    let fork = find(&out, |m| is_req(m, "INVITE")).clone();
+    let out = rig.feed(
+        "10.0.0.2",
+        &reply_from(
+            "10.0.0.2",
+            &fork,
+            200,
+            "bob",
+            Some(&sdp("10.0.0.2", 5000, "8")),
+        ),
+    );
+    let ok = out
+        .iter()
+        .find(|(to, m)| is_status(m, 200) && to.ip().to_string() == PROVIDER)
+        .map(|(_, m)| m.clone())
+        .expect("200 to the provider");
+    let contact = ok.header(&HeaderName::Contact).expect("contact");
+    assert!(contact.contains("198.51.100.7:40001"), "{contact}");
+    let answer = body_of(&ok);
+    assert!(answer.contains("c=IN IP4 198.51.100.7"), "{answer}");
+    // Towards the phone, the private address as before.
+    let to_phone = fork.header(&HeaderName::Contact).expect("contact");
+    assert!(!to_phone.contains("198.51.100.7"), "{to_phone}");
+}
+
+#[test]
+fn re_invites_towards_the_trunk_repeat_the_public_contact() {
+    // The dialog of an outbound trunk call keeps the Contact our INVITE carried (the
+    // public address), so a re-INVITE (transfer, media move) carries it again.
+    let mut rig = rig_with(crate::media::SrtpMode::Off, Some("198.51.100.7:40001"));
+    let out = rig.invite("0211123456", "pub2");
+    let inv = find(&out, |m| is_req(m, "INVITE")).clone();
+    assert!(
+        inv.header(&HeaderName::Contact)
+            .is_some_and(|c| c.contains("198.51.100.7:40001")),
+        "{inv:?}"
+    );
+    let answer = sdp(PROVIDER, 30000, "8");
+    let ok = pbx_sip::message::parse(provider_reply(&inv, 200, "OK", "", Some(&answer)).as_bytes())
+        .expect("parses");
+    let mut d = super::dialog::Dialog::as_uac(&inv, &ok, flow_of(PROVIDER)).expect("dialog");
+    let mut ids = super::ids::Ids::new(1);
+    let re = d.request(pbx_sip::message::Method::Invite, &mut ids);
+    assert_eq!(
+        re.header(&HeaderName::Contact),
+        inv.header(&HeaderName::Contact)
+    );
 }

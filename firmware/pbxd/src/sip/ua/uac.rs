@@ -36,8 +36,10 @@ impl SipLegs {
         let mut extra: Vec<(HeaderName, String)> = Vec::new();
         let mut from_value = from_value;
         let mut trunk_of = None;
-        // Towards a trunk, Contact and SDP carry our public address when known.
+        // Towards a trunk, Contact and SDP carry our public address when known, and the
+        // offer follows the account's SRTP mode.
         let mut public = None;
+        let mut srtp = None;
         let targets: Vec<(Uri, String, Flow)> = match target {
             RingTarget::Extension(ext) => {
                 let aor = format!("{ext}@{realm}");
@@ -77,6 +79,7 @@ impl SipLegs {
                 }
                 trunk_of = Some((trunk.name.clone(), trunk.auth.clone()));
                 public = trunk.public;
+                srtp = trunk.srtp;
                 let uri = Uri::sip(Some(number), host, None);
                 vec![(uri, format!("<sip:{number}@{host}>"), trunk.flow)]
             }
@@ -89,7 +92,10 @@ impl SipLegs {
         };
         let id = self.new_leg_id();
         let call_id = self.ids.call_id();
-        let local = self.local_media(first.2.local.ip(), media.port, media.prefer);
+        let mut local = self.local_media(first.2.local.ip(), media.port, media.prefer);
+        if let Some(mode) = srtp {
+            local.srtp = crate::media::sdp::LocalSrtp::new(mode);
+        }
         let origin = Origin::new(self.ids.sdp_session());
         let mut forks = Vec::new();
         for (uri, to, flow) in targets {
@@ -155,6 +161,7 @@ impl SipLegs {
                 ping_at: None,
                 refer: None,
                 reinvite: None,
+                public,
             },
         );
         Ok(id)

@@ -14,7 +14,7 @@ use super::dialog::{host_of, our_contact, Dialog};
 use super::{cause, liveness, prack, CallOutput, Leg, Phase, Role, SipLegs, Uas, ALLOW};
 use crate::call::{is_emergency, CallDirection, Cause, CauseKind, Disposition, Gone, LegEvent};
 use crate::call::{CallSummary, LegId, MediaPort};
-use crate::media::sdp::{self, Negotiated, Origin, Sdp};
+use crate::media::sdp::{self, LocalMedia, Negotiated, Origin, Sdp};
 use crate::registrar::{Flow, Transport};
 
 use super::calls::CallContext;
@@ -136,7 +136,9 @@ impl SipLegs {
         }
         // The provider, known by its registered flow or resolved addresses, is trusted
         // without digest; it addresses us by our Contact, not by our domain.
-        let trunk = ctx.trunks.by_source(flow.remote).map(|l| l.name.clone());
+        let trunk_link = ctx.trunks.by_source(flow.remote);
+        let (trunk_srtp, trunk_public) = trunk_link.map_or((None, None), |l| (l.srtp, l.public));
+        let trunk = trunk_link.map(|l| l.name.clone());
         if !matches!(ruri.scheme(), Scheme::Sip | Scheme::Sips)
             || (trunk.is_none() && !ctx.registrar.serves_host(ruri.host()))
         {
@@ -178,14 +180,25 @@ impl SipLegs {
             )
         };
         let tag = self.ids.tag();
-        let Some(dialog) = Dialog::as_uas(req, &tag, flow) else {
+        let Some(mut dialog) = Dialog::as_uas(req, &tag, flow) else {
             return Err(Early::silent(400, "Bad Request: cannot form a dialog"));
         };
+        // Towards a trunk behind NAT, the provider must reach us at the public address.
+        if let Some(public) = trunk_public {
+            dialog.local_contact = our_contact(Flow {
+                local: public,
+                ..flow
+            });
+        }
         let id = self.new_leg_id();
         let reference = dialog.call_id.clone();
         self.by_server_key.insert(key.clone(), id);
         self.by_dialog.insert((reference.clone(), tag), id);
-        let local = self.local_media(flow.local.ip(), 0, None);
+        let local = trunk_local_media(
+            self.local_media(flow.local.ip(), 0, None),
+            trunk_srtp,
+            trunk_public,
+        );
         let origin = Origin::new(self.ids.sdp_session());
         let rseq = self.ids.sdp_session() as u32 & 0x7fff_ffff;
         self.legs.insert(
@@ -195,6 +208,8 @@ impl SipLegs {
                     key: key.clone(),
                     invite: req.clone(),
                     flow,
+                    trunk_srtp,
+                    trunk_public,
                     late_offer: offer.is_none(),
                     offer,
                     sdp: Vec::new(),
@@ -216,6 +231,7 @@ impl SipLegs {
                 ping_at: None,
                 refer: None,
                 reinvite: None,
+                public: trunk_public,
             },
         );
         let _ = now;
@@ -253,13 +269,17 @@ impl SipLegs {
         needs_offer: bool,
     ) -> Result<Option<Negotiated>, Cause> {
         let no_leg = || Cause::new(CauseKind::NoSuchCall);
-        let addr = self
+        let (addr, trunk_srtp, trunk_public) = self
             .legs
             .get(&id)
             .and_then(|l| l.uas())
-            .map(|u| u.flow.local.ip())
+            .map(|u| (u.flow.local.ip(), u.trunk_srtp, u.trunk_public))
             .ok_or_else(no_leg)?;
-        let local = self.local_media(addr, media.port, media.prefer);
+        let local = trunk_local_media(
+            self.local_media(addr, media.port, media.prefer),
+            trunk_srtp,
+            trunk_public,
+        );
         let leg = self.legs.get_mut(&id).ok_or_else(no_leg)?;
         leg.local = local.clone();
         let Role::Uas(uas) = &mut leg.role else {
@@ -317,7 +337,7 @@ impl SipLegs {
         };
         let mut b = MessageBuilder::response_to(&uas.invite, code, reason)
             .set_to_tag(&d.local_tag)
-            .header(HeaderName::Contact, our_contact(uas.flow));
+            .header(HeaderName::Contact, d.local_contact.clone());
         // With a late offer our SDP is an offer, which belongs in the 2xx.
         if early_media && !uas.late_offer {
             b = b.body("application/sdp", uas.sdp.clone());
@@ -334,7 +354,11 @@ impl SipLegs {
         let Some(leg) = self.legs.get_mut(&id) else {
             return;
         };
-        let Some(tag) = leg.dialog.as_ref().map(|d| d.local_tag.clone()) else {
+        let Some((tag, contact)) = leg
+            .dialog
+            .as_ref()
+            .map(|d| (d.local_tag.clone(), d.local_contact.clone()))
+        else {
             return;
         };
         if leg.phase != Phase::Early {
@@ -346,7 +370,7 @@ impl SipLegs {
         };
         let mut b = MessageBuilder::response_to(&uas.invite, 200, "OK")
             .set_to_tag(&tag)
-            .header(HeaderName::Contact, our_contact(uas.flow))
+            .header(HeaderName::Contact, contact)
             .header(HeaderName::Allow, ALLOW)
             .header(HeaderName::Supported, liveness::SUPPORTED);
         for (name, value) in session_headers {
@@ -517,4 +541,20 @@ impl SipLegs {
             hangup: None,
         });
     }
+}
+
+/// Our media on a leg from a trunk: the account's SRTP mode instead of the global one, and
+/// our public address in the SDP when the registrar told us one.
+fn trunk_local_media(
+    mut local: LocalMedia,
+    srtp: Option<crate::media::SrtpMode>,
+    public: Option<std::net::SocketAddr>,
+) -> LocalMedia {
+    if let Some(mode) = srtp {
+        local.srtp = crate::media::sdp::LocalSrtp::new(mode);
+    }
+    if let Some(p) = public {
+        local.addr = p.ip();
+    }
+    local
 }
