@@ -128,7 +128,14 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
     let mut ports_health = None;
     if cfg.hardware == Hardware::Sim && !cfg.port_extensions.is_empty() {
         let control = cfg.data_dir.join("sim.sock");
-        match pbxd::line::sim::spawn(&cfg.port_extensions, cfg.media.bind_ip, control) {
+        // Per-port settings (pbxctl port set) and live status for pbxctl ports.
+        let sync = pbxd::line::ports_sync::start(&cfg.data_dir, cfg.port_extensions.len())
+            .context("cannot read the analog ports' settings")?;
+        let numbers = {
+            let store = Store::open(&cfg.data_dir)?;
+            pbxd::line::ports_sync::numbers(&cfg.port_extensions, &store.port_settings()?)
+        };
+        match pbxd::line::sim::spawn(&numbers, cfg.media.bind_ip, control, Some(sync)) {
             Ok(mut ports) => {
                 ports_health = ports.health.take();
                 shell = shell.with_ports(ports);

@@ -64,10 +64,13 @@
 //! - A hang-up (on-hook longer than the flash window) in any state sends `HangUp` if a call
 //!   exists and returns to idle.
 
+pub mod cli;
 pub mod country;
 #[cfg(test)]
 mod hil_tests;
 pub mod legs;
+pub mod ports_config;
+pub mod ports_sync;
 pub mod sim;
 pub mod sound;
 #[cfg(test)]

@@ -28,7 +28,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::line::legs::{PortLegs, PortOutput, PortSpec};
 use crate::line::sim::{PortInput, SimPorts};
-use crate::line::{Line, LineConfig, SitePlan};
+use crate::line::{Line, SitePlan};
 use crate::media::relay::{spawn_media_runtime, Leg, MediaEvent, MediaService};
 use crate::notify::{Liveness, LivenessRequests};
 use crate::persist::{PersistCmd, Persister};
@@ -330,6 +330,9 @@ impl SipShell {
                     trunks.sync(&directory.store, &mut endpoint, clock::now());
                     trunks.check_alerts(&endpoint, clock::now());
                     sync_blocks(&directory.store, &mut endpoint, self.cfg.guard.block_time);
+                    if let Some(legs) = endpoint.port_legs_mut() {
+                        crate::line::ports_sync::apply_line_settings(&directory.store, legs);
+                    }
                     endpoint.handle_housekeeping(clock::now(), &mut directory);
                 }
             }
@@ -361,7 +364,9 @@ impl SipShell {
         if let Some(p) = &self.ports {
             let numbers: Vec<String> = p.specs.iter().map(|s| s.extension.clone()).collect();
             let mut lines = Vec::new();
-            for spec in &p.specs {
+            let settings = store.port_settings()?;
+            let profiles = crate::line::ports_sync::profiles(&settings, p.specs.len());
+            for (spec, profile) in p.specs.iter().zip(&profiles) {
                 let plan = SitePlan {
                     site: site_of(store),
                     plan: StorePlan {
@@ -369,7 +374,7 @@ impl SipShell {
                         ports: numbers.clone(),
                     },
                 };
-                let line = Line::new(LineConfig::default(), Box::new(plan))?;
+                let line = Line::new(profile.line_config(), Box::new(plan))?;
                 lines.push((spec.clone(), line));
             }
             calls = calls.with_ports(PortLegs::new(lines));

@@ -94,6 +94,7 @@ pub const BACKUP_TABLES: &[BackupTable] = &[
     table("trunk_limits", "trunk"),
     table("external_policy", "extension"),
     table("gsm_settings", "id"),
+    table("ports", "port"),
 ];
 
 /// Why a backup could not be made or restored. The messages are for the installer.
