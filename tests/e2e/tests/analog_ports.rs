@@ -83,3 +83,18 @@ fn pbxctl_ports_shows_live_state_and_a_gb_port_plays_gb_dial_tone() {
     let (a, ok) = pbx.sim_until("hear 2 425", Duration::from_secs(2), |a| level(a) > -6.0);
     assert!(ok, "port 2 lost its German dial tone: {a}");
 }
+
+#[test]
+fn a_slic_with_a_wrong_id_is_marked_faulty_and_the_other_port_works() {
+    let pbx = Pbx::builder().arg("--sim-wrong-chip-id").arg("2").start();
+    assert!(pbx.log().contains("port marked faulty"), "{}", pbx.log());
+    let (out, ok) = port_line_until(&pbx, 2, |l| {
+        l.contains("FAULTY: SLIC does not come up: wrong chip ID 0x00 (expected 0xc3)")
+    });
+    assert!(ok, "{out}\n{}", pbx.log());
+    pbx.sim("offhook 1");
+    let (a, ok) = pbx.sim_until("hear 1 425", Duration::from_secs(2), |a| level(a) > -6.0);
+    assert!(ok, "port 1 has no dial tone beside a faulty port 2: {a}");
+    let (out, ok) = port_line_until(&pbx, 1, |l| l.ends_with("dial tone"));
+    assert!(ok, "{out}");
+}

@@ -64,6 +64,7 @@
 //! - A hang-up (on-hook longer than the flash window) in any state sends `HangUp` if a call
 //!   exists and returns to idle.
 
+pub mod board;
 pub mod cli;
 pub mod country;
 #[cfg(test)]

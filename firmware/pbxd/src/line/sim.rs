@@ -93,7 +93,9 @@ pub fn spawn(
     relay_ip: IpAddr,
     control: PathBuf,
     sync: Option<PortsSync>,
+    wrong_chip_id: &[usize],
 ) -> std::io::Result<SimPorts> {
+    let wrong_chip_id = wrong_chip_id.to_vec();
     let relay_ip = if relay_ip.is_unspecified() {
         IpAddr::from(std::net::Ipv4Addr::LOCALHOST)
     } else {
@@ -134,7 +136,15 @@ pub fn spawn(
             local.block_on(
                 &rt,
                 run(
-                    sockets, relay_ip, listener, in_tx, out_rx, health_tx, numbers, sync,
+                    sockets,
+                    relay_ip,
+                    listener,
+                    in_tx,
+                    out_rx,
+                    health_tx,
+                    numbers,
+                    sync,
+                    wrong_chip_id,
                 ),
             );
         })?;
@@ -200,6 +210,7 @@ async fn run(
     health: oneshot::Sender<PortsHealth>,
     numbers: Vec<String>,
     mut sync: Option<PortsSync>,
+    wrong_chip_id: Vec<usize>,
 ) {
     let board = match BoardFile::parse(SIM_BOARD) {
         Ok(b) => b,
@@ -222,6 +233,10 @@ async fn run(
         .unwrap_or_default();
     for (i, s) in sockets.into_iter().enumerate() {
         let chip = VirtualSlic::new(now);
+        if wrong_chip_id.contains(&(i + 1)) {
+            // A chip that is not ours, or no chip (the bus reads zero).
+            chip.set_chip_id(0x00);
+        }
         let mut slic = Slic::new(chip.clone(), chip.reset_pin(), chip.irq_pin());
         let number = numbers.get(i).cloned().unwrap_or_default();
         if let Err(e) = slic.init(&mut NoDelay, &board) {
