@@ -90,20 +90,39 @@ pub fn profiles(settings: &[PortSettings], n: usize) -> Vec<PortProfile> {
 }
 
 /// The extension numbers of the ports: the stored number where one is set, else the
-/// configured one (`--port-extensions`).
+/// configured one (`--port-extensions`). A stored number that another port already
+/// uses (its configured one) is ignored with a warning: two ports never share a number.
 #[must_use]
 pub fn numbers(configured: &[String], settings: &[PortSettings]) -> Vec<String> {
-    configured
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
+    let stored: Vec<Option<String>> = (1..=configured.len())
+        .map(|port| {
             settings
                 .iter()
-                .find(|s| usize::try_from(s.port).is_ok_and(|p| p == i + 1))
+                .find(|s| usize::try_from(s.port).is_ok_and(|p| p == port))
                 .and_then(|s| s.number.clone())
-                .unwrap_or_else(|| n.clone())
         })
-        .collect()
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    for (i, n) in configured.iter().enumerate() {
+        let pick = match &stored[i] {
+            Some(s) => {
+                let taken = out.contains(s)
+                    || configured
+                        .iter()
+                        .enumerate()
+                        .any(|(j, c)| j != i && stored[j].is_none() && c == s);
+                if taken {
+                    warn!(port = i + 1, number = %s, "stored port number is another port's; using {n}");
+                    n.clone()
+                } else {
+                    s.clone()
+                }
+            }
+            None => n.clone(),
+        };
+        out.push(pick);
+    }
+    out
 }
 
 /// Opens the store in `data_dir`, clears old status rows, and starts the thread for
@@ -183,5 +202,44 @@ pub fn apply_line_settings(store: &Store, legs: &mut super::legs::PortLegs) {
         if *line.config() != cfg {
             line.set_config(cfg);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::Country;
+
+    fn set(port: u32, number: Option<&str>, country: Option<Country>) -> PortSettings {
+        PortSettings {
+            number: number.map(str::to_owned),
+            country,
+            ..PortSettings::new(port)
+        }
+    }
+
+    #[test]
+    fn stored_numbers_replace_the_configured_ones_unless_another_port_has_them() {
+        let cfg = vec!["21".to_owned(), "22".to_owned()];
+        assert_eq!(numbers(&cfg, &[]), cfg);
+        assert_eq!(numbers(&cfg, &[set(2, Some("31"), None)]), ["21", "31"]);
+        // Port 1 asks for port 2's configured number: refused, port 1 keeps 21.
+        assert_eq!(numbers(&cfg, &[set(1, Some("22"), None)]), ["21", "22"]);
+        // Unless port 2 moves away from it.
+        assert_eq!(
+            numbers(&cfg, &[set(1, Some("22"), None), set(2, Some("23"), None)]),
+            ["22", "23"]
+        );
+        // Settings for ports that do not exist are ignored.
+        assert_eq!(numbers(&cfg, &[set(9, Some("99"), None)]), cfg);
+    }
+
+    #[test]
+    fn profiles_cover_every_port_with_defaults_where_nothing_is_set() {
+        let p = profiles(&[set(2, None, Some(Country::Gb))], 3);
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[0], PortProfile::default());
+        assert_eq!(p[1].country, Country::Gb);
+        assert_eq!(p[2], PortProfile::default());
     }
 }
