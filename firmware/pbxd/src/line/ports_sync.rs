@@ -242,4 +242,49 @@ mod tests {
         assert_eq!(p[1].country, Country::Gb);
         assert_eq!(p[2], PortProfile::default());
     }
+
+    #[test]
+    fn stored_settings_reach_the_running_lines() {
+        use crate::dialplan::{Site, StaticPlan};
+        use crate::line::legs::{PortLegs, PortSpec};
+        use crate::line::ports_config::CidMode;
+        use crate::line::{Line, LineConfig, SitePlan};
+        use crate::store::AuditCtx;
+
+        let line = |ext: &str| {
+            let plan = SitePlan {
+                site: Site::default(),
+                plan: StaticPlan::new(["21", "22"], Vec::<&str>::new()),
+            };
+            let spec = PortSpec {
+                extension: ext.into(),
+                media: "127.0.0.1:7000".parse().expect("addr"),
+            };
+            (
+                spec,
+                Line::new(LineConfig::default(), Box::new(plan)).expect("config"),
+            )
+        };
+        let mut legs = PortLegs::new(vec![line("21"), line("22")]);
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(tmp.path()).expect("store");
+        let by = AuditCtx {
+            actor: "pbxctl",
+            source: "cli",
+            now_unix: 1_763_700_000,
+        };
+        let s = PortSettings {
+            country: Some(Country::Us),
+            cid: Some(CidMode::Off),
+            ..PortSettings::new(2)
+        };
+        store.set_port_settings(&by, &s).expect("set");
+        apply_line_settings(&store, &mut legs);
+        let p1 = legs.line_mut(0).expect("port 1").config();
+        assert_eq!(*p1, LineConfig::default());
+        let p2 = legs.line_mut(1).expect("port 2").config();
+        assert_eq!(p2.country, Country::Us);
+        assert_eq!((p2.ring_on, p2.ring_off), Country::Us.ring_cadence()[0]);
+        assert!(!p2.caller_id);
+    }
 }
