@@ -92,9 +92,16 @@ pub struct Cli {
     #[arg(long)]
     pub rtp_bind: Option<std::net::IpAddr>,
     /// Analog port hardware: `sim` runs emulated ports with a virtual phone on each,
-    /// scriptable through DATA/sim.sock; `none` runs without analog ports.
+    /// scriptable through DATA/sim.sock; `none` runs without analog ports; `board` the
+    /// SLICs named in --board-file.
     #[arg(long, value_enum, default_value_t = Hardware::Sim)]
     pub hardware: Hardware,
+    /// The board file (bring-up and `port`/`pcm` device lines) for `--hardware board`.
+    #[arg(long, value_name = "FILE", required_if_eq("hardware", "board"))]
+    pub board_file: Option<PathBuf>,
+    /// Test only: emulated ports (1-based) whose chip answers with a wrong ID register.
+    #[arg(long, hide = true, value_delimiter = ',')]
+    pub sim_wrong_chip_id: Vec<usize>,
     /// The GSM/LTE module's AT-command port, e.g. /dev/ttyUSB2. Without it, `--hardware
     /// sim` runs an emulated Quectel EC25 on a pseudo-terminal and `--hardware none` runs
     /// without a GSM module.
@@ -158,6 +165,8 @@ pub enum Hardware {
     None,
     /// Emulated ports (SLIC emulator and virtual phones).
     Sim,
+    /// The board's SLICs on spidev/GPIO/ALSA, as the board file names them.
+    Board,
 }
 
 /// Parses `MIN-MAX` with at least one even/odd pair in it.
@@ -202,6 +211,10 @@ pub struct Config {
     pub update: crate::update::UpdateConfig,
     /// Analog port hardware.
     pub hardware: Hardware,
+    /// The board file, with `Hardware::Board`.
+    pub board_file: Option<PathBuf>,
+    /// Test only: emulated ports whose chip reports a wrong ID.
+    pub sim_wrong_chip_id: Vec<usize>,
     /// The analog ports' extension numbers.
     pub port_extensions: Vec<String>,
     /// The GSM module's serial port (`None`: the emulator with `--hardware sim`).
@@ -346,6 +359,8 @@ impl Cli {
             registrar,
             guard,
             hardware: self.hardware,
+            board_file: self.board_file,
+            sim_wrong_chip_id: self.sim_wrong_chip_id,
             modem: self.modem,
             port_extensions: self.port_extensions,
         })
@@ -488,7 +503,9 @@ mod tests {
     fn bad_arguments_are_refused() {
         assert!(Cli::try_parse_from(["pbxd", "--sip-listen", "nonsense"]).is_err());
         assert!(Cli::try_parse_from(["pbxd", "--auth-max-failures", "0"]).is_err());
+        // The board needs its board file.
         assert!(Cli::try_parse_from(["pbxd", "--hardware", "board"]).is_err());
+        assert!(Cli::try_parse_from(["pbxd", "--hardware", "board", "--board-file", "b"]).is_ok());
         for bad in ["1", "21,21", "2a", "11"] {
             let cli = Cli::try_parse_from(["pbxd", "--port-extensions", bad]).expect("parses");
             assert!(

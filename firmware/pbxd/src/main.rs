@@ -126,9 +126,35 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut shell = SipShell::new(cfg.clone(), sockets, persister);
     let mut ports_health = None;
+    if cfg.hardware == Hardware::Board {
+        // A bad board file or a missing device stops us here, naming the line.
+        let path = cfg
+            .board_file
+            .as_deref()
+            .context("--hardware board needs --board-file")?;
+        let board = pbxd::line::board::open(path)?;
+        anyhow::bail!(
+            "--hardware board: {} ports' devices found, but driving them (spidev, GPIO, ALSA) \
+             is not built yet; use --hardware sim or none",
+            board.devices.ports.len()
+        );
+    }
     if cfg.hardware == Hardware::Sim && !cfg.port_extensions.is_empty() {
         let control = cfg.data_dir.join("sim.sock");
-        match pbxd::line::sim::spawn(&cfg.port_extensions, cfg.media.bind_ip, control) {
+        // Per-port settings (pbxctl port set) and live status for pbxctl ports.
+        let sync = pbxd::line::ports_sync::start(&cfg.data_dir, cfg.port_extensions.len())
+            .context("cannot read the analog ports' settings")?;
+        let numbers = {
+            let store = Store::open(&cfg.data_dir)?;
+            pbxd::line::ports_sync::numbers(&cfg.port_extensions, &store.port_settings()?)
+        };
+        match pbxd::line::sim::spawn(
+            &numbers,
+            cfg.media.bind_ip,
+            control,
+            Some(sync),
+            &cfg.sim_wrong_chip_id,
+        ) {
             Ok(mut ports) => {
                 ports_health = ports.health.take();
                 shell = shell.with_ports(ports);

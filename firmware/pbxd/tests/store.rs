@@ -84,6 +84,8 @@ fn migrates_an_empty_directory_and_sets_pragmas() {
             "external_policy",
             "gsm_settings",
             "gsm_status",
+            "port_status",
+            "ports",
             "registrations",
             "ring_group_members",
             "ring_groups",

@@ -10,6 +10,7 @@
 //! ram ADDR VALUE   # write a 32-bit indirect RAM word (ADDR 0..=0xFFFF)
 //! delay MS         # wait MS milliseconds (0..=10000), e.g. after calibration
 //! ```
+//! `port` and `pcm` lines name the board's devices ([`crate::fxs::board_devices`]).
 //! Commands run in file order. Parsing checks syntax and ranges only; the driver rejects
 //! writes to registers it owns at run time (see
 //! [`Register::is_driver_owned`](crate::fxs::slic::regs::Register::is_driver_owned)),
@@ -81,6 +82,10 @@ impl BoardFile {
                 continue;
             };
             let err = |msg: String| BoardFileError { line, msg };
+            // Device lines (`port`, `pcm`) are crate::fxs::board_devices's.
+            if crate::fxs::board_devices::is_device_keyword(cmd) {
+                continue;
+            }
             let command = match cmd {
                 "reg" => {
                     let [addr, value] = two_args(cmd, args).map_err(err)?;

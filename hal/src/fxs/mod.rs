@@ -8,6 +8,7 @@
 //! - [`emulator`]: a virtual chip speaking the same SPI protocol, with a virtual phone, so
 //!   the real driver runs in tests.
 
+pub mod board_devices;
 pub mod board_file;
 pub mod emulator;
 pub mod port;

@@ -99,6 +99,18 @@ enum Command {
     /// registration status.
     #[command(subcommand)]
     Trunk(pbxd::trunk::cli::TrunkCmd),
+    /// Analog port settings: number, name, country, caller-ID mode, call waiting.
+    #[command(subcommand)]
+    Port(PortCmd),
+    /// Analog ports: settings and live state (hook, linefeed, call; faulty ports).
+    Ports,
+}
+
+/// `pbxctl port ...`.
+#[derive(Debug, Subcommand)]
+enum PortCmd {
+    /// Change a port's settings (only the options given).
+    Set(pbxd::line::cli::PortSetArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -782,6 +794,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             pbxd::gsm::cli::run_sms(cmd, &mut db, &source, &mut out, by.now_unix)
                 .map_err(gsm_failure)
         }
+        Command::Port(PortCmd::Set(args)) => {
+            let mut db = Store::open(dir)?;
+            pbxd::line::cli::run_set(args, &mut db, &by, &mut out).map_err(port_failure)
+        }
+        Command::Ports => {
+            let db = open_existing(dir)?;
+            pbxd::line::cli::run_list(&db, &mut out).map_err(port_failure)
+        }
         Command::Trunk(cmd) => {
             let mut db = match &cmd {
                 pbxd::trunk::cli::TrunkCmd::Add { .. } => Store::open(dir)?,
@@ -893,6 +913,15 @@ fn gsm_failure(e: pbxd::gsm::cli::CliError) -> Failure {
         CliError::NotFound(m) => Failure::new(EXIT_NOT_FOUND, m),
         CliError::Store(e) => e.into(),
         CliError::Other(m) => Failure::new(EXIT_OTHER, m),
+    }
+}
+
+fn port_failure(e: pbxd::line::cli::PortCliError) -> Failure {
+    use pbxd::line::cli::PortCliError;
+    match e {
+        PortCliError::Usage(m) => Failure::new(EXIT_USAGE, m),
+        PortCliError::Store(e) => e.into(),
+        PortCliError::Output(e) => Failure::new(EXIT_OTHER, format!("cannot write output: {e}")),
     }
 }
 

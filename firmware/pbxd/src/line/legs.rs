@@ -186,6 +186,11 @@ impl PortLegs {
         self.ports.get(i).map(|p| &p.line)
     }
 
+    /// The line of port `i`, to change its settings.
+    pub fn line_mut(&mut self, i: usize) -> Option<&mut Line> {
+        self.ports.get_mut(i).map(|p| &mut p.line)
+    }
+
     /// The relay port that port `i`'s audio goes to now, if it is in a call.
     pub fn relay_port(&self, i: usize) -> Option<u16> {
         self.ports

@@ -72,6 +72,8 @@
 //! - A hang-up (on-hook longer than the flash window) in any state sends `HangUp` if a call
 //!   exists and returns to idle.
 
+pub mod board;
+pub mod cli;
 pub mod country;
 pub mod cpe;
 #[cfg(test)]
@@ -79,6 +81,8 @@ mod flash_hil_tests;
 #[cfg(test)]
 mod hil_tests;
 pub mod legs;
+pub mod ports_config;
+pub mod ports_sync;
 pub mod sim;
 pub mod sound;
 #[cfg(test)]

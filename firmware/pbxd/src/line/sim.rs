@@ -37,8 +37,9 @@ use tracing::{debug, info, warn};
 
 use super::cpe::Type2Cpe;
 use super::legs::{PortOutput, PortSpec};
+use super::ports_sync::{PortState, PortsSync};
 use super::sound::PortSound;
-use super::{Hook, HookEvent, LineOutput, Linefeed};
+use super::{Hook, HookEvent, LineOutput, Linefeed, Tone};
 use crate::clock;
 use crate::media::dsp::callerid::CallerId as CidMessage;
 use crate::media::dsp::dtmf::DtmfGenerator;
@@ -87,12 +88,16 @@ pub struct PortsHealth {
 }
 
 /// Starts the emulated ports (one per extension) on their own thread. `relay_ip` is
-/// where the RTP relay listens; `control` the control socket's path.
+/// where the RTP relay listens; `control` the control socket's path; `sync` the link to
+/// the store (per-port settings, live status), if any.
 pub fn spawn(
     extensions: &[String],
     relay_ip: IpAddr,
     control: PathBuf,
+    sync: Option<PortsSync>,
+    wrong_chip_id: &[usize],
 ) -> std::io::Result<SimPorts> {
+    let wrong_chip_id = wrong_chip_id.to_vec();
     let relay_ip = if relay_ip.is_unspecified() {
         IpAddr::from(std::net::Ipv4Addr::LOCALHOST)
     } else {
@@ -100,6 +105,7 @@ pub fn spawn(
     };
     let mut sockets = Vec::new();
     let mut specs = Vec::new();
+    let numbers: Vec<String> = extensions.to_vec();
     for ext in extensions {
         let s = std::net::UdpSocket::bind(SocketAddr::new(relay_ip, 0))?;
         s.set_nonblocking(true)?;
@@ -131,7 +137,17 @@ pub fn spawn(
             let local = tokio::task::LocalSet::new();
             local.block_on(
                 &rt,
-                run(sockets, relay_ip, listener, in_tx, out_rx, health_tx),
+                run(
+                    sockets,
+                    relay_ip,
+                    listener,
+                    in_tx,
+                    out_rx,
+                    health_tx,
+                    numbers,
+                    sync,
+                    wrong_chip_id,
+                ),
             );
         })?;
     info!(ports = specs.len(), control = %control.display(), "simulated analog ports started");
@@ -154,6 +170,8 @@ type Driver = Slic<VirtualSlic, VirtualResetPin, VirtualIrqPin>;
 
 /// One emulated port: the driver, the phone on it, and its audio paths.
 struct SimPort {
+    /// The extension number (for the live state).
+    number: String,
     chip: VirtualSlic,
     phone: VirtualPhone,
     slic: Driver,
@@ -167,6 +185,12 @@ struct SimPort {
     mic: VecDeque<i16>,
     /// Call audio from the relay, played out at the port's 20 ms clock.
     jitter: JitterBuffer,
+    /// The feed, the tone playing, and the last ring burst (for the live state).
+    linefeed: Linefeed,
+    tone: Tone,
+    last_ring: Option<Instant>,
+    /// The state last reported to the store.
+    reported: Option<PortState>,
     /// What the earpiece played recently.
     heard: VecDeque<i16>,
     /// What reached the on-hook phone since it last rang (for its caller-ID display).
@@ -180,6 +204,7 @@ struct SimPort {
     ssrc: u32,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     sockets: Vec<std::net::UdpSocket>,
     relay_ip: IpAddr,
@@ -187,6 +212,9 @@ async fn run(
     inputs: mpsc::UnboundedSender<PortInput>,
     mut outputs: mpsc::UnboundedReceiver<(usize, PortOutput)>,
     health: oneshot::Sender<PortsHealth>,
+    numbers: Vec<String>,
+    mut sync: Option<PortsSync>,
+    wrong_chip_id: Vec<usize>,
 ) {
     let board = match BoardFile::parse(SIM_BOARD) {
         Ok(b) => b,
@@ -201,22 +229,47 @@ async fn run(
     };
     let mut faulty = Vec::new();
     let now = clock::now();
-    let mut ports = Vec::new();
+    // Index i is port i + 1 also when a port is faulty (None).
+    let mut ports: Vec<Option<SimPort>> = Vec::new();
+    let profiles = sync
+        .as_mut()
+        .map(|s| s.profiles.borrow_and_update().clone())
+        .unwrap_or_default();
     for (i, s) in sockets.into_iter().enumerate() {
         let chip = VirtualSlic::new(now);
+        if wrong_chip_id.contains(&(i + 1)) {
+            // A chip that is not ours, or no chip (the bus reads zero).
+            chip.set_chip_id(0x00);
+        }
         let mut slic = Slic::new(chip.clone(), chip.reset_pin(), chip.irq_pin());
+        let number = numbers.get(i).cloned().unwrap_or_default();
         if let Err(e) = slic.init(&mut NoDelay, &board) {
             warn!(
                 port = i + 1,
-                "emulated SLIC does not come up: {e:?}; port marked faulty"
+                "emulated SLIC does not come up: {e}; port marked faulty"
             );
-            faulty.push((i + 1, format!("SLIC does not come up: {e:?}")));
+            mark_faulty(
+                &mut faulty,
+                sync.as_ref(),
+                i,
+                number,
+                format!("SLIC does not come up: {e}"),
+            );
+            ports.push(None);
             continue;
         }
         let rtp = match UdpSocket::from_std(s) {
             Ok(r) => r,
             Err(e) => {
                 warn!(port = i + 1, "port audio socket: {e}");
+                mark_faulty(
+                    &mut faulty,
+                    sync.as_ref(),
+                    i,
+                    number,
+                    format!("audio socket: {e}"),
+                );
+                ports.push(None);
                 continue;
             }
         };
@@ -224,17 +277,31 @@ async fn run(
             Ok(j) => j,
             Err(e) => {
                 warn!(port = i + 1, "port jitter buffer: {e}");
+                mark_faulty(
+                    &mut faulty,
+                    sync.as_ref(),
+                    i,
+                    number,
+                    format!("jitter buffer: {e}"),
+                );
+                ports.push(None);
                 continue;
             }
         };
-        ports.push(SimPort {
+        let profile = profiles.get(i).copied().unwrap_or_default();
+        ports.push(Some(SimPort {
+            number,
             phone: chip.phone(),
             chip,
             slic,
             rtp,
             target: None,
-            sound: PortSound::new(),
+            sound: PortSound::with_profile(&profile),
             cpe: Type2Cpe::new(true),
+            linefeed: Linefeed::ForwardActive,
+            tone: Tone::Silence,
+            last_ring: None,
+            reported: None,
             mic: VecDeque::new(),
             jitter,
             heard: VecDeque::new(),
@@ -245,10 +312,10 @@ async fn run(
             rtp_seq: rand::random(),
             rtp_ts: rand::random(),
             ssrc: rand::random(),
-        });
+        }));
     }
     let _ = health.send(PortsHealth {
-        up: ports.len(),
+        up: ports.iter().flatten().count(),
         faulty,
     });
     let ports = Rc::new(RefCell::new(ports));
@@ -262,13 +329,24 @@ async fn run(
         tokio::select! {
             _ = tick.tick() => {
                 let now = clock::now();
+                let new_profiles = sync
+                    .as_mut()
+                    .filter(|s| s.profiles.has_changed().unwrap_or(false))
+                    .map(|s| s.profiles.borrow_and_update().clone());
                 for (i, p) in ports.borrow_mut().iter_mut().enumerate() {
+                    let Some(p) = p else { continue };
+                    if let Some(profile) = new_profiles.as_ref().and_then(|v| v.get(i)) {
+                        p.sound.set_profile(profile);
+                    }
                     p.tick(now, i, relay_ip, &inputs, &mut buf);
+                    if let Some(s) = &sync {
+                        p.report(now, i, s);
+                    }
                 }
             }
             cmd = outputs.recv() => match cmd {
                 Some((i, out)) => {
-                    if let Some(p) = ports.borrow_mut().get_mut(i) {
+                    if let Some(Some(p)) = ports.borrow_mut().get_mut(i) {
                         p.apply(out, relay_ip);
                     }
                 }
@@ -278,7 +356,70 @@ async fn run(
     }
 }
 
+/// Records a port that did not come up: for the health gate and `pbxctl ports`.
+fn mark_faulty(
+    faulty: &mut Vec<(usize, String)>,
+    sync: Option<&PortsSync>,
+    i: usize,
+    number: String,
+    why: String,
+) {
+    if let Some(s) = sync {
+        s.report(PortState {
+            port: i + 1,
+            number,
+            off_hook: false,
+            linefeed: Linefeed::Open,
+            call: "faulty",
+            faulty: Some(why.clone()),
+        });
+    }
+    faulty.push((i + 1, why));
+}
+
+/// Longest pause between ring bursts of any country (AT: 5 s), with margin: a port
+/// that rang this recently is still ringing.
+const RING_PAUSE_MAX: Duration = Duration::from_secs(6);
+
 impl SimPort {
+    /// Reports the port's live state to the store when it changed.
+    fn report(&mut self, now: Instant, i: usize, sync: &PortsSync) {
+        let ringing = !self.off_hook
+            && self
+                .last_ring
+                .is_some_and(|t| now.saturating_duration_since(t) < RING_PAUSE_MAX);
+        let call = if self.target.is_some() {
+            "connected"
+        } else if ringing {
+            "ringing"
+        } else if !self.off_hook {
+            "idle"
+        } else {
+            match self.tone {
+                Tone::Silence => "dialling",
+                Tone::Dial => "dial tone",
+                Tone::Ringback => "calling",
+                Tone::Busy => "busy",
+                Tone::Howler => "howler",
+                Tone::CallWaiting => "call waiting",
+                // Congestion, special information, and tones added later.
+                _ => "failed",
+            }
+        };
+        let state = PortState {
+            port: i + 1,
+            number: self.number.clone(),
+            off_hook: self.off_hook,
+            linefeed: self.linefeed,
+            call,
+            faulty: None,
+        };
+        if self.reported.as_ref() != Some(&state) {
+            sync.report(state.clone());
+            self.reported = Some(state);
+        }
+    }
+
     fn tick(
         &mut self,
         now: Instant,
@@ -380,11 +521,20 @@ impl SimPort {
                         self.onhook.clear();
                     }
                 }
+                self.linefeed = lf;
+                if lf == Linefeed::Ringing {
+                    self.last_ring = Some(clock::now());
+                }
                 if let Err(e) = self.slic.set_linefeed(hal_linefeed(lf)) {
                     debug!("emulated SLIC linefeed: {e:?}");
                 }
             }
-            PortOutput::Line(other) => self.sound.apply(&other),
+            PortOutput::Line(other) => {
+                if let LineOutput::Play(t) = &other {
+                    self.tone = *t;
+                }
+                self.sound.apply(&other);
+            }
         }
     }
 
@@ -471,7 +621,7 @@ fn hal_linefeed(lf: Linefeed) -> HalLinefeed {
 }
 
 /// Serves the control socket.
-async fn control(listener: UnixListener, ports: Rc<RefCell<Vec<SimPort>>>) {
+async fn control(listener: UnixListener, ports: Rc<RefCell<Vec<Option<SimPort>>>>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -491,7 +641,7 @@ async fn control(listener: UnixListener, ports: Rc<RefCell<Vec<SimPort>>>) {
 }
 
 /// One control command; the answer line.
-fn command(line: &str, ports: &Rc<RefCell<Vec<SimPort>>>) -> String {
+fn command(line: &str, ports: &Rc<RefCell<Vec<Option<SimPort>>>>) -> String {
     let mut words = line.split_whitespace();
     let (Some(verb), Some(n)) = (words.next(), words.next()) else {
         return "error: expected VERB PORT [ARGS]".into();
@@ -502,6 +652,7 @@ fn command(line: &str, ports: &Rc<RefCell<Vec<SimPort>>>) -> String {
         .ok()
         .and_then(|n| n.checked_sub(1))
         .and_then(|i| ports.get_mut(i))
+        .and_then(Option::as_mut)
     else {
         return format!("error: no port {n}");
     };

@@ -319,6 +319,11 @@ impl Endpoint {
         self.calls.set_gsm_confirmed(on);
     }
 
+    /// The analog ports' lines, to change their settings.
+    pub fn port_legs_mut(&mut self) -> Option<&mut crate::line::legs::PortLegs> {
+        self.calls.ports_mut()
+    }
+
     /// The next instruction for an analog port's shell: (port, output).
     pub fn poll_port_output(&mut self) -> Option<(usize, crate::line::legs::PortOutput)> {
         self.calls.poll_port_output()

@@ -31,7 +31,7 @@ use crate::gsm::shell::GsmShell;
 use crate::gsm::GsmLink;
 use crate::line::legs::{PortLegs, PortOutput, PortSpec};
 use crate::line::sim::{PortInput, SimPorts};
-use crate::line::{Line, LineConfig, SitePlan};
+use crate::line::{Line, SitePlan};
 use crate::media::relay::{spawn_media_runtime, Leg, MediaEvent, MediaService};
 use crate::notify::{Liveness, LivenessRequests};
 use crate::persist::{PersistCmd, Persister};
@@ -381,6 +381,9 @@ impl SipShell {
                     trunks.sync(&directory.store, &mut endpoint, clock::now());
                     trunks.check_alerts(&endpoint, clock::now());
                     sync_blocks(&directory.store, &mut endpoint, self.cfg.guard.block_time);
+                    if let Some(legs) = endpoint.port_legs_mut() {
+                        crate::line::ports_sync::apply_line_settings(&directory.store, legs);
+                    }
                     endpoint.handle_housekeeping(clock::now(), &mut directory);
                     if let Some(g) = &gsm {
                         g.sync(&mut endpoint, &directory);
@@ -418,7 +421,9 @@ impl SipShell {
         if let Some(p) = &self.ports {
             let numbers: Vec<String> = p.specs.iter().map(|s| s.extension.clone()).collect();
             let mut lines = Vec::new();
-            for spec in &p.specs {
+            let settings = store.port_settings()?;
+            let profiles = crate::line::ports_sync::profiles(&settings, p.specs.len());
+            for (spec, profile) in p.specs.iter().zip(&profiles) {
                 let plan = SitePlan {
                     site: site_of(store),
                     plan: StorePlan {
@@ -426,7 +431,7 @@ impl SipShell {
                         ports: numbers.clone(),
                     },
                 };
-                let line = Line::new(LineConfig::default(), Box::new(plan))?;
+                let line = Line::new(profile.line_config(), Box::new(plan))?;
                 lines.push((spec.clone(), line));
             }
             calls = calls.with_ports(PortLegs::new(lines));

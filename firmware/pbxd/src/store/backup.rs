@@ -93,6 +93,7 @@ pub const BACKUP_TABLES: &[BackupTable] = &[
     table("trunk_numbers", "number"),
     table("external_policy", "extension"),
     table("gsm_settings", "id"),
+    table("ports", "port"),
 ];
 
 /// Tables older archives may hold that this schema folded elsewhere; skipped on restore.

@@ -25,6 +25,7 @@ mod cdr;
 mod error;
 mod extensions;
 mod gsm;
+mod ports;
 mod registrations;
 mod ring_groups;
 mod schema;
@@ -67,6 +68,7 @@ pub use gsm::{
     validate_inbound_destination, validate_outbound_prefix, GsmSettings, GsmStatusRow,
     OutboundPolicy, Sms, SmsDirection, SmsLimits, SmsStatus,
 };
+pub use ports::{PortSettings, PortStatusRow, MAX_PORTS};
 pub use registrations::{Binding, BindingChange};
 pub use ring_groups::{
     validate_ring_group, RingGroup, RingStrategy, DEFAULT_RING_SECS, MAX_MEMBERS, RING_SECS_RANGE,

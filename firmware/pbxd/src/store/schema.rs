@@ -310,8 +310,34 @@ UPDATE trunks SET max_calls = (
 DROP TABLE trunk_limits;
 ";
 
+/// Version 11 (analog port settings): per-port settings
+/// set with `pbxctl port set` (NULL: the default, i.e. `--port-extensions`, DE, the
+/// country's caller-ID mode), and `port_status`, written by pbxd on change for
+/// `pbxctl ports` (no foreign key: a port may have status without settings).
+const V11: &str = "
+CREATE TABLE ports (
+    port         INTEGER PRIMARY KEY NOT NULL CHECK (port BETWEEN 1 AND 64),
+    number       TEXT,
+    name         TEXT,
+    country      TEXT CHECK (country IN ('DE', 'AT', 'CH', 'GB', 'FR', 'NL', 'US')),
+    cid_mode     TEXT CHECK (cid_mode IN ('off', 'bell202', 'v23', 'dtmf')),
+    call_waiting INTEGER NOT NULL DEFAULT 1 CHECK (call_waiting IN (0, 1)),
+    updated_at   INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX ports_number ON ports (number) WHERE number IS NOT NULL;
+CREATE TABLE port_status (
+    port       INTEGER PRIMARY KEY NOT NULL,
+    number     TEXT NOT NULL,
+    hook       TEXT NOT NULL,
+    linefeed   TEXT NOT NULL,
+    call       TEXT NOT NULL,
+    faulty     TEXT,
+    updated_at INTEGER NOT NULL
+);
+";
+
 /// All steps, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

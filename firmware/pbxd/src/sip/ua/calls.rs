@@ -248,6 +248,11 @@ impl SipCalls {
         self.ports.as_ref()
     }
 
+    /// The analog ports, to change their settings.
+    pub fn ports_mut(&mut self) -> Option<&mut PortLegs> {
+        self.ports.as_mut()
+    }
+
     /// A hook transition on analog port `port`.
     pub fn handle_port_hook(
         &mut self,
