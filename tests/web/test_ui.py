@@ -372,6 +372,32 @@ class WebUi(unittest.TestCase):
         self.assertEqual(d.find_elements(By.XPATH, '//td[text()="102"]'), [])
         self.shot("05c-blocks")
 
+        # 5d. Trunks and numbers: a per-field error, a trunk added (its password never
+        # comes back), a number and the emergency caller ID saved.
+        self.go("trunks", "#trunk-form")
+        self.wait("#no-trunks")
+        self.fill("#trunk-form", {"name": "main", "registrar": "bad host", "user": "4921112345",
+                                  "password": "Provider-Secret-77"})
+        self.submit("#trunk-form")
+        self.wait_text('#trunk-form [data-error-for="registrar"]', "registrar")
+        self.fill("#trunk-form", {"registrar": "127.0.0.1:9"})
+        self.submit("#trunk-form")
+        self.wait_text("#trunk-flash", "main")
+        self.wait('#trunk-list tr[data-trunk="main"]')
+        self.assertNotIn("Provider-Secret-77", d.page_source)
+        self.fill("#number-form", {"number": "+4921112345", "destination": "101", "callers": "101"})
+        self.submit("#number-form")
+        self.wait('#number-list tr[data-number="+4921112345"]')
+        self.fill("#trunk-settings-form", {"emergency.caller_id": "112"})
+        self.submit("#trunk-settings-form")
+        self.wait_text('#trunk-settings-form [data-error-for="emergency.caller_id"]', "E.164")
+        self.fill("#trunk-settings-form", {"emergency.caller_id": "+4921112345",
+                                           "emergency.address": "Königsallee 1, 40212 Düsseldorf"})
+        self.submit("#trunk-settings-form")
+        self.wait_text("#trunk-flash", "saved")
+        d.execute_script("window.scrollTo(0, 0)")
+        self.shot("05d-trunks")
+
         # 6. Call log: all calls for the administrator, filters, CSV download.
         seed_calls(self.data)
         self.go("calls", "#cdr-filter")

@@ -15,6 +15,18 @@ const DE = {
   'Dashboard': 'Übersicht', 'Extensions': 'Nebenstellen', 'Ring groups': 'Rufgruppen', 'Call log': 'Anrufliste',
   'Blocks': 'Sperren', 'Users': 'Benutzer', 'Audit log': 'Protokoll', 'Site': 'Standort', 'My settings': 'Meine Einstellungen',
   'Backup': 'Sicherung', 'System': 'System', 'Diagnostics': 'Diagnose',
+  // trunks and numbers
+  'Trunks and numbers': 'Amtsleitungen und Rufnummern', 'Add a trunk': 'Amtsleitung hinzufügen', 'Add trunk': 'Amtsleitung hinzufügen',
+  'Save trunk': 'Amtsleitung speichern', 'Change trunk': 'Amtsleitung ändern', 'Remove this trunk?': 'Diese Amtsleitung entfernen?',
+  'Registrar': 'Registrar', 'Calls': 'Gespräche', 'Name': 'Name', 'Edit': 'Bearbeiten', 'Remove': 'Entfernen',
+  'registered': 'angemeldet', 'registering': 'meldet an', 'auth-failed': 'Anmeldung abgelehnt (Zugangsdaten)', 'forbidden': 'verboten',
+  'unreachable': 'nicht erreichbar', 'failed': 'fehlgeschlagen', 'disabled': 'ausgeschaltet', 'no status yet': 'noch kein Zustand', 'until': 'bis',
+  'public address': 'öffentliche Adresse', 'Numbers': 'Rufnummern', 'Rings': 'Klingelt bei', 'Caller ID for': 'Absenderkennung für',
+  'Default': 'Standard', 'caller ID only': 'nur Absenderkennung', 'all extensions': 'alle Nebenstellen', 'No numbers yet.': 'Noch keine Rufnummern.',
+  'Emergency calls and limits': 'Notrufe und Grenzen', 'Save settings': 'Einstellungen speichern', 'Save number': 'Rufnummer speichern',
+  'No trunk yet: add the account your provider gave you.': 'Noch keine Amtsleitung: tragen Sie die Zugangsdaten Ihres Anbieters ein.',
+  'The password is stored encrypted and never shown.': 'Das Passwort wird verschlüsselt gespeichert und nie angezeigt.',
+  'Emergency and toll-fraud settings saved.': 'Notruf- und Missbrauchsschutz-Einstellungen gespeichert.',
   // dashboard
   'Registered phones': 'Angemeldete Telefone', 'Active calls': 'Aktive Gespräche', 'Uptime': 'Laufzeit',
   'Trunk': 'Amtsleitung', 'Analog ports': 'Analoge Anschlüsse', 'GSM': 'GSM', 'not configured': 'nicht eingerichtet',

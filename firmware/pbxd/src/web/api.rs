@@ -383,6 +383,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
     routes.extend(super::api_pbx::routes());
     routes.extend(super::events::routes());
     routes.extend(super::api_admin::routes());
+    routes.extend(super::api_trunks::routes());
     routes
 }
 

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod api_admin;
 pub mod api_pbx;
+pub mod api_trunks;
 pub mod auth;
 pub mod error;
 pub mod events;
