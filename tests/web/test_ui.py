@@ -117,6 +117,22 @@ def seed_calls(data):
     db.close()
 
 
+def seed_gsm(data):
+    """The modem task's report (a PIN the SIM refused, 2 attempts left) and a received SMS."""
+    db = sqlite3.connect(os.path.join(data, "pbx.db"), timeout=10)
+    now = int(time.time())
+    with db:
+        db.execute("INSERT OR REPLACE INTO gsm_status (id, sim, registration, operator, signal_dbm,"
+                   " pin_left, puk_left, last_error, updated_at)"
+                   " VALUES (1, 'PIN needed', 'not registered', NULL, -71, 2, 10,"
+                   " 'the SIM rejected the PIN', ?)", (now,))
+        db.execute("UPDATE gsm_settings SET pin_sealed = 'v1:00', pin_rejected = 1 WHERE id = 1")
+        db.execute("INSERT INTO sms (direction, peer, at, text, parts, read, status)"
+                   " VALUES ('in', '+491701234567', ?, 'Lieferung kommt um 10 Uhr', 1, 0, 'received')",
+                   (now - 60,))
+    db.close()
+
+
 def seed_alerts(data):
     """Alerts as the trunk and GSM features raise them (the store's alerts table)."""
     db = sqlite3.connect(os.path.join(data, "pbx.db"), timeout=10)
@@ -394,9 +410,34 @@ class WebUi(unittest.TestCase):
         self.fill("#trunk-settings-form", {"emergency.caller_id": "+4921112345",
                                            "emergency.address": "Königsallee 1, 40212 Düsseldorf"})
         self.submit("#trunk-settings-form")
-        self.wait_text("#trunk-flash", "saved")
+        self.wait_text("#trunk-flash", "Emergency and toll-fraud settings saved")
         d.execute_script("window.scrollTo(0, 0)")
         self.shot("05d-trunks")
+
+        # 5e. GSM and SMS: the module as the modem task reports it (a rejected PIN with
+        # its attempts left), a PIN entered and never shown, the inbox, an SMS sent.
+        seed_gsm(self.data)
+        self.go("gsm", "#gsm-status")
+        self.wait_text('#gsm-status [data-key="pin"]', "REJECTED")
+        self.wait_text('#gsm-status [data-key="pin-left"]', "2")
+        self.fill("#pin-form", {"pin": "12a"})
+        self.submit("#pin-form")
+        self.wait_text('#pin-form [data-error-for="pin"]', "PIN")
+        self.fill("#pin-form", {"pin": "4711"})
+        self.submit("#pin-form")
+        self.wait_text("#gsm-flash", "PIN stored")
+        self.wait_text('#gsm-status [data-key="pin"]', "stored")
+        self.assertNotIn("4711", d.page_source)
+        self.wait('#sms-list tr.unread')
+        d.find_element(By.XPATH, '//tr[contains(@class, "unread")]//button[text()="Mark read"]').click()
+        WebDriverWait(d, 10).until(
+            lambda drv: not drv.find_elements(By.CSS_SELECTOR, "#sms-list tr.unread"))
+        self.fill("#sms-form", {"number": "+491701234567", "text": "Die Lieferung ist da."})
+        self.submit("#sms-form")
+        self.wait_text("#gsm-flash", "SMS queued (1 part)")
+        self.wait_text("#sms-list tbody", "Die Lieferung ist da.")
+        d.execute_script("window.scrollTo(0, 0)")
+        self.shot("05e-gsm")
 
         # 6. Call log: all calls for the administrator, filters, CSV download.
         seed_calls(self.data)

@@ -27,6 +27,16 @@ const DE = {
   'No trunk yet: add the account your provider gave you.': 'Noch keine Amtsleitung: tragen Sie die Zugangsdaten Ihres Anbieters ein.',
   'The password is stored encrypted and never shown.': 'Das Passwort wird verschlüsselt gespeichert und nie angezeigt.',
   'Emergency and toll-fraud settings saved.': 'Notruf- und Missbrauchsschutz-Einstellungen gespeichert.',
+  // GSM and SMS
+  'GSM and SMS': 'GSM und SMS', 'Module': 'Modul', 'Registration': 'Netzanmeldung', 'Operator': 'Netzbetreiber', 'Signal': 'Signal',
+  'PIN attempts left': 'PIN-Versuche übrig', 'PUK attempts left': 'PUK-Versuche übrig', 'Last error': 'Letzter Fehler', 'Reported': 'Gemeldet',
+  'stored': 'gespeichert', 'not stored': 'nicht gespeichert', 'REJECTED by the SIM: enter the right PIN': 'von der SIM ABGELEHNT: richtige PIN eingeben',
+  'Gateway use': 'Gateway-Nutzung', 'confirmed': 'bestätigt', 'SMS limits': 'SMS-Grenzen', 'minute': 'Minute', 'day': 'Tag',
+  'SIM PIN (4 to 8 digits)': 'SIM-PIN (4 bis 8 Ziffern)', 'Store PIN': 'PIN speichern', 'PUK (8 digits)': 'PUK (8 Ziffern)', 'New PIN': 'Neue PIN',
+  'Store PUK': 'PUK speichern', 'Send an SMS': 'SMS senden', 'Send SMS': 'SMS senden', 'Text': 'Text', 'SMS queued': 'SMS eingereiht',
+  'Mark read': 'Als gelesen markieren', 'Delete this SMS?': 'Diese SMS löschen?', 'SMS deleted.': 'SMS gelöscht.', 'No SMS.': 'Keine SMS.',
+  'The PIN is stored encrypted and never shown.': 'Die PIN wird verschlüsselt gespeichert und nie angezeigt.', 'PUK (SIM blocked)': 'PUK (SIM gesperrt)',
+  'from': 'von', 'to': 'an', 'read': 'gelesen', 'unread': 'ungelesen', 'characters': 'Zeichen', 'part': 'Teil', 'parts': 'Teile',
   // dashboard
   'Registered phones': 'Angemeldete Telefone', 'Active calls': 'Aktive Gespräche', 'Uptime': 'Laufzeit',
   'Trunk': 'Amtsleitung', 'Analog ports': 'Analoge Anschlüsse', 'GSM': 'GSM', 'not configured': 'nicht eingerichtet',

@@ -6,6 +6,7 @@ import { h, clear, field, selectField, checkbox, formAlert, table, fmtTime, fmtD
 import { dashboard } from './dashboard.js';
 import { backup, system, diagnostics } from './admin.js';
 import { trunks } from './trunks.js';
+import { gsm } from './gsm.js';
 import { t, setLanguage, language } from './i18n.js';
 
 const CLASSES = [['internal', 'Internal only'], ['local', 'Local'], ['national', 'National'], ['international', 'International']];
@@ -378,6 +379,7 @@ export const PAGES = {
   calls: { title: 'Call log', admin: false, render: calls },
   blocks: { title: 'Blocks', admin: true, render: blocks },
   trunks: { title: 'Trunks and numbers', admin: true, render: trunks },
+  gsm: { title: 'GSM and SMS', admin: true, render: gsm },
   users: { title: 'Users', admin: true, render: users },
   audit: { title: 'Audit log', admin: true, render: audit },
   site: { title: 'Site', admin: true, render: site },

@@ -384,6 +384,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
     routes.extend(super::events::routes());
     routes.extend(super::api_admin::routes());
     routes.extend(super::api_trunks::routes());
+    routes.extend(super::api_gsm::routes());
     routes
 }
 
