@@ -439,6 +439,20 @@ class WebUi(unittest.TestCase):
         d.execute_script("window.scrollTo(0, 0)")
         self.shot("05e-gsm")
 
+        # 5f. Firmware: version shown; an upload is refused with the update module's
+        # words (this rig runs without an update system), and nothing is left behind.
+        self.go("firmware", "#fw-form")
+        self.wait_text("#fw-info", "none")
+        bundle = os.path.join(self.tmp, "test.raucb")
+        with open(bundle, "wb") as f:
+            f.write(b"not a bundle" * 100)
+        d.find_element(By.CSS_SELECTOR, "#fw-file").send_keys(bundle)
+        self.submit("#fw-form")
+        self.wait_text("#fw-form .form-alert", "updates are disabled on this system")
+        tmp = os.path.join(self.data, "tmp")
+        self.assertEqual(os.listdir(tmp) if os.path.isdir(tmp) else [], [])
+        self.shot("05f-firmware")
+
         # 6. Call log: all calls for the administrator, filters, CSV download.
         seed_calls(self.data)
         self.go("calls", "#cdr-filter")

@@ -37,6 +37,14 @@ const DE = {
   'Mark read': 'Als gelesen markieren', 'Delete this SMS?': 'Diese SMS löschen?', 'SMS deleted.': 'SMS gelöscht.', 'No SMS.': 'Keine SMS.',
   'The PIN is stored encrypted and never shown.': 'Die PIN wird verschlüsselt gespeichert und nie angezeigt.', 'PUK (SIM blocked)': 'PUK (SIM gesperrt)',
   'from': 'von', 'to': 'an', 'read': 'gelesen', 'unread': 'ungelesen', 'characters': 'Zeichen', 'part': 'Teil', 'parts': 'Teile',
+  // firmware
+  'Firmware': 'Firmware', 'Installed firmware': 'Installierte Firmware', 'Install an update': 'Update installieren', 'Version': 'Version',
+  'Update system': 'Update-System', 'Maintenance window': 'Wartungsfenster', 'any time': 'jederzeit', 'Upload and install': 'Hochladen und installieren',
+  'Update bundle (.raucb)': 'Update-Paket (.raucb)', 'Choose a bundle file first.': 'Bitte zuerst eine Paketdatei wählen.', 'Uploading…': 'Lade hoch…',
+  'Installation failed:': 'Installation fehlgeschlagen:', 'Installed; it boots at the next restart.': 'Installiert; wird beim nächsten Neustart gestartet.',
+  'Slots unavailable:': 'Slots nicht verfügbar:', 'No installation from this page since pbxd started.': 'Seit dem Start von pbxd keine Installation über diese Seite.',
+  'The signature and the board are checked before anything is written.': 'Signatur und Gerät werden geprüft, bevor etwas geschrieben wird.',
+  'Install even while calls are up or outside the maintenance window (never during an emergency call)': 'Auch während Gesprächen oder außerhalb des Wartungsfensters installieren (nie während eines Notrufs)',
   // dashboard
   'Registered phones': 'Angemeldete Telefone', 'Active calls': 'Aktive Gespräche', 'Uptime': 'Laufzeit',
   'Trunk': 'Amtsleitung', 'Analog ports': 'Analoge Anschlüsse', 'GSM': 'GSM', 'not configured': 'nicht eingerichtet',

@@ -7,6 +7,7 @@ import { dashboard } from './dashboard.js';
 import { backup, system, diagnostics } from './admin.js';
 import { trunks } from './trunks.js';
 import { gsm } from './gsm.js';
+import { firmware } from './firmware.js';
 import { t, setLanguage, language } from './i18n.js';
 
 const CLASSES = [['internal', 'Internal only'], ['local', 'Local'], ['national', 'National'], ['international', 'International']];
@@ -386,5 +387,6 @@ export const PAGES = {
   backup: { title: 'Backup', admin: true, render: backup },
   system: { title: 'System', admin: true, render: system },
   diagnostics: { title: 'Diagnostics', admin: true, render: diagnostics },
+  firmware: { title: 'Firmware', admin: true, render: firmware },
   me: { title: 'My settings', admin: false, render: me },
 };
