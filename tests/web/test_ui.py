@@ -513,6 +513,7 @@ class WebUi(unittest.TestCase):
         d.find_element(By.ID, "restore-file").send_keys(archive)
         self.submit("#restore-form")
         self.wait_text("#restore-done", "restored")
+        self.wait_text("#restore-restart", "Restart pbxd")
         self.shot("06e-restore-done")
         self.login("admin", ADMIN_PW)  # a restore ends every session
         self.go("extensions", '#extension-list tr[data-number="101"]')

@@ -86,6 +86,7 @@ const DE = {
   'Restore backup': 'Sicherung wiederherstellen',
   'Choose a backup file first.': 'Wählen Sie zuerst eine Sicherungsdatei.',
   'The configuration was restored. Everyone must log in again.': 'Die Konfiguration wurde wiederhergestellt. Alle müssen sich neu anmelden.',
+  'Restart pbxd (or the box) now: the running telephony picks up the restored configuration only after a restart.': 'Starten Sie jetzt pbxd (oder das Gerät) neu: Die laufende Telefonie übernimmt die wiederhergestellte Konfiguration erst nach einem Neustart.',
   'These secrets came from another box and must be entered again:': 'Diese Geheimnisse stammen von einem anderen Gerät und müssen neu eingegeben werden:',
   'backup-what': 'Die Sicherung enthält die Konfiguration: Nebenstellen (mit Passwort-Hashes), Rufgruppen, Einstellungen, Standort, Web-Benutzer (mit Passwort-Hashes) und Sperren. Keine Anrufliste und keine Anmeldungen von Telefonen. Bewahren Sie die Datei vertraulich auf.',
   'backup-sealed': 'Verschlüsselte Geheimnisse (Passwörter der Amtsleitung, SIM-PIN) lassen sich nur auf diesem Gerät öffnen. Auf einem anderen Gerät werden sie verworfen und müssen neu eingegeben werden.',
