@@ -84,7 +84,8 @@ pub(super) fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (
             Method::POST,
             "/api/v1/firmware",
-            post(upload).layer(DefaultBodyLimit::max(MAX_BUNDLE_BYTES)),
+            // The bundle is streamed and counted in `receive`; lift the small default.
+            post(upload).layer(DefaultBodyLimit::disable()),
         ),
     ]
 }
@@ -184,8 +185,16 @@ impl Drop for TempBundle {
     }
 }
 
-/// Streams `body` into a new file under `dir`; at most [`MAX_BUNDLE_BYTES`].
-async fn receive(dir: &Path, body: Body) -> Result<(TempBundle, u64), ApiError> {
+fn too_large(max: u64) -> ApiError {
+    ApiError::field(
+        "file",
+        format!("the bundle is larger than {} MiB", max >> 20),
+    )
+}
+
+/// Streams `body` into a new file under `dir`; at most `max` bytes (counted here: the
+/// body-limit layer does not apply to a streamed `Body`).
+async fn receive(dir: &Path, body: Body, max: u64) -> Result<(TempBundle, u64), ApiError> {
     tokio::fs::create_dir_all(dir).await.map_err(|e| {
         tracing::error!("cannot create {}: {e}", dir.display());
         ApiError::Internal
@@ -199,19 +208,13 @@ async fn receive(dir: &Path, body: Body) -> Result<(TempBundle, u64), ApiError> 
     let mut body = body;
     let mut size = 0u64;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            // The body limit ends the stream with an error: say which.
-            if e.to_string().contains("length limit") {
-                ApiError::field(
-                    "file",
-                    format!("the bundle is larger than {} MiB", MAX_BUNDLE_BYTES >> 20),
-                )
-            } else {
-                ApiError::field("file", format!("upload interrupted: {e}"))
-            }
-        })?;
+        let frame =
+            frame.map_err(|e| ApiError::field("file", format!("upload interrupted: {e}")))?;
         if let Ok(data) = frame.into_data() {
             size += data.len() as u64;
+            if size > max {
+                return Err(too_large(max));
+            }
             file.write_all(&data).await.map_err(|e| {
                 tracing::error!("cannot write {}: {e}", temp.0.display());
                 ApiError::Conflict(format!(
@@ -246,6 +249,14 @@ async fn upload(
             message: "send the bundle as application/octet-stream".into(),
         });
     }
+    let max = MAX_BUNDLE_BYTES as u64;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large(max));
+    }
     let settings = lock(&st.firmware.settings).clone();
     // Refuse before the upload when the answer is known already.
     check_policy(&st, &settings, force)?;
@@ -269,7 +280,7 @@ async fn upload(
         job.last_error = Some(e.to_string());
         job.finished_at = Some(unix_now());
     };
-    let (temp, size) = match receive(&st.data_dir.join("tmp"), body).await {
+    let (temp, size) = match receive(&st.data_dir.join("tmp"), body, max).await {
         Ok(r) => r,
         Err(e) => {
             fail(&st, &e);
@@ -326,4 +337,44 @@ async fn install(st: &AppState, bus: &Bus, bundle: &Path) -> Result<Option<Strin
         })
         .await?;
     Ok(installed.primary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_and_its_file_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (temp, size) = receive(dir.path(), Body::from(vec![7u8; 1000]), 1000)
+            .await
+            .expect("at the limit");
+        assert_eq!(size, 1000);
+        assert_eq!(std::fs::read(&temp.0).expect("stored").len(), 1000);
+        drop(temp);
+        let err = receive(dir.path(), Body::from(vec![7u8; 1001]), 1000)
+            .await
+            .err()
+            .expect("over the limit");
+        assert!(
+            matches!(
+                err,
+                ApiError::BadRequest {
+                    field: Some("file"),
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = receive(dir.path(), Body::empty(), 1000)
+            .await
+            .err()
+            .expect("empty");
+        assert_eq!(err, ApiError::field("file", "the upload is empty"));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("dir").count(),
+            0,
+            "nothing left"
+        );
+    }
 }
