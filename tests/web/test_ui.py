@@ -117,6 +117,22 @@ def seed_calls(data):
     db.close()
 
 
+def seed_gsm(data):
+    """The modem task's report (a PIN the SIM refused, 2 attempts left) and a received SMS."""
+    db = sqlite3.connect(os.path.join(data, "pbx.db"), timeout=10)
+    now = int(time.time())
+    with db:
+        db.execute("INSERT OR REPLACE INTO gsm_status (id, sim, registration, operator, signal_dbm,"
+                   " pin_left, puk_left, last_error, updated_at)"
+                   " VALUES (1, 'PIN needed', 'not registered', NULL, -71, 2, 10,"
+                   " 'the SIM rejected the PIN', ?)", (now,))
+        db.execute("UPDATE gsm_settings SET pin_sealed = 'v1:00', pin_rejected = 1 WHERE id = 1")
+        db.execute("INSERT INTO sms (direction, peer, at, text, parts, read, status)"
+                   " VALUES ('in', '+491701234567', ?, 'Lieferung kommt um 10 Uhr', 1, 0, 'received')",
+                   (now - 60,))
+    db.close()
+
+
 def seed_alerts(data):
     """Alerts as the trunk and GSM features raise them (the store's alerts table)."""
     db = sqlite3.connect(os.path.join(data, "pbx.db"), timeout=10)
@@ -372,6 +388,71 @@ class WebUi(unittest.TestCase):
         self.assertEqual(d.find_elements(By.XPATH, '//td[text()="102"]'), [])
         self.shot("05c-blocks")
 
+        # 5d. Trunks and numbers: a per-field error, a trunk added (its password never
+        # comes back), a number and the emergency caller ID saved.
+        self.go("trunks", "#trunk-form")
+        self.wait("#no-trunks")
+        self.fill("#trunk-form", {"name": "main", "registrar": "bad host", "user": "4921112345",
+                                  "password": "Provider-Secret-77"})
+        self.submit("#trunk-form")
+        self.wait_text('#trunk-form [data-error-for="registrar"]', "registrar")
+        self.fill("#trunk-form", {"registrar": "127.0.0.1:9"})
+        self.submit("#trunk-form")
+        self.wait_text("#trunk-flash", "main")
+        self.wait('#trunk-list tr[data-trunk="main"]')
+        self.assertNotIn("Provider-Secret-77", d.page_source)
+        self.fill("#number-form", {"number": "+4921112345", "destination": "101", "callers": "101"})
+        self.submit("#number-form")
+        self.wait('#number-list tr[data-number="+4921112345"]')
+        self.fill("#trunk-settings-form", {"emergency.caller_id": "112"})
+        self.submit("#trunk-settings-form")
+        self.wait_text('#trunk-settings-form [data-error-for="emergency.caller_id"]', "E.164")
+        self.fill("#trunk-settings-form", {"emergency.caller_id": "+4921112345",
+                                           "emergency.address": "Königsallee 1, 40212 Düsseldorf"})
+        self.submit("#trunk-settings-form")
+        self.wait_text("#trunk-flash", "Emergency and toll-fraud settings saved")
+        d.execute_script("window.scrollTo(0, 0)")
+        self.shot("05d-trunks")
+
+        # 5e. GSM and SMS: the module as the modem task reports it (a rejected PIN with
+        # its attempts left), a PIN entered and never shown, the inbox, an SMS sent.
+        seed_gsm(self.data)
+        self.go("gsm", "#gsm-status")
+        self.wait_text('#gsm-status [data-key="pin"]', "REJECTED")
+        self.wait_text('#gsm-status [data-key="pin-left"]', "2")
+        self.fill("#pin-form", {"pin": "12a"})
+        self.submit("#pin-form")
+        self.wait_text('#pin-form [data-error-for="pin"]', "PIN")
+        self.fill("#pin-form", {"pin": "4711"})
+        self.submit("#pin-form")
+        self.wait_text("#gsm-flash", "PIN stored")
+        self.wait_text('#gsm-status [data-key="pin"]', "stored")
+        self.assertNotIn("4711", d.page_source)
+        self.wait('#sms-list tr.unread')
+        d.find_element(By.XPATH, '//tr[contains(@class, "unread")]//button[text()="Mark read"]').click()
+        WebDriverWait(d, 10).until(
+            lambda drv: not drv.find_elements(By.CSS_SELECTOR, "#sms-list tr.unread"))
+        self.fill("#sms-form", {"number": "+491701234567", "text": "Die Lieferung ist da."})
+        self.submit("#sms-form")
+        self.wait_text("#gsm-flash", "SMS queued (1 part)")
+        self.wait_text("#sms-list tbody", "Die Lieferung ist da.")
+        d.execute_script("window.scrollTo(0, 0)")
+        self.shot("05e-gsm")
+
+        # 5f. Firmware: version shown; an upload is refused with the update module's
+        # words (this rig runs without an update system), and nothing is left behind.
+        self.go("firmware", "#fw-form")
+        self.wait_text("#fw-info", "none")
+        bundle = os.path.join(self.tmp, "test.raucb")
+        with open(bundle, "wb") as f:
+            f.write(b"not a bundle" * 100)
+        d.find_element(By.CSS_SELECTOR, "#fw-file").send_keys(bundle)
+        self.submit("#fw-form")
+        self.wait_text("#fw-form .form-alert", "updates are disabled on this system")
+        tmp = os.path.join(self.data, "tmp")
+        self.assertEqual(os.listdir(tmp) if os.path.isdir(tmp) else [], [])
+        self.shot("05f-firmware")
+
         # 6. Call log: all calls for the administrator, filters, CSV download.
         seed_calls(self.data)
         self.go("calls", "#cdr-filter")
@@ -432,6 +513,7 @@ class WebUi(unittest.TestCase):
         d.find_element(By.ID, "restore-file").send_keys(archive)
         self.submit("#restore-form")
         self.wait_text("#restore-done", "restored")
+        self.wait_text("#restore-restart", "Restart pbxd")
         self.shot("06e-restore-done")
         self.login("admin", ADMIN_PW)  # a restore ends every session
         self.go("extensions", '#extension-list tr[data-number="101"]')

@@ -208,6 +208,12 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
         .context("cannot start the GSM audio bridge")?;
         shell = shell.with_gsm(gsm_link.clone(), bridge.addr, bridge.media);
     }
+    web_state.configure_firmware(web::api_firmware::FirmwareSettings {
+        backend: cfg.update.backend,
+        bus: cfg.update.bus.clone(),
+        policy: cfg.update.policy,
+        utc_offset: Some(utc_offset),
+    });
     let mut tasks = tokio::task::JoinSet::new();
     {
         let shell = shell.clone();

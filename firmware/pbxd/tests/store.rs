@@ -91,7 +91,6 @@ fn migrates_an_empty_directory_and_sets_pragmas() {
             "ring_groups",
             "settings",
             "sms",
-            "trunk_limits",
             "trunk_numbers",
             "trunk_status",
             "trunks",

@@ -756,7 +756,8 @@ fn plain_http_serves_health_and_redirects_the_rest_and_openapi_matches() {
             count += 1;
         }
     }
-    assert_eq!(count, 45);
+    // 45, then trunks (9), GSM and SMS (7), firmware (2).
+    assert_eq!(count, 63);
 }
 
 /// A busy HTTPS port does not stop the PBX: pbxd starts, says why the web UI is

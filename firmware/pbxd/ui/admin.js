@@ -60,7 +60,8 @@ export async function backup(main) {
     try {
       const resp = await raw('POST', `/api/v1/restore${foreign ? '?allow_foreign=true' : ''}`, await f.arrayBuffer(), 'application/octet-stream');
       const report = await resp.json();
-      result.append(h('p', { class: 'notice', id: 'restore-done' }, t('The configuration was restored. Everyone must log in again.')));
+      result.append(h('p', { class: 'notice', id: 'restore-done' }, t('The configuration was restored. Everyone must log in again.')),
+        h('p', { class: 'alert', id: 'restore-restart' }, t('Restart pbxd (or the box) now: the running telephony picks up the restored configuration only after a restart.')));
       if (report.dropped_secrets.length) {
         result.append(h('div', { class: 'alert', id: 'restore-dropped' },
           t('These secrets came from another box and must be entered again:'),

@@ -5,6 +5,9 @@ import { get, post, put, del } from './api.js';
 import { h, clear, field, selectField, checkbox, formAlert, table, fmtTime, fmtDuration, showError } from './dom.js';
 import { dashboard } from './dashboard.js';
 import { backup, system, diagnostics } from './admin.js';
+import { trunks } from './trunks.js';
+import { gsm } from './gsm.js';
+import { firmware } from './firmware.js';
 import { t, setLanguage, language } from './i18n.js';
 
 const CLASSES = [['internal', 'Internal only'], ['local', 'Local'], ['national', 'National'], ['international', 'International']];
@@ -376,11 +379,14 @@ export const PAGES = {
   'ring-groups': { title: 'Ring groups', admin: true, render: ringGroups },
   calls: { title: 'Call log', admin: false, render: calls },
   blocks: { title: 'Blocks', admin: true, render: blocks },
+  trunks: { title: 'Trunks and numbers', admin: true, render: trunks },
+  gsm: { title: 'GSM and SMS', admin: true, render: gsm },
   users: { title: 'Users', admin: true, render: users },
   audit: { title: 'Audit log', admin: true, render: audit },
   site: { title: 'Site', admin: true, render: site },
   backup: { title: 'Backup', admin: true, render: backup },
   system: { title: 'System', admin: true, render: system },
   diagnostics: { title: 'Diagnostics', admin: true, render: diagnostics },
+  firmware: { title: 'Firmware', admin: true, render: firmware },
   me: { title: 'My settings', admin: false, render: me },
 };

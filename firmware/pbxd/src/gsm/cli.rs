@@ -140,6 +140,84 @@ fn usage(e: impl std::fmt::Display) -> CliError {
     CliError::Usage(e.to_string())
 }
 
+/// Checks a SIM PIN and stores it sealed (pbxctl and the web API): a PIN the SIM
+/// rejected before is refused, never sent again.
+pub fn store_pin(
+    db: &mut Store,
+    key: &DeviceKey,
+    pin: &str,
+    last_attempt: bool,
+    now_unix: i64,
+) -> Result<(), CliError> {
+    // The form is checked before anything is stored or reaches the SIM.
+    Pin::new(pin).map_err(usage)?;
+    let s = db.gsm_settings()?;
+    if s.pin_rejected {
+        let old = s
+            .pin_sealed
+            .as_ref()
+            .and_then(|x| key.open(PIN_PURPOSE, x).ok());
+        if old.as_deref() == Some(pin) {
+            return Err(CliError::Usage(
+                "the SIM rejected this PIN before; it is not sent again. Enter the right PIN"
+                    .into(),
+            ));
+        }
+    }
+    let sealed = key
+        .seal(PIN_PURPOSE, pin)
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    db.set_gsm_pin(&sealed, last_attempt, now_unix)?;
+    Ok(())
+}
+
+/// Checks a PUK and the new PIN and stores both sealed (pbxctl and the web API): a PUK
+/// the SIM rejected before is refused.
+pub fn store_puk(
+    db: &mut Store,
+    key: &DeviceKey,
+    puk: &str,
+    new_pin: &str,
+    now_unix: i64,
+) -> Result<(), CliError> {
+    Puk::new(puk).map_err(usage)?;
+    Pin::new(new_pin).map_err(usage)?;
+    let s = db.gsm_settings()?;
+    if s.puk_rejected {
+        let old = s
+            .puk_sealed
+            .as_ref()
+            .and_then(|x| key.open(PUK_PURPOSE, x).ok());
+        if old.as_deref() == Some(puk) {
+            return Err(CliError::Usage(
+                "the SIM rejected this PUK before; it is not sent again".into(),
+            ));
+        }
+    }
+    let seal = |p: &str, v: &str| key.seal(p, v).map_err(|e| CliError::Other(e.to_string()));
+    db.set_gsm_puk(
+        &seal(PUK_PURPOSE, puk)?,
+        &seal(PIN_PURPOSE, new_pin)?,
+        now_unix,
+    )?;
+    Ok(())
+}
+
+/// Checks and queues an SMS under the store's rate limits (pbxctl and the web API);
+/// returns its id and parts.
+pub fn send_sms(
+    db: &mut Store,
+    number: &str,
+    text: &str,
+    actor: &str,
+    now_unix: i64,
+) -> Result<(i64, u32), CliError> {
+    let parts = super::sms::check(number, text).map_err(usage)?;
+    let parts = u32::try_from(parts).unwrap_or(u32::MAX);
+    let id = db.queue_sms(number, text, parts, actor, now_unix)?;
+    Ok((id, parts))
+}
+
 /// Run a `gsm` command on the store in `data_dir`.
 pub fn run_gsm(
     cmd: GsmCmd,
@@ -231,27 +309,9 @@ pub fn run_gsm(
             } else {
                 pin
             };
-            // The form is checked before anything is stored or reaches the SIM.
-            Pin::new(&pin).map_err(usage)?;
             let key =
                 DeviceKey::load_or_create(data_dir).map_err(|e| CliError::Other(e.to_string()))?;
-            let s = db.gsm_settings()?;
-            if s.pin_rejected {
-                let old = s
-                    .pin_sealed
-                    .as_ref()
-                    .and_then(|x| key.open(PIN_PURPOSE, x).ok());
-                if old.as_deref() == Some(pin.as_str()) {
-                    return Err(CliError::Usage(
-                        "the SIM rejected this PIN before; it is not sent again. Enter the right PIN"
-                            .into(),
-                    ));
-                }
-            }
-            let sealed = key
-                .seal(PIN_PURPOSE, &pin)
-                .map_err(|e| CliError::Other(e.to_string()))?;
-            db.set_gsm_pin(&sealed, last_attempt, now_unix)?;
+            store_pin(db, &key, &pin, last_attempt, now_unix)?;
             writeln!(
                 out,
                 "PIN stored; pbxd uses it once when the SIM asks for it"
@@ -266,29 +326,9 @@ pub fn run_gsm(
                     .ok_or_else(|| CliError::Usage("give the new PIN after the PUK".into()))?;
                 (puk, new_pin)
             };
-            Puk::new(&puk).map_err(usage)?;
-            Pin::new(&new_pin).map_err(usage)?;
             let key =
                 DeviceKey::load_or_create(data_dir).map_err(|e| CliError::Other(e.to_string()))?;
-            let s = db.gsm_settings()?;
-            if s.puk_rejected {
-                let old = s
-                    .puk_sealed
-                    .as_ref()
-                    .and_then(|x| key.open(PUK_PURPOSE, x).ok());
-                if old.as_deref() == Some(puk.as_str()) {
-                    return Err(CliError::Usage(
-                        "the SIM rejected this PUK before; it is not sent again".into(),
-                    ));
-                }
-            }
-            let seal =
-                |p: &str, v: &str| key.seal(p, v).map_err(|e| CliError::Other(e.to_string()));
-            db.set_gsm_puk(
-                &seal(PUK_PURPOSE, &puk)?,
-                &seal(PIN_PURPOSE, &new_pin)?,
-                now_unix,
-            )?;
+            store_puk(db, &key, &puk, &new_pin, now_unix)?;
             writeln!(
                 out,
                 "PUK stored; pbxd uses it once when the SIM asks for it"
@@ -348,9 +388,7 @@ pub fn run_sms(
 ) -> Result<(), CliError> {
     match cmd {
         SmsCmd::Send { number, text } => {
-            let parts = super::sms::check(&number, &text).map_err(usage)?;
-            let parts = u32::try_from(parts).unwrap_or(u32::MAX);
-            let id = db.queue_sms(&number, &text, parts, actor, now_unix)?;
+            let (id, parts) = send_sms(db, &number, &text, actor, now_unix)?;
             writeln!(
                 out,
                 "SMS {id} queued ({parts} part{}); `pbxctl sms list` shows when it is sent",

@@ -32,6 +32,7 @@ mod schema;
 mod settings;
 mod site;
 mod site_info;
+mod sms_web;
 mod trunk_numbers;
 mod trunks;
 mod user_prefs;

@@ -128,70 +128,86 @@ impl Store {
         limit: i64,
         offset: u32,
     ) -> Result<Vec<StoredCallRecord>, StoreError> {
-        // "caller = X OR destination = X" cannot walk an index in start_ms order; two
-        // index walks ((caller, start_ms) and (destination, start_ms)), each stopping
-        // after limit + offset rows, merged by UNION, can. The pivot is the user's own
-        // extension, else an internal number filter.
-        let internal = f.number.as_deref().filter(|n| validate_number(n).is_ok());
-        let pivot = f.own_extension.as_deref().or(internal);
-        let mut cond = String::from("1");
-        let mut args: Vec<Value> = Vec::new();
-        if let Some(since) = f.since_ms {
-            args.push(since.into());
-            let _ = write!(cond, " AND start_ms >= ?{}", args.len());
-        }
-        if let Some(until) = f.until_ms {
-            args.push(until.into());
-            let _ = write!(cond, " AND start_ms < ?{}", args.len());
-        }
-        if let Some(num) = &f.number {
-            if Some(num.as_str()) != pivot || f.own_extension.is_some() {
-                args.push(num.clone().into());
-                let n = args.len();
-                // An internal number is always the caller or the destination of its
-                // calls; an external one may be only in the dialled digits or E.164 form.
-                if internal.is_some() {
-                    let _ = write!(cond, " AND (caller = ?{n} OR destination = ?{n})");
-                } else {
-                    let _ = write!(
-                        cond,
-                        " AND (caller = ?{n} OR destination = ?{n} OR dialled = ?{n} \
-                         OR normalised = ?{n})"
-                    );
-                }
-            }
-        }
-        if let Some(d) = f.disposition {
-            args.push(d.as_str().to_owned().into());
-            let _ = write!(cond, " AND disposition = ?{}", args.len());
-        }
-        const ORDER: &str = "ORDER BY start_ms DESC, id DESC";
-        let sql = match pivot {
-            None => format!("SELECT {COLUMNS} FROM call_records WHERE {cond} {ORDER}"),
-            Some(p) => {
-                args.push(p.to_owned().into());
-                let pn = args.len();
-                args.push(limit.saturating_add(i64::from(offset)).into());
-                let kn = args.len();
-                format!(
-                    "SELECT {COLUMNS} FROM (
-                       SELECT * FROM (SELECT * FROM call_records
-                                      WHERE {cond} AND caller = ?{pn} {ORDER} LIMIT ?{kn})
-                       UNION
-                       SELECT * FROM (SELECT * FROM call_records
-                                      WHERE {cond} AND destination = ?{pn} {ORDER} LIMIT ?{kn})
-                     ) {ORDER}"
-                )
-            }
-        };
-        args.push(limit.into());
-        args.push(i64::from(offset).into());
-        let sql = format!("{sql} LIMIT ?{} OFFSET ?{}", args.len() - 1, args.len());
+        let (sql, args) = filtered_sql(f, limit, offset);
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args), row_to_record)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
 
+/// The call-log query for `f` and its arguments.
+fn filtered_sql(f: &CdrFilter, limit: i64, offset: u32) -> (String, Vec<Value>) {
+    // "caller = X OR destination = X" cannot walk an index in start_ms order; one
+    // index walk per column ((caller, start_ms), (destination, start_ms), and for an
+    // external number (dialled, start_ms) and (normalised, start_ms)), each stopping
+    // after limit + offset rows, merged by UNION, can. The pivot is the user's own
+    // extension, else the number filter.
+    let internal = f.number.as_deref().filter(|n| validate_number(n).is_ok());
+    let (pivot, walks): (Option<&str>, &[&str]) = match (&f.own_extension, &f.number) {
+        (Some(own), _) => (Some(own.as_str()), &["caller", "destination"]),
+        (None, Some(n)) if internal.is_some() => (Some(n.as_str()), &["caller", "destination"]),
+        (None, Some(n)) => (
+            Some(n.as_str()),
+            &["caller", "destination", "dialled", "normalised"],
+        ),
+        (None, None) => (None, &[]),
+    };
+    let mut cond = String::from("1");
+    let mut args: Vec<Value> = Vec::new();
+    if let Some(since) = f.since_ms {
+        args.push(since.into());
+        let _ = write!(cond, " AND start_ms >= ?{}", args.len());
+    }
+    if let Some(until) = f.until_ms {
+        args.push(until.into());
+        let _ = write!(cond, " AND start_ms < ?{}", args.len());
+    }
+    if let (Some(num), Some(_)) = (&f.number, &f.own_extension) {
+        args.push(num.clone().into());
+        let n = args.len();
+        // An internal number is always the caller or the destination of its calls;
+        // an external one may be only in the dialled digits or E.164 form.
+        if internal.is_some() {
+            let _ = write!(cond, " AND (caller = ?{n} OR destination = ?{n})");
+        } else {
+            let _ = write!(
+                cond,
+                " AND (caller = ?{n} OR destination = ?{n} OR dialled = ?{n} \
+                     OR normalised = ?{n})"
+            );
+        }
+    }
+    if let Some(d) = f.disposition {
+        args.push(d.as_str().to_owned().into());
+        let _ = write!(cond, " AND disposition = ?{}", args.len());
+    }
+    const ORDER: &str = "ORDER BY start_ms DESC, id DESC";
+    let sql = match pivot {
+        None => format!("SELECT {COLUMNS} FROM call_records WHERE {cond} {ORDER}"),
+        Some(p) => {
+            args.push(p.to_owned().into());
+            let pn = args.len();
+            args.push(limit.saturating_add(i64::from(offset)).into());
+            let kn = args.len();
+            let parts: Vec<String> = walks
+                .iter()
+                .map(|col| {
+                    format!(
+                        "SELECT * FROM (SELECT * FROM call_records
+                                            WHERE {cond} AND {col} = ?{pn} {ORDER} LIMIT ?{kn})"
+                    )
+                })
+                .collect();
+            format!("SELECT {COLUMNS} FROM ({}) {ORDER}", parts.join(" UNION "))
+        }
+    };
+    args.push(limit.into());
+    args.push(i64::from(offset).into());
+    let sql = format!("{sql} LIMIT ?{} OFFSET ?{}", args.len() - 1, args.len());
+    (sql, args)
+}
+
+impl Store {
     /// Audit entries older than `before_id` (all if `None`), newest first, at most
     /// `limit` (capped at [`MAX_PAGE`]).
     pub fn audit_page(
@@ -370,5 +386,80 @@ mod tests {
         let older = s.audit_page(Some(all[0].id), 10).expect("older");
         assert_eq!(older.len(), 1);
         assert_eq!(older[0].action, "extension.add");
+    }
+
+    /// The number filter walks indexes, never the whole table (schema V14).
+    #[test]
+    fn number_filters_use_indexes_not_a_table_scan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(dir.path()).expect("store");
+        for (number, own) in [
+            ("02111234567", None),
+            ("+492111234567", None),
+            ("123", None),
+            ("02111234567", Some("101")),
+        ] {
+            let f = CdrFilter {
+                number: Some(number.into()),
+                own_extension: own.map(str::to_owned),
+                ..CdrFilter::default()
+            };
+            let (sql, args) = filtered_sql(&f, 51, 0);
+            let mut stmt = s
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("plan");
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+                .expect("rows")
+                .collect::<Result<_, _>>()
+                .expect("plan rows");
+            let walks = plan
+                .iter()
+                .filter(|l| l.starts_with("SEARCH call_records USING INDEX"))
+                .count();
+            assert!(
+                !plan.iter().any(|l| l.starts_with("SCAN call_records")),
+                "{number}: {plan:#?}"
+            );
+            let want = if own.is_none() && number.len() > 6 {
+                4
+            } else {
+                2
+            };
+            assert_eq!(walks, want, "{number}: {plan:#?}");
+        }
+    }
+
+    #[test]
+    fn external_number_matches_dialled_or_e164_form_newest_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Store::open(dir.path()).expect("store");
+        let mut with_e164 = record(3, "101", "02111234567", Disposition::Answered);
+        with_e164.normalised = Some("+492111234567".into());
+        with_e164.direction = CallDirection::Outbound;
+        for r in [
+            record(1, "101", "02111234567", Disposition::Busy),
+            record(2, "102", "02119999999", Disposition::Answered),
+            with_e164,
+            record(4, "02111234567", "101", Disposition::Answered),
+        ] {
+            s.insert_call_record(&r).expect("insert");
+        }
+        let ids = |n: &str| -> Vec<String> {
+            let f = CdrFilter {
+                number: Some(n.into()),
+                ..CdrFilter::default()
+            };
+            s.call_record_page(&f, 10, 0)
+                .expect("page")
+                .records
+                .into_iter()
+                .map(|r| r.record.call_id)
+                .collect()
+        };
+        assert_eq!(ids("02111234567"), ["c4", "c3", "c1"]);
+        assert_eq!(ids("+492111234567"), ["c3"]);
+        assert!(ids("+4930").is_empty());
     }
 }

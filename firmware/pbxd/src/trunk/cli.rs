@@ -157,15 +157,11 @@ pub fn run(
                     "give the password on stdin with --password-stdin",
                 ));
             }
-            let (host, _) = crate::store::validate_host("registrar", &registrar)?;
             let mut t = TrunkAccount {
                 name: name.clone(),
                 enabled: true,
+                domain: default_domain(&registrar)?,
                 registrar,
-                domain: host
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_owned(),
                 proxy: None,
                 auth_user: user.clone(),
                 user,
@@ -341,13 +337,34 @@ fn seal(data_dir: &Path, name: &str, input: &mut dyn BufRead) -> Result<String, 
     if pw.is_empty() {
         return Err(TrunkCliError::usage("no password on stdin"));
     }
-    if pw.len() > 256 {
-        return Err(TrunkCliError::usage("password longer than 256 characters"));
-    }
     let key = DeviceKey::load_or_create(data_dir)
         .map_err(|e| TrunkCliError::other(format!("device key: {e}")))?;
+    seal_password(&key, name, pw)
+}
+
+/// Checks a trunk password (1 to 256 characters, no line breaks) and seals it for trunk
+/// `name`: the one path by which pbxctl and the web API store it.
+pub fn seal_password(key: &DeviceKey, name: &str, pw: &str) -> Result<String, TrunkCliError> {
+    if pw.is_empty() {
+        return Err(TrunkCliError::usage("the password is empty"));
+    }
+    if pw.chars().count() > 256 {
+        return Err(TrunkCliError::usage("password longer than 256 characters"));
+    }
+    if pw.contains(['\n', '\r']) {
+        return Err(TrunkCliError::usage("the password contains a line break"));
+    }
     key.seal(&password_purpose(name), pw)
         .map_err(|e| TrunkCliError::other(format!("cannot seal the password: {e}")))
+}
+
+/// The SIP domain a new trunk gets when none is given: the registrar's host.
+pub fn default_domain(registrar: &str) -> Result<String, StoreError> {
+    let (host, _) = crate::store::validate_host("registrar", registrar)?;
+    Ok(host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned())
 }
 
 fn show(s: &StoredTrunk) -> String {

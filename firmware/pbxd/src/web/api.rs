@@ -53,6 +53,8 @@ pub struct WebState {
     pub(super) data_dir: std::path::PathBuf,
     /// Marks and checks configuration backups ([`crate::store::BACKUP_TABLES`]).
     pub(super) device_key: Arc<crate::secret::DeviceKey>,
+    /// Firmware uploads: the update settings and the current install.
+    pub(super) firmware: super::api_firmware::Firmware,
 }
 
 /// The router's state.
@@ -89,7 +91,13 @@ impl WebState {
             hash_slots: Semaphore::new(auth::HASH_SLOTS),
             data_dir: data_dir.to_path_buf(),
             device_key,
+            firmware: super::api_firmware::Firmware::default(),
         }))
+    }
+
+    /// Gives the Firmware page the daemon's update settings (backend, bus, policy).
+    pub fn configure_firmware(&self, s: super::api_firmware::FirmwareSettings) {
+        self.firmware.configure(s);
     }
 
     /// The live figures for `/api/v1/health`.
@@ -383,6 +391,9 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
     routes.extend(super::api_pbx::routes());
     routes.extend(super::events::routes());
     routes.extend(super::api_admin::routes());
+    routes.extend(super::api_trunks::routes());
+    routes.extend(super::api_gsm::routes());
+    routes.extend(super::api_firmware::routes());
     routes
 }
 

@@ -10,7 +10,10 @@
 
 pub mod api;
 pub mod api_admin;
+pub mod api_firmware;
+pub mod api_gsm;
 pub mod api_pbx;
+pub mod api_trunks;
 pub mod auth;
 pub mod error;
 pub mod events;

@@ -68,6 +68,21 @@ pub const ASSETS: &[Asset] = &[
         body: include_str!("../../ui/admin.js"),
     },
     Asset {
+        path: "/ui/trunks.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../ui/trunks.js"),
+    },
+    Asset {
+        path: "/ui/gsm.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../ui/gsm.js"),
+    },
+    Asset {
+        path: "/ui/firmware.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../ui/firmware.js"),
+    },
+    Asset {
         path: "/ui/icon.svg",
         content_type: "image/svg+xml",
         body: include_str!("../../ui/icon.svg"),

@@ -43,6 +43,11 @@ pub fn start(data: &Path) -> Daemon {
 }
 
 pub fn start_on(data: &Path, https: &str) -> Daemon {
+    start_with(data, https, &[])
+}
+
+/// Like [`start_on`], with more pbxd arguments (e.g. the update backend).
+pub fn start_with(data: &Path, https: &str, extra: &[&str]) -> Daemon {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pbxd"))
         .arg("--data-dir")
         .arg(data)
@@ -57,6 +62,7 @@ pub fn start_on(data: &Path, https: &str) -> Daemon {
             "--hardware",
             "none",
         ])
+        .args(extra)
         .env("PBXD_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
