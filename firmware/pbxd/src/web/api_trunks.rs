@@ -236,7 +236,7 @@ fn account(name: String, f: TrunkForm) -> Result<TrunkAccount, ApiError> {
             None => TrunkTransport::Udp,
         },
         srtp: match non_empty(f.srtp) {
-            Some(s) => SrtpMode::parse(&s).map_err(store_err("srtp"))?,
+            Some(s) => crate::store::parse_srtp_mode(&s).map_err(store_err("srtp"))?,
             None => SrtpMode::Off,
         },
         register_secs: f.register_secs.unwrap_or(DEFAULT_REGISTER_SECS),
