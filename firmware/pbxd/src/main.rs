@@ -79,6 +79,13 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
     let store = Store::open(&cfg.data_dir)
         .with_context(|| format!("cannot use data directory {}", cfg.data_dir.display()))?;
     let realm = store.realm()?;
+    // Before the SIP task writes this boot's trunk status: was a trunk registered in the
+    // previous one? Then the health gate requires it to register again.
+    let trunk_probe = pbxd::update::trunk_check::TrunkProbe::if_registered_before(
+        &store,
+        cfg.data_dir.clone(),
+        i64::try_from(pbxd::clock::unix_now()).unwrap_or(i64::MAX),
+    );
     drop(store);
     let (persister, writer) = Persister::start(cfg.data_dir.clone())?;
 
@@ -266,6 +273,7 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
             cfg.update.clone(),
             shell.ready(),
             ports_health.take(),
+            trunk_probe,
         ));
         tokio::spawn(pbxd::update::task::switch_when_quiet(
             cfg.update.clone(),

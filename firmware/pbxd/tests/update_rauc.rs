@@ -947,6 +947,114 @@ async fn pbxd_with_the_rauc_backend_marks_the_new_slot_good_once_healthy() {
     );
 }
 
+/// A box whose trunk was registered before the update, and whose provider no longer
+/// answers on the new firmware: the trunk check is required, fails by the limit, and the
+/// slot is marked bad (the reboot falls back). SIP, the database and (no ports with
+/// `--hardware none`) everything else is healthy, so the trunk is the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_registered_before_but_not_after_the_update_marks_the_slot_bad() {
+    if skip("a_trunk_registered_before_but_not_after_the_update_marks_the_slot_bad") {
+        return;
+    }
+    use std::io::Write;
+    let mut rig = Rig::new(false);
+    let installer = rig.factory_boot().await;
+    install_good(&rig, &installer).await;
+    let (slot, _) = rig.boot().await;
+    assert_eq!(slot, "B");
+
+    // The trunk's registrar: a UDP port nobody answers on.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let registrar = silent.local_addr().unwrap().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pbxctl"))
+        .arg("--data-dir")
+        .arg(rig.path("pbx-data"))
+        .args(["trunk", "add", "cloud", "--registrar", &registrar])
+        .args(["--domain", "sip.provider.example", "--user", "4930123"])
+        .arg("--password-stdin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"provider-pw\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What the previous boot's pbxd wrote: registered, an hour ago.
+    {
+        let mut store = pbxd::store::Store::open(&rig.path("pbx-data")).unwrap();
+        let then = i64::try_from(pbxd::clock::unix_now()).unwrap() - 3600;
+        store
+            .set_trunk_status(&pbxd::store::TrunkStatusRow {
+                name: "cloud".into(),
+                state: "registered".into(),
+                reason: String::new(),
+                registered_until: Some(then + 600),
+                public_addr: None,
+                since: then,
+                updated_at: then,
+            })
+            .unwrap();
+    }
+
+    let health = rig.path("health");
+    let rebooted = rig.path("rebooted");
+    let _pbxd = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_pbxd"))
+            .arg("--data-dir")
+            .arg(rig.path("pbx-data"))
+            .args(["--sip-listen", "127.0.0.1:0", "--hardware", "none"])
+            .args([
+                "--http-listen",
+                "127.0.0.1:0",
+                "--https-listen",
+                "127.0.0.1:0",
+            ])
+            .args([
+                "--update-backend",
+                "rauc",
+                "--rauc-dbus-address",
+                &rig.address,
+            ])
+            .args(["--health-limit", "10"])
+            .arg("--health-file")
+            .arg(&health)
+            .arg("--reboot-command")
+            .arg(format!("touch {}", rebooted.display()))
+            .env("PBXD_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t0 = wall_clock();
+    while !health.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no verdict from pbxd"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        std::fs::read_to_string(&health).unwrap(),
+        "bad: trunk-registered: no result within the limit\n"
+    );
+    while !rebooted.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no reboot");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(silent);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pbxd_installs_a_hawkbit_deployment_through_rauc_and_reports_success() {
     if skip("pbxd_installs_a_hawkbit_deployment_through_rauc_and_reports_success") {

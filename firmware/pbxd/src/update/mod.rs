@@ -25,6 +25,7 @@ pub mod policy;
 pub mod rauc;
 pub mod switch;
 pub mod task;
+pub mod trunk_check;
 
 pub use policy::{InstallContext, InstallPolicy, MaintenanceWindow, Refusal};
 

@@ -152,11 +152,13 @@ pub async fn run_health_gate<I: Installer>(
 
 /// The daemon's health gate at start (with `--update-backend rauc`): the database has
 /// opened and migrated before this is called; SIP counts once `sip_ready` turns true;
-/// analog ports and the trunk do not apply yet (not built). Runs once, to its verdict.
+/// the analog ports when the box has them (`analog`); the trunk when it was registered
+/// before this boot (`trunk`). Runs once, to its verdict.
 pub async fn boot_gate(
     cfg: super::UpdateConfig,
     mut sip_ready: tokio::sync::watch::Receiver<bool>,
     analog: Option<tokio::sync::oneshot::Receiver<crate::line::sim::PortsHealth>>,
+    trunk: Option<super::trunk_check::TrunkProbe>,
 ) {
     let installer = match super::rauc::RaucInstaller::connect(&cfg.bus).await {
         Ok(i) => i,
@@ -191,10 +193,17 @@ pub async fn boot_gate(
             Requirement::Required
         }
     };
+    let trunk = match trunk {
+        None => Requirement::NotApplicable,
+        Some(probe) => {
+            tokio::spawn(probe.run(tx.clone()));
+            Requirement::Required
+        }
+    };
     let config = HealthConfig {
         limit: cfg.health_limit,
         analog_ports,
-        ..HealthConfig::default()
+        trunk,
     };
     let command = cfg.reboot_command.clone();
     let sinks = GateSinks {
