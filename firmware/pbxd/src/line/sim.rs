@@ -195,6 +195,9 @@ struct SimPort {
     heard: VecDeque<i16>,
     /// What reached the on-hook phone since it last rang (for its caller-ID display).
     onhook: Vec<i16>,
+    /// The number the display shows for the call ringing now: decoded from `onhook`
+    /// before a later ring burst of the same call clears that recording.
+    display: Option<String>,
     off_hook: bool,
     /// Rotary digits still to dial, and when the next may start.
     pulses: VecDeque<u8>,
@@ -306,6 +309,7 @@ async fn run(
             jitter,
             heard: VecDeque::new(),
             onhook: Vec::new(),
+            display: None,
             off_hook: false,
             pulses: VecDeque::new(),
             next_digit: None,
@@ -516,8 +520,19 @@ impl SimPort {
             }
             PortOutput::Line(LineOutput::Linefeed(lf)) => {
                 if lf == Linefeed::Ringing && !self.off_hook {
-                    // A new ring: the display forgets the last caller.
+                    // A ring burst long after the last one is a new call: the display
+                    // forgets the last caller. Within a call it keeps the number it
+                    // showed, although the recording restarts to stay bounded.
+                    let same_call = self.last_ring.is_some_and(|t| {
+                        clock::now().saturating_duration_since(t) < RING_PAUSE_MAX
+                    });
+                    if !same_call {
+                        self.display = None;
+                    }
                     if self.onhook.len() > ONHOOK_SAMPLES / 2 {
+                        if let Some(n) = cid_number(&self.onhook) {
+                            self.display = Some(n);
+                        }
                         self.onhook.clear();
                     }
                 }
@@ -555,9 +570,8 @@ impl SimPort {
     }
 
     fn status(&self) -> String {
-        let cid = CidMessage::demodulate(&self.onhook)
-            .ok()
-            .and_then(|c| c.number)
+        let cid = cid_number(&self.onhook)
+            .or_else(|| self.display.clone())
             .unwrap_or_else(|| "-".into());
         let cid2 = self
             .cpe
@@ -592,6 +606,11 @@ impl SimPort {
         let rel = 2.0 * f64::from(goertzel_power(&x, hz)) / (n * total);
         format!("hear={:.1}", 10.0 * rel.max(1e-12).log10())
     }
+}
+
+/// The number in the type-1 caller ID recorded on hook, if one decodes.
+fn cid_number(onhook: &[i16]) -> Option<String> {
+    CidMessage::demodulate(onhook).ok().and_then(|c| c.number)
 }
 
 /// Sequence number, timestamp and linear samples of a G.711 A-law packet.
