@@ -107,7 +107,9 @@ mod tests {
 
     #[test]
     fn a_missing_spi_node_is_an_error_naming_the_line() {
-        let e = open_port(&port("/dev/spidev9.9", "/dev/null")).err().unwrap();
+        let e = open_port(&port("/dev/spidev9.9", "/dev/null"))
+            .err()
+            .unwrap();
         assert_eq!(e.line, 7);
         assert!(
             e.msg.starts_with("spi device /dev/spidev9.9: No such file"),
