@@ -10,6 +10,10 @@
 //! relayed call audio into the phone's earpiece ([`PortSound`]); and carries out the
 //! SIP task's [`PortOutput`]s.
 //!
+//! The thread is generic over a port's devices ([`PortIo`]): `--hardware board` runs
+//! the same code (`spawn_ports`) with the SLIC on spidev/GPIO and the PCM on ALSA
+//! ([`super::board`]).
+//!
 //! The control socket (`DATA/sim.sock`, one command per line, one answer line each):
 //! - `offhook N`, `onhook N`, `flash N`: the handset of port N (1-based)
 //! - `dtmf N DIGITS`: key DIGITS (60 ms tone, 80 ms pause each) into the microphone
