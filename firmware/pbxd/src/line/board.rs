@@ -163,19 +163,8 @@ pub fn spawn(
     #[cfg(feature = "alsa")]
     {
         let opened = open_devices(path, board, extensions.len())?;
-        let bring = board.bring_up.clone();
-        let n = extensions.len();
-        let open = move |_now| {
-            let mut ports: Vec<Result<LinuxPortIo, String>> = opened
-                .into_iter()
-                .map(|io| bring_up(io, &bring, &mut SleepDelay))
-                .collect();
-            for p in ports.len() + 1..=n {
-                ports.push(Err(format!("the board file has no `port {p}` line")));
-            }
-            ports
-        };
-        let ports = super::sim::spawn_ports(extensions, relay_ip, sync, open, |_| {})?;
+        let open = move |_now| opened.into_iter().map(Ok).collect();
+        let ports = spawn_with(open, board.bring_up.clone(), extensions, relay_ip, sync)?;
         tracing::info!(ports = ports.specs.len(), board = %path.display(), "board analog ports started");
         Ok(ports)
     }
@@ -186,4 +175,39 @@ pub fn spawn(
             path: path.to_owned(),
         })
     }
+}
+
+/// The ports thread of [`spawn`] with the devices `open` gives (it runs on that thread;
+/// an `Err` is a faulty port): brings each SLIC up with `bring`, marks the ports without a
+/// `port` line faulty, and runs them. Tests inject the emulated chip here.
+pub fn spawn_with<SPI, RST, INT, PinE, A, F>(
+    open: F,
+    bring: BoardFile,
+    extensions: &[String],
+    relay_ip: std::net::IpAddr,
+    sync: Option<super::ports_sync::PortsSync>,
+) -> std::io::Result<super::sim::SimPorts>
+where
+    F: FnOnce(std::time::Instant) -> Vec<Result<BoardIo<Slic<SPI, RST, INT>, A>, String>>
+        + Send
+        + 'static,
+    SPI: SpiDevice + 'static,
+    RST: OutputPin<Error = PinE> + 'static,
+    INT: InputPin<Error = PinE> + 'static,
+    PinE: std::fmt::Debug + 'static,
+    A: pbx_hal::audio::AudioPort + 'static,
+    A::Error: std::fmt::Display,
+{
+    let n = extensions.len();
+    let open = move |now| {
+        let mut ports: Vec<Result<_, String>> = open(now)
+            .into_iter()
+            .map(|io| io.and_then(|io| bring_up(io, &bring, &mut SleepDelay)))
+            .collect();
+        for p in ports.len() + 1..=n {
+            ports.push(Err(format!("the board file has no `port {p}` line")));
+        }
+        ports
+    };
+    super::sim::spawn_ports(extensions, relay_ip, sync, open, |_| {})
 }
