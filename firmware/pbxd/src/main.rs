@@ -140,11 +140,18 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
             .as_deref()
             .context("--hardware board needs --board-file")?;
         let board = pbxd::line::board::open(path)?;
-        anyhow::bail!(
-            "--hardware board: {} ports' devices found, but driving them (spidev, GPIO, ALSA) \
-             is not built yet; use --hardware sim or none",
-            board.devices.ports.len()
-        );
+        let sync = pbxd::line::ports_sync::start(&cfg.data_dir, cfg.port_extensions.len())
+            .context("cannot read the analog ports' settings")?;
+        let numbers = {
+            let store = Store::open(&cfg.data_dir)?;
+            pbxd::line::ports_sync::numbers(&cfg.port_extensions, &store.port_settings()?)
+        };
+        // A device that does not open stops us too; a chip that does not answer makes
+        // its port faulty (the health gate and `pbxctl ports` show it).
+        let mut ports =
+            pbxd::line::board::spawn(path, &board, &numbers, cfg.media.bind_ip, Some(sync))?;
+        ports_health = ports.health.take();
+        shell = shell.with_ports(ports);
     }
     if cfg.hardware == Hardware::Sim && !cfg.port_extensions.is_empty() {
         let control = cfg.data_dir.join("sim.sock");

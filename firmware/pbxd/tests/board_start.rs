@@ -60,3 +60,25 @@ fn a_malformed_board_file_stops_pbxd_naming_the_line() {
         assert!(err.contains(msg), "{text}: {err}");
     }
 }
+
+#[test]
+fn a_node_that_is_no_spidev_or_a_missing_pcm_line_stops_pbxd_naming_the_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = "port 1 spi=/dev/null irq=/dev/null:1 reset=/dev/null:2\n";
+    let cases = [
+        (
+            format!("{port}pcm null\n"),
+            "test.board, line 1: spi device /dev/null is not a usable spidev: ",
+        ),
+        (
+            port.to_owned(),
+            "test.board, line 0: no `pcm` line: the board file names no PCM",
+        ),
+    ];
+    for (text, msg) in cases {
+        let out = pbxd(dir.path(), &text);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{text}: {err}");
+        assert!(err.contains(msg), "{text}: {err}");
+    }
+}

@@ -5,7 +5,8 @@
 //! # Format
 //! ```text
 //! port N spi=/dev/spidevB.C irq=/dev/gpiochipK:LINE reset=/dev/gpiochipK:LINE [channel=CH]
-//! pcm DEVICE        # the ALSA PCM of the SLICs' PCM highway (TDM), e.g. hw:0,0
+//! pcm DEVICE        # the ALSA PCM of the SLICs' PCM highway (TDM), e.g. hw:0,0;
+//!                   # `{port}` in it stands for the port number (one PCM per port)
 //! ```
 //! `N` counts from 1, in order, without gaps; `channel` is the SLIC channel on a shared
 //! chip select (default 0). `irq` is the SLIC's interrupt output (active low), `reset` its

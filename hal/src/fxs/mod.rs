@@ -5,12 +5,15 @@
 //! - [`slic`]: the driver for a ProSLIC-class SLIC ([`Slic`]), generic over embedded-hal;
 //!   its register protocol is documented in [`slic::regs`].
 //! - [`board_file`]: the vendor bring-up sequence as a text file.
+//! - `linux` (feature `linux`): the driver on spidev and GPIO character-device lines.
 //! - [`emulator`]: a virtual chip speaking the same SPI protocol, with a virtual phone, so
 //!   the real driver runs in tests.
 
 pub mod board_devices;
 pub mod board_file;
 pub mod emulator;
+#[cfg(feature = "linux")]
+pub mod linux;
 pub mod port;
 pub mod slic;
 

@@ -73,6 +73,8 @@
 //!   exists and returns to idle.
 
 pub mod board;
+#[cfg(all(test, feature = "alsa"))]
+mod board_tests;
 pub mod cli;
 pub mod country;
 pub mod cpe;
@@ -81,6 +83,7 @@ mod flash_hil_tests;
 #[cfg(test)]
 mod hil_tests;
 pub mod legs;
+pub mod port_io;
 pub mod ports_config;
 pub mod ports_sync;
 pub mod sim;

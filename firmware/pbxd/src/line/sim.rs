@@ -10,6 +10,10 @@
 //! relayed call audio into the phone's earpiece ([`PortSound`]); and carries out the
 //! SIP task's [`PortOutput`]s.
 //!
+//! The thread is generic over a port's devices ([`PortIo`]): `--hardware board` runs
+//! the same code (`spawn_ports`) with the SLIC on spidev/GPIO and the PCM on ALSA
+//! ([`super::board`]).
+//!
 //! The control socket (`DATA/sim.sock`, one command per line, one answer line each):
 //! - `offhook N`, `onhook N`, `flash N`: the handset of port N (1-based)
 //! - `dtmf N DIGITS`: key DIGITS (60 ms tone, 80 ms pause each) into the microphone
@@ -37,6 +41,8 @@ use tracing::{debug, info, warn};
 
 use super::cpe::Type2Cpe;
 use super::legs::{PortOutput, PortSpec};
+use super::port_io::{PortIo, PortIoError};
+use super::ports_config::PortProfile;
 use super::ports_sync::{PortState, PortsSync};
 use super::sound::PortSound;
 use super::{Hook, HookEvent, LineOutput, Linefeed, Tone};
@@ -98,6 +104,71 @@ pub fn spawn(
     wrong_chip_id: &[usize],
 ) -> std::io::Result<SimPorts> {
     let wrong_chip_id = wrong_chip_id.to_vec();
+    let _ = std::fs::remove_file(&control);
+    let listener = std::os::unix::net::UnixListener::bind(&control)?;
+    listener.set_nonblocking(true)?;
+    let n = extensions.len();
+    let open = move |now: Instant| open_sim(n, now, &wrong_chip_id);
+    let serve = move |ports: &Rc<RefCell<Vec<Option<Port<SimIo>>>>>| {
+        if let Ok(l) = UnixListener::from_std(listener) {
+            tokio::task::spawn_local(self::control(l, Rc::clone(ports)));
+        }
+    };
+    let ports = spawn_ports(extensions, relay_ip, sync, open, serve)?;
+    info!(ports = ports.specs.len(), control = %control.display(), "simulated analog ports started");
+    Ok(ports)
+}
+
+/// The emulated chips, brought up with the simulated board file; the ports in
+/// `wrong_chip_id` (1-based) get a chip that answers a wrong ID.
+fn open_sim(n: usize, now: Instant, wrong_chip_id: &[usize]) -> Vec<Result<SimIo, String>> {
+    let board = match BoardFile::parse(SIM_BOARD) {
+        Ok(b) => b,
+        Err(e) => return (0..n).map(|_| Err(format!("board file: {e}"))).collect(),
+    };
+    (0..n)
+        .map(|i| {
+            let chip = VirtualSlic::new(now);
+            if wrong_chip_id.contains(&(i + 1)) {
+                // A chip that is not ours, or no chip (the bus reads zero).
+                chip.set_chip_id(0x00);
+            }
+            let mut slic = Slic::new(chip.clone(), chip.reset_pin(), chip.irq_pin());
+            slic.init(&mut NoDelay, &board)
+                .map_err(|e| format!("SLIC does not come up: {e}"))?;
+            Ok(SimIo {
+                phone: chip.phone(),
+                chip,
+                slic,
+                cpe: Type2Cpe::new(true),
+                mic: VecDeque::new(),
+                heard: VecDeque::new(),
+                onhook: Vec::new(),
+                display: None,
+                last_ring: None,
+                pulses: VecDeque::new(),
+                next_digit: None,
+            })
+        })
+        .collect()
+}
+
+/// Starts ports (one per extension) on their own thread ("ports"), for the emulator and
+/// for a board alike. `open` runs on that thread (the devices need not be `Send`) and
+/// gives each port's devices, brought up, or why the port is faulty; `serve` gets the
+/// ports once they are up (the emulator's control socket).
+pub(crate) fn spawn_ports<D, F, C>(
+    extensions: &[String],
+    relay_ip: IpAddr,
+    sync: Option<PortsSync>,
+    open: F,
+    serve: C,
+) -> std::io::Result<SimPorts>
+where
+    D: PortIo + 'static,
+    F: FnOnce(Instant) -> Vec<Result<D, String>> + Send + 'static,
+    C: FnOnce(&Rc<RefCell<Vec<Option<Port<D>>>>>) + Send + 'static,
+{
     let relay_ip = if relay_ip.is_unspecified() {
         IpAddr::from(std::net::Ipv4Addr::LOCALHOST)
     } else {
@@ -115,9 +186,6 @@ pub fn spawn(
         });
         sockets.push(s);
     }
-    let _ = std::fs::remove_file(&control);
-    let listener = std::os::unix::net::UnixListener::bind(&control)?;
-    listener.set_nonblocking(true)?;
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (health_tx, health_rx) = oneshot::channel();
@@ -130,27 +198,28 @@ pub fn spawn(
             {
                 Ok(rt) => rt,
                 Err(e) => {
-                    warn!("simulated ports cannot start: {e}");
+                    warn!("analog ports cannot start: {e}");
                     return;
                 }
             };
             let local = tokio::task::LocalSet::new();
-            local.block_on(
-                &rt,
-                run(
-                    sockets,
-                    relay_ip,
-                    listener,
-                    in_tx,
-                    out_rx,
-                    health_tx,
-                    numbers,
-                    sync,
-                    wrong_chip_id,
-                ),
-            );
+            local.block_on(&rt, async move {
+                let mut sync = sync;
+                let devices = open(clock::now());
+                let profiles = sync
+                    .as_mut()
+                    .map(|s| s.profiles.borrow_and_update().clone())
+                    .unwrap_or_default();
+                let (ports, faulty) = start(sockets, devices, numbers, &profiles, sync.as_ref());
+                let _ = health_tx.send(PortsHealth {
+                    up: ports.iter().flatten().count(),
+                    faulty,
+                });
+                let ports = Rc::new(RefCell::new(ports));
+                serve(&ports);
+                run(ports, relay_ip, in_tx, out_rx, sync).await;
+            });
         })?;
-    info!(ports = specs.len(), control = %control.display(), "simulated analog ports started");
     Ok(SimPorts {
         specs,
         inputs: in_rx,
@@ -168,21 +237,38 @@ impl DelayNs for NoDelay {
 
 type Driver = Slic<VirtualSlic, VirtualResetPin, VirtualIrqPin>;
 
-/// One emulated port: the driver, the phone on it, and its audio paths.
-struct SimPort {
-    /// The extension number (for the live state).
-    number: String,
+/// An emulated port's devices: the driver on the virtual chip, and the phone on it.
+pub(crate) struct SimIo {
     chip: VirtualSlic,
     phone: VirtualPhone,
     slic: Driver,
-    rtp: UdpSocket,
-    /// Where the port's audio goes (the call's relay port), if in a call.
-    target: Option<SocketAddr>,
-    sound: PortSound,
     /// The phone's display: acknowledges a call-waiting CAS, decodes type-2 caller ID.
     cpe: Type2Cpe,
     /// What the phone's microphone will say, sample by sample.
     mic: VecDeque<i16>,
+    /// What the earpiece played recently.
+    heard: VecDeque<i16>,
+    /// What reached the on-hook phone since it last rang (for its caller-ID display).
+    onhook: Vec<i16>,
+    /// The number the display shows for the call ringing now: decoded from `onhook`
+    /// before a later ring burst of the same call clears that recording.
+    display: Option<String>,
+    /// The last ring burst the phone saw (a burst long after it starts a new call).
+    last_ring: Option<Instant>,
+    /// Rotary digits still to dial, and when the next may start.
+    pulses: VecDeque<u8>,
+    next_digit: Option<Instant>,
+}
+
+/// One port: its devices, and its audio paths to the call.
+pub(crate) struct Port<D> {
+    /// The extension number (for the live state).
+    number: String,
+    io: D,
+    rtp: UdpSocket,
+    /// Where the port's audio goes (the call's relay port), if in a call.
+    target: Option<SocketAddr>,
+    sound: PortSound,
     /// Call audio from the relay, played out at the port's 20 ms clock.
     jitter: JitterBuffer,
     /// The feed, the tone playing, and the last ring burst (for the live state).
@@ -191,87 +277,48 @@ struct SimPort {
     last_ring: Option<Instant>,
     /// The state last reported to the store.
     reported: Option<PortState>,
-    /// What the earpiece played recently.
-    heard: VecDeque<i16>,
-    /// What reached the on-hook phone since it last rang (for its caller-ID display).
-    onhook: Vec<i16>,
-    /// The number the display shows for the call ringing now: decoded from `onhook`
-    /// before a later ring burst of the same call clears that recording.
-    display: Option<String>,
     off_hook: bool,
-    /// Rotary digits still to dial, and when the next may start.
-    pulses: VecDeque<u8>,
-    next_digit: Option<Instant>,
     rtp_seq: u16,
     rtp_ts: u32,
     ssrc: u32,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run(
+/// Gives each port that came up its audio socket, jitter buffer and sound; marks the
+/// others faulty.
+#[allow(clippy::type_complexity)]
+fn start<D: PortIo>(
     sockets: Vec<std::net::UdpSocket>,
-    relay_ip: IpAddr,
-    listener: std::os::unix::net::UnixListener,
-    inputs: mpsc::UnboundedSender<PortInput>,
-    mut outputs: mpsc::UnboundedReceiver<(usize, PortOutput)>,
-    health: oneshot::Sender<PortsHealth>,
+    devices: Vec<Result<D, String>>,
     numbers: Vec<String>,
-    mut sync: Option<PortsSync>,
-    wrong_chip_id: Vec<usize>,
-) {
-    let board = match BoardFile::parse(SIM_BOARD) {
-        Ok(b) => b,
-        Err(e) => {
-            warn!("simulated board file: {e}");
-            let _ = health.send(PortsHealth {
-                up: 0,
-                faulty: vec![(0, format!("board file: {e}"))],
-            });
-            return;
-        }
-    };
+    profiles: &[PortProfile],
+    sync: Option<&PortsSync>,
+) -> (Vec<Option<Port<D>>>, Vec<(usize, String)>) {
     let mut faulty = Vec::new();
-    let now = clock::now();
     // Index i is port i + 1 also when a port is faulty (None).
-    let mut ports: Vec<Option<SimPort>> = Vec::new();
-    let profiles = sync
-        .as_mut()
-        .map(|s| s.profiles.borrow_and_update().clone())
-        .unwrap_or_default();
+    let mut ports: Vec<Option<Port<D>>> = Vec::new();
+    let mut devices = devices.into_iter();
     for (i, s) in sockets.into_iter().enumerate() {
-        let chip = VirtualSlic::new(now);
-        if wrong_chip_id.contains(&(i + 1)) {
-            // A chip that is not ours, or no chip (the bus reads zero).
-            chip.set_chip_id(0x00);
-        }
-        let mut slic = Slic::new(chip.clone(), chip.reset_pin(), chip.irq_pin());
         let number = numbers.get(i).cloned().unwrap_or_default();
-        if let Err(e) = slic.init(&mut NoDelay, &board) {
-            warn!(
-                port = i + 1,
-                "emulated SLIC does not come up: {e}; port marked faulty"
-            );
-            mark_faulty(
-                &mut faulty,
-                sync.as_ref(),
-                i,
-                number,
-                format!("SLIC does not come up: {e}"),
-            );
-            ports.push(None);
-            continue;
-        }
+        let io = match devices.next() {
+            Some(Ok(io)) => io,
+            Some(Err(why)) => {
+                warn!(port = i + 1, "{why}; port marked faulty");
+                mark_faulty(&mut faulty, sync, i, number, why);
+                ports.push(None);
+                continue;
+            }
+            None => {
+                let why = "no devices for this port".to_owned();
+                mark_faulty(&mut faulty, sync, i, number, why);
+                ports.push(None);
+                continue;
+            }
+        };
         let rtp = match UdpSocket::from_std(s) {
             Ok(r) => r,
             Err(e) => {
                 warn!(port = i + 1, "port audio socket: {e}");
-                mark_faulty(
-                    &mut faulty,
-                    sync.as_ref(),
-                    i,
-                    number,
-                    format!("audio socket: {e}"),
-                );
+                mark_faulty(&mut faulty, sync, i, number, format!("audio socket: {e}"));
                 ports.push(None);
                 continue;
             }
@@ -280,52 +327,39 @@ async fn run(
             Ok(j) => j,
             Err(e) => {
                 warn!(port = i + 1, "port jitter buffer: {e}");
-                mark_faulty(
-                    &mut faulty,
-                    sync.as_ref(),
-                    i,
-                    number,
-                    format!("jitter buffer: {e}"),
-                );
+                mark_faulty(&mut faulty, sync, i, number, format!("jitter buffer: {e}"));
                 ports.push(None);
                 continue;
             }
         };
         let profile = profiles.get(i).copied().unwrap_or_default();
-        ports.push(Some(SimPort {
+        ports.push(Some(Port {
             number,
-            phone: chip.phone(),
-            chip,
-            slic,
+            io,
             rtp,
             target: None,
             sound: PortSound::with_profile(&profile),
-            cpe: Type2Cpe::new(true),
             linefeed: Linefeed::ForwardActive,
             tone: Tone::Silence,
             last_ring: None,
             reported: None,
-            mic: VecDeque::new(),
             jitter,
-            heard: VecDeque::new(),
-            onhook: Vec::new(),
-            display: None,
             off_hook: false,
-            pulses: VecDeque::new(),
-            next_digit: None,
             rtp_seq: rand::random(),
             rtp_ts: rand::random(),
             ssrc: rand::random(),
         }));
     }
-    let _ = health.send(PortsHealth {
-        up: ports.iter().flatten().count(),
-        faulty,
-    });
-    let ports = Rc::new(RefCell::new(ports));
-    if let Ok(l) = UnixListener::from_std(listener) {
-        tokio::task::spawn_local(control(l, Rc::clone(&ports)));
-    }
+    (ports, faulty)
+}
+
+async fn run<D: PortIo>(
+    ports: Rc<RefCell<Vec<Option<Port<D>>>>>,
+    relay_ip: IpAddr,
+    inputs: mpsc::UnboundedSender<PortInput>,
+    mut outputs: mpsc::UnboundedReceiver<(usize, PortOutput)>,
+    mut sync: Option<PortsSync>,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buf = [0u8; 1500];
@@ -385,7 +419,7 @@ fn mark_faulty(
 /// that rang this recently is still ringing.
 const RING_PAUSE_MAX: Duration = Duration::from_secs(6);
 
-impl SimPort {
+impl<D: PortIo> Port<D> {
     /// Reports the port's live state to the store when it changed.
     fn report(&mut self, now: Instant, i: usize, sync: &PortsSync) {
         let ringing = !self.off_hook
@@ -432,16 +466,9 @@ impl SimPort {
         inputs: &mpsc::UnboundedSender<PortInput>,
         buf: &mut [u8],
     ) {
-        // Rotary digits, one after the other (the phone's schedule starts at `now`).
-        if self.next_digit.is_none_or(|t| t <= now) {
-            self.next_digit = self.pulses.pop_front().map(|d| {
-                // The line ends a digit after 300 ms of closed loop: pause twice that.
-                self.phone.dial_pulses(now, d) + Duration::from_millis(600)
-            });
-        }
-        self.chip.advance(now);
+        self.io.advance(now);
         loop {
-            match self.slic.poll_event(now) {
+            match self.io.poll_event(now) {
                 Ok(Some(FxsEvent::HookChanged { off_hook, at })) => {
                     self.off_hook = off_hook;
                     let hook = if off_hook {
@@ -461,15 +488,15 @@ impl SimPort {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    debug!(port = i + 1, "emulated SLIC: {e:?}");
+                    debug!(port = i + 1, "{e}");
                     break;
                 }
             }
         }
         // The microphone, while off-hook: to the line (digits) and to the call.
         let mut mic = [0i16; FRAME];
-        for s in mic.iter_mut() {
-            *s = self.mic.pop_front().unwrap_or(0);
+        if let Err(e) = self.io.capture(&mut mic) {
+            debug!(port = i + 1, "{e}");
         }
         if self.off_hook {
             let _ = inputs.send(PortInput::Audio(i, mic.to_vec()));
@@ -498,17 +525,8 @@ impl SimPort {
         let call = (self.target.is_some() && kind != FrameKind::Silence).then_some(&call[..]);
         let mut ear = [0i16; FRAME];
         self.sound.frame(call, &mut ear);
-        if self.off_hook {
-            if let Some(ack) = self.cpe.hear(&ear) {
-                self.mic.extend(ack);
-            }
-        }
-        self.heard.extend(ear);
-        while self.heard.len() > HEAR_SAMPLES {
-            self.heard.pop_front();
-        }
-        if !self.off_hook && self.onhook.len() < ONHOOK_SAMPLES {
-            self.onhook.extend(ear);
+        if let Err(e) = self.io.play(&ear, self.off_hook) {
+            debug!(port = i + 1, "{e}");
         }
     }
 
@@ -519,29 +537,12 @@ impl SimPort {
                 self.jitter.reset();
             }
             PortOutput::Line(LineOutput::Linefeed(lf)) => {
-                if lf == Linefeed::Ringing && !self.off_hook {
-                    // A ring burst long after the last one is a new call: the display
-                    // forgets the last caller. Within a call it keeps the number it
-                    // showed, although the recording restarts to stay bounded.
-                    let same_call = self.last_ring.is_some_and(|t| {
-                        clock::now().saturating_duration_since(t) < RING_PAUSE_MAX
-                    });
-                    if !same_call {
-                        self.display = None;
-                    }
-                    if self.onhook.len() > ONHOOK_SAMPLES / 2 {
-                        if let Some(n) = cid_number(&self.onhook) {
-                            self.display = Some(n);
-                        }
-                        self.onhook.clear();
-                    }
-                }
                 self.linefeed = lf;
                 if lf == Linefeed::Ringing {
                     self.last_ring = Some(clock::now());
                 }
-                if let Err(e) = self.slic.set_linefeed(hal_linefeed(lf)) {
-                    debug!("emulated SLIC linefeed: {e:?}");
+                if let Err(e) = self.io.set_linefeed(hal_linefeed(lf), self.off_hook) {
+                    debug!("linefeed: {e}");
                 }
             }
             PortOutput::Line(other) => {
@@ -568,7 +569,78 @@ impl SimPort {
         self.rtp_ts = self.rtp_ts.wrapping_add(frame.len() as u32);
         p
     }
+}
 
+impl PortIo for SimIo {
+    fn advance(&mut self, now: Instant) {
+        // Rotary digits, one after the other (the phone's schedule starts at `now`).
+        if self.next_digit.is_none_or(|t| t <= now) {
+            self.next_digit = self.pulses.pop_front().map(|d| {
+                // The line ends a digit after 300 ms of closed loop: pause twice that.
+                self.phone.dial_pulses(now, d) + Duration::from_millis(600)
+            });
+        }
+        self.chip.advance(now);
+    }
+
+    fn poll_event(&mut self, now: Instant) -> Result<Option<FxsEvent>, PortIoError> {
+        self.slic
+            .poll_event(now)
+            .map_err(|e| PortIoError::Slic(format!("emulated SLIC: {e:?}")))
+    }
+
+    fn set_linefeed(&mut self, lf: HalLinefeed, off_hook: bool) -> Result<(), PortIoError> {
+        if lf == HalLinefeed::Ringing && !off_hook {
+            // A ring burst long after the last one is a new call: the display forgets
+            // the last caller. Within a call it keeps the number it showed, although
+            // the recording restarts to stay bounded.
+            let now = clock::now();
+            let same_call = self
+                .last_ring
+                .is_some_and(|t| now.saturating_duration_since(t) < RING_PAUSE_MAX);
+            if !same_call {
+                self.display = None;
+            }
+            if self.onhook.len() > ONHOOK_SAMPLES / 2 {
+                if let Some(n) = cid_number(&self.onhook) {
+                    self.display = Some(n);
+                }
+                self.onhook.clear();
+            }
+        }
+        if lf == HalLinefeed::Ringing {
+            self.last_ring = Some(clock::now());
+        }
+        self.slic
+            .set_linefeed(lf)
+            .map_err(|e| PortIoError::Slic(format!("emulated SLIC linefeed: {e:?}")))
+    }
+
+    fn capture(&mut self, mic: &mut [i16]) -> Result<(), PortIoError> {
+        for s in mic.iter_mut() {
+            *s = self.mic.pop_front().unwrap_or(0);
+        }
+        Ok(())
+    }
+
+    fn play(&mut self, ear: &[i16], off_hook: bool) -> Result<(), PortIoError> {
+        if off_hook {
+            if let Some(ack) = self.cpe.hear(ear) {
+                self.mic.extend(ack);
+            }
+        }
+        self.heard.extend(ear);
+        while self.heard.len() > HEAR_SAMPLES {
+            self.heard.pop_front();
+        }
+        if !off_hook && self.onhook.len() < ONHOOK_SAMPLES {
+            self.onhook.extend(ear);
+        }
+        Ok(())
+    }
+}
+
+impl SimIo {
     fn status(&self) -> String {
         let cid = cid_number(&self.onhook)
             .or_else(|| self.display.clone())
@@ -640,7 +712,7 @@ fn hal_linefeed(lf: Linefeed) -> HalLinefeed {
 }
 
 /// Serves the control socket.
-async fn control(listener: UnixListener, ports: Rc<RefCell<Vec<Option<SimPort>>>>) {
+async fn control(listener: UnixListener, ports: Rc<RefCell<Vec<Option<Port<SimIo>>>>>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -660,7 +732,7 @@ async fn control(listener: UnixListener, ports: Rc<RefCell<Vec<Option<SimPort>>>
 }
 
 /// One control command; the answer line.
-fn command(line: &str, ports: &Rc<RefCell<Vec<Option<SimPort>>>>) -> String {
+fn command(line: &str, ports: &Rc<RefCell<Vec<Option<Port<SimIo>>>>>) -> String {
     let mut words = line.split_whitespace();
     let (Some(verb), Some(n)) = (words.next(), words.next()) else {
         return "error: expected VERB PORT [ARGS]".into();
@@ -672,6 +744,7 @@ fn command(line: &str, ports: &Rc<RefCell<Vec<Option<SimPort>>>>) -> String {
         .and_then(|n| n.checked_sub(1))
         .and_then(|i| ports.get_mut(i))
         .and_then(Option::as_mut)
+        .map(|p| &mut p.io)
     else {
         return format!("error: no port {n}");
     };

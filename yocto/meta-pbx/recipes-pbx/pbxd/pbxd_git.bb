@@ -7,7 +7,10 @@ SECTION = "net"
 # lists them).
 LICENSE = "CLOSED"
 
-inherit cargo cargo-update-recipe-crates systemd useradd
+inherit cargo cargo-update-recipe-crates pkgconfig systemd useradd
+
+# pbxd's default feature `alsa`: the analog ports' PCM highway (--hardware board).
+DEPENDS += "alsa-lib"
 
 PV = "0.1.0+git"
 
