@@ -107,6 +107,12 @@ pub struct Cli {
     /// without a GSM module.
     #[arg(long, value_name = "PATH")]
     pub modem: Option<PathBuf>,
+    /// The ALSA PCM wired to the GSM module's voice PCM (8 kHz, 16-bit, e.g.
+    /// `hw:CARD=modem` or a name from the board's asound.conf). Without it a real
+    /// module's calls connect without audio; with `--hardware sim` it replaces the
+    /// emulator's in-memory audio.
+    #[arg(long, value_name = "PCM")]
+    pub modem_pcm: Option<String>,
     /// Extension numbers of the analog ports, port 1 first (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "21,22")]
     pub port_extensions: Vec<String>,
@@ -219,6 +225,8 @@ pub struct Config {
     pub port_extensions: Vec<String>,
     /// The GSM module's serial port (`None`: the emulator with `--hardware sim`).
     pub modem: Option<PathBuf>,
+    /// The ALSA PCM of the GSM module's voice audio.
+    pub modem_pcm: Option<String>,
 }
 
 /// A configuration that cannot work, found before binding anything.
@@ -362,6 +370,7 @@ impl Cli {
             board_file: self.board_file,
             sim_wrong_chip_id: self.sim_wrong_chip_id,
             modem: self.modem,
+            modem_pcm: self.modem_pcm,
             port_extensions: self.port_extensions,
         })
     }

@@ -209,15 +209,18 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
     };
     let gsm_port = pbxd::gsm::task::device_path(cfg.modem.as_deref(), gsm_emulator.as_ref());
     if gsm_port.is_some() {
-        let bridge = match &gsm_emulator {
-            Some(m) => {
-                let control = cfg.data_dir.join("modem.sock");
-                if let Err(e) = pbxd::gsm::sim::spawn_control(&control, m.handle()) {
-                    warn!("modem control socket unavailable: {e}");
-                }
-                pbxd::gsm::audio::spawn(cfg.media.bind_ip, m.handle()).await
+        if let Some(m) = &gsm_emulator {
+            let control = cfg.data_dir.join("modem.sock");
+            if let Err(e) = pbxd::gsm::sim::spawn_control(&control, m.handle()) {
+                warn!("modem control socket unavailable: {e}");
             }
-            None => pbxd::gsm::audio::spawn(cfg.media.bind_ip, pbxd::gsm::audio::NoPcm).await,
+        }
+        let bridge = match (&cfg.modem_pcm, &gsm_emulator) {
+            (Some(name), _) => gsm_alsa_bridge(cfg.media.bind_ip, name).await,
+            (None, Some(m)) => pbxd::gsm::audio::spawn(cfg.media.bind_ip, m.handle()).await,
+            (None, None) => {
+                pbxd::gsm::audio::spawn(cfg.media.bind_ip, pbxd::gsm::audio::NoPcm).await
+            }
         }
         .context("cannot start the GSM audio bridge")?;
         shell = shell.with_gsm(gsm_link.clone(), bridge.addr, bridge.media);
@@ -343,6 +346,26 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     info!("stopped");
     Ok(())
+}
+
+/// The GSM audio bridge over the module's ALSA PCM (`--modem-pcm`).
+#[cfg(feature = "alsa")]
+async fn gsm_alsa_bridge(
+    relay_ip: std::net::IpAddr,
+    name: &str,
+) -> std::io::Result<pbxd::gsm::audio::AudioBridge> {
+    let pcm = pbxd::gsm::alsa_pcm::AlsaPcm::start(name)?;
+    pbxd::gsm::audio::spawn(relay_ip, pcm).await
+}
+
+/// Without ALSA the module's PCM cannot be opened: calls connect without audio.
+#[cfg(not(feature = "alsa"))]
+async fn gsm_alsa_bridge(
+    relay_ip: std::net::IpAddr,
+    name: &str,
+) -> std::io::Result<pbxd::gsm::audio::AudioBridge> {
+    warn!("--modem-pcm {name}: this pbxd is built without ALSA (feature `alsa`); GSM calls have no audio");
+    pbxd::gsm::audio::spawn(relay_ip, pbxd::gsm::audio::NoPcm).await
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

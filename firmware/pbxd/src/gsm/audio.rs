@@ -4,8 +4,8 @@
 //! buffer (which conceals loss) into the module.
 //!
 //! Where the PCM comes from is a [`Pcm`]: the EC25 emulator's in-memory audio (tests,
-//! `--hardware sim`), or none yet for a real module (its PCM lines need the board's
-//! I2S/ALSA path, not built: calls connect, without audio).
+//! `--hardware sim`), a real module's PCM through ALSA (`--modem-pcm`, `alsa_pcm`), or
+//! none ([`NoPcm`]: calls connect, without audio).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -33,8 +33,7 @@ pub trait Pcm: Send + 'static {
     fn write(&mut self, frame: &[i16]);
 }
 
-/// A module whose PCM is not connected (a real module until the board's audio path is
-/// built): silence both ways. Silence is still sent, so the relay's media time-out does
+/// A module whose PCM is not connected (no `--modem-pcm`): silence both ways. Silence is still sent, so the relay's media time-out does
 /// not end the call.
 #[derive(Debug, Default)]
 pub struct NoPcm;

@@ -5,12 +5,15 @@
 //! - [`legs`]: the module's call as a leg of PBX calls ([`legs::GsmLegs`]).
 //! - [`serial`]: the modem's tty as an async byte stream (termios via `nix`, `AsyncFd`).
 //! - [`audio`]: the module's PCM ↔ RTP bridge (G.711 A-law, jitter buffer).
+//! - `alsa_pcm` (feature `alsa`): a real module's PCM through ALSA (`--modem-pcm`).
 //! - [`sim`]: the emulated module's control socket (`--hardware sim`).
 //! - `shell`: the SIP task's end: call events to the module's leg, its commands out.
 //! - [`task`]: the supervised tokio task wiring port, gateway, store and call layer.
 //! - [`cli`]: `pbxctl gsm` and `pbxctl sms`.
 //! - [`sms`]: checks for SMS typed by a user (number, text, parts).
 
+#[cfg(feature = "alsa")]
+pub mod alsa_pcm;
 pub mod audio;
 pub mod cli;
 pub mod core;

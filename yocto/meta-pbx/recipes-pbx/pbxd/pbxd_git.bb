@@ -23,6 +23,8 @@ SRC_URI = "${PBX_GIT_URI};branch=${PBX_GIT_BRANCH};destsuffix=${BP} \
            file://pbxd-health.service \
            file://pbxd-rauc.conf \
            file://pbxd-tmpfiles.conf \
+           file://90-pbx-hardware.rules \
+           file://pbxd.default \
            "
 # Release builds pin SRCREV (local.conf or kas) to the commit this layer comes from, so
 # that pbxd-crates.inc matches the Cargo.lock being built.
@@ -44,13 +46,20 @@ do_install:append() {
     install -D -m 0644 ${UNPACKDIR}/pbxd-health.service ${D}${systemd_system_unitdir}/pbxd-health.service
     install -D -m 0644 ${UNPACKDIR}/pbxd-rauc.conf ${D}${datadir}/dbus-1/system.d/pbxd-rauc.conf
     install -D -m 0644 ${UNPACKDIR}/pbxd-tmpfiles.conf ${D}${nonarch_libdir}/tmpfiles.d/pbxd.conf
+    install -D -m 0644 ${UNPACKDIR}/90-pbx-hardware.rules ${D}${nonarch_base_libdir}/udev/rules.d/90-pbx-hardware.rules
+    install -D -m 0644 ${UNPACKDIR}/pbxd.default ${D}${sysconfdir}/default/pbxd
 }
 
 SYSTEMD_SERVICE:${PN} = "pbxd.service pbxd-health.service"
 SYSTEMD_AUTO_ENABLE:${PN} = "enable"
 
-# A dedicated system user; its home is the data directory on the data partition.
+# A dedicated system user; its home is the data directory on the data partition. dialout
+# opens the GSM module's AT port, audio the PCMs; spidev and gpiochip come from
+# 90-pbx-hardware.rules.
 USERADD_PACKAGES = "${PN}"
-USERADD_PARAM:${PN} = "--system --no-create-home --home-dir /data/pbx --shell /sbin/nologin --user-group pbx"
+USERADD_PARAM:${PN} = "--system --no-create-home --home-dir /data/pbx --shell /sbin/nologin --user-group --groups dialout,audio pbx"
 
-FILES:${PN} += "${nonarch_libdir}/tmpfiles.d/pbxd.conf ${datadir}/dbus-1/system.d/pbxd-rauc.conf"
+FILES:${PN} += "${nonarch_libdir}/tmpfiles.d/pbxd.conf ${datadir}/dbus-1/system.d/pbxd-rauc.conf \
+                ${nonarch_base_libdir}/udev/rules.d/90-pbx-hardware.rules"
+# The installer's hardware choice survives package updates.
+CONFFILES:${PN} = "${sysconfdir}/default/pbxd"
