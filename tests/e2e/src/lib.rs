@@ -224,6 +224,8 @@ impl LogCapture {
 pub struct PbxBuilder {
     extensions: Vec<(String, String)>,
     args: Vec<String>,
+    /// Extra environment variables for `pbxd`.
+    envs: Vec<(String, String)>,
     /// `pbxctl` commands run after the extensions, before `pbxd` starts.
     setup: Vec<Vec<String>>,
 }
@@ -248,6 +250,12 @@ impl PbxBuilder {
         self
     }
 
+    /// An environment variable for `pbxd` (e.g. `ALSA_CONFIG_PATH`).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.into(), value.into()));
+        self
+    }
+
     /// Creates the data directory, provisions the extensions and starts `pbxd`; returns once
     /// it printed its "ready:" line. Retries on another port if the port was taken meanwhile.
     pub fn start(self) -> Pbx {
@@ -267,7 +275,7 @@ impl PbxBuilder {
         }
         let mut last_log = String::new();
         for _attempt in 0..3 {
-            match spawn_pbxd(data_dir.path(), &self.args) {
+            match spawn_pbxd(data_dir.path(), &self.args, &self.envs) {
                 Ok((child, log, sip_port, http_port, time_to_ready)) => {
                     return Pbx {
                         child,
@@ -293,7 +301,11 @@ enum SpawnError {
 
 type Spawned = (KillOnDrop, LogCapture, u16, u16, Duration);
 
-fn spawn_pbxd(data_dir: &Path, extra: &[String]) -> Result<Spawned, SpawnError> {
+fn spawn_pbxd(
+    data_dir: &Path,
+    extra: &[String],
+    envs: &[(String, String)],
+) -> Result<Spawned, SpawnError> {
     let sip_port = free_port();
     let http_port = free_port();
     let bin = pbxd_bin();
@@ -309,6 +321,7 @@ fn spawn_pbxd(data_dir: &Path, extra: &[String]) -> Result<Spawned, SpawnError> 
         .arg("--https-listen")
         .arg("127.0.0.1:0")
         .args(extra)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
         .env("NO_COLOR", "1")
         .env("RUST_BACKTRACE", "1")
         .stdin(Stdio::null())
@@ -533,7 +546,7 @@ impl Pbx {
         }
         let args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
         let (child, log, sip_port, http_port, time_to_ready) =
-            match spawn_pbxd(data_dir.path(), &args) {
+            match spawn_pbxd(data_dir.path(), &args, &[]) {
                 Ok(spawned) => spawned,
                 Err(SpawnError::PortTaken(log) | SpawnError::Failed(log)) => {
                     panic!("pbxd did not restart:\n{log}")

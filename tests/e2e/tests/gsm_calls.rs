@@ -1,7 +1,7 @@
 //! GSM calls end to end (issue 7): `pbxd --hardware sim` runs the real serial code
 //! against the EC25 emulator on a pty; the tests play the mobile network and the far end
 //! through `DATA/modem.sock` (see `firmware/pbxd/src/gsm/sim.rs`) and use a registered
-//! baresip phone (or an emulated analog port). Audio goes module PCM (the emulator's in-memory path) ↔ the audio
+//! baresip phone (or an emulated analog port). Audio goes module PCM (the emulator's in-memory path, or an ALSA PCM with `--modem-pcm`) ↔ the audio
 //! bridge ↔ the RTP relay ↔ the phone, both ways.
 //!
 //! ```sh
@@ -373,5 +373,95 @@ fn mobile_numbers_go_over_gsm_by_their_class_and_others_do_not() {
     );
     modem(&pbx, "busy");
     assert!(wait_nth(&phone, "CALL_CLOSED", 2, Duration::from_secs(10)));
+    pbx.assert_no_call_left();
+}
+
+/// `secs` of a sine at `hz`, as the S16_LE bytes a PCM carries.
+fn tone_bytes(hz: f64, secs: f64) -> Vec<u8> {
+    let n = (8000.0 * secs) as usize;
+    (0..n)
+        .flat_map(|i| {
+            let s = (2.0 * std::f64::consts::PI * hz * i as f64 / 8000.0).sin() * 8000.0;
+            (s as i16).to_le_bytes()
+        })
+        .collect()
+}
+
+/// A real module's voice goes through an ALSA PCM (`--modem-pcm`): here alsa-lib's `file`
+/// plugin, named in an asoundrc pbxd loads through `ALSA_CONFIG_PATH`. The far end's
+/// voice comes from a file, what the module is given to say goes to one; signalling is
+/// still the emulated module's.
+#[test]
+fn with_modem_pcm_the_call_audio_goes_through_the_alsa_pcm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let says = dir.path().join("module-says.raw");
+    let hears = dir.path().join("module-hears.raw");
+    // The PCM runs from pbxd's start: a minute of the far end's 1 kHz covers the call.
+    std::fs::write(&says, tone_bytes(FAR_TONE, 60.0)).expect("write the far end's voice");
+    let rc = dir.path().join("asoundrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "pcm.gsm_module {{\n  type asym\n\
+             \x20 playback.pcm {{ type file slave.pcm {{ type null }} file \"{}\" format raw }}\n\
+             \x20 capture.pcm {{ type file slave.pcm {{ type null }} file \"/dev/null\" infile \"{}\" format raw }}\n}}\n",
+            hears.display(),
+            says.display()
+        ),
+    )
+    .expect("write the asoundrc");
+    let pbx = Pbx::builder()
+        .extension(EXT, PW)
+        .arg("--modem-pcm")
+        .arg("gsm_module")
+        .env("ALSA_CONFIG_PATH", &rc.display().to_string())
+        .ctl(&["gsm", "pin", "1234"])
+        .ctl(&["gsm", "route", "--inbound", "21", "--policy", "off"])
+        .start();
+    wait_ready(&pbx);
+    assert!(
+        pbx.log().contains("GSM module PCM open"),
+        "the module's PCM did not open:\n{}",
+        pbx.log()
+    );
+    modem(&pbx, "ring +4930555123");
+    let (status, ok) = pbx.sim_until("status 1", Duration::from_secs(10), |a| {
+        a.contains("ringing=yes")
+    });
+    assert!(ok, "port 1 does not ring: {status}\n{}", pbx.log());
+    pbx.sim("offhook 1");
+    let (call, ok) = modem_until(&pbx, "call", Duration::from_secs(5), |a| {
+        a.contains("active")
+    });
+    assert!(ok, "the module was not answered: {call}\n{}", pbx.log());
+    // The PCM's 1 kHz in the earpiece.
+    let (heard, ok) = pbx.sim_until(&format!("hear 1 {FAR_TONE}"), Duration::from_secs(5), |a| {
+        level(a) > -6.0
+    });
+    assert!(
+        ok,
+        "port 1 does not hear the module's PCM: {heard}\n{}",
+        pbx.log()
+    );
+    // The handset's 600 Hz reaches the PCM (the file grows while the call goes on).
+    pbx.sim("tone 1 600 3000");
+    std::thread::sleep(Duration::from_secs(3));
+    pbx.sim("onhook 1");
+    let (call, ok) = modem_until(&pbx, "call", Duration::from_secs(5), |a| a == "none");
+    assert!(ok, "the module's call was not hung up: {call}");
+    let played: Vec<i16> = std::fs::read(&hears)
+        .expect("the PCM's playback file")
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let blocks = played
+        .chunks_exact(160)
+        .filter(|b| pbx_e2e::goertzel_amplitude(b, 8000, 600.0) > HEARD)
+        .count();
+    assert!(
+        blocks >= 50,
+        "the module's PCM got {blocks} frames of the handset's 600 Hz ({} frames in all)",
+        played.len() / 160
+    );
     pbx.assert_no_call_left();
 }
