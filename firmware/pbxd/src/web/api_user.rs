@@ -465,7 +465,10 @@ pub(super) fn csv_field(out: &mut String, s: &str) {
 
 /// Splits CSV text into records of fields (RFC 4180: quoted fields may hold commas,
 /// doubled quotes and line breaks). Returns each record with its first line number.
-pub(super) fn parse_csv(text: &str) -> Result<Vec<(usize, Vec<String>)>, (usize, String)> {
+/// A CSV record: its first line number and its fields.
+type CsvRecord = (usize, Vec<String>);
+
+pub(super) fn parse_csv(text: &str) -> Result<Vec<CsvRecord>, (usize, String)> {
     let mut records = Vec::new();
     let mut fields = Vec::new();
     let mut field = String::new();
