@@ -349,11 +349,14 @@ CREATE INDEX call_records_normalised ON call_records (normalised, start_ms)
 /// Version 13 (web users' own data): a note per account on a call-log entry, and each
 /// account's personal phonebook (entries with up to five numbers, stored as entered; the
 /// web side normalises them with the site's current dial rules when matching calls).
-/// Deleting a call record or an account deletes its notes and phonebook.
+/// Deleting a call record deletes its notes, an account its phonebook. A note's account is
+/// not a foreign key: a restore replaces `web_users` wholesale and a cascade would wipe
+/// every note (call records, hence notes, are not in backups); deleting an account and a
+/// restore remove notes of accounts that no longer exist explicitly.
 const V13: &str = "
 CREATE TABLE call_notes (
     call       INTEGER NOT NULL REFERENCES call_records (id) ON DELETE CASCADE,
-    username   TEXT NOT NULL REFERENCES web_users (username) ON DELETE CASCADE,
+    username   TEXT NOT NULL,
     note       TEXT NOT NULL CHECK (length(note) BETWEEN 1 AND 500),
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (call, username)
