@@ -563,7 +563,7 @@ class WebUi(unittest.TestCase):
         self.wait("#login-form")
         self.login("anna", ANNA_PW)
         nav = [a.text for a in d.find_elements(By.CSS_SELECTOR, "#nav a")]
-        self.assertEqual(nav, ["Call log", "My settings"])
+        self.assertEqual(nav, ["Call log", "Phonebook", "My settings"])
         d.get(self.pbx.url + "/#/extensions")
         self.wait("#cdr-filter")  # an admin page falls back to the user's call log
         self.assertEqual(d.find_elements(By.ID, "add-extension-form"), [])
@@ -574,9 +574,55 @@ class WebUi(unittest.TestCase):
         self.assertEqual(len(texts), 2, texts)
         self.assertFalse(any("103" in t for t in texts), texts)
         self.shot("08-user-call-log")
+        # Notes on own calls: an empty note is refused, a real one is shown and exported.
+        call_a = d.execute_script(
+            "return [...document.querySelectorAll('#cdr-table tbody tr')]"
+            ".find(r => r.textContent.includes('102') && r.cells[2].textContent === '102')"
+            ".dataset.call;")
+        cell = f'#cdr-table td.note[data-call="{call_a}"]'
+        d.find_element(By.CSS_SELECTOR, f'{cell} button[data-action="note"]').click()
+        self.wait(f"{cell} textarea")
+        self.submit(f"{cell} form")
+        self.wait_text(f'{cell} [data-error-for="note"]', "must not be empty")
+        self.fill(f"{cell} form", {"note": "Call back about the offer, Tuesday"})
+        self.submit(f"{cell} form")
+        self.wait_text(f"{cell} .note-text", "Call back about the offer, Tuesday")
+        self.shot("08b-user-call-note")
+        # The personal phonebook: a bad number is named, an entry names calls with 102.
+        self.go("phonebook", "#contact-add-form")
+        self.fill("#contact-add-form", {"name": "Bob Berg", "numbers": "10x"})
+        self.submit("#contact-add-form")
+        self.wait_text('#contact-add-form [data-error-for="numbers"]', "not a phone number")
+        self.fill("#contact-add-form", {"name": "Bob Berg", "numbers": "102, 0211 555 12"})
+        self.submit("#contact-add-form")
+        self.wait('#phonebook-list tr[data-contact]')
+        self.assertIn("0211555", d.find_element(By.ID, "phonebook-list").text)
+        bad = os.path.join(self.tmp, "contacts.csv")
+        with open(bad, "w") as f:
+            f.write("name,number1\nCarla,0211 7\nNo Number,abc\n")
+        d.find_element(By.CSS_SELECTOR, '#phonebook-import [name="file"]').send_keys(bad)
+        self.submit("#phonebook-import")
+        self.wait_text("#import-errors", "Line 3")
+        with open(bad, "w") as f:
+            f.write("name,number1\nCarla,0211 7\n")
+        d.find_element(By.CSS_SELECTOR, '#phonebook-import [name="file"]').send_keys(bad)
+        self.submit("#phonebook-import")
+        self.wait_text("main .notice", "imported: 1")
+        self.fill("#phonebook-search", {"q": "carla"})
+        self.submit("#phonebook-search")
+        self.wait_text("#phonebook-list", "Carla")
+        self.assertNotIn("Bob Berg", d.find_element(By.ID, "phonebook-list").text)
+        self.shot("08c-user-phonebook")
+        self.go("calls", "#cdr-table table")
+        self.wait_text(f'#cdr-table tr[data-call="{call_a}"] td.contact', "Bob Berg")
+        self.wait_text(f"{cell} .note-text", "Call back about the offer, Tuesday")
         d.find_element(By.ID, "cdr-csv").click()
         rows = self.downloaded_csv()
         self.assertEqual(sorted(r[1] for r in rows[1:]), ["call-a", "call-c"])
+        self.assertEqual(rows[0][-2:], ["note", "contact"])
+        by_call = {r[1]: r for r in rows[1:]}
+        self.assertEqual(by_call["call-a"][-2:], ["Call back about the offer, Tuesday", "Bob Berg"])
+        self.assertEqual(by_call["call-c"][-2:], ["", "Bob Berg"])
         self.go("me", "#my-settings-form")
         d.find_element(By.CSS_SELECTOR, '#my-settings-form [name="dnd"]').click()
         self.submit("#my-settings-form")
@@ -588,7 +634,7 @@ class WebUi(unittest.TestCase):
         self.submit("#my-language-form")
         self.wait_text("main .notice", "Sprache ist gespeichert")
         nav = [a.text for a in d.find_elements(By.CSS_SELECTOR, "#nav a")]
-        self.assertEqual(nav, ["Anrufliste", "Meine Einstellungen"])
+        self.assertEqual(nav, ["Anrufliste", "Telefonbuch", "Meine Einstellungen"])
         self.assertEqual(d.find_element(By.TAG_NAME, "html").get_attribute("lang"), "de")
         self.fill("#my-password-form", {"current_password": ANNA_PW, "new_password": "kurz"})
         self.submit("#my-password-form")

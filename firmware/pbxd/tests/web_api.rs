@@ -749,15 +749,16 @@ fn plain_http_serves_health_and_redirects_the_rest_and_openapi_matches() {
             let path = path
                 .replace("{name}", "somebody")
                 .replace("{number}", "101")
-                .replace("{ip}", "192.0.2.1");
+                .replace("{ip}", "192.0.2.1")
+                .replace("{id}", "1");
             let method = method.to_uppercase();
             let r = d.https(Req::new(&method, &path).json(json!({})));
             assert!(![404, 405].contains(&r.status), "{method} {path}: {r:?}");
             count += 1;
         }
     }
-    // 45, then trunks (9), GSM and SMS (7), firmware (2).
-    assert_eq!(count, 63);
+    // 45, then trunks (9), GSM and SMS (7), firmware (2), notes and phonebook (8).
+    assert_eq!(count, 71);
 }
 
 /// A busy HTTPS port does not stop the PBX: pbxd starts, says why the web UI is

@@ -36,6 +36,7 @@ export async function api(method, path, body) {
   if (!resp.ok) {
     const message = (data && data.error) || `request failed (${resp.status})`;
     const err = new ApiError(resp.status, message, data && data.field);
+    if (data && Array.isArray(data.lines)) err.lines = data.lines; // per-line import errors
     if (resp.status === 401 && path !== '/api/v1/login') {
       window.dispatchEvent(new CustomEvent('pbx-logged-out'));
     }

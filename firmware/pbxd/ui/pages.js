@@ -8,6 +8,7 @@ import { backup, system, diagnostics } from './admin.js';
 import { trunks } from './trunks.js';
 import { gsm } from './gsm.js';
 import { firmware } from './firmware.js';
+import { phonebook, noteCell } from './phonebook.js';
 import { t, setLanguage, language } from './i18n.js';
 
 const CLASSES = [['internal', 'Internal only'], ['local', 'Local'], ['national', 'National'], ['international', 'International']];
@@ -204,13 +205,14 @@ async function calls(main, ctx) {
       showError(filters, e.field === 'since_ms' ? { ...e, field: 'since' } : e.field === 'until_ms' ? { ...e, field: 'until' } : e);
       return;
     }
-    const rows = page.records.map((r) => h('tr', {},
+    const rows = page.records.map((r) => h('tr', { 'data-call': String(r.id) },
       h('td', {}, fmtTime(r.start_ms)),
       h('td', {}, r.caller_name ? `${r.caller} (${r.caller_name})` : r.caller),
       h('td', {}, r.dialled), h('td', {}, r.destination || r.normalised || ''),
+      h('td', { class: 'contact' }, r.contact || ''),
       h('td', {}, t(r.direction)), h('td', {}, t(DISPOSITIONS.find(([v]) => v === r.disposition)?.[1] || r.disposition)),
-      h('td', {}, fmtDuration(r.billable_secs)), h('td', {}, r.reason || '')));
-    clear(out).append(rows.length ? table(['Time', 'Caller', 'Dialled', 'Destination', 'Direction', 'Result', 'Talk time', 'Reason'].map(t), rows)
+      h('td', {}, fmtDuration(r.billable_secs)), h('td', {}, r.reason || ''), noteCell(r, main)));
+    clear(out).append(rows.length ? table(['Time', 'Caller', 'Dialled', 'Destination', 'Phonebook', 'Direction', 'Result', 'Talk time', 'Reason', 'Note'].map(t), rows)
       : h('p', { class: 'muted' }, t('No calls match.')));
     clear(pager).append(
       h('button', { type: 'button', class: 'secondary', disabled: offset === 0, onclick: async () => { offset = Math.max(0, offset - PAGE); await load(); } }, t('Newer')),
@@ -378,6 +380,7 @@ export const PAGES = {
   extensions: { title: 'Extensions', admin: true, render: extensions },
   'ring-groups': { title: 'Ring groups', admin: true, render: ringGroups },
   calls: { title: 'Call log', admin: false, render: calls },
+  phonebook: { title: 'Phonebook', admin: false, render: phonebook },
   blocks: { title: 'Blocks', admin: true, render: blocks },
   trunks: { title: 'Trunks and numbers', admin: true, render: trunks },
   gsm: { title: 'GSM and SMS', admin: true, render: gsm },

@@ -94,6 +94,8 @@ pub const BACKUP_TABLES: &[BackupTable] = &[
     table("external_policy", "extension"),
     table("gsm_settings", "id"),
     table("ports", "port"),
+    // After web_users: restored with its accounts (a cascade from them empties it first).
+    table("phonebook", "id"),
 ];
 
 /// Tables older archives may hold that this schema folded elsewhere; skipped on restore.
@@ -414,6 +416,11 @@ impl Store {
                 "table {table} refers to rows that are not in the backup"
             )));
         }
+        // Notes of accounts the backup does not hold must not pass to a later namesake.
+        tx.execute(
+            "DELETE FROM call_notes WHERE username NOT IN (SELECT username FROM web_users)",
+            [],
+        )?;
         let dropped: Vec<String> = plan.iter().flat_map(|t| t.dropped.clone()).collect();
         audit::insert(
             &tx,

@@ -20,11 +20,13 @@ mod alerts_admin;
 mod audit;
 mod backup;
 mod blocks;
+mod call_notes;
 mod call_settings;
 mod cdr;
 mod error;
 mod extensions;
 mod gsm;
+mod phonebook;
 mod ports;
 mod registrations;
 mod ring_groups;
@@ -53,6 +55,7 @@ pub use backup::{
     BACKUP_FORMAT_VERSION, BACKUP_TABLES, COMPATIBLE, MAX_BACKUP_BYTES,
 };
 pub use blocks::AuthBlock;
+pub use call_notes::{validate_note, MAX_NOTE_CHARS};
 pub use call_settings::{
     validate_call_settings, CallSettings, ForwardTarget, OutboundClass, DEFAULT_NOANSWER_SECS,
     NOANSWER_SECS_RANGE, PICKUP_GROUP_RANGE,
@@ -68,6 +71,10 @@ pub use extensions::{
 pub use gsm::{
     validate_inbound_destination, validate_outbound_prefix, GsmSettings, GsmStatusRow,
     OutboundPolicy, Sms, SmsDirection, SmsLimits, SmsStatus,
+};
+pub use phonebook::{
+    clean_contact_number, clean_contact_numbers, validate_contact_name, PhonebookEntry,
+    MAX_ENTRIES as MAX_PHONEBOOK_ENTRIES, MAX_NUMBERS as MAX_CONTACT_NUMBERS,
 };
 pub use ports::{PortSettings, PortStatusRow, MAX_PORTS};
 pub use registrations::{Binding, BindingChange};

@@ -346,8 +346,34 @@ CREATE INDEX call_records_normalised ON call_records (normalised, start_ms)
     WHERE normalised IS NOT NULL;
 ";
 
+/// Version 13 (web users' own data): a note per account on a call-log entry, and each
+/// account's personal phonebook (entries with up to five numbers, stored as entered; the
+/// web side normalises them with the site's current dial rules when matching calls).
+/// Deleting a call record deletes its notes, an account its phonebook. A note's account is
+/// not a foreign key: a restore replaces `web_users` wholesale and a cascade would wipe
+/// every note (call records, hence notes, are not in backups); deleting an account and a
+/// restore remove notes of accounts that no longer exist explicitly.
+const V13: &str = "
+CREATE TABLE call_notes (
+    call       INTEGER NOT NULL REFERENCES call_records (id) ON DELETE CASCADE,
+    username   TEXT NOT NULL,
+    note       TEXT NOT NULL CHECK (length(note) BETWEEN 1 AND 500),
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (call, username)
+) WITHOUT ROWID;
+CREATE INDEX call_notes_username ON call_notes (username);
+CREATE TABLE phonebook (
+    id         INTEGER PRIMARY KEY,
+    username   TEXT NOT NULL REFERENCES web_users (username) ON DELETE CASCADE,
+    name       TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+    numbers    TEXT NOT NULL CHECK (length(numbers) BETWEEN 1 AND 200),
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX phonebook_username ON phonebook (username, name);
+";
+
 /// All steps, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

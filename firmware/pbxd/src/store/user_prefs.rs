@@ -66,6 +66,8 @@ impl Store {
                 });
             }
         }
+        // Notes are keyed by name without a foreign key (see schema V13): remove them here.
+        tx.execute("DELETE FROM call_notes WHERE username = ?1", [username])?;
         tx.execute("DELETE FROM web_users WHERE username = ?1", [username])?;
         audit::insert(&tx, by, "user.delete", &format!("username={username}"))?;
         tx.commit()?;

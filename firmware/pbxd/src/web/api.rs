@@ -394,6 +394,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
     routes.extend(super::api_trunks::routes());
     routes.extend(super::api_gsm::routes());
     routes.extend(super::api_firmware::routes());
+    routes.extend(super::api_user::routes());
     routes
 }
 

@@ -731,6 +731,10 @@ struct CallView {
     reason: Option<String>,
     duration_secs: u64,
     billable_secs: u64,
+    /// The viewer's own note on this call.
+    note: Option<String>,
+    /// The viewer's phonebook name for the other party's number.
+    contact: Option<String>,
 }
 
 impl From<StoredCallRecord> for CallView {
@@ -751,6 +755,8 @@ impl From<StoredCallRecord> for CallView {
             normalised: r.normalised,
             disposition: r.disposition.as_str(),
             reason: r.reason,
+            note: None,
+            contact: None,
         }
     }
 }
@@ -778,9 +784,30 @@ async fn cdr_page(
         }));
     }
     let (f, limit, offset) = (p.filter, p.limit, p.offset);
-    let page = read(&st, move |s| s.call_record_page(&f, limit, offset)).await?;
+    let (who, own) = (a.user.username.clone(), a.user.extension.clone());
+    let (page, (mut notes, contacts)) = read(&st, move |s| {
+        let page = s.call_record_page(&f, limit, offset)?;
+        let ids: Vec<i64> = page.records.iter().map(|r| r.id).collect();
+        Ok((page, super::api_user::call_extras(s, &who, &ids)?))
+    })
+    .await?;
+    let views = page.records.into_iter().map(|s| {
+        let contact = contacts.name_for(super::api_user::other_parties(
+            own.as_deref(),
+            &s.record.caller,
+            &s.record.dialled,
+            s.record.normalised.as_deref(),
+            s.record.destination.as_deref(),
+        ));
+        let note = notes.remove(&s.id);
+        CallView {
+            note,
+            contact,
+            ..CallView::from(s)
+        }
+    });
     Ok(Json(CallPage {
-        records: page.records.into_iter().map(CallView::from).collect(),
+        records: views.collect(),
         has_more: page.has_more,
         limit,
         offset,
@@ -791,22 +818,41 @@ async fn cdr_csv(State(st): State<AppState>, a: Authed, uri: Uri) -> Result<Resp
     let mut p = cdr_params(&uri, false)?;
     let allowed = own_calls(&a, &mut p.filter);
     let f = p.filter;
-    let (records, tick) = if allowed {
+    let (who, own) = (a.user.username.clone(), a.user.extension.clone());
+    let (records, tick, (notes, contacts)) = if allowed {
         read(&st, move |s| {
-            Ok((
-                s.call_records_filtered(&f, MAX_CSV_ROWS)?,
-                s.site_settings()?.billing_tick_secs,
-            ))
+            let records = s.call_records_filtered(&f, MAX_CSV_ROWS)?;
+            let ids: Vec<i64> = records.iter().map(|r| r.id).collect();
+            let extras = super::api_user::call_extras(s, &who, &ids)?;
+            Ok((records, s.site_settings()?.billing_tick_secs, extras))
         })
         .await?
     } else {
-        (Vec::new(), 1)
+        let extras = read(&st, move |s| super::api_user::call_extras(s, &who, &[])).await?;
+        (Vec::new(), 1, extras)
     };
     let mut text = String::with_capacity(256 * (records.len() + 1));
     text.push_str(cdr_csv_header());
-    text.push_str("\r\n");
+    // The viewer's own note and phonebook name (issue 6: notes are exported).
+    text.push_str(",note,contact\r\n");
     for r in &records {
         text.push_str(&to_csv_row(r, tick));
+        text.push(',');
+        if let Some(n) = notes.get(&r.id) {
+            super::api_user::csv_field(&mut text, n);
+        }
+        text.push(',');
+        let rec = &r.record;
+        let contact = contacts.name_for(super::api_user::other_parties(
+            own.as_deref(),
+            &rec.caller,
+            &rec.dialled,
+            rec.normalised.as_deref(),
+            rec.destination.as_deref(),
+        ));
+        if let Some(c) = contact {
+            super::api_user::csv_field(&mut text, &c);
+        }
         text.push_str("\r\n");
     }
     Ok((

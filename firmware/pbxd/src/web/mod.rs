@@ -14,6 +14,7 @@ pub mod api_firmware;
 pub mod api_gsm;
 pub mod api_pbx;
 pub mod api_trunks;
+pub mod api_user;
 pub mod auth;
 pub mod error;
 pub mod events;

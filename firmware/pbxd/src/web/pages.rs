@@ -83,6 +83,11 @@ pub const ASSETS: &[Asset] = &[
         body: include_str!("../../ui/firmware.js"),
     },
     Asset {
+        path: "/ui/phonebook.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../ui/phonebook.js"),
+    },
+    Asset {
         path: "/ui/icon.svg",
         content_type: "image/svg+xml",
         body: include_str!("../../ui/icon.svg"),
