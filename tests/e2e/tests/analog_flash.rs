@@ -184,3 +184,41 @@ fn a_us_port_decodes_bell_202_type_2_caller_id_and_the_far_party_hears_no_acknow
     pbx.sim("onhook 1");
     pbx.sim("onhook 2");
 }
+
+#[test]
+fn hanging_up_while_the_enquiry_rings_transfers_to_the_ringing_party() {
+    let pbx = pbx();
+    call(&pbx, 1, 2);
+    // Enquiry to port 3; hang up while it rings.
+    pbx.sim("flash 1");
+    std::thread::sleep(Duration::from_millis(500));
+    pbx.sim("dtmf 1 23");
+    assert!(
+        status_has(&pbx, 3, "ringing=yes", Duration::from_secs(6)),
+        "the enquiry does not ring port 3\n{}",
+        pbx.log()
+    );
+    pbx.sim("onhook 1");
+    // Port 3 rings on, now with the held party's number (22), and port 1 stays quiet.
+    assert!(
+        status_has(&pbx, 3, "cid=22", Duration::from_secs(8)),
+        "port 3 does not ring for port 2: {}\n{}",
+        pbx.sim("status 3"),
+        pbx.log()
+    );
+    assert!(
+        pbx.sim("status 1").contains("ringing=no"),
+        "{}",
+        pbx.sim("status 1")
+    );
+    pbx.sim("offhook 3");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        talk(&pbx, 2, 3, 800),
+        "port 3 does not hear port 2 after the transfer\n{}",
+        pbx.log()
+    );
+    assert!(talk(&pbx, 3, 2, 1400), "port 2 does not hear port 3");
+    pbx.sim("onhook 2");
+    pbx.sim("onhook 3");
+}

@@ -724,3 +724,51 @@ fn the_far_party_hears_neither_the_acknowledgement_nor_anything_during_type_2_ca
     rig.hang_up(1);
     rig.assert_idle();
 }
+
+#[test]
+fn hanging_up_while_the_enquiry_rings_transfers_and_an_unanswered_transfer_recalls() {
+    // Answered: port 2 (held) ends up talking to port 3, which rang for the enquiry.
+    let mut rig = Rig::new();
+    rig.call(0, 1);
+    rig.flash(0);
+    rig.dial(0, "23");
+    rig.until(Duration::from_secs(2), "the enquiry rings port 3", |r| {
+        r.ringing(2)
+    });
+    rig.hang_up(0);
+    rig.until(
+        Duration::from_secs(6),
+        "port 3 rings for the held party",
+        |r| r.ringing(2),
+    );
+    assert!(!rig.ringing(0), "port 1 is out of it");
+    rig.lift(2);
+    rig.run(Duration::from_millis(200));
+    rig.assert_talk(1, 2, Some(0), 900.0);
+    rig.assert_talk(2, 1, Some(0), 1300.0);
+    assert!(rig.hears(1, MUSIC_HZ) < 0.1, "transferred: no music");
+    rig.hang_up(1);
+    rig.hang_up(2);
+    rig.assert_idle();
+
+    // Unanswered: after call control's ring timeout the held call rings port 1 again.
+    let mut rig = Rig::new();
+    rig.call(0, 1);
+    rig.flash(0);
+    rig.dial(0, "23");
+    rig.until(Duration::from_secs(2), "the enquiry rings port 3", |r| {
+        r.ringing(2)
+    });
+    rig.hang_up(0);
+    rig.until(Duration::from_secs(70), "recall rings port 1", |r| {
+        r.ringing(0)
+    });
+    assert!(!rig.ringing(2), "port 3 stopped ringing");
+    rig.lift(0);
+    rig.run(Duration::from_millis(200));
+    rig.assert_talk(1, 0, None, 900.0);
+    rig.assert_talk(0, 1, None, 1100.0);
+    rig.hang_up(0);
+    rig.hang_up(1);
+    rig.assert_idle();
+}
