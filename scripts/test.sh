@@ -78,6 +78,12 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   check "cargo test --workspace" cargo test --workspace --locked --no-fail-fast
 fi
+# Hardware in the loop (tests/hil/README.md): only on a bench; otherwise skipped, and said so.
+if [ -n "${PBX_HIL_BOARD:-}" ]; then
+  check "HIL on $PBX_HIL_BOARD" cargo test -p pbx-e2e --test hil --locked -- --ignored --test-threads=1
+else
+  echo "HIL: SKIPPED (PBX_HIL_BOARD not set: no board on this machine; tests/hil/README.md) - counted as skipped, not passed"
+fi
 check "cargo fmt --all -- --check" cargo fmt --all -- --check
 check "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
 

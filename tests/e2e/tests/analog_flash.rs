@@ -128,3 +128,97 @@ fn call_waiting_shows_the_callers_number_and_flash_takes_the_call() {
     pbx.sim("onhook 1");
     pbx.sim("onhook 2");
 }
+
+#[test]
+fn a_us_port_decodes_bell_202_type_2_caller_id_and_the_far_party_hears_no_acknowledgement() {
+    let pbx = pbx();
+    // Port 1 becomes a US line: Bell 202 caller ID (the country's default).
+    let out = pbx.ctl(&["port", "set", "1", "--country", "US"]);
+    assert_eq!(out.trim(), "port 1 changed");
+    // Settings are polled every 2 s.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        pbx.ctl(&["ports"]).contains("bell202"),
+        "{}",
+        pbx.ctl(&["ports"])
+    );
+    // Port 2 (German dial tone) calls port 1.
+    call(&pbx, 2, 1);
+    pbx.sim("offhook 3");
+    assert!(hears(&pbx, 3, 425, Duration::from_secs(2)));
+    pbx.sim("dtmf 3 21");
+    // While the call waits, port 2 (port 1's party) must never hear port 1's DTMF
+    // acknowledgement (D: 941 + 1633 Hz): the call is muted from the CAS to the FSK's
+    // end. `hear` covers the last 200 ms; poll every 50 ms.
+    let mut loudest = f64::NEG_INFINITY;
+    let mut decoded = false;
+    for _ in 0..120 {
+        loudest = loudest.max(level(&pbx.sim("hear 2 1633")));
+        if pbx.sim("status 1").contains("cid2=23") {
+            decoded = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        decoded,
+        "no Bell 202 type-2 caller ID on the US port: {}\n{}",
+        pbx.sim("status 1"),
+        pbx.log()
+    );
+    for _ in 0..6 {
+        loudest = loudest.max(level(&pbx.sim("hear 2 1633")));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        loudest < -20.0,
+        "port 2 heard the acknowledgement's 1633 Hz at {loudest} dB"
+    );
+    // Afterwards the call is heard both ways again.
+    assert!(
+        talk(&pbx, 2, 1, 700),
+        "the first call goes on after the caller ID"
+    );
+    assert!(talk(&pbx, 1, 2, 1000), "port 2 hears port 1 again");
+    pbx.sim("onhook 3");
+    pbx.sim("onhook 1");
+    pbx.sim("onhook 2");
+}
+
+#[test]
+fn hanging_up_while_the_enquiry_rings_transfers_to_the_ringing_party() {
+    let pbx = pbx();
+    call(&pbx, 1, 2);
+    // Enquiry to port 3; hang up while it rings.
+    pbx.sim("flash 1");
+    std::thread::sleep(Duration::from_millis(500));
+    pbx.sim("dtmf 1 23");
+    assert!(
+        status_has(&pbx, 3, "ringing=yes", Duration::from_secs(6)),
+        "the enquiry does not ring port 3\n{}",
+        pbx.log()
+    );
+    pbx.sim("onhook 1");
+    // Port 3 rings on, now with the held party's number (22), and port 1 stays quiet.
+    assert!(
+        status_has(&pbx, 3, "cid=22", Duration::from_secs(8)),
+        "port 3 does not ring for port 2: {}\n{}",
+        pbx.sim("status 3"),
+        pbx.log()
+    );
+    assert!(
+        pbx.sim("status 1").contains("ringing=no"),
+        "{}",
+        pbx.sim("status 1")
+    );
+    pbx.sim("offhook 3");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        talk(&pbx, 2, 3, 800),
+        "port 3 does not hear port 2 after the transfer\n{}",
+        pbx.log()
+    );
+    assert!(talk(&pbx, 3, 2, 1400), "port 2 does not hear port 3");
+    pbx.sim("onhook 2");
+    pbx.sim("onhook 3");
+}

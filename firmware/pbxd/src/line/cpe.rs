@@ -1,12 +1,14 @@
 //! The audio side of a virtual phone that shows type-2 (off-hook, call waiting) caller
 //! ID, as a real display phone does per ETSI EN 300 659-2: it listens to its earpiece
 //! for the CPE alerting signal (CAS, 2130 + 2750 Hz), answers with DTMF `D` once the
-//! CAS ends, and decodes the V.23 FSK that follows. The hal's `VirtualPhone` models the
+//! CAS ends, and decodes the FSK that follows: V.23 (Europe) or Bell 202 (North
+//! America), as the port is configured ([`Type2Cpe::with_fsk`]). The hal's `VirtualPhone` models the
 //! hook; this models the display. Sans-IO: feed it every earpiece frame, put what it
 //! returns into the microphone.
 
 use crate::media::dsp::callerid::CallerId as CidMessage;
 use crate::media::dsp::dtmf::DtmfGenerator;
+use crate::media::dsp::fsk::{FskDemodulator, FskParams};
 use crate::media::dsp::goertzel_power;
 
 /// Earpiece audio kept after the acknowledgement for decoding (2 s at 8 kHz).
@@ -35,6 +37,8 @@ pub struct Type2Cpe {
     /// Acknowledged: waiting for the FSK carrier.
     awaiting: bool,
     capturing: bool,
+    /// The FSK the phone's receiver demodulates.
+    fsk: FskParams,
 }
 
 impl Type2Cpe {
@@ -48,7 +52,20 @@ impl Type2Cpe {
             capture: Vec::new(),
             awaiting: false,
             capturing: false,
+            fsk: FskParams::V23,
         }
+    }
+
+    /// The same phone with a receiver for `fsk` (V.23 by default).
+    #[must_use]
+    pub fn with_fsk(mut self, fsk: FskParams) -> Self {
+        self.fsk = fsk;
+        self
+    }
+
+    /// Switches the receiver to `fsk` (the port's caller-ID mode changed).
+    pub fn set_fsk(&mut self, fsk: FskParams) {
+        self.fsk = fsk;
     }
 
     /// Whether `frame` (20 ms of earpiece audio) is mostly the CAS's two tones.
@@ -58,15 +75,15 @@ impl Type2Cpe {
         a > 0.25 && b > 0.25 && a + b > 0.7
     }
 
-    /// Whether `frame` carries V.23 FSK (mark 1300 Hz, space 2100 Hz) at a level
-    /// above line noise.
-    fn is_fsk(frame: &[i16]) -> bool {
+    /// Whether `frame` carries the receiver's FSK (V.23: mark 1300 Hz, space 2100 Hz;
+    /// Bell 202: 1200 and 2200 Hz) at a level above line noise.
+    fn is_fsk(&self, frame: &[i16]) -> bool {
         let power: f64 = frame
             .iter()
             .map(|&s| f64::from(s) * f64::from(s))
             .sum::<f64>()
             / frame.len().max(1) as f64;
-        power > 1e5 && share(frame, 1300.0) + share(frame, 2100.0) > 0.5
+        power > 1e5 && share(frame, self.fsk.mark_hz) + share(frame, self.fsk.space_hz) > 0.5
     }
 
     /// One earpiece frame. Returns the acknowledgement to send (microphone samples)
@@ -74,7 +91,7 @@ impl Type2Cpe {
     pub fn hear(&mut self, frame: &[i16]) -> Option<Vec<i16>> {
         // Capture from the FSK carrier on (the receiver's carrier detect): the call's
         // audio before it is noise the demodulator could take for a start of mark.
-        if self.awaiting && Self::is_fsk(frame) {
+        if self.awaiting && self.is_fsk(frame) {
             self.awaiting = false;
             self.capturing = true;
         }
@@ -109,6 +126,63 @@ impl Type2Cpe {
     /// The caller ID decoded from the FSK after the last acknowledgement.
     #[must_use]
     pub fn caller_id(&self) -> Option<CidMessage> {
-        CidMessage::demodulate(&self.capture).ok()
+        let bytes = FskDemodulator::new(self.fsk, 40)
+            .demodulate(&self.capture)
+            .ok()?;
+        CidMessage::parse_mdmf(&bytes).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::ports_config::{CidMode, PortProfile, BELL202};
+    use crate::line::sound::PortSound;
+    use crate::line::{Country, LineOutput};
+
+    /// What a port with `cid` plays for a call-waiting caller ID "23", frame by frame,
+    /// into `cpe`, with the acknowledgement answered as the line does (FSK 100 ms after).
+    fn play_type_2(cid: CidMode, cpe: &mut Type2Cpe) {
+        let profile = PortProfile {
+            country: Country::Us,
+            cid,
+            call_waiting: true,
+        };
+        let mut sound = PortSound::with_profile(&profile);
+        let msg = CidMessage {
+            number: Some("23".into()),
+            ..CidMessage::default()
+        }
+        .encode_mdmf()
+        .expect("encodes");
+        sound.apply(&LineOutput::SendCas);
+        let mut acked_at = None;
+        for k in 0..100 {
+            if acked_at.is_some_and(|a| k == a + 5) {
+                sound.apply(&LineOutput::SendCallerIdOffHook(msg.clone()));
+            }
+            let mut ear = [0i16; 160];
+            sound.frame(None, &mut ear);
+            if cpe.hear(&ear).is_some() {
+                acked_at = Some(k);
+            }
+        }
+        assert!(acked_at.is_some(), "the phone acknowledged the CAS");
+    }
+
+    #[test]
+    fn the_display_decodes_the_ports_fsk_only() {
+        // A US phone on a Bell 202 port: decodes.
+        let mut us = Type2Cpe::new(true).with_fsk(BELL202);
+        play_type_2(CidMode::FskBell202, &mut us);
+        assert_eq!(us.caller_id().and_then(|c| c.number).as_deref(), Some("23"));
+        // A V.23 display on that port sees no valid message.
+        let mut eu = Type2Cpe::new(true);
+        play_type_2(CidMode::FskBell202, &mut eu);
+        assert_eq!(eu.caller_id(), None);
+        // And a V.23 port with a V.23 display, as before.
+        let mut eu = Type2Cpe::new(true);
+        play_type_2(CidMode::FskV23, &mut eu);
+        assert_eq!(eu.caller_id().and_then(|c| c.number).as_deref(), Some("23"));
     }
 }

@@ -339,7 +339,13 @@ impl Rig {
                 }
             }
             if let Some(t) = p.target {
-                sent.insert(t, mic.clone());
+                // As the port shell: silence to the call while the line mutes it.
+                let to_call = if p.sound.call_muted() {
+                    vec![0; FRAME]
+                } else {
+                    mic.clone()
+                };
+                sent.insert(t, to_call);
             }
             self.ports.handle_audio(now, i, &mic);
             self.shell();
@@ -629,6 +635,139 @@ fn a_phone_without_type_2_support_gets_the_tone_but_no_fsk() {
     rig.hang_up(2);
     assert!(!rig.ports.has_waiting(0));
     rig.assert_talk(0, 1, None, 1000.0);
+    rig.hang_up(0);
+    rig.hang_up(1);
+    rig.assert_idle();
+}
+
+#[test]
+fn a_us_port_sends_type_2_caller_id_as_bell_202_and_its_phone_decodes_it() {
+    use super::ports_config::{CidMode, PortProfile, BELL202};
+    let mut rig = Rig::new();
+    let us = PortProfile {
+        country: Country::Us,
+        cid: CidMode::FskBell202,
+        call_waiting: true,
+    };
+    rig.phones[0].sound = PortSound::with_profile(&us);
+    rig.phones[0].cpe = Type2Cpe::new(true).with_fsk(BELL202);
+    rig.call(0, 1);
+    rig.lift(2);
+    rig.dial(2, "21");
+    rig.until(Duration::from_secs(3), "Bell 202 caller ID decoded", |r| {
+        r.phones[0].cpe.caller_id().is_some()
+    });
+    let cid = rig.phones[0].cpe.caller_id().expect("decoded");
+    assert_eq!(cid.number.as_deref(), Some("23"));
+    assert_eq!(rig.ports.line(0).and_then(Line::waiting), Some(true));
+    rig.hang_up(2);
+    rig.hang_up(0);
+    rig.hang_up(1);
+    rig.assert_idle();
+}
+
+#[test]
+fn the_far_party_hears_neither_the_acknowledgement_nor_anything_during_type_2_caller_id() {
+    let mut rig = Rig::new();
+    rig.call(0, 1);
+    // Port 2 talks all along (700 Hz); port 1 is quiet but for its acknowledgement (a
+    // display phone mutes its handset microphone while it sends it).
+    rig.phones[0].talk = None;
+    rig.phones[1].talk = Some(700.0);
+    rig.lift(2);
+    rig.dial(2, "21");
+    let end = rig.now + Duration::from_secs(3);
+    let (mut muted_frames, mut ack_heard, mut far_heard_muted) = (0, 0.0f64, 0.0f64);
+    while rig.now < end && rig.phones[0].cpe.caller_id().is_none() {
+        let at = rig.frame_at;
+        rig.step();
+        if rig.frame_at == at {
+            continue;
+        }
+        // A frame just went by: what port 2 heard of port 1 (DTMF D: 941 + 1633 Hz).
+        ack_heard = ack_heard.max(share(&rig.phones[1].ear, 1633.0));
+        if rig.phones[0].sound.call_muted() {
+            muted_frames += 1;
+            // Port 1 hears no far-party audio under the signalling.
+            far_heard_muted = far_heard_muted.max(share(&rig.phones[0].ear, 700.0));
+            // Port 2 hears silence from port 1.
+            assert!(
+                rig.phones[1].ear.iter().all(|&s| s == 0),
+                "port 2 hears port 1 while muted"
+            );
+        }
+    }
+    assert_eq!(
+        rig.phones[0]
+            .cpe
+            .caller_id()
+            .and_then(|c| c.number)
+            .as_deref(),
+        Some("23")
+    );
+    assert!(muted_frames > 10, "muted for {muted_frames} frames only");
+    assert!(
+        ack_heard < 0.01,
+        "port 2 heard the DTMF D acknowledgement: {ack_heard}"
+    );
+    assert!(
+        far_heard_muted < 0.01,
+        "port 1 heard port 2 under the FSK: {far_heard_muted}"
+    );
+    // After the FSK both hear each other again.
+    rig.run(Duration::from_millis(200));
+    assert!(!rig.phones[0].sound.call_muted());
+    rig.assert_talk(0, 1, None, 1000.0);
+    rig.assert_talk(1, 0, None, 700.0);
+    rig.hang_up(2);
+    rig.hang_up(0);
+    rig.hang_up(1);
+    rig.assert_idle();
+}
+
+#[test]
+fn hanging_up_while_the_enquiry_rings_transfers_and_an_unanswered_transfer_recalls() {
+    // Answered: port 2 (held) ends up talking to port 3, which rang for the enquiry.
+    let mut rig = Rig::new();
+    rig.call(0, 1);
+    rig.flash(0);
+    rig.dial(0, "23");
+    rig.until(Duration::from_secs(2), "the enquiry rings port 3", |r| {
+        r.ringing(2)
+    });
+    rig.hang_up(0);
+    rig.until(
+        Duration::from_secs(6),
+        "port 3 rings for the held party",
+        |r| r.ringing(2),
+    );
+    assert!(!rig.ringing(0), "port 1 is out of it");
+    rig.lift(2);
+    rig.run(Duration::from_millis(200));
+    rig.assert_talk(1, 2, Some(0), 900.0);
+    rig.assert_talk(2, 1, Some(0), 1300.0);
+    assert!(rig.hears(1, MUSIC_HZ) < 0.1, "transferred: no music");
+    rig.hang_up(1);
+    rig.hang_up(2);
+    rig.assert_idle();
+
+    // Unanswered: after call control's ring timeout the held call rings port 1 again.
+    let mut rig = Rig::new();
+    rig.call(0, 1);
+    rig.flash(0);
+    rig.dial(0, "23");
+    rig.until(Duration::from_secs(2), "the enquiry rings port 3", |r| {
+        r.ringing(2)
+    });
+    rig.hang_up(0);
+    rig.until(Duration::from_secs(70), "recall rings port 1", |r| {
+        r.ringing(0)
+    });
+    assert!(!rig.ringing(2), "port 3 stopped ringing");
+    rig.lift(0);
+    rig.run(Duration::from_millis(200));
+    rig.assert_talk(1, 0, None, 900.0);
+    rig.assert_talk(0, 1, None, 1100.0);
     rig.hang_up(0);
     rig.hang_up(1);
     rig.assert_idle();

@@ -18,6 +18,12 @@
 //! ringing or failed. Hanging up with the enquiry answered transfers: the held leg asks
 //! call control to be replaced by the enquiry's far party ([`LegEvent::ReplaceRequested`],
 //! the same attended transfer a SIP phone asks for with REFER/Replaces). Hanging up
+//! while the enquiry still rings transfers too, blind: the ringing enquiry is
+//! cancelled and the held leg asks to be replaced by the enquiry's number
+//! ([`LegEvent::TransferRequested`]), so the target keeps ringing, now for the held
+//! party, who hears music until it answers; if it does not answer within call
+//! control's ring timeout (or cannot be reached) the held call rings the phone again
+//! (recall, [`PortLegs::transfer_status`]). Hanging up
 //! with only the held call left (or after taking a waiting call) rings the phone again
 //! (recall); lifting the handset resumes the held call.
 //!
@@ -84,6 +90,9 @@ struct Port {
     transfer_on_hang_up: bool,
     /// Legs handed to call control for a transfer: it ends them.
     transferring: Vec<LegId>,
+    /// The held call handed on by hanging up while the enquiry rang (a blind
+    /// transfer): it rings the phone again if the transfer fails or is not answered.
+    transferred_held: Option<PortCall>,
 }
 
 impl Port {
@@ -98,6 +107,10 @@ pub struct PortLegs {
     next_leg: LegId,
     events: VecDeque<LegEvent>,
     shell: VecDeque<(usize, PortOutput)>,
+    /// Ports whose held call comes back (a transfer failed): rung at the next timeout.
+    recalls: Vec<usize>,
+    /// The latest time an input came with (a recall is due from then on).
+    last_now: Option<Instant>,
 }
 
 impl std::fmt::Debug for PortLegs {
@@ -123,11 +136,14 @@ impl PortLegs {
                     waiting: None,
                     transfer_on_hang_up: false,
                     transferring: Vec::new(),
+                    transferred_held: None,
                 })
                 .collect(),
             next_leg: PORT_LEG_BASE,
             events: VecDeque::new(),
             shell: VecDeque::new(),
+            recalls: Vec::new(),
+            last_now: None,
         };
         for i in 0..me.ports.len() {
             // A new line only sets its feed.
@@ -217,6 +233,9 @@ impl PortLegs {
 
     /// Fires the lines' due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        for i in std::mem::take(&mut self.recalls) {
+            self.recall(now, i);
+        }
         for p in &mut self.ports {
             if p.line.poll_timeout().is_some_and(|t| t <= now) {
                 p.line.handle_timeout(now);
@@ -227,9 +246,11 @@ impl PortLegs {
 
     /// The earliest timer of any line.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let recall = self.last_now.filter(|_| !self.recalls.is_empty());
         self.ports
             .iter()
             .filter_map(|p| p.line.poll_timeout())
+            .chain(recall)
             .min()
     }
 
@@ -265,6 +286,7 @@ impl PortLegs {
 
     /// Turns the lines' outputs into leg events and shell instructions.
     fn collect(&mut self, now: Instant) {
+        self.last_now = Some(now);
         for i in 0..self.ports.len() {
             while let Some(out) = self.ports[i].line.poll_output() {
                 match out {
@@ -449,6 +471,32 @@ impl PortLegs {
     fn hang_up_second(&mut self, now: Instant, i: usize) {
         let port = &mut self.ports[i];
         let both_answered = port.call.as_ref().is_some_and(|c| c.answered) && port.held.is_some();
+        let enquiry_rings = port.held.is_some()
+            && port
+                .call
+                .as_ref()
+                .is_some_and(|c| c.outgoing && !c.answered && c.party.number.is_some());
+        if enquiry_rings && port.transfer_on_hang_up {
+            // Hung up while the enquiry rings: the held party is transferred to the
+            // enquiry's number (blind; the ringing enquiry is cancelled and the target
+            // rung for the held party). Unanswered or failed, it rings the phone again.
+            let (Some(call), Some(held)) = (port.call.take(), port.held.take()) else {
+                return;
+            };
+            let target = call.party.number.clone().unwrap_or_default();
+            port.transfer_on_hang_up = false;
+            port.transferring.push(held.leg);
+            let leg = held.leg;
+            port.transferred_held = Some(held);
+            self.shell.push_back((i, PortOutput::Media(None)));
+            self.events.push_back(LegEvent::HungUp {
+                leg: call.leg,
+                gone: Gone::Normal,
+            });
+            self.events
+                .push_back(LegEvent::TransferRequested { leg, target });
+            return;
+        }
         if both_answered && port.transfer_on_hang_up {
             // Transfer: the held party takes the port's place in the enquiry call.
             let (Some(call), Some(held)) = (port.call.take(), port.held.take()) else {
@@ -493,6 +541,27 @@ impl PortLegs {
                 });
             }
         }
+    }
+
+    /// Rings port `i` again for its held call (a transfer by hanging up failed); when
+    /// the phone is in use, the held party is hung up.
+    fn recall(&mut self, now: Instant, i: usize) {
+        let Some(port) = self.ports.get_mut(i) else {
+            return;
+        };
+        let Some(party) = port.held.as_ref().map(|h| h.party.clone()) else {
+            return;
+        };
+        port.line.set_second_call(now, false);
+        if port.call.is_some() || port.line.incoming(now, party).is_err() {
+            if let Some(h) = port.held.take() {
+                self.events.push_back(LegEvent::HungUp {
+                    leg: h.leg,
+                    gone: Gone::Lost("the port could not ring again".into()),
+                });
+            }
+        }
+        self.collect(now);
     }
 
     /// Takes a port's outgoing call on: its audio goes to `media`.
@@ -684,6 +753,24 @@ impl PortLegs {
     /// How the transfer a port asked for by hanging up goes: when it cannot be done,
     /// both legs end (the phone is on-hook already).
     pub fn transfer_status(&mut self, leg: LegId, status: TransferStatus) {
+        let handed_on = self
+            .ports
+            .iter()
+            .position(|p| p.transferred_held.as_ref().is_some_and(|c| c.leg == leg));
+        if let Some(i) = handed_on {
+            match status {
+                TransferStatus::Done => self.ports[i].transferred_held = None,
+                TransferStatus::Refused(_) | TransferStatus::Failed(_) => {
+                    // Back to the port: its phone rings with the held party.
+                    let port = &mut self.ports[i];
+                    port.transferring.retain(|&l| l != leg);
+                    port.held = port.transferred_held.take();
+                    self.recalls.push(i);
+                }
+                _ => {}
+            }
+            return;
+        }
         let (TransferStatus::Refused(_) | TransferStatus::Failed(_)) = status else {
             return;
         };

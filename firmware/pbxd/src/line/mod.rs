@@ -78,6 +78,7 @@ mod board_tests;
 pub mod cli;
 pub mod country;
 pub mod cpe;
+pub mod fax;
 #[cfg(test)]
 mod flash_hil_tests;
 #[cfg(test)]
@@ -236,6 +237,11 @@ pub enum LineOutput {
     /// Send this MDMF message as an off-hook (type 2) V.23 FSK burst now (80 bits of
     /// mark, no channel seizure), over the call.
     SendCallerIdOffHook(Vec<u8>),
+    /// Mute (`true`) or restore (`false`) the call's audio both ways while type-2
+    /// caller ID signals: the far party to the port (nothing under the CAS and FSK)
+    /// and the port's microphone to the far party (who must not hear the phone's DTMF
+    /// acknowledgement).
+    MuteCall(bool),
     /// To the call layer.
     Call(CallEvent),
 }
@@ -765,7 +771,7 @@ impl Line {
     pub fn enquiry(&mut self, now: Instant) {
         self.handle_timeout(now);
         if matches!(self.phase, Phase::Connected) && self.hook == Hook::OffHook {
-            self.waiting = None;
+            self.drop_waiting();
             self.second_call = true;
             self.start_dialling(now);
             self.set_tone(Tone::SpecialDial);
@@ -778,7 +784,7 @@ impl Line {
         self.handle_timeout(now);
         if self.hook == Hook::OffHook && !matches!(self.phase, Phase::Idle | Phase::Ringing { .. })
         {
-            self.waiting = None;
+            self.drop_waiting();
             self.phase = Phase::Connected;
             self.set_tone(Tone::Silence);
         }
@@ -805,7 +811,7 @@ impl Line {
     /// The waiting call was taken or gave up: the tone stops.
     pub fn end_waiting(&mut self, now: Instant) {
         self.handle_timeout(now);
-        if self.waiting.take().is_some() && self.tone == Tone::CallWaiting {
+        if self.drop_waiting() && self.tone == Tone::CallWaiting {
             self.set_tone(Tone::Silence);
         }
     }
@@ -908,7 +914,7 @@ impl Line {
             self.out.push_back(LineOutput::Call(CallEvent::HangUp));
         }
         self.second_call = false;
-        self.waiting = None;
+        self.drop_waiting();
         self.phase = Phase::Idle;
         self.set_tone(Tone::Silence);
         self.set_linefeed(Linefeed::ForwardActive);
@@ -929,8 +935,20 @@ impl Line {
         });
     }
 
+    /// Ends the call waiting, if any (whether there was one); restores the call's
+    /// audio if the type-2 signalling had muted it.
+    fn drop_waiting(&mut self) -> bool {
+        let Some(w) = self.waiting.take() else {
+            return false;
+        };
+        if w.muting() {
+            self.out.push_back(LineOutput::MuteCall(false));
+        }
+        true
+    }
+
     fn fail(&mut self, now: Instant, tone: Tone) {
-        self.waiting = None;
+        self.drop_waiting();
         self.phase = Phase::Failed {
             until: Some(now + TONE_BEFORE_HOWLER),
         };

@@ -25,6 +25,9 @@ pub enum PortIoError {
 pub trait PortIo {
     /// Brings simulated hardware up to `now` (a board's devices run by themselves).
     fn advance(&mut self, _now: Instant) {}
+    /// The port's settings (at start and when they change): the emulator's phone
+    /// follows the caller-ID mode; real hardware has nothing to set.
+    fn set_profile(&mut self, _profile: &super::ports_config::PortProfile) {}
     /// The SLIC's next hook or ring-trip event.
     fn poll_event(&mut self, now: Instant) -> Result<Option<FxsEvent>, PortIoError>;
     /// Sets the linefeed; `off_hook` is the hook state the shell last saw.

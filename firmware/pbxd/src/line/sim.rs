@@ -40,6 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::cpe::Type2Cpe;
+use super::fax::{passthrough_jitter, FaxWatch, Side};
 use super::legs::{PortOutput, PortSpec};
 use super::port_io::{PortIo, PortIoError};
 use super::ports_config::PortProfile;
@@ -49,6 +50,7 @@ use super::{Hook, HookEvent, LineOutput, Linefeed, Tone};
 use crate::clock;
 use crate::media::dsp::callerid::CallerId as CidMessage;
 use crate::media::dsp::dtmf::DtmfGenerator;
+use crate::media::dsp::fsk::{FskDemodulator, FskParams};
 use crate::media::dsp::goertzel_power;
 use crate::media::jitter::{FrameKind, JitterBuffer, JitterConfig, RtpAudio};
 
@@ -148,6 +150,7 @@ fn open_sim(n: usize, now: Instant, wrong_chip_id: &[usize]) -> Vec<Result<SimIo
                 last_ring: None,
                 pulses: VecDeque::new(),
                 next_digit: None,
+                fsk: FskParams::V23,
             })
         })
         .collect()
@@ -258,6 +261,8 @@ pub(crate) struct SimIo {
     /// Rotary digits still to dial, and when the next may start.
     pulses: VecDeque<u8>,
     next_digit: Option<Instant>,
+    /// The FSK the phone's caller-ID receiver decodes (the port's caller-ID mode).
+    fsk: FskParams,
 }
 
 /// One port: its devices, and its audio paths to the call.
@@ -275,6 +280,8 @@ pub(crate) struct Port<D> {
     linefeed: Linefeed,
     tone: Tone,
     last_ring: Option<Instant>,
+    /// Listens for fax/modem tones; once heard, the call is in pass-through.
+    fax: FaxWatch,
     /// The state last reported to the store.
     reported: Option<PortState>,
     off_hook: bool,
@@ -333,6 +340,8 @@ fn start<D: PortIo>(
             }
         };
         let profile = profiles.get(i).copied().unwrap_or_default();
+        let mut io = io;
+        io.set_profile(&profile);
         ports.push(Some(Port {
             number,
             io,
@@ -342,6 +351,7 @@ fn start<D: PortIo>(
             linefeed: Linefeed::ForwardActive,
             tone: Tone::Silence,
             last_ring: None,
+            fax: FaxWatch::new(),
             reported: None,
             jitter,
             off_hook: false,
@@ -375,6 +385,7 @@ async fn run<D: PortIo>(
                     let Some(p) = p else { continue };
                     if let Some(profile) = new_profiles.as_ref().and_then(|v| v.get(i)) {
                         p.sound.set_profile(profile);
+                        p.io.set_profile(profile);
                     }
                     p.tick(now, i, relay_ip, &inputs, &mut buf);
                     if let Some(s) = &sync {
@@ -426,7 +437,9 @@ impl<D: PortIo> Port<D> {
             && self
                 .last_ring
                 .is_some_and(|t| now.saturating_duration_since(t) < RING_PAUSE_MAX);
-        let call = if self.target.is_some() {
+        let call = if self.target.is_some() && self.fax.passthrough().is_some() {
+            "fax"
+        } else if self.target.is_some() {
             "connected"
         } else if ringing {
             "ringing"
@@ -499,9 +512,17 @@ impl<D: PortIo> Port<D> {
             debug!(port = i + 1, "{e}");
         }
         if self.off_hook {
-            let _ = inputs.send(PortInput::Audio(i, mic.to_vec()));
+            // In fax pass-through no DTMF detector acts on the call's audio.
+            if self.fax.passthrough().is_none() {
+                let _ = inputs.send(PortInput::Audio(i, mic.to_vec()));
+            }
             if let Some(target) = self.target {
-                let pkt = self.packet(&mic);
+                // Muted while type-2 caller ID signals: the far party gets silence.
+                let pkt = if self.sound.call_muted() {
+                    self.packet(&[0; FRAME])
+                } else {
+                    self.packet(&mic)
+                };
                 if let Err(e) = self.rtp.try_send_to(&pkt, target) {
                     debug!(port = i + 1, "port RTP: {e}");
                 }
@@ -523,6 +544,11 @@ impl<D: PortIo> Port<D> {
         let mut call = [0i16; FRAME];
         let kind = self.jitter.poll_frame(now, &mut call);
         let call = (self.target.is_some() && kind != FrameKind::Silence).then_some(&call[..]);
+        if self.target.is_some() && self.off_hook {
+            if let Some(sw) = self.fax.handle(now, &mic, call) {
+                self.passthrough(i, sw);
+            }
+        }
         let mut ear = [0i16; FRAME];
         self.sound.frame(call, &mut ear);
         if let Err(e) = self.io.play(&ear, self.off_hook) {
@@ -535,6 +561,15 @@ impl<D: PortIo> Port<D> {
             PortOutput::Media(port) => {
                 self.target = port.map(|p| SocketAddr::new(relay_ip, p));
                 self.jitter.reset();
+                self.sound.unmute();
+                // A new call (or none) starts as voice.
+                if self.fax.passthrough().is_some() {
+                    self.fax.reset();
+                    self.sound.set_passthrough(false);
+                    if let Err(e) = self.jitter.set_config(JitterConfig::adaptive()) {
+                        warn!("jitter buffer back to voice: {e}");
+                    }
+                }
             }
             PortOutput::Line(LineOutput::Linefeed(lf)) => {
                 self.linefeed = lf;
@@ -552,6 +587,25 @@ impl<D: PortIo> Port<D> {
                 self.sound.apply(&other);
             }
         }
+    }
+
+    /// Switches the call to fax/modem pass-through (see [`super::fax`]).
+    fn passthrough(&mut self, i: usize, sw: super::fax::FaxSwitch) {
+        let side = match sw.side {
+            Side::Port => "port",
+            Side::Far => "far party",
+        };
+        if let Err(e) = self.jitter.set_config(passthrough_jitter()) {
+            warn!(port = i + 1, "jitter buffer for pass-through: {e}");
+        }
+        self.sound.set_passthrough(true);
+        info!(
+            port = i + 1,
+            tone = sw.tone.name(),
+            from = side,
+            "fax/modem tone: call in pass-through (port leg G.711 A-law, fixed jitter buffer, \
+             no tones or DTMF detection; a far leg on G.722 is transcoded, which fax does not survive)"
+        );
     }
 
     fn packet(&mut self, frame: &[i16]) -> Vec<u8> {
@@ -572,6 +626,13 @@ impl<D: PortIo> Port<D> {
 }
 
 impl PortIo for SimIo {
+    fn set_profile(&mut self, profile: &PortProfile) {
+        // A phone bought for the port's country: its display decodes that FSK (a
+        // DTMF or caller-ID-off port still sends type 2 as V.23, see `PortSound`).
+        self.fsk = profile.cid.fsk().unwrap_or(FskParams::V23);
+        self.cpe.set_fsk(self.fsk);
+    }
+
     fn advance(&mut self, now: Instant) {
         // Rotary digits, one after the other (the phone's schedule starts at `now`).
         if self.next_digit.is_none_or(|t| t <= now) {
@@ -602,7 +663,7 @@ impl PortIo for SimIo {
                 self.display = None;
             }
             if self.onhook.len() > ONHOOK_SAMPLES / 2 {
-                if let Some(n) = cid_number(&self.onhook) {
+                if let Some(n) = cid_number(&self.onhook, self.fsk) {
                     self.display = Some(n);
                 }
                 self.onhook.clear();
@@ -642,7 +703,7 @@ impl PortIo for SimIo {
 
 impl SimIo {
     fn status(&self) -> String {
-        let cid = cid_number(&self.onhook)
+        let cid = cid_number(&self.onhook, self.fsk)
             .or_else(|| self.display.clone())
             .unwrap_or_else(|| "-".into());
         let cid2 = self
@@ -680,9 +741,10 @@ impl SimIo {
     }
 }
 
-/// The number in the type-1 caller ID recorded on hook, if one decodes.
-fn cid_number(onhook: &[i16]) -> Option<String> {
-    CidMessage::demodulate(onhook).ok().and_then(|c| c.number)
+/// The number in the type-1 caller ID (FSK `fsk`) recorded on hook, if one decodes.
+fn cid_number(onhook: &[i16], fsk: FskParams) -> Option<String> {
+    let bytes = FskDemodulator::new(fsk, 40).demodulate(onhook).ok()?;
+    CidMessage::parse_mdmf(&bytes).ok().and_then(|c| c.number)
 }
 
 /// Sequence number, timestamp and linear samples of a G.711 A-law packet.

@@ -24,6 +24,10 @@ pub struct PortSound {
     fsk: VecDeque<i16>,
     country: Country,
     cid: CidMode,
+    /// Fax/modem pass-through: the call's audio only, nothing played over it.
+    passthrough: bool,
+    /// Type-2 caller ID signalling: the call's audio is muted both ways.
+    muted: bool,
 }
 
 impl Default for PortSound {
@@ -45,6 +49,8 @@ impl PortSound {
             fsk: VecDeque::new(),
             country: profile.country,
             cid: profile.cid,
+            passthrough: false,
+            muted: false,
         }
     }
 
@@ -88,8 +94,29 @@ impl PortSound {
                         .extend(modulate_bytes(msg, params, Preamble::OffHook));
                 }
             }
+            LineOutput::MuteCall(m) => self.muted = *m,
             LineOutput::Linefeed(_) | LineOutput::Call(_) => {}
         }
+    }
+
+    /// Fax/modem pass-through on or off: while on, a connected port plays the call's
+    /// audio only (a call-waiting tone, CAS or caller ID would break the fax).
+    pub fn set_passthrough(&mut self, on: bool) {
+        self.passthrough = on;
+        if on {
+            self.fsk.clear();
+        }
+    }
+
+    /// Whether the call's audio is muted both ways (the port's shell sends silence
+    /// instead of the microphone while this holds).
+    pub fn call_muted(&self) -> bool {
+        self.muted
+    }
+
+    /// The port's media changed (a new call, or none): nothing stays muted.
+    pub fn unmute(&mut self) {
+        self.muted = false;
     }
 
     /// Whether a tone (other than silence) is playing.
@@ -100,6 +127,11 @@ impl PortSound {
     /// The next frame for the phone into `out`; `call_audio` is the call's audio for
     /// this period, when the port is connected.
     pub fn frame(&mut self, call_audio: Option<&[i16]>, out: &mut [i16]) {
+        let call_audio = call_audio.filter(|_| !self.muted);
+        if self.passthrough && call_audio.is_some() {
+            self.fsk.clear();
+            self.tone = None;
+        }
         if !self.fsk.is_empty() {
             for s in out.iter_mut() {
                 *s = self.fsk.pop_front().unwrap_or(0);
@@ -194,6 +226,20 @@ mod tests {
         let call: Vec<i16> = (0..160).map(|i| (i * 37 % 2000) as i16).collect();
         assert_eq!(frames(&mut s, 1, Some(&call)), call);
         s.apply(&LineOutput::Play(Tone::Busy));
+        assert_ne!(frames(&mut s, 1, Some(&call)), call);
+    }
+
+    #[test]
+    fn a_port_in_fax_pass_through_plays_nothing_over_the_call() {
+        let mut s = PortSound::new();
+        let call: Vec<i16> = (0..160).map(|i| (i * 37 % 2000) as i16).collect();
+        s.set_passthrough(true);
+        s.apply(&LineOutput::Play(Tone::CallWaiting));
+        s.apply(&LineOutput::SendCas);
+        assert_eq!(frames(&mut s, 3, Some(&call)), call.repeat(3));
+        // Back to voice: tones play over the call again.
+        s.set_passthrough(false);
+        s.apply(&LineOutput::Play(Tone::CallWaiting));
         assert_ne!(frames(&mut s, 1, Some(&call)), call);
     }
 

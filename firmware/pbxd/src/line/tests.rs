@@ -978,7 +978,10 @@ fn call_waiting_needs_a_connected_line_and_is_refused_when_switched_off() {
         vec![
             (ms(0), LineOutput::Play(Tone::CallWaiting)),
             (ms(600), LineOutput::Play(Tone::Silence)),
+            (ms(600), LineOutput::MuteCall(true)),
             (ms(600), LineOutput::SendCas),
+            // No acknowledgement within 80 + 250 ms: the call is heard again.
+            (ms(930), LineOutput::MuteCall(false)),
         ]
     );
     assert_eq!(sim.line.waiting(), Some(false));
@@ -1010,4 +1013,61 @@ fn a_waiting_message_gives_the_special_dial_tone() {
     // The first digit stops it as it stops the dial tone.
     sim.pulses(2, ms(700));
     assert_eq!(sim.line.tone(), Tone::Silence);
+}
+
+#[test]
+fn type_2_caller_id_mutes_the_call_from_the_cas_to_the_end_of_the_fsk() {
+    let cid = CallerId {
+        number: Some("23".into()),
+        ..CallerId::default()
+    };
+    let mut sim = Sim::new();
+    sim.connect_outgoing();
+    let start = sim.elapsed();
+    assert_eq!(sim.line.call_waiting(sim.now, cid), Ok(()));
+    sim.drain();
+    // The tone burst, then mute and CAS at 600 ms; the phone answers D after the CAS.
+    sim.run(ms(680));
+    sim.dtmf('D');
+    sim.run(ms(1000));
+    let outs: Vec<_> = sim
+        .take()
+        .into_iter()
+        .map(|(t, o)| (t - start, o))
+        .collect();
+    let mute = |on| {
+        outs.iter()
+            .find(|(_, o)| *o == LineOutput::MuteCall(on))
+            .map(|(t, _)| *t)
+    };
+    let fsk = outs
+        .iter()
+        .find_map(|(t, o)| match o {
+            LineOutput::SendCallerIdOffHook(m) => Some((*t, m.len())),
+            _ => None,
+        })
+        .expect("type-2 caller ID sent");
+    assert_eq!(mute(true), Some(ms(600)), "{outs:?}");
+    // Unmuted only once the FSK (80 + 10 per byte + 2 bits at 1200 baud) has played.
+    let bits = 82 + 10 * fsk.1 as u64;
+    let fsk_end = fsk.0 + Duration::from_micros((bits * 1_000_000).div_ceil(1200));
+    let unmute = mute(false).expect("unmuted");
+    assert!(
+        unmute >= fsk_end && unmute <= fsk_end + ms(40),
+        "unmuted at {unmute:?}, FSK ends {fsk_end:?}: {outs:?}"
+    );
+    assert_eq!(sim.line.waiting(), Some(true));
+    // A waiting call that ends while muted unmutes (the caller gives up during CAS).
+    let mut sim = Sim::new();
+    sim.connect_outgoing();
+    let cid = CallerId {
+        number: Some("23".into()),
+        ..CallerId::default()
+    };
+    assert_eq!(sim.line.call_waiting(sim.now, cid), Ok(()));
+    sim.run(ms(650));
+    sim.take();
+    sim.line.end_waiting(sim.now);
+    sim.drain();
+    assert_eq!(sim.take_outs(), vec![LineOutput::MuteCall(false)]);
 }

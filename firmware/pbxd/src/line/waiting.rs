@@ -13,7 +13,12 @@
 //! | CAS | [`CAS_DURATION`] 80 ms |
 //! | acknowledgement must start within | [`ACK_WINDOW`] 250 ms |
 //! | acknowledgement to FSK | [`FSK_AFTER_ACK`] 100 ms |
+//! | FSK | 80 bits of mark, 10 bits per byte, 2 stop, at 1200 baud, plus one frame |
 //! | tone burst repeats every | the cadence's full cycle (DE 5.6 s) |
+//!
+//! From the CAS to the end of the FSK (or of the acknowledgement window) the call's
+//! audio is muted both ways ([`LineOutput::MuteCall`]): the far party hears neither the
+//! phone's DTMF acknowledgement nor anything else, and talks over neither signal.
 //!
 //! EN 300 659-2 gives the phone 160 ms to start its acknowledgement; we listen 250 ms
 //! because our detector reports a digit one 20 ms frame and a minimum duration late.
@@ -41,6 +46,8 @@ enum Stage {
     AwaitAck(Instant),
     /// Acknowledged: the FSK goes out at `.0`.
     Acked(Instant),
+    /// The FSK plays until `.0`.
+    Sending(Instant),
     /// Between bursts: the tone plays again at `.0`.
     Pause(Instant),
 }
@@ -62,6 +69,14 @@ pub(super) struct Waiting {
 
 /// Burst and cycle of `country`'s call-waiting tone: the burst runs until the last
 /// pause of the cadence, which is the pause between bursts.
+/// How long an off-hook FSK burst of a `len`-byte message plays: 80 bits of mark,
+/// 10 bits per byte and 2 closing mark bits at 1200 baud, rounded up, plus one 20 ms
+/// frame because the port plays whole frames.
+fn fsk_duration(len: usize) -> Duration {
+    let bits = 80 + 10 * len as u64 + 2;
+    Duration::from_micros((bits * 1_000_000).div_ceil(1200)) + Duration::from_millis(20)
+}
+
 fn burst_and_cycle(country: Country) -> (Duration, Duration) {
     let ms = |v: u32| Duration::from_millis(u64::from(v));
     match Tone::CallWaiting.spec_for(country).map(|s| s.cadence) {
@@ -94,6 +109,14 @@ impl Waiting {
         LineOutput::Play(Tone::CallWaiting)
     }
 
+    /// Whether the call's audio is muted for the type-2 signalling now.
+    pub(super) fn muting(&self) -> bool {
+        matches!(
+            self.stage,
+            Stage::Cas(_) | Stage::AwaitAck(_) | Stage::Acked(_) | Stage::Sending(_)
+        )
+    }
+
     /// Whether the phone acknowledged the CAS.
     pub(super) fn acked(&self) -> bool {
         self.acked
@@ -105,6 +128,7 @@ impl Waiting {
             | Stage::Cas(t)
             | Stage::AwaitAck(t)
             | Stage::Acked(t)
+            | Stage::Sending(t)
             | Stage::Pause(t) => t,
         }
     }
@@ -115,6 +139,7 @@ impl Waiting {
             Stage::Tone(_) => {
                 out.push(LineOutput::Play(Tone::Silence));
                 if self.msg.is_some() {
+                    out.push(LineOutput::MuteCall(true));
                     out.push(LineOutput::SendCas);
                     // Listen from the start: a quick phone answers as the CAS ends.
                     self.dtmf = Some(Box::new(DtmfDetector::new()));
@@ -128,12 +153,22 @@ impl Waiting {
                 // No acknowledgement: this phone shows no type-2 caller ID.
                 self.dtmf = None;
                 self.msg = None;
+                out.push(LineOutput::MuteCall(false));
                 self.pause_after(t)
             }
-            Stage::Acked(_) => {
-                if let Some(msg) = self.msg.take() {
+            Stage::Acked(_) => match self.msg.take() {
+                Some(msg) => {
+                    let end = t + fsk_duration(msg.len());
                     out.push(LineOutput::SendCallerIdOffHook(msg));
+                    Stage::Sending(end)
                 }
+                None => {
+                    out.push(LineOutput::MuteCall(false));
+                    self.pause_after(t)
+                }
+            },
+            Stage::Sending(_) => {
+                out.push(LineOutput::MuteCall(false));
                 self.pause_after(t)
             }
             Stage::Pause(_) => {

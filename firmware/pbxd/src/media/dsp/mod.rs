@@ -9,12 +9,14 @@
 //!
 //! - [`dtmf`]: DTMF generator and streaming detector (ITU-T Q.23 / Q.24)
 //! - [`tone`]: call-progress tone generator with cadences (German set included)
+//! - [`fax`]: fax/modem tone detector (CNG 1100 Hz, CED/ANSam 2100 Hz)
 //! - [`fsk`]: V.23 FSK modulator and demodulator (1200 baud)
 //! - [`callerid`]: ETSI EN 300 659 caller ID (MDMF call set-up message)
 //! - [`plc`]: G.711 packet-loss concealment (Appendix I style)
 
 pub mod callerid;
 pub mod dtmf;
+pub mod fax;
 pub mod fsk;
 pub mod plc;
 pub mod tone;
