@@ -30,15 +30,15 @@
 //!
 //! Needs kamailio and baresip-core.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
+use pbx_e2e::trunk::TrunkAdd;
 use pbx_e2e::{
-    free_port, now, pbxctl_bin, require_tool, rtp_port_range, KillOnDrop, LogCapture, Pbx, Phone,
-    PhoneConfig, ToneReport,
+    free_port, now, require_tool, rtp_port_range, KillOnDrop, LogCapture, Pbx, Phone, PhoneConfig,
+    ToneReport,
 };
 
 const PROVIDER_IP: &str = "127.0.0.2";
@@ -368,37 +368,16 @@ impl Setup {
 
 /// `pbxctl trunk add main` towards the provider, password on stdin.
 fn add_trunk(pbx: &Pbx, registrar: SocketAddr) {
-    let mut child = Command::new(pbxctl_bin())
-        .arg("--data-dir")
-        .arg(pbx.data_dir())
-        .args(["trunk", "add", "main", "--registrar"])
-        .arg(registrar.to_string())
-        .args([
-            "--domain",
-            DOMAIN,
-            "--user",
-            SIP_ID,
-            "--interval",
-            "600",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run pbxctl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .expect("write the password");
-    let out = child.wait_with_output().expect("pbxctl");
-    assert!(
-        out.status.success(),
-        "pbxctl trunk add: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    TrunkAdd {
+        name: "main",
+        registrar: registrar.to_string(),
+        domain: DOMAIN,
+        user: SIP_ID,
+        password: PASSWORD,
+        interval: Some(600),
+        extra: Vec::new(),
+    }
+    .run(pbx.data_dir());
 }
 
 #[test]
