@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::pbxctl_bin;
+use crate::{pbxctl_bin, require_tool};
 
 /// One `pbxctl trunk add NAME` invocation; options the tests do not set keep pbxctl's
 /// defaults.
@@ -60,4 +60,71 @@ impl TrunkAdd<'_> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// A test CA (`ca.crt`, `ca.key`) and a server certificate (`server.crt`, `server.key`)
+/// for `ip` and the name `provider.test`, made with openssl in `dir`.
+pub fn make_certs(dir: &Path, ip: &str) {
+    let openssl = require_tool("openssl", "openssl");
+    let run = |args: &[&str]| {
+        let out = Command::new(&openssl)
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Trunk Test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=provider.test",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        format!("subjectAltName=IP:{ip},DNS:provider.test\n"),
+    )
+    .expect("write san.ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
 }
