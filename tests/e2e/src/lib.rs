@@ -12,6 +12,8 @@
 
 #![warn(missing_docs)]
 
+pub mod trunk;
+
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fmt::Write as _;

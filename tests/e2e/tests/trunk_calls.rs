@@ -5,12 +5,11 @@
 //! address because pbxd trusts INVITEs by the registrar's resolved IP, and every phone of
 //! these tests is on 127.0.0.1. Calls through Kamailio are in trunk_kamailio_call.rs.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use pbx_e2e::{free_port, now, pbxctl_bin, Pbx, Sipp};
+use pbx_e2e::trunk::TrunkAdd;
+use pbx_e2e::{free_port, now, Pbx, Sipp};
 
 const CALLER: &str = "1001";
 const CALLER_PW: &str = "s3cret-1001";
@@ -19,35 +18,16 @@ const PROVIDER_IP: &str = "127.0.0.2";
 
 /// `pbxctl trunk add cloud` with the sipp provider at `registrar` as its registrar.
 fn add_trunk(pbx: &Pbx, registrar: SocketAddr) {
-    let mut child = Command::new(pbxctl_bin())
-        .arg("--data-dir")
-        .arg(pbx.data_dir())
-        .args(["trunk", "add", "cloud", "--registrar"])
-        .arg(registrar.to_string())
-        .args([
-            "--domain",
-            "sip.provider.example",
-            "--user",
-            "4930123",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run pbxctl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"provider-pw\n")
-        .expect("write the password");
-    let out = child.wait_with_output().expect("pbxctl");
-    assert!(
-        out.status.success(),
-        "pbxctl trunk add: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    TrunkAdd {
+        name: "cloud",
+        registrar: registrar.to_string(),
+        domain: "sip.provider.example",
+        user: "4930123",
+        password: "provider-pw",
+        interval: None,
+        extra: Vec::new(),
+    }
+    .run(pbx.data_dir());
 }
 
 /// Waits until `pbxctl trunk status cloud` says registered.

@@ -18,16 +18,16 @@
 //! cargo build -p pbxd --bins && cargo test -p pbx-e2e --test trunk_register -- --nocapture
 //! ```
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
+use pbx_e2e::trunk::TrunkAdd;
 use pbx_e2e::{
-    now, pbxctl_bin, require_tool, KillOnDrop, LogCapture, NatLab, NsPbx, LAN_PBX_IP,
-    PRIVATE_PHONE_IP, ROUTER_LAN_IP,
+    now, require_tool, KillOnDrop, LogCapture, NatLab, NsPbx, LAN_PBX_IP, PRIVATE_PHONE_IP,
+    ROUTER_LAN_IP,
 };
 
 /// The provider's registrar address (in the LAN namespace, outside the NAT).
@@ -232,46 +232,27 @@ fn add_trunk(data_dir: &Path, password: &str) {
     add_trunk_with(data_dir, password, &[]);
 }
 
-/// [`add_trunk`] with more options.
+/// [`add_trunk`] with more options; `--registrar` in `extra` replaces the provider's.
 fn add_trunk_with(data_dir: &Path, password: &str, extra: &[&str]) {
-    let registrar = PROVIDER.to_string();
-    let default_registrar: &[&str] = if extra.contains(&"--registrar") {
-        &[]
-    } else {
-        &["--registrar", &registrar]
+    let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let registrar = match extra.iter().position(|a| a == "--registrar") {
+        Some(i) if i + 1 < extra.len() => {
+            let r = extra.remove(i + 1);
+            extra.remove(i);
+            r
+        }
+        _ => PROVIDER.to_string(),
     };
-    let mut child = Command::new(pbxctl_bin())
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["trunk", "add", "main"])
-        .args(default_registrar)
-        .args([
-            "--domain",
-            DOMAIN,
-            "--user",
-            SIP_ID,
-            "--interval",
-            "600",
-            "--password-stdin",
-        ])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run pbxctl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{password}\n").as_bytes())
-        .expect("write password");
-    let out = child.wait_with_output().expect("pbxctl");
-    assert!(
-        out.status.success(),
-        "pbxctl trunk add: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    TrunkAdd {
+        name: "main",
+        registrar,
+        domain: DOMAIN,
+        user: SIP_ID,
+        password,
+        interval: Some(600),
+        extra,
+    }
+    .run(data_dir);
 }
 
 fn status(pbx: &NsPbx) -> String {
@@ -434,68 +415,7 @@ fn registers_over_tcp() {
 
 /// A test CA and a server certificate for the provider's IP, made with openssl.
 fn make_certs(dir: &Path) {
-    let openssl = require_tool("openssl", "openssl");
-    let run = |args: &[&str]| {
-        let out = Command::new(&openssl)
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Trunk Test CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=provider.test",
-    ]);
-    std::fs::write(
-        dir.join("san.ext"),
-        format!("subjectAltName=IP:{PROVIDER},DNS:provider.test\n"),
-    )
-    .expect("write san.ext");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-    ]);
+    pbx_e2e::trunk::make_certs(dir, &PROVIDER.to_string());
 }
 
 #[test]

@@ -131,7 +131,7 @@ impl TrunkShell {
             .collect();
         for name in gone {
             info!(trunk = %name, "trunk removed or disabled: registration stopped");
-            endpoint.registrations_mut().remove(&name);
+            endpoint.registrations_mut().remove(now, &name);
             endpoint.trunks_mut().remove(&name);
             if let Some(k) = self.known.remove(&name) {
                 if k.alerted {
@@ -478,8 +478,10 @@ async fn lookup(host_port: &str, transport: TrunkTransport) -> Result<Vec<Socket
                 _ => None,
             })
             .collect();
+        // A statement of its own: the thread-local RNG must not live across an await.
+        let ordered = crate::trunk::dns::order_srv(records, &mut rand::rng());
         let mut out = Vec::new();
-        for srv in crate::trunk::dns::order_srv(records) {
+        for srv in ordered {
             if let Ok(mut a) = addresses(&resolver, &srv.target, srv.port).await {
                 out.append(&mut a);
             }

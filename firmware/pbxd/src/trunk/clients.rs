@@ -21,6 +21,8 @@ pub enum TrunkEvent {
 #[derive(Debug, Default)]
 pub struct TrunkClients {
     clients: Vec<Registration>,
+    /// Removed trunks' clients still un-REGISTERing; dropped once finished.
+    leaving: Vec<Registration>,
     /// Outputs not yet taken, with the trunk's name.
     out: VecDeque<(String, RegisterOutput)>,
 }
@@ -32,24 +34,32 @@ impl TrunkClients {
     pub fn insert(&mut self, reg: Registration) {
         let name = reg.config().name.clone();
         self.forget(&name);
+        // A pending un-REGISTER of the same trunk would remove the new binding.
+        self.leaving.retain(|c| c.config().name != name);
         self.clients.push(reg);
         self.collect();
     }
 
     /// Removes the client of trunk `name` (the trunk was removed or disabled): a
-    /// registered client sends its un-REGISTER first (in [`Self::poll_output`]). Returns
-    /// whether there was one.
-    pub fn remove(&mut self, name: &str) -> bool {
-        let bye = self
-            .clients
-            .iter_mut()
-            .find(|c| c.config().name == name)
-            .and_then(Registration::unregister);
-        let found = self.forget(name);
-        if let Some(o) = bye {
-            self.out.push_back((name.to_owned(), o));
+    /// registered client keeps running until its un-REGISTER is answered or its tries
+    /// are used up (`Registration::unregister`); its outputs still come from
+    /// [`Self::poll_output`]. Returns whether there was one.
+    pub fn remove(&mut self, now: Instant, name: &str) -> bool {
+        let Some(i) = self.clients.iter().position(|c| c.config().name == name) else {
+            return false;
+        };
+        let mut reg = self.clients.remove(i);
+        self.out.retain(|(n, _)| n != name);
+        if reg.unregister(now) {
+            self.leaving.push(reg);
         }
-        found
+        self.collect();
+        true
+    }
+
+    /// Removed trunks whose un-REGISTER is still in progress.
+    pub fn leaving(&self) -> impl Iterator<Item = &Registration> {
+        self.leaving.iter()
     }
 
     fn forget(&mut self, name: &str) -> bool {
@@ -78,6 +88,7 @@ impl TrunkClients {
         let claimed = self
             .clients
             .iter_mut()
+            .chain(self.leaving.iter_mut())
             .find(|c| c.call_id() == call_id)
             .is_some_and(|c| c.handle_response(now, msg));
         self.collect();
@@ -107,7 +118,7 @@ impl TrunkClients {
         remote: std::net::SocketAddr,
         why: &str,
     ) {
-        for c in &mut self.clients {
+        for c in self.clients.iter_mut().chain(self.leaving.iter_mut()) {
             let stream = c.config().transport != crate::registrar::Transport::Udp;
             if stream && c.target_remote() == Some(remote) {
                 c.handle_transport_error(now, why);
@@ -118,7 +129,7 @@ impl TrunkClients {
 
     /// Fires due timers of every client.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for c in &mut self.clients {
+        for c in self.clients.iter_mut().chain(self.leaving.iter_mut()) {
             if c.poll_timeout().is_some_and(|t| t <= now) {
                 c.handle_timeout(now);
             }
@@ -131,6 +142,7 @@ impl TrunkClients {
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.clients
             .iter()
+            .chain(self.leaving.iter())
             .filter_map(Registration::poll_timeout)
             .min()
     }
@@ -142,10 +154,11 @@ impl TrunkClients {
     }
 
     fn collect(&mut self) {
-        for c in &mut self.clients {
+        for c in self.clients.iter_mut().chain(self.leaving.iter_mut()) {
             while let Some(o) = c.poll_output() {
                 self.out.push_back((c.config().name.clone(), o));
             }
         }
+        self.leaving.retain(|c| !c.finished());
     }
 }

@@ -38,6 +38,9 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(30 * 60);
 pub const KEEPALIVE: Duration = Duration::from_secs(25);
 /// Shortest refresh interval we accept, whatever the registrar grants.
 const MIN_REFRESH: Duration = Duration::from_secs(5);
+/// How often a removed trunk's un-REGISTER is sent (each a full transaction) before the
+/// client gives up and lets the binding lapse at its expiry.
+pub const UNREGISTER_TRIES: u32 = 3;
 
 /// What one trunk's client is configured with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +151,16 @@ pub struct Registration {
     rng: u64,
     /// When the trunk last stopped being registered (or started).
     down_since: Instant,
+    /// Removed or disabled: the un-REGISTER in progress.
+    leaving: Option<Leaving>,
     out: VecDeque<RegisterOutput>,
+}
+
+/// A removed trunk's un-REGISTER: how many were sent and whether the client is finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Leaving {
+    tries: u32,
+    done: bool,
 }
 
 impl Registration {
@@ -188,6 +200,7 @@ impl Registration {
             failures: 0,
             rng,
             down_since: now,
+            leaving: None,
             out: VecDeque::new(),
         };
         reg.out.push_back(RegisterOutput::Resolve);
@@ -336,7 +349,12 @@ impl Registration {
         }
         if self.retry_at.is_some_and(|t| t <= now) && self.phase == Phase::Waiting {
             self.retry_at = None;
-            self.start_round(now);
+            if self.leaving.is_some() {
+                // The same registrar that holds the binding; no new resolution.
+                self.send_register(now);
+            } else {
+                self.start_round(now);
+            }
         }
     }
 
@@ -388,19 +406,68 @@ impl Registration {
     /// The trunk is being removed or disabled: an un-REGISTER (`Expires: 0`, our Contact
     /// with `expires=0`, RFC 3261 sec. 10.2.2) on the registered flow, answered with the
     /// latest challenge's credentials, so the provider stops routing calls to us at once.
-    /// Sent once without waiting for the answer (the client is dropped next); if it is
-    /// lost the binding lapses at its expiry. `None` when not registered.
-    pub fn unregister(&mut self) -> Option<RegisterOutput> {
-        let flow = self.flow.filter(|_| self.state == TrunkState::Registered)?;
-        let t = self.target()?;
-        let msg = self.build_register(t, true);
+    /// It runs as a transaction: a new challenge is answered, and a lost or refused one
+    /// (time-out, transport error, 5xx) is sent again after the client's back-off, up to
+    /// [`UNREGISTER_TRIES`] times; then the binding lapses at its expiry. The outputs
+    /// come from [`Self::poll_output`]; [`Self::finished`] says when to drop the client.
+    /// Returns false (and the client is finished) when it was not registered.
+    pub fn unregister(&mut self, now: Instant) -> bool {
+        let registered = self.flow.is_some() && self.state == TrunkState::Registered;
+        self.set_state_quiet(TrunkState::Disabled);
         self.tx = None;
         self.phase = Phase::Waiting;
-        self.set_state_quiet(TrunkState::Disabled);
-        Some(RegisterOutput::Transmit {
-            flow,
-            data: msg.to_bytes(),
-        })
+        if !registered || self.target().is_none() {
+            self.leaving = Some(Leaving {
+                tries: 0,
+                done: true,
+            });
+            return false;
+        }
+        self.leaving = Some(Leaving {
+            tries: 1,
+            done: false,
+        });
+        self.send_register(now);
+        true
+    }
+
+    /// A removed trunk's client has nothing more to send: its un-REGISTER was answered,
+    /// refused for good, or every try failed.
+    pub fn finished(&self) -> bool {
+        self.leaving.is_some_and(|l| l.done)
+    }
+
+    /// How many un-REGISTERs this (removed) client has started.
+    pub fn unregister_tries(&self) -> u32 {
+        self.leaving.map_or(0, |l| l.tries)
+    }
+
+    /// The un-REGISTER got its answer, or was refused in a way a retry cannot fix.
+    fn leave_done(&mut self, why: &str) {
+        self.tx = None;
+        self.retry_at = None;
+        self.phase = Phase::Waiting;
+        self.last_error = Some(why.to_owned());
+        if let Some(l) = self.leaving.as_mut() {
+            l.done = true;
+        }
+    }
+
+    /// The un-REGISTER was lost or the registrar was in trouble: again after the back-off,
+    /// unless all tries are used.
+    fn leave_retry(&mut self, now: Instant, why: String) {
+        let Some(l) = self.leaving.as_mut() else {
+            return;
+        };
+        if l.tries >= UNREGISTER_TRIES {
+            self.leave_done(&format!("un-REGISTER given up: {why}"));
+            return;
+        }
+        l.tries += 1;
+        self.tx = None;
+        self.last_error = Some(why);
+        self.retry_at = Some(now + self.backoff());
+        self.phase = Phase::Waiting;
     }
 
     fn set_state_quiet(&mut self, state: TrunkState) {
@@ -418,7 +485,7 @@ impl Registration {
             return;
         };
         self.phase = Phase::Sending;
-        let msg = self.build_register(t, false);
+        let msg = self.build_register(t, self.leaving.is_some());
         let reliability = match self.cfg.transport {
             Transport::Udp => Reliability::Unreliable,
             _ => Reliability::Reliable,
@@ -538,7 +605,11 @@ impl Registration {
                 TransactionOutput::Event(TransactionEvent::TimedOut(_)) => {
                     let why = format!("no answer from {}", t.remote);
                     self.tx = None;
-                    self.next_target(now, TrunkState::Unreachable(why));
+                    if self.leaving.is_some() {
+                        self.leave_retry(now, why);
+                    } else {
+                        self.next_target(now, TrunkState::Unreachable(why));
+                    }
                 }
                 TransactionOutput::Event(TransactionEvent::TransportFailed) => {
                     let why = format!(
@@ -549,7 +620,11 @@ impl Registration {
                             .unwrap_or_else(|| "transport error".into())
                     );
                     self.tx = None;
-                    self.next_target(now, TrunkState::Unreachable(why));
+                    if self.leaving.is_some() {
+                        self.leave_retry(now, why);
+                    } else {
+                        self.next_target(now, TrunkState::Unreachable(why));
+                    }
                 }
                 TransactionOutput::Event(TransactionEvent::Terminated) => {}
             }
@@ -566,6 +641,10 @@ impl Registration {
         // The transaction may linger (Timer K) but we are done with it.
         self.tx = None;
         let line = format!("{status} {}", resp.reason().unwrap_or(""));
+        if self.leaving.is_some() {
+            self.on_unregister_response(now, status, line, resp);
+            return;
+        }
         match status {
             200..=299 => self.on_success(now, t, resp),
             401 | 407 => self.on_challenge(now, status == 407, resp),
@@ -586,6 +665,31 @@ impl Registration {
             // Server trouble: another server may do (RFC 3263 sec. 4.3).
             500..=599 => self.next_target(now, TrunkState::Failed(line)),
             _ => self.fail_round(now, TrunkState::Failed(line)),
+        }
+    }
+
+    /// The answer to an un-REGISTER: done on 2xx; a challenge is answered once per
+    /// nonce; server trouble is retried; anything else cannot be fixed by retrying.
+    fn on_unregister_response(&mut self, now: Instant, status: u16, line: String, resp: &Message) {
+        match status {
+            200..=299 => self.leave_done("unregistered"),
+            401 | 407 => {
+                let name = if status == 407 {
+                    HeaderName::ProxyAuthenticate
+                } else {
+                    HeaderName::WwwAuthenticate
+                };
+                match select_challenge(resp.header_all(&name)) {
+                    // A fresh challenge to credentials just sent: the password is wrong.
+                    Some(ch) if self.cfg.auth.is_some() && (!self.answered_fresh || ch.stale) => {
+                        self.challenge = Some((ch, status == 407, 0));
+                        self.send_register(now);
+                    }
+                    _ => self.leave_done(&format!("un-REGISTER refused: {line}")),
+                }
+            }
+            500..=599 => self.leave_retry(now, line),
+            _ => self.leave_done(&format!("un-REGISTER refused: {line}")),
         }
     }
 
@@ -659,13 +763,19 @@ impl Registration {
     /// Every target failed: back off 30 s doubling to 30 min, each with jitter
     /// (between half and all of the step, RFC 5626 sec. 4.5 style).
     fn fail_round(&mut self, now: Instant, state: TrunkState) {
+        let delay = self.backoff();
+        self.wait(now, state, delay);
+    }
+
+    /// The next back-off, counting this failure.
+    fn backoff(&mut self) -> Duration {
         let step = BACKOFF_MIN
             .saturating_mul(1u32 << self.failures.min(10))
             .min(BACKOFF_MAX);
         self.failures = self.failures.saturating_add(1);
         let half = step / 2;
         let jitter_ms = next(&mut self.rng) % (half.as_millis() as u64 + 1);
-        self.wait(now, state, half + Duration::from_millis(jitter_ms));
+        half + Duration::from_millis(jitter_ms)
     }
 
     fn wait(&mut self, now: Instant, state: TrunkState, delay: Duration) {

@@ -466,17 +466,45 @@ fn responses_of_other_dialogs_are_not_claimed() {
     assert!(!h.reg.handle_response(h.now, &other));
 }
 
+/// Removes the trunk; returns the first un-REGISTER sent.
+fn unregister(h: &mut Harness) -> Message {
+    let before = h.registers_sent();
+    assert!(h.reg.unregister(h.now), "a registered client un-REGISTERs");
+    h.drain();
+    assert_eq!(h.registers_sent(), before + 1, "sent at once");
+    h.last().clone()
+}
+
+/// Distinct un-REGISTER transactions (UDP retransmissions share the branch).
+fn unregister_branches(h: &Harness) -> Vec<String> {
+    let mut branches: Vec<String> = Vec::new();
+    for (_, m) in &h.sent {
+        if m.header(&HeaderName::Expires) == Some("0") {
+            let b = m
+                .top_via()
+                .expect("via")
+                .branch()
+                .expect("branch")
+                .to_owned();
+            if !branches.contains(&b) {
+                branches.push(b);
+            }
+        }
+    }
+    branches
+}
+
 #[test]
 fn removing_a_registered_trunk_sends_an_unregister_with_the_current_credentials() {
     let mut h = registered(Algorithm::Md5);
     let registered_flow = h.reg.link().flow.expect("registered");
     let last_cseq = h.last().cseq().expect("cseq").seq;
-    let out = h.reg.unregister().expect("an un-REGISTER");
-    let RegisterOutput::Transmit { flow, data } = out else {
-        panic!("expected a transmit, got {out:?}");
-    };
-    assert_eq!(flow, registered_flow, "on the registered flow");
-    let msg = parse(&data).expect("parses");
+    let msg = unregister(&mut h);
+    assert_eq!(
+        h.sent.last().expect("sent").0,
+        registered_flow,
+        "on the registered flow"
+    );
     assert_eq!(
         msg.method().map(|m| m.to_string()).as_deref(),
         Some("REGISTER")
@@ -495,17 +523,88 @@ fn removing_a_registered_trunk_sends_an_unregister_with_the_current_credentials(
         verify(&msg, Algorithm::Md5, PASSWORD),
         "answered with the nonce in use, so the registrar accepts it at once"
     );
-    // The client is done: nothing armed, no second un-REGISTER.
-    assert_eq!(h.reg.poll_timeout(), None);
     assert!(!h.reg.link().is_up());
-    assert_eq!(h.reg.unregister(), None);
+    assert!(!h.reg.finished(), "waits for the answer");
+    h.answer(reply(&msg, 200, "OK").build());
+    assert!(h.reg.finished());
+    assert_eq!(h.reg.poll_timeout(), None, "nothing armed after the 200");
+    assert_eq!(unregister_branches(&h).len(), 1);
+}
+
+#[test]
+fn a_lost_unregister_is_sent_again_after_the_back_off_until_answered() {
+    let mut h = registered(Algorithm::Md5);
+    let t0 = h.now;
+    unregister(&mut h);
+    // The registrar is down: Timer F ends the first transaction after 64*T1 = 32 s.
+    h.run_until(t0 + Duration::from_secs(33));
+    assert_eq!(unregister_branches(&h).len(), 1);
+    assert!(!h.reg.finished());
+    // The back-off after a registered client's first failure is 15..30 s.
+    let retry = h.reg.poll_timeout().expect("the retry is armed");
+    let wait = retry - h.now;
+    assert!(
+        (Duration::from_secs(14)..=Duration::from_secs(31)).contains(&wait),
+        "{wait:?}"
+    );
+    h.step();
+    assert_eq!(unregister_branches(&h).len(), 2, "a new transaction");
+    assert_eq!(h.reg.unregister_tries(), 2);
+    // The registrar is back and answers the second one, first with a new challenge.
+    let second = h.last().clone();
+    assert_eq!(second.header(&HeaderName::Expires), Some("0"));
+    h.answer(challenge(&second, Algorithm::Md5, "n2", false));
+    let answered = h.last().clone();
+    assert_eq!(answered.header(&HeaderName::Expires), Some("0"));
+    assert!(verify(&answered, Algorithm::Md5, PASSWORD));
+    h.answer(reply(&answered, 200, "OK").build());
+    assert!(h.reg.finished());
+    assert_eq!(h.reg.poll_timeout(), None);
+}
+
+#[test]
+fn the_unregister_gives_up_after_three_tries_and_never_loops() {
+    let mut h = registered(Algorithm::Md5);
+    let t0 = h.now;
+    unregister(&mut h);
+    h.run_until(t0 + Duration::from_secs(3600));
+    assert_eq!(unregister_branches(&h).len(), UNREGISTER_TRIES as usize);
+    assert!(h.reg.finished());
+    assert_eq!(h.reg.poll_timeout(), None);
+}
+
+#[test]
+fn an_unregister_refused_for_good_is_not_retried_but_server_trouble_is() {
+    let mut h = registered(Algorithm::Md5);
+    let first = unregister(&mut h);
+    h.answer(reply(&first, 503, "Service Unavailable").build());
+    assert!(!h.reg.finished(), "503 is worth another try");
+    h.step();
+    let second = h.last().clone();
+    assert_eq!(unregister_branches(&h).len(), 2);
+    h.answer(reply(&second, 403, "Forbidden").build());
+    assert!(h.reg.finished(), "403 is final");
+    assert_eq!(h.reg.poll_timeout(), None);
+    // Wrong credentials on a fresh challenge: final too, no loop.
+    let mut h = registered(Algorithm::Md5);
+    let first = unregister(&mut h);
+    h.answer(challenge(&first, Algorithm::Md5, "n5", false));
+    let answered = h.last().clone();
+    h.answer(challenge(&answered, Algorithm::Md5, "n6", false));
+    assert!(h.reg.finished());
+    assert_eq!(unregister_branches(&h).len(), 2);
 }
 
 #[test]
 fn an_unregistered_trunk_sends_nothing_when_removed() {
     let mut h = Harness::new(cfg());
     h.targets(&["192.0.2.10:5060"]);
-    assert_eq!(h.reg.unregister(), None, "REGISTER still unanswered");
+    let sent = h.registers_sent();
+    assert!(!h.reg.unregister(h.now), "REGISTER still unanswered");
+    h.drain();
+    assert_eq!(h.registers_sent(), sent);
+    assert!(h.reg.finished());
+    assert_eq!(h.reg.poll_timeout(), None);
 }
 
 #[test]
@@ -528,16 +627,20 @@ fn the_clients_send_the_unregister_on_remove_but_not_on_replace() {
         }),
         "{replaced:?}"
     );
-    assert!(clients.remove("main"));
+    assert!(clients.remove(now, "main"));
     let (name, out) = clients.poll_output().expect("the un-REGISTER");
     assert_eq!(name, "main");
     let RegisterOutput::Transmit { data, .. } = out else {
         panic!("{out:?}");
     };
     assert!(String::from_utf8_lossy(&data).contains("Expires: 0"));
-    assert!(clients.get("main").is_none());
+    assert!(clients.get("main").is_none(), "gone for status and calls");
+    assert_eq!(clients.leaving().count(), 1, "but still un-REGISTERing");
+    // Its answer is routed to it by Call-ID; then it is dropped.
+    let req = parse(&data).expect("parses");
+    assert!(clients.handle_response(now, &reply(&req, 200, "OK").build()));
+    assert_eq!(clients.leaving().count(), 0);
     assert_eq!(clients.poll_timeout(), None);
-    let _ = now;
 }
 
 #[test]

@@ -547,6 +547,37 @@ fn call_is_answered_and_hung_up_by_the_caller() {
     rig.assert_idle();
 }
 
+/// RFC 3261 sec. 12.1.1: our 180 and 200 carry the caller's proxies' Record-Route headers,
+/// in order (a provider that bridges UDP to our TLS flow needs its ACK and BYE back).
+#[test]
+fn ringing_and_answer_copy_the_record_route_of_the_invite() {
+    let mut rig = Rig::new();
+    rig.extra = "Record-Route: <sip:10.9.9.9:5061;transport=tls;r2=on;lr>\r\n\
+                 Record-Route: <sip:10.9.9.9;r2=on;lr>\r\n"
+        .into();
+    rig.register("1002", "10.0.0.2");
+    let out = rig.invite("1002", "rr1");
+    let fork = find(&out, |m| is_req(m, "INVITE")).clone();
+    assert!(
+        fork.header(&HeaderName::RecordRoute).is_none(),
+        "a B2BUA starts a new dialog towards the callee"
+    );
+    let rr = |m: &Message| -> Vec<String> {
+        m.header_all(&HeaderName::RecordRoute)
+            .map(str::to_owned)
+            .collect()
+    };
+    let expected = vec![
+        "<sip:10.9.9.9:5061;transport=tls;r2=on;lr>".to_owned(),
+        "<sip:10.9.9.9;r2=on;lr>".to_owned(),
+    ];
+    let out = rig.feed("10.0.0.2", &reply(&fork, 180, "Ringing", "bob", None));
+    assert_eq!(rr(find(&out, |m| is_status(m, 180))), expected);
+    let answer = sdp("10.0.0.2", 5000, "8");
+    let out = rig.feed("10.0.0.2", &reply(&fork, 200, "OK", "bob", Some(&answer)));
+    assert_eq!(rr(find(&out, |m| is_status(m, 200))), expected);
+}
+
 #[test]
 fn callee_hangs_up() {
     let mut rig = Rig::new();

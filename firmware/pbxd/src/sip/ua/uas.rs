@@ -338,6 +338,7 @@ impl SipLegs {
         let mut b = MessageBuilder::response_to(&uas.invite, code, reason)
             .set_to_tag(&d.local_tag)
             .header(HeaderName::Contact, d.local_contact.clone());
+        b = with_record_route(b, &uas.invite);
         // With a late offer our SDP is an offer, which belongs in the 2xx.
         if early_media && !uas.late_offer {
             b = b.body("application/sdp", uas.sdp.clone());
@@ -373,6 +374,7 @@ impl SipLegs {
             .header(HeaderName::Contact, contact)
             .header(HeaderName::Allow, ALLOW)
             .header(HeaderName::Supported, liveness::SUPPORTED);
+        b = with_record_route(b, &uas.invite);
         for (name, value) in session_headers {
             b = b.header(name, value);
         }
@@ -557,4 +559,14 @@ fn trunk_local_media(
         local.addr = p.ip();
     }
     local
+}
+
+/// RFC 3261 sec. 12.1.1: responses that set up the dialog carry the INVITE's Record-Route
+/// headers, in order, so the caller's route set goes through the proxies that asked
+/// (a provider's Kamailio bridging UDP to our TLS flow, for one).
+fn with_record_route(mut b: MessageBuilder, invite: &Message) -> MessageBuilder {
+    for v in invite.header_all(&HeaderName::RecordRoute) {
+        b = b.header(HeaderName::RecordRoute, v.to_owned());
+    }
+    b
 }
