@@ -10,11 +10,13 @@
 //! - [`task`]: the supervised tokio task wiring port, gateway, store and call layer.
 //! - [`cli`]: `pbxctl gsm` and `pbxctl sms`.
 //! - [`sms`]: checks for SMS typed by a user (number, text, parts).
+//! - [`mobile`]: mobile number ranges per country (`--mobile on`).
 
 pub mod audio;
 pub mod cli;
 pub mod core;
 pub mod legs;
+pub mod mobile;
 pub mod serial;
 pub(crate) mod shell;
 pub mod sim;
