@@ -11,12 +11,14 @@
 //! - [`cli`]: `pbxctl gsm` and `pbxctl sms`.
 //! - [`sms`]: checks for SMS typed by a user (number, text, parts).
 //! - [`mobile`]: mobile number ranges per country (`--mobile on`).
+//! - [`power`]: the module's power switch (board file `modem-power`, or the emulator's).
 
 pub mod audio;
 pub mod cli;
 pub mod core;
 pub mod legs;
 pub mod mobile;
+pub mod power;
 pub mod serial;
 pub(crate) mod shell;
 pub mod sim;

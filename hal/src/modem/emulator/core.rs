@@ -507,7 +507,7 @@ impl Ec25 {
     /// for again (its attempt counters live on the SIM and stay).
     pub fn set_power(&mut self, now: Instant, on: bool) {
         self.last_now = Some(now);
-        if on == !self.powered_off {
+        if on == self.is_powered() {
             return;
         }
         if on {
