@@ -208,6 +208,12 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
         _ => None,
     };
     let gsm_port = pbxd::gsm::task::device_path(cfg.modem.as_deref(), gsm_emulator.as_ref());
+    // Recovery's last step, power-cycling the module (gsm/power.rs).
+    let gsm_power = match (&gsm_emulator, cfg.hardware, cfg.board_file.as_deref()) {
+        (Some(m), _, _) => Some(pbxd::gsm::power::emulator(m)),
+        (None, Hardware::Board, Some(f)) if cfg.modem.is_some() => pbxd::gsm::power::board(f)?,
+        _ => None,
+    };
     if gsm_port.is_some() {
         if let Some(m) = &gsm_emulator {
             let control = cfg.data_dir.join("modem.sock");
@@ -272,7 +278,14 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
     if let Some(port) = gsm_port {
         let (dir, link, rx) = (cfg.data_dir.clone(), gsm_link.clone(), shutdown_rx.clone());
         tasks.spawn(supervise("gsm", shutdown_rx.clone(), move || {
-            pbxd::gsm::task::run(dir.clone(), port.clone(), link.clone(), rx.clone())
+            let power = gsm_power.as_ref().and_then(|f| f());
+            pbxd::gsm::task::run_with_power(
+                dir.clone(),
+                port.clone(),
+                link.clone(),
+                power,
+                rx.clone(),
+            )
         }));
     }
     drop(gsm_link);

@@ -7,6 +7,9 @@
 //! port N spi=/dev/spidevB.C irq=/dev/gpiochipK:LINE reset=/dev/gpiochipK:LINE [channel=CH]
 //! pcm DEVICE        # the ALSA PCM of the SLICs' PCM highway (TDM), e.g. hw:0,0;
 //!                   # `{port}` in it stands for the port number (one PCM per port)
+//! modem-power /dev/gpiochipK:LINE [active-low]
+//!                   # the GSM module's supply switch (high = on unless active-low);
+//!                   # the modem recovery power-cycles the module through it
 //! ```
 //! `N` counts from 1, in order, without gaps; `channel` is the SLIC channel on a shared
 //! chip select (default 0). `irq` is the SLIC's interrupt output (active low), `reset` its
@@ -48,12 +51,46 @@ pub struct BoardDevices {
     pub ports: Vec<PortDevices>,
     /// The ALSA PCM name and its line.
     pub pcm: Option<(usize, String)>,
+    /// The GSM module's power switch and its line.
+    pub modem_power: Option<(usize, ModemPowerLine)>,
+}
+
+/// The GPIO line that switches the GSM module's supply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModemPowerLine {
+    /// The line.
+    pub gpio: GpioLine,
+    /// Low switches the module on.
+    pub active_low: bool,
+}
+
+fn modem_power_line(args: &[&str]) -> Result<ModemPowerLine, String> {
+    let (gpio_arg, active_low) = match args {
+        [g] => (g, false),
+        [g, "active-low"] => (g, true),
+        [_, other] => {
+            return Err(format!(
+                "expected `active-low` after the line, found `{other}`"
+            ))
+        }
+        _ => {
+            return Err(
+                "`modem-power` takes CHIP:LINE and optionally `active-low`, e.g. \
+                 modem-power /dev/gpiochip0:22"
+                    .into(),
+            )
+        }
+    };
+    Ok(ModemPowerLine {
+        gpio: gpio(gpio_arg, "modem-power")?,
+        active_low,
+    })
 }
 
 /// Whether `cmd` is a device line's keyword (the bring-up parser skips these).
 #[must_use]
 pub fn is_device_keyword(cmd: &str) -> bool {
-    matches!(cmd, "port" | "pcm")
+    matches!(cmd, "port" | "pcm" | "modem-power")
 }
 
 fn gpio(value: &str, key: &str) -> Result<GpioLine, String> {
@@ -129,6 +166,12 @@ impl BoardDevices {
                     [_] => return Err(err("a second `pcm` line".into())),
                     _ => return Err(err("`pcm` takes 1 argument (the ALSA PCM name)".into())),
                 },
+                Some((&"modem-power", args)) => {
+                    if me.modem_power.is_some() {
+                        return Err(err("a second `modem-power` line".into()));
+                    }
+                    me.modem_power = Some((line, modem_power_line(args).map_err(err)?));
+                }
                 _ => {}
             }
         }
@@ -156,6 +199,18 @@ impl BoardDevices {
                 })?;
             }
         }
+        self.check_modem_power()
+    }
+
+    /// Finds the modem power line's GPIO chip (boards with a module but no ports use
+    /// this alone).
+    pub fn check_modem_power(&self) -> Result<(), BoardFileError> {
+        if let Some((line, m)) = &self.modem_power {
+            present(&m.gpio.chip).map_err(|e| BoardFileError {
+                line: *line,
+                msg: format!("modem-power device {}: {e}", m.gpio.chip.display()),
+            })?;
+        }
         Ok(())
     }
 }
@@ -179,6 +234,7 @@ reg 0x0B 0x00
 port 1 spi=/dev/spidev0.0 irq=/dev/gpiochip0:17 reset=/dev/gpiochip0:27
 port 2 spi=/dev/spidev0.1 irq=/dev/gpiochip0:18 reset=/dev/gpiochip0:27 channel=1
 pcm hw:0,0
+modem-power /dev/gpiochip1:22 active-low
 ";
 
     #[test]
@@ -196,6 +252,21 @@ pcm hw:0,0
             }
         );
         assert_eq!(d.pcm, Some((5, "hw:0,0".into())));
+        assert_eq!(
+            d.modem_power,
+            Some((
+                6,
+                ModemPowerLine {
+                    gpio: GpioLine {
+                        chip: "/dev/gpiochip1".into(),
+                        offset: 22
+                    },
+                    active_low: true
+                }
+            ))
+        );
+        let plain = BoardDevices::parse("modem-power /dev/gpiochip0:5").unwrap();
+        assert_eq!(plain.modem_power.map(|(_, m)| m.active_low), Some(false));
         // The bring-up parser skips the device lines.
         let b = crate::fxs::BoardFile::parse(GOOD).unwrap();
         assert_eq!(b.entries().len(), 1);
@@ -226,6 +297,18 @@ pcm hw:0,0
             ),
             ("pcm", 1, "`pcm` takes 1 argument"),
             ("pcm a\npcm b", 2, "a second `pcm` line"),
+            ("modem-power", 1, "`modem-power` takes CHIP:LINE"),
+            ("modem-power /dev/g", 1, "`modem-power` must be CHIP:LINE"),
+            (
+                "modem-power /dev/g:1 active-high",
+                1,
+                "expected `active-low`",
+            ),
+            (
+                "modem-power /dev/g:1\nmodem-power /dev/g:2",
+                2,
+                "a second `modem-power` line",
+            ),
         ];
         for (text, line, msg) in cases {
             let e = BoardDevices::parse(text).unwrap_err();
@@ -246,5 +329,13 @@ pcm hw:0,0
             "{e}"
         );
         assert!(BoardDevices::parse("reg 1 2").unwrap().check().is_err());
+        let text = "port 1 spi=/dev/null irq=/dev/null:1 reset=/dev/null:2\n\
+                    modem-power /dev/gpiochip99:3\n";
+        let e = BoardDevices::parse(text).unwrap().check().unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(
+            e.msg.starts_with("modem-power device /dev/gpiochip99"),
+            "{e}"
+        );
     }
 }

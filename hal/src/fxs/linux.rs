@@ -11,8 +11,9 @@ use linux_embedded_hal::gpio_cdev::{Chip, LineRequestFlags};
 use linux_embedded_hal::spidev::{SpiModeFlags, SpidevOptions};
 use linux_embedded_hal::{CdevPin, SpidevDevice};
 
-use crate::fxs::board_devices::{GpioLine, PortDevices};
+use crate::fxs::board_devices::{GpioLine, ModemPowerLine, PortDevices};
 use crate::fxs::{BoardFileError, Slic};
+use crate::modem::power::GpioPower;
 
 /// SPI clock: well inside the chips' limit, and fast enough for 1 ms IRQ polling.
 pub const SPI_HZ: u32 = 4_000_000;
@@ -46,6 +47,15 @@ pub fn open_port(port: &PortDevices) -> Result<LinuxSlic, BoardFileError> {
     let reset = gpio(&port.reset, LineRequestFlags::OUTPUT, 1)
         .map_err(|e| err(format!("reset line {}: {e}", describe(&port.reset))))?;
     Ok(Slic::new(spi, reset, irq).with_channel(port.channel))
+}
+
+/// Opens the GSM module's power line (`modem-power` in the board file) as an output that
+/// starts with the module on.
+pub fn open_modem_power(p: &ModemPowerLine) -> Result<GpioPower<CdevPin>, String> {
+    let on = u8::from(!p.active_low);
+    let pin = gpio(&p.gpio, LineRequestFlags::OUTPUT, on)
+        .map_err(|e| format!("modem-power line {}: {e}", describe(&p.gpio)))?;
+    Ok(GpioPower::new(pin, p.active_low))
 }
 
 fn describe(line: &GpioLine) -> String {

@@ -6,6 +6,7 @@
 //! - [`session`]: one command in flight, URCs demultiplexed, time-outs, recovery hint.
 //! - [`pin`]: [`pin::PinGuard`], which never lets a rejected PIN reach the SIM again.
 //! - [`pdu`]: SMS PDU encoding and decoding.
+//! - [`power`]: the module's supply switch (a GPIO [`embedded_hal::digital::OutputPin`]).
 //! - [`emulator`]: a Quectel EC25-class modem emulator (sans-IO core and a pty shell).
 //!
 //! The shell owns the serial port and the clock; it drives [`session::Session`] like this:
@@ -33,5 +34,6 @@ pub mod emulator;
 pub mod lines;
 pub mod pdu;
 pub mod pin;
+pub mod power;
 pub mod response;
 pub mod session;

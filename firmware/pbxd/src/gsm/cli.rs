@@ -7,6 +7,7 @@ use std::path::Path;
 use clap::{Subcommand, ValueEnum};
 use pbx_hal::modem::command::{Pin, Puk};
 
+use super::mobile::mobile_ranges;
 use super::task::{PIN_PURPOSE, PUK_PURPOSE};
 use crate::secret::DeviceKey;
 use crate::store::{OutboundPolicy, SmsDirection, Store, StoreError};
@@ -55,7 +56,9 @@ pub enum GsmCmd {
         /// When calls go out over GSM.
         #[arg(long, value_enum)]
         policy: Option<PolicyArg>,
-        /// Mobile numbers (+4915x/16x/17x) go out over GSM while the module can call.
+        /// Mobile numbers of the site's country go out over GSM while the module can call
+        /// (ranges known for DE, AT, CH, GB, FR, NL; refused where unknown or, as in the
+        /// US, not distinguishable).
         #[arg(long, value_enum)]
         mobile: Option<OnOff>,
     },
@@ -352,10 +355,19 @@ pub fn run_gsm(
                 ));
             }
             if let Some(m) = mobile {
+                if m == OnOff::On {
+                    let cc = db.site_settings()?.country_code;
+                    mobile_ranges(&cc).map_err(|e| CliError::Usage(e.to_string()))?;
+                }
                 db.set_gsm_mobile_route(m == OnOff::On, now_unix)?;
                 if inbound.is_none() && prefix.is_none() && policy.is_none() {
                     return writeln!(out, "GSM routing changed").map_err(out_err);
                 }
+            }
+            if prefix.is_none() && policy.is_none() {
+                let inbound = inbound.filter(|i| i != "none");
+                db.set_gsm_inbound(inbound.as_deref(), now_unix)?;
+                return writeln!(out, "GSM routing changed").map_err(out_err);
             }
             let s = db.gsm_settings()?;
             let pick = |arg: Option<String>, old: Option<String>| match arg {

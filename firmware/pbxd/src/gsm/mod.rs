@@ -11,6 +11,8 @@
 //! - [`task`]: the supervised tokio task wiring port, gateway, store and call layer.
 //! - [`cli`]: `pbxctl gsm` and `pbxctl sms`.
 //! - [`sms`]: checks for SMS typed by a user (number, text, parts).
+//! - [`mobile`]: mobile number ranges per country (`--mobile on`).
+//! - [`power`]: the module's power switch (board file `modem-power`, or the emulator's).
 
 #[cfg(feature = "alsa")]
 pub mod alsa_pcm;
@@ -18,6 +20,8 @@ pub mod audio;
 pub mod cli;
 pub mod core;
 pub mod legs;
+pub mod mobile;
+pub mod power;
 pub mod serial;
 pub(crate) mod shell;
 pub mod sim;

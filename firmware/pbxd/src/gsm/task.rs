@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use pbx_hal::modem::command::{Pin, Puk};
+use pbx_hal::modem::power::{PowerSwitch, OFF_TIME};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{info, warn};
 
@@ -164,11 +165,37 @@ fn credentials(key: &DeviceKey, s: &GsmSettings) -> Credentials {
     }
 }
 
-/// Run the modem task on the serial device `port` until `shutdown`.
+/// Run the modem task on the serial device `port` until `shutdown`, without a power
+/// switch (recovery stops at `ATZ` and keeps retrying).
 pub async fn run(
     data_dir: PathBuf,
     port: PathBuf,
     link: GsmLink,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    run_with_power(data_dir, port, link, None, shutdown).await
+}
+
+/// Switches the module off for [`OFF_TIME`] and on again; the gateway then starts over.
+async fn power_cycle(power: &mut dyn PowerSwitch, gw: &mut Gateway) {
+    warn!("GSM module still not answering after a reset: power-cycling it");
+    if let Err(e) = power.set_power(false) {
+        warn!("{e}");
+    }
+    tokio::time::sleep(OFF_TIME).await;
+    if let Err(e) = power.set_power(true) {
+        warn!("{e}");
+    }
+    gw.modem_power_cycled(clock::now());
+}
+
+/// [`run`] with the board's modem power switch (`modem-power` in the board file, or the
+/// emulator's virtual pin): after repeated failures the module is power-cycled.
+pub async fn run_with_power(
+    data_dir: PathBuf,
+    port: PathBuf,
+    link: GsmLink,
+    mut power: Option<Box<dyn PowerSwitch>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let (store, key) = {
@@ -253,13 +280,21 @@ pub async fn run(
                 .await
                 .with_context(|| format!("writing {}", port.display()))?;
         }
+        let mut cycle = false;
         while let Some(ev) = gw.poll_event() {
+            if ev == GatewayEvent::PowerCycleNeeded && power.is_some() {
+                cycle = true;
+                continue;
+            }
             if let GatewayEvent::SmsFinished { id, .. } = &ev {
                 if sms_in_flight == Some(*id) {
                     sms_in_flight = None;
                 }
             }
             handle_event(&store, &link, &gw, &mut alerts, ev).await?;
+        }
+        if let (true, Some(p)) = (cycle, power.as_deref_mut()) {
+            power_cycle(p, &mut gw).await;
         }
         // Calls starting and ending change what the call layer may ask for, without a
         // status change: refresh the snapshot after every round.
@@ -367,9 +402,9 @@ async fn handle_event(
             .await?;
         }
         GatewayEvent::PowerCycleNeeded => {
-            // The board's modem power GPIO is not wired up yet: log it; the gateway
-            // keeps trying to start the module.
-            warn!("GSM module still not answering after a reset: power-cycle it (no power GPIO configured)");
+            // Without a power switch (`modem-power` in the board file) the gateway keeps
+            // trying to start the module.
+            warn!("GSM module still not answering after a reset: power-cycle it (no modem-power line in the board file)");
         }
         GatewayEvent::ModemRestarted => info!("GSM module restarted"),
         GatewayEvent::Call(c) => {

@@ -419,3 +419,57 @@ fn sms_left_on_the_sim_are_read_at_start_up_and_the_pcm_interface_is_set() {
     assert!(p.modem.stored_sms().is_empty(), "deleted from the SIM");
     assert_eq!(p.modem.pcm_interface(), Some("1,1,0,1,0,0,1,1"));
 }
+
+/// What the modem task does on `PowerCycleNeeded` with a power switch, in simulated time.
+fn power_cycle(p: &mut Pair) {
+    let now = p.now;
+    p.modem.set_power(now, false);
+    p.run(pbx_hal::modem::power::OFF_TIME);
+    let now = p.now;
+    p.modem.set_power(now, true);
+    p.gw.modem_power_cycled(now);
+}
+
+#[test]
+fn a_hung_module_is_power_cycled_and_works_again() {
+    let mut p = ready_pair();
+    p.take();
+    p.modem.go_silent();
+    p.run(Duration::from_secs(95));
+    assert!(p.take().contains(&GatewayEvent::PowerCycleNeeded));
+    assert!(!p.gw.can_take_call());
+    power_cycle(&mut p);
+    p.run(Duration::from_secs(10));
+    let st = p.gw.status().clone();
+    assert!(st.responding && st.registered(), "{st:?}");
+    assert_eq!(st.sim, SimStatus::Ready);
+    assert_eq!(st.last_error, None);
+    assert_eq!(
+        p.modem.pin_attempts_left().pin_left,
+        3,
+        "the right PIN again"
+    );
+    assert!(p.gw.can_take_call());
+    let now = p.now;
+    p.gw.dial(now, "+491701234567", false).unwrap();
+    p.run(Duration::from_secs(2));
+    p.modem.remote_answers().unwrap();
+    p.run(Duration::from_secs(2));
+    assert_eq!(
+        p.calls(),
+        vec![GsmCallEvent::Alerting, GsmCallEvent::Answered]
+    );
+}
+
+#[test]
+fn a_power_cycle_never_resends_a_rejected_pin() {
+    let mut p = Pair::new(Ec25::new(Ec25Config::default()), pin("9999"));
+    assert_eq!(p.modem.pin_attempts_left().pin_left, 2);
+    p.take();
+    // The module asks for the PIN again after the boot; the rejected one stays unsent.
+    power_cycle(&mut p);
+    p.run(Duration::from_secs(10));
+    assert!(p.gw.status().responding);
+    assert_eq!(p.modem.pin_attempts_left().pin_left, 2, "not sent again");
+    assert!(!p.gw.can_take_call());
+}

@@ -13,6 +13,8 @@ use crate::call::{CallDirectory, CallId, ExtensionProfile, MediaControl, Side, S
 use crate::clock;
 use crate::dialplan::{FeatureCode, Site};
 use crate::gsm::legs::GSM_TRUNK;
+// Mobile numbers of the site's country go over the module with `--mobile on`.
+use crate::gsm::mobile::is_mobile;
 use crate::gsm::GsmLink;
 use crate::media::relay::{
     self, Leg, LegConfig, MediaService, Playback, SessionHandle, SessionReport,
@@ -285,7 +287,7 @@ impl CallDirectory for StoreServices {
             return false;
         };
         let ready = self.gsm.as_ref().is_some_and(GsmLink::can_take_call);
-        if s.outbound_mobile && ready && is_mobile(e164) {
+        if s.outbound_mobile && ready && is_mobile(e164, &site_of(&self.store).country_code) {
             return true;
         }
         match s.outbound_policy {
@@ -505,24 +507,5 @@ pub(crate) fn site_of(store: &Store) -> Site {
             warn!("site settings unreadable, using defaults: {e}");
             Site::default()
         }
-    }
-}
-
-/// Mobile numbers of the German plan (+4915x, +4916x, +4917x): cheaper from a mobile SIM,
-/// so `pbxctl gsm route --mobile on` sends them over the module.
-fn is_mobile(e164: &str) -> bool {
-    ["+4915", "+4916", "+4917"]
-        .iter()
-        .any(|p| e164.starts_with(p))
-}
-
-#[cfg(test)]
-mod gsm_class_tests {
-    use super::is_mobile;
-
-    #[test]
-    fn german_mobile_numbers_are_mobile() {
-        assert!(is_mobile("+491701234567") && is_mobile("+4915112345678"));
-        assert!(!is_mobile("+49301234567") && !is_mobile("+4318001234") && !is_mobile("112"));
     }
 }

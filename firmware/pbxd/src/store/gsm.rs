@@ -388,6 +388,23 @@ impl Store {
         Ok(())
     }
 
+    /// Sets only where inbound GSM calls ring; the outbound settings stay as stored
+    /// (the default `prefix` policy without a prefix included: it routes nothing).
+    pub fn set_gsm_inbound(
+        &mut self,
+        inbound_destination: Option<&str>,
+        now_unix: i64,
+    ) -> Result<(), StoreError> {
+        if let Some(d) = inbound_destination {
+            validate_inbound_destination(d)?;
+        }
+        self.conn.execute(
+            "UPDATE gsm_settings SET inbound_destination = ?1, updated_at = ?2 WHERE id = 1",
+            params![inbound_destination, now_unix],
+        )?;
+        Ok(())
+    }
+
     /// Sends mobile numbers over the module, or not.
     pub fn set_gsm_mobile_route(&mut self, on: bool, now_unix: i64) -> Result<(), StoreError> {
         self.conn.execute(

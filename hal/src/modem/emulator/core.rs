@@ -222,6 +222,8 @@ pub struct Ec25 {
     last_now: Option<Instant>,
     // Faults
     silent: bool,
+    /// The supply is switched off (the board's power GPIO).
+    powered_off: bool,
     reset_on_next_command: bool,
     booting: bool,
     garbage: Option<Vec<u8>>,
@@ -271,6 +273,7 @@ impl Ec25 {
             ],
             last_now: None,
             silent: false,
+            powered_off: false,
             reset_on_next_command: false,
             booting: false,
             garbage: None,
@@ -292,7 +295,7 @@ impl Ec25 {
     /// Bytes the host wrote to the serial port.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         self.last_now = Some(now);
-        if self.silent || self.booting {
+        if self.silent || self.booting || self.powered_off {
             return;
         }
         for &b in bytes {
@@ -498,6 +501,33 @@ impl Ec25 {
         self.silent = false;
     }
 
+    /// The module's supply, as the board's power GPIO switches it. Off: nothing is
+    /// answered, a call drops, pending output is lost (a hung firmware is cured too). On:
+    /// a fresh boot with the same SIM: `RDY` after the boot time, then the PIN is asked
+    /// for again (its attempt counters live on the SIM and stay).
+    pub fn set_power(&mut self, now: Instant, on: bool) {
+        self.last_now = Some(now);
+        if on == self.is_powered() {
+            return;
+        }
+        if on {
+            self.powered_off = false;
+            self.silent = false;
+            self.reboot(now);
+        } else {
+            self.reboot(now);
+            self.set_timer(Timer::Boot, None);
+            self.booting = false;
+            self.powered_off = true;
+        }
+    }
+
+    /// Whether the supply is on.
+    #[must_use]
+    pub fn is_powered(&self) -> bool {
+        !self.powered_off
+    }
+
     /// Fault: put `bytes` in the middle of the next answer, before its final result code.
     pub fn inject_garbage(&mut self, bytes: &[u8]) {
         self.garbage = Some(bytes.to_vec());
@@ -676,7 +706,7 @@ impl Ec25 {
     }
 
     fn urc(&mut self, line: &str) {
-        if self.booting {
+        if self.booting || self.powered_off {
             return;
         }
         self.emit(format!("\r\n{line}\r\n").into_bytes());
@@ -1419,6 +1449,35 @@ mod tests {
         );
         assert_eq!(m.sent_sms().len(), 1);
         assert_eq!(m.sent_sms()[0].submit.body, pdu::Body::Text("hi".into()));
+    }
+
+    #[test]
+    fn power_off_is_silence_and_power_on_a_fresh_boot_with_the_same_sim() {
+        let (mut m, now) = quiet(Ec25Config::default());
+        // One wrong PIN: the SIM remembers it across the power cycle.
+        assert!(exchange(&mut m, now, b"AT+CPIN=0000\r").contains("ERROR"));
+        let left = m.pin_attempts_left();
+        m.go_silent();
+        assert_eq!(exchange(&mut m, now, b"AT\r"), "", "hung");
+        m.set_power(now, false);
+        assert!(!m.is_powered());
+        assert_eq!(exchange(&mut m, now, b"AT\r"), "", "off");
+        assert_eq!(m.poll_timeout(), None, "no boot while off");
+        m.set_power(now, true);
+        assert_eq!(exchange(&mut m, now, b"AT\r"), "", "booting");
+        let t = m.poll_timeout().expect("boot timer");
+        m.handle_timeout(t);
+        assert_eq!(
+            exchange(&mut m, t, b""),
+            "\r\nRDY\r\n\r\n+CPIN: SIM PIN\r\n",
+            "fresh boot, the hang is gone"
+        );
+        assert_eq!(m.pin_attempts_left(), left);
+        assert_eq!(
+            exchange(&mut m, t, b"AT\r"),
+            "AT\r\r\nOK\r\n",
+            "echo is back on"
+        );
     }
 
     #[test]

@@ -24,4 +24,4 @@ pub mod core;
 pub mod pty;
 
 pub use self::core::{CallPhase, Ec25, Ec25Config, EmulatedCall, ScriptError, SentSms, PCM_FRAME};
-pub use self::pty::{PtyError, PtyModem};
+pub use self::pty::{EmulatedPowerPin, PtyError, PtyModem};

@@ -110,6 +110,32 @@ impl PtyModem {
     pub fn handle(&self) -> Arc<Mutex<Ec25>> {
         Arc::clone(&self.modem)
     }
+
+    /// The module's virtual power-enable input (high = on), as a board's GPIO would
+    /// drive it: see [`Ec25::set_power`].
+    pub fn power_pin(&self) -> EmulatedPowerPin {
+        EmulatedPowerPin(Arc::clone(&self.modem))
+    }
+}
+
+/// The emulated module's supply input: an embedded-hal output pin, high = on.
+#[derive(Debug, Clone)]
+pub struct EmulatedPowerPin(Arc<Mutex<Ec25>>);
+
+impl embedded_hal::digital::ErrorType for EmulatedPowerPin {
+    type Error = std::convert::Infallible;
+}
+
+impl embedded_hal::digital::OutputPin for EmulatedPowerPin {
+    fn set_low(&mut self) -> Result<(), Self::Error> {
+        lock(&self.0).set_power(shell_now(), false);
+        Ok(())
+    }
+
+    fn set_high(&mut self) -> Result<(), Self::Error> {
+        lock(&self.0).set_power(shell_now(), true);
+        Ok(())
+    }
 }
 
 impl Drop for PtyModem {
