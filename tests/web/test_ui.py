@@ -300,8 +300,20 @@ class WebUi(unittest.TestCase):
 
     def test_installer_then_user(self):
         d = self.driver
+        # 0. Before any account exists the wizard follows the browser's language: German
+        # for a browser set to German (navigator.language, set through the DevTools
+        # protocol), then English again.
+        script = d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {
+            "source": "Object.defineProperty(navigator, 'language', {get: () => 'de-DE'});"})
+        d.get(self.pbx.url + "/")
+        self.wait_text('#setup-form button[type="submit"]', "Administrator anlegen")
+        self.assertIn("Einrichtungs-Token", d.find_element(By.ID, "setup-form").text)
+        self.shot("01a-wizard-account-german")
+        d.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument",
+                          {"identifier": script["identifier"]})
         # 1. First boot: the wizard asks for the token and creates the administrator.
         d.get(self.pbx.url + "/")
+        self.wait_text('#setup-form button[type="submit"]', "Create administrator")
         self.wait("#setup-form")
         self.shot("01-wizard-account")
         with open(os.path.join(self.data, "setup-token")) as f:
