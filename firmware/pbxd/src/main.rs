@@ -127,8 +127,9 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
         .as_ref()
         .and_then(|l| l.local_addr().ok())
         .unwrap_or(cfg.https_listen);
-    let https_tls = web::https_tls_config(&cfg.data_dir, &[https_addr.ip().to_string()])
-        .context("cannot set up HTTPS")?;
+    let (https_tls, https_cert) =
+        web::https_tls_reloadable(&cfg.data_dir, &[https_addr.ip().to_string()])
+            .context("cannot set up HTTPS")?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut shell = SipShell::new(cfg.clone(), sockets, persister);
@@ -231,6 +232,7 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
         .context("cannot start the GSM audio bridge")?;
         shell = shell.with_gsm(gsm_link.clone(), bridge.addr, bridge.media);
     }
+    web_state.configure_certificate(https_cert);
     web_state.configure_firmware(web::api_firmware::FirmwareSettings {
         backend: cfg.update.backend,
         bus: cfg.update.bus.clone(),

@@ -8,35 +8,13 @@ use pbxd::secret::DeviceKey;
 use pbxd::store::{AuditCtx, Severity, Store};
 use ring::digest;
 use serde_json::{json, Value};
-use web_support::{start, Daemon, Req, ANNA_PW, ROOT_PW};
+use web_support::{admin_and_user, start, Daemon, Req, ANNA_PW, ROOT_PW};
 
 const BY: AuditCtx<'static> = AuditCtx {
     actor: "test",
     source: "test",
     now_unix: 1_700_000_000,
 };
-
-/// Root (admin) and anna (user, extension 101); returns both sessions.
-fn admin_and_user(d: &Daemon) -> ((String, String), (String, String)) {
-    d.setup("root", ROOT_PW);
-    let root = d.login("root", ROOT_PW);
-    let r = d.https(
-        Req::new("POST", "/api/v1/extensions")
-            .json(json!({"number": "101", "name": "Anna", "password": "sip-secret-101"}))
-            .cookie(&root.0)
-            .csrf(&root.1),
-    );
-    assert_eq!(r.status, 201, "{r:?}");
-    let r = d.https(
-        Req::new("POST", "/api/v1/users")
-            .json(json!({"username": "anna", "password": ANNA_PW, "role": "user", "extension": "101"}))
-            .cookie(&root.0)
-            .csrf(&root.1),
-    );
-    assert_eq!(r.status, 201, "{r:?}");
-    let anna = d.login("anna", ANNA_PW);
-    (root, anna)
-}
 
 fn audit_actions(d: &Daemon, root: &(String, String)) -> Vec<String> {
     let r = d.https(Req::new("GET", "/api/v1/audit").cookie(&root.0));

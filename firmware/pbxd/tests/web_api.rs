@@ -3,322 +3,25 @@
 //! HTTP/1.1 so every header is visible. Every HTTPS response is checked for the
 //! security headers.
 
+mod web_support;
+
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use serde_json::{json, Value};
+use web_support::{start_hw, Daemon, Req, Resp, ANNA_PW, ROOT_PW};
 
-struct Daemon {
-    child: Child,
-    http: u16,
-    https: u16,
-    data: PathBuf,
-    log: Arc<Mutex<Vec<String>>>,
-    tls: Arc<rustls::ClientConfig>,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn port_after(line: &str, key: &str) -> u16 {
-    let rest = &line[line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len()..];
-    let addr = rest.split_whitespace().next().expect("address");
-    addr.rsplit(':')
-        .next()
-        .expect("port")
-        .parse()
-        .expect("port number")
-}
-
+/// pbxd with its default hardware (emulated ports and modem).
 fn start(data: &Path) -> Daemon {
     start_on(data, "127.0.0.1:0")
 }
 
 fn start_on(data: &Path, https: &str) -> Daemon {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pbxd"))
-        .arg("--data-dir")
-        .arg(data)
-        .args([
-            "--sip-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--https-listen",
-            https,
-        ])
-        .env("PBXD_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("pbxd starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let mut lines = BufReader::new(stderr).lines();
-    let mut ready = None;
-    for line in lines.by_ref().map_while(Result::ok) {
-        log.lock().expect("log lock").push(line.clone());
-        if line.contains("ready:") {
-            ready = Some(line);
-            break;
-        }
-    }
-    let ready = ready.expect("pbxd prints its readiness line");
-    {
-        let log = log.clone();
-        // keep draining so pbxd never blocks on a full pipe
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                log.lock().expect("log lock").push(line);
-            }
-        });
-    }
-    let cert = CertificateDer::from_pem_file(data.join("tls/device.crt")).expect("device cert");
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).expect("trust the device cert");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Daemon {
-        child,
-        http: port_after(&ready, " http="),
-        https: port_after(&ready, " https="),
-        data: data.to_path_buf(),
-        log,
-        tls: Arc::new(tls),
-    }
+    start_hw(data, https, "sim", &[])
 }
-
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("{e}: {}", String::from_utf8_lossy(&self.body));
-        })
-    }
-    /// The error message of a 4xx: always a JSON body with "error".
-    fn error(&self) -> String {
-        assert!((400..500).contains(&self.status), "{self:?}");
-        assert_eq!(self.header("content-type"), Some("application/json"));
-        self.json()["error"]
-            .as_str()
-            .expect("error message")
-            .to_owned()
-    }
-    /// `pbx_session=VALUE` from Set-Cookie.
-    fn cookie(&self) -> String {
-        let sc = self.header("set-cookie").expect("Set-Cookie");
-        sc.split(';').next().expect("pair").trim().to_owned()
-    }
-}
-
-fn parse(raw: &[u8]) -> Resp {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    if chunked {
-        let mut out = Vec::new();
-        let mut rest = &body[..];
-        loop {
-            let eol = rest
-                .windows(2)
-                .position(|w| w == b"\r\n")
-                .expect("chunk size");
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&rest[..eol]).expect("ascii size"), 16)
-                    .expect("hex size");
-            if size == 0 {
-                break;
-            }
-            out.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
-            rest = &rest[eol + 4 + size..];
-        }
-        body = out;
-    }
-    Resp {
-        status,
-        headers,
-        body,
-    }
-}
-
-/// Headers every HTTPS answer must carry.
-fn assert_security_headers(r: &Resp) {
-    let csp = r.header("content-security-policy").expect("CSP");
-    assert!(csp.contains("default-src 'self'"), "{csp}");
-    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
-    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
-    assert_eq!(
-        r.header("strict-transport-security"),
-        Some("max-age=31536000")
-    );
-}
-
-struct Req<'a> {
-    method: &'a str,
-    path: &'a str,
-    body: Option<String>,
-    content_type: &'a str,
-    cookie: Option<&'a str>,
-    csrf: Option<&'a str>,
-    origin: Option<&'a str>,
-}
-
-impl<'a> Req<'a> {
-    fn new(method: &'a str, path: &'a str) -> Self {
-        Req {
-            method,
-            path,
-            body: None,
-            content_type: "application/json",
-            cookie: None,
-            csrf: None,
-            origin: None,
-        }
-    }
-    fn json(mut self, v: Value) -> Self {
-        self.body = Some(v.to_string());
-        self
-    }
-    fn raw(mut self, body: &str, content_type: &'a str) -> Self {
-        self.body = Some(body.to_owned());
-        self.content_type = content_type;
-        self
-    }
-    fn cookie(mut self, c: &'a str) -> Self {
-        self.cookie = Some(c);
-        self
-    }
-    fn csrf(mut self, t: &'a str) -> Self {
-        self.csrf = Some(t);
-        self
-    }
-    fn origin(mut self, o: &'a str) -> Self {
-        self.origin = Some(o);
-        self
-    }
-}
-
-impl Daemon {
-    fn https(&self, req: Req<'_>) -> Resp {
-        let host = format!("127.0.0.1:{}", self.https);
-        let mut text = format!(
-            "{} {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n",
-            req.method, req.path
-        );
-        if let Some(c) = req.cookie {
-            text += &format!("Cookie: {c}\r\n");
-        }
-        if let Some(t) = req.csrf {
-            text += &format!("X-CSRF-Token: {t}\r\n");
-        }
-        if let Some(o) = req.origin {
-            text += &format!("Origin: {o}\r\n");
-        }
-        let body = req.body.unwrap_or_default();
-        if !body.is_empty() || matches!(req.method, "POST" | "PUT") {
-            text += &format!(
-                "Content-Type: {}\r\nContent-Length: {}\r\n",
-                req.content_type,
-                body.len()
-            );
-        }
-        text += "\r\n";
-        text += &body;
-        let name = ServerName::try_from("pbx.local").expect("name");
-        let conn = rustls::ClientConnection::new(self.tls.clone(), name).expect("client");
-        let tcp = TcpStream::connect(("127.0.0.1", self.https)).expect("connect");
-        let mut tls = rustls::StreamOwned::new(conn, tcp);
-        tls.write_all(text.as_bytes()).expect("send");
-        let mut raw = Vec::new();
-        // A peer closing without close_notify still delivered the whole response.
-        let _ = tls.read_to_end(&mut raw);
-        let resp = parse(&raw);
-        assert_security_headers(&resp);
-        resp
-    }
-
-    fn http(&self, path: &str) -> Resp {
-        let mut tcp = TcpStream::connect(("127.0.0.1", self.http)).expect("connect");
-        write!(
-            tcp,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            self.http
-        )
-        .expect("send");
-        let mut raw = Vec::new();
-        tcp.read_to_end(&mut raw).expect("read");
-        parse(&raw)
-    }
-
-    fn token(&self) -> String {
-        std::fs::read_to_string(self.data.join("setup-token"))
-            .expect("setup-token file")
-            .trim()
-            .to_owned()
-    }
-
-    fn setup(&self, user: &str, password: &str) {
-        let token = self.token();
-        let r = self.https(Req::new("POST", "/api/v1/setup").json(json!({
-            "token": token, "username": user, "password": password
-        })));
-        assert_eq!(r.status, 201, "{r:?}");
-    }
-
-    /// Logs in; returns (cookie pair, CSRF token).
-    fn login(&self, user: &str, password: &str) -> (String, String) {
-        let r = self.https(
-            Req::new("POST", "/api/v1/login").json(json!({"username": user, "password": password})),
-        );
-        assert_eq!(r.status, 200, "{r:?}");
-        let csrf = r.json()["csrf_token"].as_str().expect("csrf").to_owned();
-        (r.cookie(), csrf)
-    }
-}
-
-const ROOT_PW: &str = "root-password-1";
-const ANNA_PW: &str = "anna-password-1";
 
 #[test]
 fn first_boot_setup_token_is_single_use() {
@@ -757,8 +460,9 @@ fn plain_http_serves_health_and_redirects_the_rest_and_openapi_matches() {
             count += 1;
         }
     }
-    // 45, then trunks (9), GSM and SMS (7), firmware (2), notes and phonebook (8).
-    assert_eq!(count, 71);
+    // 45, then trunks (9), GSM and SMS (7), firmware (2), notes and phonebook (8), ports (2),
+    // certificate (3).
+    assert_eq!(count, 76);
 }
 
 /// A busy HTTPS port does not stop the PBX: pbxd starts, says why the web UI is

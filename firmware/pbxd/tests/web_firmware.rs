@@ -12,21 +12,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use web_support::{start, start_with, Daemon, Req, ANNA_PW, ROOT_PW};
-
-type Session = (String, String);
+use web_support::{admin_and_user_on, start, start_with, Daemon, Req, Session};
 
 fn admin_and_user(d: &Daemon) -> (Session, Session) {
-    d.setup("root", ROOT_PW);
-    let root = d.login("root", ROOT_PW);
-    let r = d.https(
-        Req::new("POST", "/api/v1/users")
-            .json(json!({"username": "anna", "password": ANNA_PW, "role": "user"}))
-            .cookie(&root.0)
-            .csrf(&root.1),
-    );
-    assert_eq!(r.status, 201, "{r:?}");
-    (root, d.login("anna", ANNA_PW))
+    admin_and_user_on(d, None)
 }
 
 fn upload(d: &Daemon, s: &Session, query: &str, body: &str, ctype: &str) -> (u16, Value) {

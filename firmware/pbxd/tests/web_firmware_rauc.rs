@@ -19,78 +19,32 @@ mod web_support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use serde_json::Value;
 use update_support::rauc_rig::{image, skip, slot_bytes, wall_clock, Rig, COMPATIBLE, SLOT_SIZE};
-use web_support::{parse, port_after, Daemon, Req, Resp, ROOT_PW};
+use web_support::{parse, Daemon, Req, Resp, ROOT_PW};
 
 type Session = (String, String);
 
 /// pbxd with emulated analog ports and the rig's RAUC; never reboots the test machine.
 fn start(rig: &Rig) -> Daemon {
     let data = rig.path("pbx-data");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pbxd"))
-        .arg("--data-dir")
-        .arg(&data)
-        .args([
-            "--sip-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--https-listen", "127.0.0.1:0", "--hardware", "sim"])
-        .args([
+    web_support::start_hw(
+        &data,
+        "127.0.0.1:0",
+        "sim",
+        &[
             "--update-backend",
             "rauc",
             "--rauc-dbus-address",
             &rig.address,
-        ])
-        .args(["--reboot-command", "true", "--no-auto-switch"])
-        .env("PBXD_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let ready = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .inspect(|l| log.lock().unwrap().push(l.clone()))
-        .find(|l| l.contains("ready:"))
-        .expect("pbxd prints its readiness line");
-    {
-        let log = log.clone();
-        std::thread::spawn(move || {
-            for l in lines.map_while(Result::ok) {
-                log.lock().unwrap().push(l);
-            }
-        });
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(data.join("tls/device.crt")).unwrap())
-        .unwrap();
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Daemon {
-        child,
-        http: port_after(&ready, " http="),
-        https: port_after(&ready, " https="),
-        data,
-        log,
-        tls: Arc::new(tls),
-    }
+            "--reboot-command",
+            "true",
+            "--no-auto-switch",
+        ],
+    )
 }
 
 /// POST /api/v1/firmware with a binary body (the shared harness sends text).
@@ -106,9 +60,11 @@ fn upload(d: &Daemon, s: &Session, query: &str, bundle: &[u8]) -> (u16, Value) {
     )
     .into_bytes();
     head.extend_from_slice(bundle);
-    let conn =
-        rustls::ClientConnection::new(d.tls.clone(), ServerName::try_from("pbx.local").unwrap())
-            .unwrap();
+    let conn = rustls::ClientConnection::new(
+        d.tls.clone(),
+        ServerName::try_from(d.server_name.clone()).unwrap(),
+    )
+    .unwrap();
     let mut tls =
         rustls::StreamOwned::new(conn, TcpStream::connect(("127.0.0.1", d.https)).unwrap());
     let _ = tls.write_all(&head);

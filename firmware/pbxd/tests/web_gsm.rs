@@ -8,43 +8,7 @@ mod web_support;
 use pbxd::secret::DeviceKey;
 use pbxd::store::{GsmStatusRow, Store};
 use serde_json::{json, Value};
-use web_support::{start, Daemon, Req, ANNA_PW, ROOT_PW};
-
-type Session = (String, String);
-
-fn admin_and_user(d: &Daemon) -> (Session, Session) {
-    d.setup("root", ROOT_PW);
-    let root = d.login("root", ROOT_PW);
-    let r = d.https(
-        Req::new("POST", "/api/v1/extensions")
-            .json(json!({"number": "101", "name": "Anna", "password": "sip-secret-101"}))
-            .cookie(&root.0)
-            .csrf(&root.1),
-    );
-    assert_eq!(r.status, 201, "{r:?}");
-    let r = d.https(
-        Req::new("POST", "/api/v1/users")
-            .json(json!({"username": "anna", "password": ANNA_PW, "role": "user", "extension": "101"}))
-            .cookie(&root.0)
-            .csrf(&root.1),
-    );
-    assert_eq!(r.status, 201, "{r:?}");
-    (root, d.login("anna", ANNA_PW))
-}
-
-fn send(d: &Daemon, s: &Session, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = Req::new(method, path).cookie(&s.0).csrf(&s.1);
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    let r = d.https(req);
-    let v = if r.body.is_empty() {
-        Value::Null
-    } else {
-        r.json()
-    };
-    (r.status, v)
-}
+use web_support::{admin_and_user, send, start, Req};
 
 #[test]
 fn pin_and_puk_are_sealed_never_shown_and_a_rejected_pin_is_refused() {

@@ -7,50 +7,7 @@ mod web_support;
 use pbxd::secret::DeviceKey;
 use pbxd::store::{Store, TrunkStatusRow};
 use serde_json::{json, Value};
-use web_support::{start, Daemon, Req, ANNA_PW, ROOT_PW};
-
-type Session = (String, String);
-
-/// Root (admin) and anna (user, extension 101).
-fn admin_and_user(d: &Daemon) -> (Session, Session) {
-    d.setup("root", ROOT_PW);
-    let root = d.login("root", ROOT_PW);
-    let r = d.https(
-        Req::new("POST", "/api/v1/extensions")
-            .json(json!({"number": "101", "name": "Anna", "password": "sip-secret-101"}))
-            .cookie(&root.0)
-            .csrf(&root.1),
-    );
-    assert_eq!(r.status, 201, "{r:?}");
-    let r = d.https(
-        Req::new("POST", "/api/v1/users")
-            .json(json!({"username": "anna", "password": ANNA_PW, "role": "user", "extension": "101"}))
-            .cookie(&root.0)
-            .csrf(&root.1),
-    );
-    assert_eq!(r.status, 201, "{r:?}");
-    (root, d.login("anna", ANNA_PW))
-}
-
-fn send(d: &Daemon, s: &Session, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = Req::new(method, path).cookie(&s.0).csrf(&s.1);
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    let r = d.https(req);
-    let v = if r.body.is_empty() {
-        Value::Null
-    } else {
-        r.json()
-    };
-    (r.status, v)
-}
-
-fn audit_text(d: &Daemon, s: &Session) -> String {
-    let (status, v) = send(d, s, "GET", "/api/v1/audit?limit=200", None);
-    assert_eq!(status, 200, "{v}");
-    v.to_string()
-}
+use web_support::{admin_and_user, audit_text, send, start, Req};
 
 const PW: &str = "Provider-Secret-77";
 

@@ -41,23 +41,23 @@ function submitting(form, fn) {
 
 function wizardAccount() {
   const form = h('form', { id: 'setup-form', novalidate: true },
-    h('p', {}, 'Welcome. Create the administrator account. The one-time set-up token is in the device log and in the file setup-token in the data directory.'),
-    field('Set-up token', 'token', { autocomplete: 'off', required: true }),
-    field('Administrator user name', 'username', { autocomplete: 'username', required: true, value: 'admin' }),
-    field('Password (at least 10 characters)', 'password', { type: 'password', autocomplete: 'new-password', required: true }),
-    field('Repeat password', 'password2', { type: 'password', autocomplete: 'new-password', required: true }),
+    h('p', {}, t('Welcome. Create the administrator account. The one-time set-up token is in the device log and in the file setup-token in the data directory.')),
+    field(t('Set-up token'), 'token', { autocomplete: 'off', required: true }),
+    field(t('Administrator user name'), 'username', { autocomplete: 'username', required: true, value: 'admin' }),
+    field(t('Password (at least 10 characters)'), 'password', { type: 'password', autocomplete: 'new-password', required: true }),
+    field(t('Repeat password'), 'password2', { type: 'password', autocomplete: 'new-password', required: true }),
     formAlert(),
-    h('button', { type: 'submit' }, 'Create administrator'));
+    h('button', { type: 'submit' }, t('Create administrator')));
   submitting(form, async (v) => {
     if (v.password !== v.password2) {
-      throw { field: 'password2', message: 'the passwords differ' };
+      throw { field: 'password2', message: t('the passwords differ') };
     }
     await post('/api/v1/setup', { token: v.token.trim(), username: v.username, password: v.password });
     const s = await post('/api/v1/login', { username: v.username, password: v.password });
     startSession(s, false);
     wizardSite();
   });
-  setPage('First start: administrator', h('div', { class: 'narrow card' }, form));
+  setPage(t('First start: administrator'), h('div', { class: 'narrow card' }, form));
 }
 
 function timeZones() {
@@ -70,13 +70,13 @@ export async function siteForm(onSaved, submitText) {
   const zones = timeZones();
   if (!zones.includes(site.time_zone)) zones.unshift(site.time_zone);
   const form = h('form', { id: 'site-form', class: 'grid', novalidate: true },
-    field('Country code (49 for Germany)', 'country_code', { value: site.country_code, inputmode: 'numeric' }),
-    field('Area code without 0 (e.g. 211)', 'area_code', { value: site.area_code, inputmode: 'numeric' }),
-    selectField('Time zone', 'time_zone', zones.map((z) => [z, z]), site.time_zone),
-    field('Emergency address: street and number', 'emergency_address.street', { value: a.street }),
-    field('Postal code', 'emergency_address.postal_code', { value: a.postal_code }),
-    field('City', 'emergency_address.city', { value: a.city }),
-    field('Floor, room (optional)', 'emergency_address.details', { value: a.details }),
+    field(t('Country code (49 for Germany)'), 'country_code', { value: site.country_code, inputmode: 'numeric' }),
+    field(t('Area code without 0 (e.g. 211)'), 'area_code', { value: site.area_code, inputmode: 'numeric' }),
+    selectField(t('Time zone'), 'time_zone', zones.map((z) => [z, z]), site.time_zone),
+    field(t('Emergency address: street and number'), 'emergency_address.street', { value: a.street }),
+    field(t('Postal code'), 'emergency_address.postal_code', { value: a.postal_code }),
+    field(t('City'), 'emergency_address.city', { value: a.city }),
+    field(t('Floor, room (optional)'), 'emergency_address.details', { value: a.details }),
     formAlert(),
     h('button', { type: 'submit' }, submitText));
   return submitting(form, async (v) => {
@@ -96,10 +96,10 @@ export async function siteForm(onSaved, submitText) {
 }
 
 async function wizardSite() {
-  const form = await siteForm(() => { location.hash = '#/dashboard'; route(); }, 'Save and finish');
-  setPage('First start: site',
-    h('p', {}, 'The emergency address is sent with calls to 110 and 112: enter where this box and its phones are.'),
-    h('p', { class: 'muted' }, 'Trunk, analog ports and GSM are set up on their own pages once those features are available.'),
+  const form = await siteForm(() => { location.hash = '#/dashboard'; route(); }, t('Save and finish'));
+  setPage(t('First start: site'),
+    h('p', {}, t('The emergency address is sent with calls to 110 and 112: enter where this box and its phones are.')),
+    h('p', { class: 'muted' }, t('Trunk, analog ports and GSM are set up on their own pages once those features are available.')),
     h('div', { class: 'card' }, form));
 }
 
@@ -183,7 +183,7 @@ window.addEventListener('pbx-logged-out', () => {
 async function boot() {
   try {
     const setup = await get('/api/v1/setup');
-    if (setup.setup_required) { wizardAccount(); return; }
+    if (setup.setup_required) { setLanguage((navigator.language || '').startsWith('de') ? 'de' : 'en'); wizardAccount(); return; }
   } catch (e) {
     setPage('Error', h('p', { class: 'alert' }, e.message));
     return;

@@ -111,10 +111,74 @@ const DE = {
   'Affected users': 'Betroffene Benutzer', 'When did it happen?': 'Wann ist es passiert?', 'Error message': 'Fehlermeldung',
   'Browser': 'Browser', 'Package or plan (optional)': 'Paket oder Tarif (optional)', 'Steps already tried': 'Bereits versuchte Schritte',
   'Download support bundle': 'Supportpaket herunterladen', 'The support bundle is downloaded.': 'Das Supportpaket wurde heruntergeladen.',
+  // first-start wizard and site
+  'Welcome. Create the administrator account. The one-time set-up token is in the device log and in the file setup-token in the data directory.': 'Willkommen. Legen Sie das Administratorkonto an. Das einmalige Einrichtungs-Token steht im Geräteprotokoll und in der Datei setup-token im Datenverzeichnis.',
+  'Set-up token': 'Einrichtungs-Token', 'Administrator user name': 'Benutzername des Administrators',
+  'Repeat password': 'Passwort wiederholen', 'Create administrator': 'Administrator anlegen', 'the passwords differ': 'die Passwörter sind verschieden',
+  'First start: administrator': 'Erster Start: Administrator', 'First start: site': 'Erster Start: Standort', 'Save and finish': 'Speichern und abschließen',
+  'Country code (49 for Germany)': 'Ländervorwahl (49 für Deutschland)', 'Area code without 0 (e.g. 211)': 'Ortsvorwahl ohne 0 (z. B. 211)',
+  'Emergency address: street and number': 'Notrufadresse: Straße und Hausnummer', 'Postal code': 'Postleitzahl', 'City': 'Ort',
+  'Floor, room (optional)': 'Etage, Raum (optional)',
+  'The emergency address is sent with calls to 110 and 112: enter where this box and its phones are.': 'Die Notrufadresse wird bei Anrufen an 110 und 112 übermittelt: Geben Sie an, wo dieses Gerät und seine Telefone stehen.',
+  'Trunk, analog ports and GSM are set up on their own pages once those features are available.': 'Amtsleitung, analoge Anschlüsse und GSM richten Sie auf eigenen Seiten ein.',
+  'Trunk, analog ports and GSM are set up on their own pages.': 'Amtsleitung, analoge Anschlüsse und GSM richten Sie auf eigenen Seiten ein.',
+  'Site settings saved.': 'Standorteinstellungen gespeichert.',
+  // extensions
+  'Add an extension': 'Nebenstelle hinzufügen', 'Add extension': 'Nebenstelle hinzufügen', 'Number (2-6 digits)': 'Nummer (2 bis 6 Ziffern)',
+  'SIP password (at least 8 characters)': 'SIP-Passwort (mindestens 8 Zeichen)', 'New SIP password (at least 8 characters)': 'Neues SIP-Passwort (mindestens 8 Zeichen)',
+  'No extensions yet.': 'Noch keine Nebenstellen.', '{n} registered': '{n} angemeldet', 'not registered': 'nicht angemeldet',
+  'password must be set again': 'Passwort muss neu gesetzt werden', 'Save name': 'Name speichern', 'Set password': 'Passwort setzen',
+  'Call settings': 'Anrufeinstellungen', 'Save call settings': 'Anrufeinstellungen speichern', 'Outbound calls': 'Abgehende Anrufe',
+  'Internal only': 'Nur intern', 'Local': 'Ortsnetz', 'National': 'National', 'International': 'International',
+  'Hide caller ID (CLIR)': 'Rufnummer unterdrücken (CLIR)', 'Pickup group (1-99, empty for none)': 'Übernahmegruppe (1–99, leer für keine)',
+  'Extension {n}': 'Nebenstelle {n}', 'Extension {n} added.': 'Nebenstelle {n} hinzugefügt.', 'Extension {n} saved.': 'Nebenstelle {n} gespeichert.',
+  'Extension {n} blocked.': 'Nebenstelle {n} gesperrt.', 'Extension {n} unblocked.': 'Nebenstelle {n} entsperrt.',
+  'Extension {n} removed.': 'Nebenstelle {n} entfernt.', 'Remove extension {n}?': 'Nebenstelle {n} entfernen?',
+  'Password of extension {n} changed.': 'Passwort der Nebenstelle {n} geändert.', 'Call settings of {n} saved.': 'Anrufeinstellungen von {n} gespeichert.',
+  'Member of ring groups {list}': 'Mitglied der Rufgruppen {list}',
+  // ring groups
+  'Add a ring group': 'Rufgruppe hinzufügen', 'Add ring group': 'Rufgruppe hinzufügen', 'Save ring group': 'Rufgruppe speichern',
+  'Strategy': 'Strategie', 'All at once': 'Alle gleichzeitig', 'One after another': 'Nacheinander', 'Ring time (s)': 'Klingeldauer (s)',
+  'Ring time': 'Klingeldauer', 'Members (e.g. 101, 102)': 'Mitglieder (z. B. 101, 102)', 'Members': 'Mitglieder',
+  'On no answer, go to': 'Bei Nichtmelden weiter an', 'No ring groups yet.': 'Noch keine Rufgruppen.',
+  'Ring group {n}': 'Rufgruppe {n}', 'Ring group {n} added.': 'Rufgruppe {n} hinzugefügt.', 'Ring group {n} saved.': 'Rufgruppe {n} gespeichert.',
+  'Ring group {n} removed.': 'Rufgruppe {n} entfernt.', 'Remove ring group {n}?': 'Rufgruppe {n} entfernen?',
+  // blocks
+  'Addresses blocked after failed SIP logins': 'Nach fehlgeschlagenen SIP-Anmeldungen gesperrte Adressen', 'Remaining': 'Verbleibend',
+  'Lift': 'Aufheben', 'None.': 'Keine.', 'Blocked extensions': 'Gesperrte Nebenstellen', 'Blocked users': 'Gesperrte Benutzer',
+  'None. Block one on the Extensions page.': 'Keine. Sperren Sie eine auf der Seite Nebenstellen.',
+  'None. Block one on the Users page.': 'Keine. Sperren Sie einen auf der Seite Benutzer.',
+  'Block on {ip} lifted.': 'Sperre von {ip} aufgehoben.', 'User {u} unblocked.': 'Benutzer {u} entsperrt.',
+  // analog ports
+  'Port': 'Anschluss', 'Country': 'Land', 'Caller ID': 'Rufnummernanzeige', 'Call waiting': 'Anklopfen', 'on': 'ein', 'off': 'aus',
+  'Change port': 'Anschluss ändern', 'after restart:': 'nach Neustart:', 'Save port': 'Anschluss speichern', 'Port saved:': 'Anschluss gespeichert:', 'Cancel': 'Abbrechen',
+  'Extension number (empty: default)': 'Nebenstellennummer (leer: Standard)', 'Name (caller ID name)': 'Name (für die Rufnummernanzeige)',
+  'Country (tones and ringing)': 'Land (Töne und Klingeln)', 'default': 'Standard', "the country's": 'die des Landes',
+  'cid-off': 'aus', 'cid-v23': 'FSK V.23 (ETSI)', 'cid-bell202': 'FSK Bell 202 (USA)', 'cid-dtmf': 'DTMF',
+  'port-number-note': 'Land, Rufnummernanzeige und Anklopfen gelten nach wenigen Sekunden; eine neue Nummer erst nach einem Neustart von pbxd.',
+  'on hook': 'aufgelegt', 'off hook': 'abgehoben', 'line feed': 'Speisung', 'FAULTY': 'GESTÖRT', 'idle': 'frei', 'dial tone': 'Wählton',
+  'dialling': 'wählt', 'ringing': 'klingelt', 'ringback': 'Freiton', 'connected': 'verbunden', 'busy': 'besetzt', 'forward': 'normal', 'reverse': 'umgepolt',
+  'no status (pbxd has not reported this port)': 'kein Zustand (pbxd hat diesen Anschluss nicht gemeldet)',
+  'No analog ports: pbxd runs without port hardware.': 'Keine analogen Anschlüsse: pbxd läuft ohne Anschluss-Hardware.',
+  // certificate
+  'Certificate': 'Zertifikat', 'Source': 'Herkunft', 'Valid from': 'Gültig ab', 'Valid until': 'Gültig bis', 'Chain': 'Kette',
+  'SHA-256 fingerprint': 'SHA-256-Fingerabdruck', 'uploaded': 'hochgeladen', 'generated by the box': 'vom Gerät erzeugt',
+  'Upload your own certificate': 'Eigenes Zertifikat hochladen', 'Certificate chain (PEM, server certificate first)': 'Zertifikatskette (PEM, Serverzertifikat zuerst)',
+  'Private key (PEM)': 'Privater Schlüssel (PEM)', 'Upload certificate': 'Zertifikat hochladen', 'The certificate is installed.': 'Das Zertifikat ist installiert.',
+  'New connections use it now; SIP over TLS after a restart of pbxd.': 'Neue Verbindungen verwenden es sofort, SIP über TLS nach einem Neustart von pbxd.',
+  'Generated certificate': 'Erzeugtes Zertifikat', 'Back to a generated certificate': 'Zurück zu einem erzeugten Zertifikat',
+  'Replace the certificate with a new one generated by the box?': 'Das Zertifikat durch ein neues, vom Gerät erzeugtes ersetzen?',
+  'A new certificate was generated.': 'Ein neues Zertifikat wurde erzeugt.',
+  'cert-what': 'Laden Sie das Zertifikat Ihrer eigenen Zertifizierungsstelle mit dem privaten Schlüssel hoch. Es wird geprüft (lesbar, Schlüssel passt, gültig), bevor etwas ersetzt wird.',
+  'cert-generated-what': 'Das Gerät erzeugt ein neues selbstsigniertes Zertifikat; Browser warnen dann wieder, bis Sie es bestätigen.',
 };
 
 // Long texts have a short key; their English wording is here.
 const EN = {
+  'cid-off': 'off', 'cid-v23': 'FSK V.23 (ETSI)', 'cid-bell202': 'FSK Bell 202 (US)', 'cid-dtmf': 'DTMF',
+  'port-number-note': 'Country, caller ID and call waiting apply within seconds; a new number only after pbxd restarts.',
+  'cert-what': "Upload the certificate from your own certificate authority with its private key. It is checked (readable, key matches, valid now) before anything is replaced.",
+  'cert-generated-what': 'The box generates a new self-signed certificate; browsers warn again until you accept it.',
   'backup-what': 'The backup holds the configuration: extensions (with password hashes), ring groups, settings, site, web users (with password hashes) and blocks. No call records and no phone registrations. Keep the file private.',
   'backup-sealed': 'Encrypted secrets (trunk passwords, SIM PIN) only open on this box. Restored on another box they are dropped and must be entered again.',
   'restore-what': 'A restore checks the whole file first, then replaces the entire configuration in one step. Damaged files and files from newer firmware are refused.',
@@ -156,6 +220,10 @@ export function language() { return lang; }
 export function locale() { return lang === 'de' ? 'de-DE' : 'en-GB'; }
 
 export function t(text) { return DICTS[lang][text] || text; }
+
+// `t` with `{name}` placeholders filled from `vars` (after translation, so the word
+// order can differ).
+export function tf(text, vars) { return t(text).replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m)); }
 
 export function trError(message) {
   if (lang !== 'de' || !message) return message;

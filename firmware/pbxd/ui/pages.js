@@ -6,10 +6,12 @@ import { h, clear, field, selectField, checkbox, formAlert, table, fmtTime, fmtD
 import { dashboard } from './dashboard.js';
 import { backup, system, diagnostics } from './admin.js';
 import { trunks } from './trunks.js';
+import { ports } from './ports.js';
+import { certificate } from './certificate.js';
 import { gsm } from './gsm.js';
 import { firmware } from './firmware.js';
 import { phonebook, noteCell } from './phonebook.js';
-import { t, setLanguage, language } from './i18n.js';
+import { t, tf, setLanguage, language } from './i18n.js';
 
 const CLASSES = [['internal', 'Internal only'], ['local', 'Local'], ['national', 'National'], ['international', 'International']];
 const DISPOSITIONS = [['', 'Any result'], ['answered', 'Answered'], ['busy', 'Busy'], ['no_answer', 'No answer'],
@@ -46,49 +48,49 @@ async function extensions(main, ctx) {
     const rows = (await get('/api/v1/extensions')).map((e) => h('tr', { 'data-number': e.number },
       h('td', {}, e.number),
       h('td', {}, e.name || ''),
-      h('td', {}, e.enabled ? h('span', { class: 'state-on' }, 'active') : h('span', { class: 'state-off' }, 'blocked')),
-      h('td', {}, e.registrations > 0 ? `${e.registrations} registered` : 'not registered',
-        e.password_valid ? '' : h('span', { class: 'error' }, ' (password must be set again)')),
+      h('td', {}, e.enabled ? h('span', { class: 'state-on' }, t('active')) : h('span', { class: 'state-off' }, t('blocked'))),
+      h('td', {}, e.registrations > 0 ? tf('{n} registered', { n: e.registrations }) : t('not registered'),
+        e.password_valid ? '' : h('span', { class: 'error' }, ` (${t('password must be set again')})`)),
       h('td', { class: 'actions' },
-        action('Edit', () => showEdit(e.number)),
+        action(t('Edit'), () => showEdit(e.number)),
         e.enabled
-          ? action('Block', () => act(main, async () => { await post(`/api/v1/extensions/${e.number}/disable`); await refresh(); }, `Extension ${e.number} blocked.`))
-          : action('Unblock', () => act(main, async () => { await post(`/api/v1/extensions/${e.number}/enable`); await refresh(); }, `Extension ${e.number} unblocked.`)),
-        action('Remove', () => {
-          if (!confirm(`Remove extension ${e.number}?`)) return;
-          act(main, async () => { await del(`/api/v1/extensions/${e.number}`); clear(edit); await refresh(); }, `Extension ${e.number} removed.`);
+          ? action(t('Block'), () => act(main, async () => { await post(`/api/v1/extensions/${e.number}/disable`); await refresh(); }, tf(t('Extension {n} blocked.'), { n: e.number })))
+          : action(t('Unblock'), () => act(main, async () => { await post(`/api/v1/extensions/${e.number}/enable`); await refresh(); }, tf(t('Extension {n} unblocked.'), { n: e.number }))),
+        action(t('Remove'), () => {
+          if (!confirm(tf(t('Remove extension {n}?'), { n: e.number }))) return;
+          act(main, async () => { await del(`/api/v1/extensions/${e.number}`); clear(edit); await refresh(); }, tf(t('Extension {n} removed.'), { n: e.number }));
         }, 'danger'))));
-    clear(list).append(rows.length ? table(['Number', 'Name', 'State', 'Phone', 'Actions'], rows)
-      : h('p', { class: 'muted' }, 'No extensions yet.'));
+    clear(list).append(rows.length ? table([t('Number'), t('Name'), t('State'), t('Phone'), t('Actions')], rows)
+      : h('p', { class: 'muted' }, t('No extensions yet.')));
   };
 
   const showEdit = async (number) => {
     const x = await get(`/api/v1/extensions/${number}`);
     const s = x.settings;
     const nameForm = ctx.submitting(h('form', { class: 'grid', id: 'rename-form', novalidate: true },
-      field('Name', 'name', { value: x.name || '' }), formAlert(),
-      h('button', { type: 'submit' }, 'Save name')), async (v) => {
+      field(t('Name'), 'name', { value: x.name || '' }), formAlert(),
+      h('button', { type: 'submit' }, t('Save name'))), async (v) => {
       await put(`/api/v1/extensions/${number}`, { name: v.name });
       await refresh();
-      notice(main, `Extension ${number} saved.`);
+      notice(main, tf(t('Extension {n} saved.'), { n: number }));
     });
     const pwForm = ctx.submitting(h('form', { class: 'grid', id: 'ext-password-form', novalidate: true },
-      field('New SIP password (at least 8 characters)', 'password', { type: 'password', autocomplete: 'new-password' }), formAlert(),
-      h('button', { type: 'submit' }, 'Set password')), async (v) => {
+      field(t('New SIP password (at least 8 characters)'), 'password', { type: 'password', autocomplete: 'new-password' }), formAlert(),
+      h('button', { type: 'submit' }, t('Set password'))), async (v) => {
       await put(`/api/v1/extensions/${number}/password`, { password: v.password });
       await refresh();
-      notice(main, `Password of extension ${number} changed.`);
+      notice(main, tf(t('Password of extension {n} changed.'), { n: number }));
     });
     const setForm = ctx.submitting(h('form', { class: 'grid', id: 'ext-settings-form', novalidate: true },
-      selectField('Outbound calls', 'outbound_class', CLASSES, s.outbound_class),
-      checkbox('Hide caller ID (CLIR)', 'clir', s.clir),
-      checkbox('Do not disturb', 'dnd', s.dnd),
-      field('Forward always to', 'forward_always', { value: s.forward_always || '' }),
-      field('Forward when busy to', 'forward_busy', { value: s.forward_busy || '' }),
-      field('Forward on no answer to', 'forward_noanswer', { value: s.forward_noanswer || '' }),
-      field('No-answer time (s)', 'forward_noanswer_secs', { type: 'number', min: 5, max: 120, value: s.forward_noanswer_secs }),
-      field('Pickup group (1-99, empty for none)', 'pickup_group', { type: 'number', min: 1, max: 99, value: s.pickup_group ?? '' }),
-      formAlert(), h('button', { type: 'submit' }, 'Save call settings')), async (v) => {
+      selectField(t('Outbound calls'), 'outbound_class', CLASSES.map(([v, l]) => [v, t(l)]), s.outbound_class),
+      checkbox(t('Hide caller ID (CLIR)'), 'clir', s.clir),
+      checkbox(t('Do not disturb'), 'dnd', s.dnd),
+      field(t('Forward always to'), 'forward_always', { value: s.forward_always || '' }),
+      field(t('Forward when busy to'), 'forward_busy', { value: s.forward_busy || '' }),
+      field(t('Forward on no answer to'), 'forward_noanswer', { value: s.forward_noanswer || '' }),
+      field(t('No-answer time (s)'), 'forward_noanswer_secs', { type: 'number', min: 5, max: 120, value: s.forward_noanswer_secs }),
+      field(t('Pickup group (1-99, empty for none)'), 'pickup_group', { type: 'number', min: 1, max: 99, value: s.pickup_group ?? '' }),
+      formAlert(), h('button', { type: 'submit' }, t('Save call settings'))), async (v) => {
       await put(`/api/v1/extensions/${number}/settings`, {
         outbound_class: v.outbound_class, clir: v.clir, dnd: v.dnd,
         forward_always: v.forward_always || null, forward_busy: v.forward_busy || null,
@@ -96,26 +98,26 @@ async function extensions(main, ctx) {
         forward_noanswer_secs: Number(v.forward_noanswer_secs),
         pickup_group: v.pickup_group === '' ? null : Number(v.pickup_group),
       });
-      notice(main, `Call settings of ${number} saved.`);
+      notice(main, tf(t('Call settings of {n} saved.'), { n: number }));
     });
     clear(edit).append(h('div', { class: 'card' },
-      h('h2', {}, `Extension ${number}`),
-      x.ring_groups.length ? h('p', { class: 'muted' }, `Member of ring groups ${x.ring_groups.join(', ')}`) : null,
-      nameForm, h('h2', {}, 'Password'), pwForm, h('h2', {}, 'Call settings'), setForm));
+      h('h2', {}, tf(t('Extension {n}'), { n: number })),
+      x.ring_groups.length ? h('p', { class: 'muted' }, tf(t('Member of ring groups {list}'), { list: x.ring_groups.join(', ') })) : null,
+      nameForm, h('h2', {}, t('Password')), pwForm, h('h2', {}, t('Call settings')), setForm));
     edit.querySelector('input').focus();
   };
 
   const addForm = ctx.submitting(h('form', { class: 'grid', id: 'add-extension-form', novalidate: true },
-    field('Number (2-6 digits)', 'number', { inputmode: 'numeric', required: true }),
-    field('Name', 'name'),
-    field('SIP password (at least 8 characters)', 'password', { type: 'password', autocomplete: 'new-password', required: true }),
-    formAlert(), h('button', { type: 'submit' }, 'Add extension')), async (v) => {
+    field(t('Number (2-6 digits)'), 'number', { inputmode: 'numeric', required: true }),
+    field(t('Name'), 'name'),
+    field(t('SIP password (at least 8 characters)'), 'password', { type: 'password', autocomplete: 'new-password', required: true }),
+    formAlert(), h('button', { type: 'submit' }, t('Add extension'))), async (v) => {
     await post('/api/v1/extensions', { number: v.number.trim(), name: v.name, password: v.password });
     addForm.reset();
     await refresh();
-    notice(main, `Extension ${v.number} added.`);
+    notice(main, tf(t('Extension {n} added.'), { n: v.number }));
   });
-  main.append(h('div', { class: 'card' }, h('h2', {}, 'Add an extension'), addForm), list, edit);
+  main.append(h('div', { class: 'card' }, h('h2', {}, t('Add an extension')), addForm), list, edit);
   await refresh();
 }
 
@@ -129,34 +131,34 @@ async function ringGroups(main, ctx) {
       h('td', {}, g.number), h('td', {}, g.name || ''), h('td', {}, g.strategy),
       h('td', {}, `${g.ring_secs} s`), h('td', {}, g.members.join(', ')), h('td', {}, g.noanswer_target || '—'),
       h('td', { class: 'actions' },
-        action('Edit', () => showForm(g)),
-        action('Remove', () => {
-          if (!confirm(`Remove ring group ${g.number}?`)) return;
-          act(main, async () => { await del(`/api/v1/ring-groups/${g.number}`); await refresh(); }, `Ring group ${g.number} removed.`);
+        action(t('Edit'), () => showForm(g)),
+        action(t('Remove'), () => {
+          if (!confirm(tf(t('Remove ring group {n}?'), { n: g.number }))) return;
+          act(main, async () => { await del(`/api/v1/ring-groups/${g.number}`); await refresh(); }, tf(t('Ring group {n} removed.'), { n: g.number }));
         }, 'danger'))));
-    clear(list).append(rows.length ? table(['Number', 'Name', 'Strategy', 'Ring time', 'Members', 'No answer', 'Actions'], rows)
-      : h('p', { class: 'muted' }, 'No ring groups yet.'));
+    clear(list).append(rows.length ? table([t('Number'), t('Name'), t('Strategy'), t('Ring time'), t('Members'), t('No answer'), t('Actions')], rows)
+      : h('p', { class: 'muted' }, t('No ring groups yet.')));
   };
   const showForm = (g) => {
     const editing = !!g;
     g = g || { number: '', name: '', strategy: 'simultaneous', ring_secs: 20, members: [], noanswer_target: '' };
     const form = ctx.submitting(h('form', { class: 'grid', id: 'ring-group-form', novalidate: true },
-      field('Number', 'number', { value: g.number, readonly: editing, inputmode: 'numeric' }),
-      field('Name', 'name', { value: g.name || '' }),
-      selectField('Strategy', 'strategy', [['simultaneous', 'All at once'], ['ordered', 'One after another']], g.strategy),
-      field('Ring time (s)', 'ring_secs', { type: 'number', min: 5, max: 300, value: g.ring_secs }),
-      field('Members (e.g. 101, 102)', 'members', { value: g.members.join(', ') }),
-      field('On no answer, go to', 'noanswer_target', { value: g.noanswer_target || '' }),
-      formAlert(), h('button', { type: 'submit' }, editing ? 'Save ring group' : 'Add ring group')), async (v) => {
+      field(t('Number'), 'number', { value: g.number, readonly: editing, inputmode: 'numeric' }),
+      field(t('Name'), 'name', { value: g.name || '' }),
+      selectField(t('Strategy'), 'strategy', [['simultaneous', t('All at once')], ['ordered', t('One after another')]], g.strategy),
+      field(t('Ring time (s)'), 'ring_secs', { type: 'number', min: 5, max: 300, value: g.ring_secs }),
+      field(t('Members (e.g. 101, 102)'), 'members', { value: g.members.join(', ') }),
+      field(t('On no answer, go to'), 'noanswer_target', { value: g.noanswer_target || '' }),
+      formAlert(), h('button', { type: 'submit' }, editing ? t('Save ring group') : t('Add ring group'))), async (v) => {
       const body = { name: v.name, strategy: v.strategy, ring_secs: Number(v.ring_secs),
         members: v.members.split(/[\s,;]+/).filter((m) => m), noanswer_target: v.noanswer_target || null };
       if (editing) await put(`/api/v1/ring-groups/${g.number}`, body);
       else await post('/api/v1/ring-groups', { number: v.number.trim(), ...body });
       await refresh();
       showForm(null);
-      notice(main, editing ? `Ring group ${g.number} saved.` : `Ring group ${v.number} added.`);
+      notice(main, editing ? tf(t('Ring group {n} saved.'), { n: g.number }) : tf(t('Ring group {n} added.'), { n: v.number }));
     });
-    clear(formBox).append(h('div', { class: 'card' }, h('h2', {}, editing ? `Ring group ${g.number}` : 'Add a ring group'), form));
+    clear(formBox).append(h('div', { class: 'card' }, h('h2', {}, editing ? tf(t('Ring group {n}'), { n: g.number }) : t('Add a ring group')), form));
   };
   main.append(formBox, list);
   showForm(null);
@@ -236,24 +238,24 @@ async function blocks(main) {
     const now = Date.now() / 1000;
     const sipRows = sip.map((b) => h('tr', {}, h('td', {}, b.ip), h('td', {}, b.reason),
       h('td', {}, `${Math.max(0, Math.round((b.until - now) / 60))} min`),
-      h('td', { class: 'actions' }, action('Lift', () => act(main, async () => {
+      h('td', { class: 'actions' }, action(t('Lift'), () => act(main, async () => {
         await del(`/api/v1/blocks/${encodeURIComponent(b.ip)}`); await refresh();
-      }, `Block on ${b.ip} lifted.`)))));
+      }, tf(t('Block on {ip} lifted.'), { ip: b.ip }))))));
     const extRows = exts.filter((e) => !e.enabled).map((e) => h('tr', {}, h('td', {}, e.number), h('td', {}, e.name || ''),
-      h('td', { class: 'actions' }, action('Unblock', () => act(main, async () => {
+      h('td', { class: 'actions' }, action(t('Unblock'), () => act(main, async () => {
         await post(`/api/v1/extensions/${e.number}/enable`); await refresh();
-      }, `Extension ${e.number} unblocked.`)))));
+      }, tf(t('Extension {n} unblocked.'), { n: e.number }))))));
     const userRows = users.filter((u) => u.disabled).map((u) => h('tr', {}, h('td', {}, u.username), h('td', {}, u.role),
-      h('td', { class: 'actions' }, action('Unblock', () => act(main, async () => {
+      h('td', { class: 'actions' }, action(t('Unblock'), () => act(main, async () => {
         await post(`/api/v1/users/${encodeURIComponent(u.username)}/enable`); await refresh();
-      }, `User ${u.username} unblocked.`)))));
+      }, tf(t('User {u} unblocked.'), { u: u.username }))))));
     clear(box).append(
-      h('h2', {}, 'Addresses blocked after failed SIP logins'),
-      sipRows.length ? table(['Address', 'Reason', 'Remaining', 'Actions'], sipRows) : h('p', { class: 'muted', id: 'no-sip-blocks' }, 'None.'),
-      h('h2', {}, 'Blocked extensions'),
-      extRows.length ? table(['Number', 'Name', 'Actions'], extRows) : h('p', { class: 'muted' }, 'None. Block one on the Extensions page.'),
-      h('h2', {}, 'Blocked users'),
-      userRows.length ? table(['User', 'Role', 'Actions'], userRows) : h('p', { class: 'muted' }, 'None. Block one on the Users page.'));
+      h('h2', {}, t('Addresses blocked after failed SIP logins')),
+      sipRows.length ? table([t('Address'), t('Reason'), t('Remaining'), t('Actions')], sipRows) : h('p', { class: 'muted', id: 'no-sip-blocks' }, t('None.')),
+      h('h2', {}, t('Blocked extensions')),
+      extRows.length ? table([t('Number'), t('Name'), t('Actions')], extRows) : h('p', { class: 'muted' }, t('None. Block one on the Extensions page.')),
+      h('h2', {}, t('Blocked users')),
+      userRows.length ? table([t('User'), t('Role'), t('Actions')], userRows) : h('p', { class: 'muted' }, t('None. Block one on the Users page.')));
   };
   main.append(box);
   await refresh();
@@ -329,9 +331,9 @@ async function audit(main) {
 // ---- site and own settings -----------------------------------------------------------
 
 async function site(main, ctx) {
-  const form = await ctx.siteForm(() => notice(main, 'Site settings saved.'), 'Save');
+  const form = await ctx.siteForm(() => notice(main, t('Site settings saved.')), t('Save'));
   main.append(h('div', { class: 'card' }, form),
-    h('p', { class: 'muted' }, 'Trunk, analog ports and GSM: not configured (these features are not available yet).'));
+    h('p', { class: 'muted' }, t('Trunk, analog ports and GSM are set up on their own pages.')));
 }
 
 async function me(main, ctx) {
@@ -383,12 +385,14 @@ export const PAGES = {
   phonebook: { title: 'Phonebook', admin: false, render: phonebook },
   blocks: { title: 'Blocks', admin: true, render: blocks },
   trunks: { title: 'Trunks and numbers', admin: true, render: trunks },
+  ports: { title: 'Analog ports', admin: true, render: ports },
   gsm: { title: 'GSM and SMS', admin: true, render: gsm },
   users: { title: 'Users', admin: true, render: users },
   audit: { title: 'Audit log', admin: true, render: audit },
   site: { title: 'Site', admin: true, render: site },
   backup: { title: 'Backup', admin: true, render: backup },
   system: { title: 'System', admin: true, render: system },
+  certificate: { title: 'Certificate', admin: true, render: certificate },
   diagnostics: { title: 'Diagnostics', admin: true, render: diagnostics },
   firmware: { title: 'Firmware', admin: true, render: firmware },
   me: { title: 'My settings', admin: false, render: me },

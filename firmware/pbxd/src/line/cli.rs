@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 
 use super::ports_config::{CidMode, PortProfile};
 use super::Country;
-use crate::store::{AuditCtx, PortSettings, Store, StoreError};
+use crate::store::{AuditCtx, PortSettings, PortStatusRow, Store, StoreError};
 
 /// `pbxctl port set N ...`: only the options given change.
 #[derive(Debug, Args)]
@@ -61,6 +61,53 @@ fn is_default(v: &str) -> bool {
     v.eq_ignore_ascii_case("default")
 }
 
+/// A refused port-setting value: which option (the API's field name) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PortValueError {
+    /// `number`, `name`, `country` or `cid`.
+    pub field: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// `s` with the options of `a` applied (only those given change): `pbxctl port set`'s
+/// and the web page's one reading of the values. The store checks the rest (port range,
+/// number and name syntax, number in use) when the result is saved.
+pub fn apply_set(mut s: PortSettings, a: &PortSetArgs) -> Result<PortSettings, PortValueError> {
+    s.port = a.port;
+    if let Some(n) = &a.number {
+        s.number = (!is_default(n)).then(|| n.clone());
+    }
+    if let Some(n) = &a.name {
+        s.name = (n != "none").then(|| n.clone());
+    }
+    if let Some(c) = &a.country {
+        s.country = if is_default(c) {
+            None
+        } else {
+            Some(c.parse::<Country>().map_err(|e| PortValueError {
+                field: "country",
+                message: e.to_string(),
+            })?)
+        };
+    }
+    if let Some(c) = &a.cid {
+        s.cid = if is_default(c) {
+            None
+        } else {
+            Some(c.parse::<CidMode>().map_err(|e| PortValueError {
+                field: "cid",
+                message: e.to_string(),
+            })?)
+        };
+    }
+    if let Some(w) = a.call_waiting {
+        s.call_waiting = w == Switch::On;
+    }
+    Ok(s)
+}
+
 /// `pbxctl port set`.
 pub fn run_set(
     a: PortSetArgs,
@@ -68,46 +115,16 @@ pub fn run_set(
     by: &AuditCtx<'_>,
     out: &mut impl Write,
 ) -> Result<(), PortCliError> {
-    let mut s = db.port_setting(a.port)?;
-    s.port = a.port;
-    if let Some(n) = a.number {
-        s.number = (!is_default(&n)).then_some(n);
-    }
-    if let Some(n) = a.name {
-        s.name = (n != "none").then_some(n);
-    }
-    if let Some(c) = a.country {
-        s.country = if is_default(&c) {
-            None
-        } else {
-            Some(
-                c.parse::<Country>()
-                    .map_err(|e| PortCliError::Usage(e.to_string()))?,
-            )
-        };
-    }
-    if let Some(c) = a.cid {
-        s.cid = if is_default(&c) {
-            None
-        } else {
-            Some(
-                c.parse::<CidMode>()
-                    .map_err(|e| PortCliError::Usage(e.to_string()))?,
-            )
-        };
-    }
-    if let Some(w) = a.call_waiting {
-        s.call_waiting = w == Switch::On;
-    }
+    let s = apply_set(db.port_setting(a.port)?, &a).map_err(|e| PortCliError::Usage(e.message))?;
     db.set_port_settings(by, &s)?;
     writeln!(out, "port {} changed", s.port)?;
     Ok(())
 }
 
-/// `pbxctl ports`: settings and live state, one line per port.
-pub fn run_list(db: &Store, out: &mut impl Write) -> Result<(), PortCliError> {
-    let settings = db.port_settings()?;
-    let status = db.port_statuses()?;
+/// The ports `pbxctl ports` and the web page list: those with settings or live state,
+/// in order.
+#[must_use]
+pub fn listed_ports(settings: &[PortSettings], status: &[PortStatusRow]) -> Vec<u32> {
     let mut ports: Vec<u32> = settings
         .iter()
         .map(|s| s.port)
@@ -115,6 +132,14 @@ pub fn run_list(db: &Store, out: &mut impl Write) -> Result<(), PortCliError> {
         .collect();
     ports.sort_unstable();
     ports.dedup();
+    ports
+}
+
+/// `pbxctl ports`: settings and live state, one line per port.
+pub fn run_list(db: &Store, out: &mut impl Write) -> Result<(), PortCliError> {
+    let settings = db.port_settings()?;
+    let status = db.port_statuses()?;
+    let ports = listed_ports(&settings, &status);
     if ports.is_empty() {
         writeln!(
             out,

@@ -55,6 +55,8 @@ pub struct WebState {
     pub(super) device_key: Arc<crate::secret::DeviceKey>,
     /// Firmware uploads: the update settings and the current install.
     pub(super) firmware: super::api_firmware::Firmware,
+    /// The HTTPS certificate being served (set once by the daemon at start).
+    pub(super) certificate: std::sync::OnceLock<Arc<super::device_cert::DeviceCert>>,
 }
 
 /// The router's state.
@@ -92,12 +94,19 @@ impl WebState {
             data_dir: data_dir.to_path_buf(),
             device_key,
             firmware: super::api_firmware::Firmware::default(),
+            certificate: std::sync::OnceLock::new(),
         }))
     }
 
     /// Gives the Firmware page the daemon's update settings (backend, bus, policy).
     pub fn configure_firmware(&self, s: super::api_firmware::FirmwareSettings) {
         self.firmware.configure(s);
+    }
+
+    /// Gives the Certificate page the HTTPS listener's certificate (a second call is
+    /// ignored: the listener keeps the first).
+    pub fn configure_certificate(&self, c: Arc<super::device_cert::DeviceCert>) {
+        let _ = self.certificate.set(c);
     }
 
     /// The live figures for `/api/v1/health`.
@@ -395,6 +404,8 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
     routes.extend(super::api_gsm::routes());
     routes.extend(super::api_firmware::routes());
     routes.extend(super::api_user::routes());
+    routes.extend(super::api_ports::routes());
+    routes.extend(super::api_certificate::routes());
     routes
 }
 

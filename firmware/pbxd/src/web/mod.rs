@@ -10,12 +10,15 @@
 
 pub mod api;
 pub mod api_admin;
+pub mod api_certificate;
 pub mod api_firmware;
 pub mod api_gsm;
 pub mod api_pbx;
+pub mod api_ports;
 pub mod api_trunks;
 pub mod api_user;
 pub mod auth;
+pub mod device_cert;
 pub mod error;
 pub mod events;
 pub mod openapi;
@@ -181,6 +184,17 @@ pub fn https_tls_config(
     let mut cfg = (*base).clone();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
+}
+
+/// Like [`https_tls_config`], with the certificate served through a
+/// [`device_cert::DeviceCert`] that an upload can swap while pbxd runs (hand it to
+/// [`api::WebState::configure_certificate`]).
+pub fn https_tls_reloadable(
+    data_dir: &std::path::Path,
+    hostnames: &[String],
+) -> Result<(Arc<rustls::ServerConfig>, Arc<device_cert::DeviceCert>), crate::tls::TlsError> {
+    let cert = device_cert::DeviceCert::load(data_dir, hostnames)?;
+    Ok((cert.server_config()?, cert))
 }
 
 fn listener_clone(l: &tokio::net::TcpListener) -> std::io::Result<tokio::net::TcpListener> {

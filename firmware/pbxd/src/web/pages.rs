@@ -88,6 +88,16 @@ pub const ASSETS: &[Asset] = &[
         body: include_str!("../../ui/phonebook.js"),
     },
     Asset {
+        path: "/ui/ports.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../ui/ports.js"),
+    },
+    Asset {
+        path: "/ui/certificate.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../ui/certificate.js"),
+    },
+    Asset {
         path: "/ui/icon.svg",
         content_type: "image/svg+xml",
         body: include_str!("../../ui/icon.svg"),

@@ -19,6 +19,8 @@ pub struct Daemon {
     pub data: PathBuf,
     pub log: Arc<Mutex<Vec<String>>>,
     pub tls: Arc<rustls::ClientConfig>,
+    /// The name the client asks for and checks (`pbx.local` in the generated certificate).
+    pub server_name: String,
 }
 
 impl Drop for Daemon {
@@ -48,6 +50,12 @@ pub fn start_on(data: &Path, https: &str) -> Daemon {
 
 /// Like [`start_on`], with more pbxd arguments (e.g. the update backend).
 pub fn start_with(data: &Path, https: &str, extra: &[&str]) -> Daemon {
+    // No emulated ports or modem: their own alerts (SIM PIN) would mix in.
+    start_hw(data, https, "none", extra)
+}
+
+/// Like [`start_with`] on `--hardware HARDWARE` (`sim`: two emulated ports and a modem).
+pub fn start_hw(data: &Path, https: &str, hardware: &str, extra: &[&str]) -> Daemon {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pbxd"))
         .arg("--data-dir")
         .arg(data)
@@ -58,9 +66,8 @@ pub fn start_with(data: &Path, https: &str, extra: &[&str]) -> Daemon {
             "127.0.0.1:0",
             "--https-listen",
             https,
-            // No emulated ports or modem: their own alerts (SIM PIN) would mix in.
             "--hardware",
-            "none",
+            hardware,
         ])
         .args(extra)
         .env("PBXD_LOG", "info")
@@ -88,23 +95,31 @@ pub fn start_with(data: &Path, https: &str, extra: &[&str]) -> Daemon {
             }
         });
     }
-    let cert = CertificateDer::from_pem_file(data.join("tls/device.crt")).expect("device cert");
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).expect("trust the device cert");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let cert = std::fs::read_to_string(data.join("tls/device.crt")).expect("device cert");
     Daemon {
         child,
         http: port_after(&ready, " http="),
         https: port_after(&ready, " https="),
         data: data.to_path_buf(),
         log,
-        tls: Arc::new(tls),
+        tls: client_trusting(&cert),
+        server_name: "pbx.local".to_owned(),
     }
+}
+
+/// A TLS client configuration trusting only the certificates in `pem`.
+pub fn client_trusting(pem: &str) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        roots.add(c.expect("PEM certificate")).expect("trust it");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(tls)
 }
 
 #[derive(Debug)]
@@ -272,7 +287,7 @@ impl Daemon {
         }
         text += "\r\n";
         text += &body;
-        let name = ServerName::try_from("pbx.local").expect("name");
+        let name = ServerName::try_from(self.server_name.clone()).expect("name");
         let conn = rustls::ClientConnection::new(self.tls.clone(), name).expect("client");
         let tcp = TcpStream::connect(("127.0.0.1", self.https)).expect("connect");
         let mut tls = rustls::StreamOwned::new(conn, tcp);
@@ -300,6 +315,29 @@ impl Daemon {
         parse(&raw)
     }
 
+    /// One command to the emulated ports (`--hardware sim`, `DATA/sim.sock`); the answer.
+    pub fn sim(&self, command: &str) -> String {
+        let path = self.data.join("sim.sock");
+        let mut stream = std::os::unix::net::UnixStream::connect(&path)
+            .unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("read timeout");
+        writeln!(stream, "{command}").expect("sim command");
+        let mut line = String::new();
+        BufReader::new(stream)
+            .read_line(&mut line)
+            .expect("sim answer");
+        line.trim().to_owned()
+    }
+
+    /// From now on, trust only the certificates in `root_pem` and ask for `name`
+    /// (after the device certificate was replaced).
+    pub fn trust(&mut self, root_pem: &str, name: &str) {
+        self.tls = client_trusting(root_pem);
+        self.server_name = name.to_owned();
+    }
+
     pub fn token(&self) -> String {
         std::fs::read_to_string(self.data.join("setup-token"))
             .expect("setup-token file")
@@ -324,6 +362,65 @@ impl Daemon {
         let csrf = r.json()["csrf_token"].as_str().expect("csrf").to_owned();
         (r.cookie(), csrf)
     }
+}
+
+/// A logged-in session: (cookie pair, CSRF token).
+pub type Session = (String, String);
+
+/// Sets up root (admin) and, if `extension` is given, creates it and links user anna
+/// (role user) to it; returns both sessions logged in.
+pub fn admin_and_user_on(d: &Daemon, extension: Option<&str>) -> (Session, Session) {
+    d.setup("root", ROOT_PW);
+    let root = d.login("root", ROOT_PW);
+    let mut user = json!({"username": "anna", "password": ANNA_PW, "role": "user"});
+    if let Some(ext) = extension {
+        let (status, v) = send(
+            d,
+            &root,
+            "POST",
+            "/api/v1/extensions",
+            Some(json!({"number": ext, "name": "Anna", "password": "sip-secret-101"})),
+        );
+        assert_eq!(status, 201, "{v}");
+        user["extension"] = json!(ext);
+    }
+    let (status, v) = send(d, &root, "POST", "/api/v1/users", Some(user));
+    assert_eq!(status, 201, "{v}");
+    (root, d.login("anna", ANNA_PW))
+}
+
+/// Root (admin) and anna (user, extension 101).
+pub fn admin_and_user(d: &Daemon) -> (Session, Session) {
+    admin_and_user_on(d, Some("101"))
+}
+
+/// Sends a request in session `s` (cookie and CSRF token); returns the status and the
+/// JSON body (`null` when empty).
+pub fn send(
+    d: &Daemon,
+    s: &Session,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = Req::new(method, path).cookie(&s.0).csrf(&s.1);
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    let r = d.https(req);
+    let v = if r.body.is_empty() {
+        Value::Null
+    } else {
+        r.json()
+    };
+    (r.status, v)
+}
+
+/// The last 200 audit entries as JSON text.
+pub fn audit_text(d: &Daemon, s: &Session) -> String {
+    let (status, v) = send(d, s, "GET", "/api/v1/audit?limit=200", None);
+    assert_eq!(status, 200, "{v}");
+    v.to_string()
 }
 
 pub const ROOT_PW: &str = "root-password-1";
