@@ -284,6 +284,8 @@ pub(crate) struct Port<D> {
     fax: FaxWatch,
     /// The state last reported to the store.
     reported: Option<PortState>,
+    /// When the hook last changed: the line's answer (dial tone) comes a tick later.
+    hook_changed: Option<Instant>,
     off_hook: bool,
     rtp_seq: u16,
     rtp_ts: u32,
@@ -353,6 +355,7 @@ fn start<D: PortIo>(
             last_ring: None,
             fax: FaxWatch::new(),
             reported: None,
+            hook_changed: None,
             jitter,
             off_hook: false,
             rtp_seq: rand::random(),
@@ -430,9 +433,24 @@ fn mark_faulty(
 /// that rang this recently is still ringing.
 const RING_PAUSE_MAX: Duration = Duration::from_secs(6);
 
+/// How long a port just taken off hook may wait for the line's first tone before its
+/// silence is reported as dialling.
+const HOOK_SETTLE: Duration = Duration::from_millis(500);
+
 impl<D: PortIo> Port<D> {
     /// Reports the port's live state to the store when it changed.
     fn report(&mut self, now: Instant, i: usize, sync: &PortsSync) {
+        // Lifted a moment ago and the line has not answered yet: not "dialling" but a
+        // state about to settle (the dial tone arrives within a tick or two).
+        if self.off_hook
+            && self.tone == Tone::Silence
+            && self.target.is_none()
+            && self
+                .hook_changed
+                .is_some_and(|t| now.saturating_duration_since(t) < HOOK_SETTLE)
+        {
+            return;
+        }
         let ringing = !self.off_hook
             && self
                 .last_ring
@@ -484,6 +502,7 @@ impl<D: PortIo> Port<D> {
             match self.io.poll_event(now) {
                 Ok(Some(FxsEvent::HookChanged { off_hook, at })) => {
                     self.off_hook = off_hook;
+                    self.hook_changed = Some(now);
                     let hook = if off_hook {
                         Hook::OffHook
                     } else {
@@ -493,6 +512,7 @@ impl<D: PortIo> Port<D> {
                 }
                 Ok(Some(FxsEvent::RingTripped { at })) => {
                     self.off_hook = true;
+                    self.hook_changed = Some(now);
                     let ev = HookEvent {
                         hook: Hook::OffHook,
                         at,
