@@ -182,6 +182,7 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
         sip: sip_addr,
         bindings: shell.bindings.clone(),
         calls: shell.calls.clone(),
+        emergency_calls: shell.emergency_calls.clone(),
     };
     let web_state = {
         let (dir, status) = (cfg.data_dir.clone(), status.clone());
@@ -302,16 +303,12 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
         ));
         tokio::spawn(pbxd::update::task::switch_when_quiet(
             cfg.update.clone(),
-            shell.calls.clone(),
+            calls_up(&shell),
             utc_offset,
         ));
     }
     if let Some(ddi) = cfg.update.hawkbit.clone() {
-        let (update, calls, dir) = (
-            cfg.update.clone(),
-            shell.calls.clone(),
-            cfg.data_dir.clone(),
-        );
+        let (update, calls, dir) = (cfg.update.clone(), calls_up(&shell), cfg.data_dir.clone());
         tasks.spawn(supervise("hawkbit", shutdown_rx.clone(), move || {
             let (ddi, update, calls, dir) =
                 (ddi.clone(), update.clone(), calls.clone(), dir.clone());
@@ -361,6 +358,14 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     info!("stopped");
     Ok(())
+}
+
+/// The SIP task's call counts for the update tasks.
+fn calls_up(shell: &SipShell) -> pbxd::update::CallsUp {
+    pbxd::update::CallsUp {
+        all: shell.calls.clone(),
+        emergency: shell.emergency_calls.clone(),
+    }
 }
 
 /// The GSM audio bridge over the module's ALSA PCM (`--modem-pcm`).

@@ -76,7 +76,10 @@ async fn an_installed_update_is_booted_only_once_calls_have_stopped() {
     let mut rig = Rig::new(false);
     let installer = rig.factory_boot().await;
     install_good(&rig, &installer).await;
-    let calls = Arc::new(AtomicUsize::new(1));
+    let calls = pbxd::update::CallsUp {
+        all: Arc::new(AtomicUsize::new(1)),
+        ..Default::default()
+    };
     let rebooted = Arc::new(AtomicUsize::new(0));
     let cfg = SwitchConfig {
         quiet: Duration::from_millis(600),
@@ -104,7 +107,7 @@ async fn an_installed_update_is_booted_only_once_calls_have_stopped() {
     assert_eq!(rebooted.load(Ordering::SeqCst), 0, "rebooted during a call");
     assert!(!watcher.is_finished());
     // The call ends; after the quiet period the box boots the new slot, once.
-    calls.store(0, Ordering::SeqCst);
+    calls.all.store(0, Ordering::SeqCst);
     let slot = tokio::time::timeout(Duration::from_secs(10), watcher)
         .await
         .expect("switched within 10 s")
@@ -372,6 +375,11 @@ fn pbxctl(rig: &Rig, args: &[&str]) -> CtlRun {
 
 /// A stand-in for pbxd's plain HTTP port answering the health request with `calls`.
 fn fake_pbxd_health(calls: usize) -> std::net::SocketAddr {
+    fake_pbxd_health_with(calls, 0)
+}
+
+/// Like [`fake_pbxd_health`], with `emergency` of the calls being emergency calls.
+fn fake_pbxd_health_with(calls: usize, emergency: usize) -> std::net::SocketAddr {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -387,7 +395,9 @@ fn fake_pbxd_health(calls: usize) -> std::net::SocketAddr {
                     Ok(n) => head.extend_from_slice(&buf[..n]),
                 }
             }
-            let body = format!("{{\"status\":\"ok\",\"calls\":{calls},\"registrations\":0}}");
+            let body = format!(
+                "{{\"status\":\"ok\",\"calls\":{calls},\"emergency_calls\":{emergency},\"registrations\":0}}"
+            );
             let _ = write!(
                 conn,
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
@@ -464,6 +474,27 @@ async fn pbxctl_update_install_honours_calls_and_window_then_shows_status() {
         "{}",
         r.stderr
     );
+
+    // An emergency call up: refused even when forced, nothing written.
+    let emergency = fake_pbxd_health_with(2, 1).to_string();
+    let r = tokio::task::block_in_place(|| {
+        pbxctl(
+            &rig,
+            &[
+                "update",
+                "install",
+                &bundle,
+                "--force",
+                "--pbxd-http",
+                &emergency,
+                "--rauc-dbus-address",
+                &bus,
+            ],
+        )
+    });
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(r.stderr.contains("emergency"), "{}", r.stderr);
+    assert_eq!(slot_bytes(&rig, "slot-b.img"), vec![0; SLOT_SIZE]);
 
     // Forced while calls are up: installs, with RAUC's progress on stdout.
     let r = tokio::task::block_in_place(|| {

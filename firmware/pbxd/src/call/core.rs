@@ -544,6 +544,11 @@ impl CallControl {
         self.calls.is_empty()
     }
 
+    /// Live emergency calls (a firmware update never starts while one is up).
+    pub fn emergency_len(&self) -> usize {
+        self.calls.values().filter(|c| c.emergency).count()
+    }
+
     /// Legs known (for leak checks: zero when idle).
     pub fn legs_known(&self) -> usize {
         self.legs.len()

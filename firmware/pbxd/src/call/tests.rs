@@ -566,7 +566,10 @@ fn the_newest_ordinary_external_call_makes_room_for_an_emergency_call() {
         .legs
         .cmds
         .contains(&Cmd::Reject(3, CauseKind::Congestion)));
+    assert_eq!(rig.cc.emergency_len(), 0);
     rig.dial(4, "11", "110");
+    // The update policy reads this: no install starts while the call is up.
+    assert_eq!(rig.cc.emergency_len(), 1);
     assert!(rig.legs.cmds.contains(&Cmd::HangUp(2)));
     assert!(rig.legs.cmds.contains(&Cmd::HangUp(second)));
     assert!(!rig.legs.cmds.contains(&Cmd::HangUp(1)));

@@ -115,6 +115,8 @@ pub struct SipShell {
     pub bindings: Arc<AtomicUsize>,
     /// Current number of calls, for the status API.
     pub calls: Arc<AtomicUsize>,
+    /// Current number of emergency calls (the update policy refuses while one is up).
+    pub emergency_calls: Arc<AtomicUsize>,
     /// Turns true once the SIP task has restored its state and serves requests.
     ready: watch::Sender<bool>,
     /// The analog ports, when there are any.
@@ -172,6 +174,7 @@ impl SipShell {
             media_rx: Arc::new(Mutex::new(media_rx)),
             bindings: Arc::new(AtomicUsize::new(0)),
             calls: Arc::new(AtomicUsize::new(0)),
+            emergency_calls: Arc::new(AtomicUsize::new(0)),
             ready,
             ports: None,
             gsm: None,
@@ -529,6 +532,8 @@ impl SipShell {
         self.bindings
             .store(endpoint.registrar().bindings().len(), Ordering::Relaxed);
         self.calls.store(endpoint.calls().len(), Ordering::Relaxed);
+        self.emergency_calls
+            .store(endpoint.calls().emergency_len(), Ordering::Relaxed);
     }
 
     /// Writes a call's record once its media session has reported.

@@ -109,14 +109,14 @@ pub fn run(cmd: UpdateCmd, out: &mut impl Write, local_time: Time) -> Result<(),
                     "cannot tell whether calls are up ({reason}); use --force to install anyway"
                 ),
             });
-            let active_calls = match (active_calls, force) {
+            let (active_calls, emergency_call) = match (active_calls, force) {
                 (Ok(n), _) => n,
-                (Err(_), true) => 0,
+                (Err(_), true) => (0, false),
                 (Err(e), false) => return Err(e),
             };
             let ctx = InstallContext {
                 active_calls,
-                emergency_call: false,
+                emergency_call,
                 local_time,
             };
             InstallPolicy {
@@ -203,11 +203,12 @@ fn write_status(out: &mut impl Write, s: &UpdateStatus) -> std::io::Result<()> {
 }
 
 /// The calls in progress according to pbxd's health endpoint; 0 if nothing listens.
-fn calls_in_progress(addr: SocketAddr) -> Result<usize, String> {
+/// Calls in progress at pbxd on `addr`, and whether one is an emergency call.
+fn calls_in_progress(addr: SocketAddr) -> Result<(usize, bool), String> {
     let mut stream = match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
         Ok(s) => s,
         // pbxd is not running: no calls.
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Ok((0, false)),
         Err(e) => return Err(format!("pbxd at {addr}: {e}")),
     };
     let io = |e: std::io::Error| format!("pbxd at {addr}: {e}");
@@ -223,10 +224,13 @@ fn calls_in_progress(addr: SocketAddr) -> Result<usize, String> {
     parse_health_reply(&reply).ok_or_else(|| format!("pbxd at {addr}: unexpected health reply"))
 }
 
-fn parse_health_reply(reply: &[u8]) -> Option<usize> {
+fn parse_health_reply(reply: &[u8]) -> Option<(usize, bool)> {
     #[derive(serde::Deserialize)]
     struct Health {
         calls: usize,
+        // Absent from a pbxd older than the field: no emergency call known.
+        #[serde(default)]
+        emergency_calls: usize,
     }
     let text = std::str::from_utf8(reply).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
@@ -237,7 +241,9 @@ fn parse_health_reply(reply: &[u8]) -> Option<usize> {
     if !status_ok {
         return None;
     }
-    serde_json::from_str::<Health>(body).ok().map(|h| h.calls)
+    serde_json::from_str::<Health>(body)
+        .ok()
+        .map(|h| (h.calls, h.emergency_calls > 0))
 }
 
 #[cfg(test)]
@@ -247,7 +253,9 @@ mod tests {
     #[test]
     fn health_replies() {
         let ok = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"status\":\"ok\",\"calls\":3,\"registrations\":1}";
-        assert_eq!(parse_health_reply(ok), Some(3));
+        assert_eq!(parse_health_reply(ok), Some((3, false)));
+        let emergency = b"HTTP/1.1 200 OK\r\n\r\n{\"calls\":2,\"emergency_calls\":1}";
+        assert_eq!(parse_health_reply(emergency), Some((2, true)));
         assert_eq!(
             parse_health_reply(b"HTTP/1.1 503 Busy\r\n\r\n{\"calls\":0}"),
             None
@@ -266,6 +274,6 @@ mod tests {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("bind");
-        assert_eq!(calls_in_progress(addr), Ok(0));
+        assert_eq!(calls_in_progress(addr), Ok((0, false)));
     }
 }

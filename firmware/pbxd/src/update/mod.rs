@@ -29,6 +29,27 @@ pub mod trunk_check;
 
 pub use policy::{InstallContext, InstallPolicy, MaintenanceWindow, Refusal};
 
+/// The SIP task's live call counts, as the update tasks read them.
+#[derive(Debug, Clone, Default)]
+pub struct CallsUp {
+    /// Calls in progress.
+    pub all: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Emergency calls among them.
+    pub emergency: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CallsUp {
+    /// Calls in progress now.
+    pub fn count(&self) -> usize {
+        self.all.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether an emergency call is up now.
+    pub fn emergency(&self) -> bool {
+        self.emergency.load(std::sync::atomic::Ordering::Relaxed) > 0
+    }
+}
+
 /// Progress of an install as RAUC reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Progress {

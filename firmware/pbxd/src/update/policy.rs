@@ -85,8 +85,8 @@ impl FromStr for MaintenanceWindow {
 pub struct InstallContext {
     /// Calls in progress (the daemon's `web::Status::calls` counter).
     pub active_calls: usize,
-    /// Whether an emergency call is up. The daemon has no such flag yet: callers pass
-    /// `false` until call control exports one.
+    /// Whether an emergency call is up (call control's count, `web::Status::emergency_calls`;
+    /// `pbxctl` reads it from the health reply).
     pub emergency_call: bool,
     /// Local time of day (the shell reads the clock).
     pub local_time: Time,

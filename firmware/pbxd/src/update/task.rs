@@ -235,7 +235,7 @@ pub fn analog_result(h: &crate::line::sim::PortsHealth) -> CheckResult {
 /// ([`run_switch`], status polled every 30 s), unless `--no-auto-switch`.
 pub async fn switch_when_quiet(
     cfg: super::UpdateConfig,
-    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    calls: super::CallsUp,
     utc_offset: time::UtcOffset,
 ) {
     let Some(switch) = cfg.switch else {
@@ -280,7 +280,7 @@ pub async fn run_hawkbit<I: Installer>(
     installer: I,
     policy: super::InstallPolicy,
     download_dir: PathBuf,
-    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    calls: super::CallsUp,
     utc_offset: time::UtcOffset,
 ) -> anyhow::Result<()> {
     use super::hawkbit::PollSchedule;
@@ -297,9 +297,8 @@ pub async fn run_hawkbit<I: Installer>(
             attributes: attributes.clone(),
             policy,
             install: super::InstallContext {
-                active_calls: calls.load(std::sync::atomic::Ordering::Relaxed),
-                // Call control exports no emergency flag yet.
-                emergency_call: false,
+                active_calls: calls.count(),
+                emergency_call: calls.emergency(),
                 local_time,
             },
         };
@@ -325,7 +324,7 @@ pub async fn run_switch<I: Installer>(
     installer: &I,
     cfg: super::switch::SwitchConfig,
     poll: std::time::Duration,
-    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    calls: super::CallsUp,
     utc_offset: time::UtcOffset,
     reboot: impl FnOnce(),
 ) -> String {
@@ -350,9 +349,8 @@ pub async fn run_switch<I: Installer>(
         };
         let inputs = SwitchInputs {
             pending,
-            active_calls: calls.load(std::sync::atomic::Ordering::Relaxed),
-            // Call control exports no emergency flag yet; calls > 0 covers it meanwhile.
-            emergency_call: false,
+            active_calls: calls.count(),
+            emergency_call: calls.emergency(),
             local_time: local_time(utc_offset),
         };
         let decision = planner.decide(clock::now(), &inputs);

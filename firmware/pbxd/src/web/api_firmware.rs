@@ -167,8 +167,7 @@ fn check_policy(st: &AppState, s: &FirmwareSettings, force: bool) -> Result<(), 
     }
     let ctx = InstallContext {
         active_calls: st.status().calls.load(Ordering::Relaxed),
-        // Call control exports no emergency flag yet (as for pbxctl and hawkBit).
-        emergency_call: false,
+        emergency_call: st.status().emergency_calls.load(Ordering::Relaxed) > 0,
         local_time: local_time(s.utc_offset),
     };
     s.policy

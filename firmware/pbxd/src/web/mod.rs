@@ -56,6 +56,8 @@ pub struct Status {
     pub bindings: Arc<AtomicUsize>,
     /// Calls in progress.
     pub calls: Arc<AtomicUsize>,
+    /// Emergency calls in progress.
+    pub emergency_calls: Arc<AtomicUsize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -65,6 +67,8 @@ struct Health {
     sip: String,
     registrations: usize,
     calls: usize,
+    /// `pbxctl update install` refuses while this is not zero, even with `--force`.
+    emergency_calls: usize,
 }
 
 /// The plain-HTTP router: `GET /api/v1/health`; everything else answers 308 with the
@@ -138,6 +142,7 @@ async fn health(State(s): State<Status>) -> Json<Health> {
         sip: s.sip.to_string(),
         registrations: s.bindings.load(Ordering::Relaxed),
         calls: s.calls.load(Ordering::Relaxed),
+        emergency_calls: s.emergency_calls.load(Ordering::Relaxed),
     })
 }
 

@@ -296,6 +296,11 @@ impl SipCalls {
         self.control.is_empty()
     }
 
+    /// Live emergency calls.
+    pub fn emergency_len(&self) -> usize {
+        self.control.emergency_len()
+    }
+
     /// Sizes of every lookup table of the user agent, then its legs and call
     /// control's (for leak checks: all zero when idle and all transactions ended).
     pub fn table_sizes(&self) -> [usize; 6] {
