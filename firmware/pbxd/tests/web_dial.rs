@@ -7,7 +7,7 @@
 
 mod web_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use web_support::{admin_and_user, audit_text, send, start, Daemon, Req, Session};
@@ -24,12 +24,12 @@ fn dial(d: &Daemon, s: &Session, number: &str) -> (u16, Value) {
 
 /// The session's call list once it has `n` records (written behind the call's end).
 fn calls(d: &Daemon, s: &Session, n: usize) -> Vec<Value> {
-    let until = Instant::now() + Duration::from_secs(10);
+    let until = pbxd::clock::now() + Duration::from_secs(10);
     loop {
         let (status, v) = send(d, s, "GET", "/api/v1/cdr", None);
         assert_eq!(status, 200, "{v}");
         let records = v["records"].as_array().expect("records").clone();
-        if records.len() >= n || Instant::now() > until {
+        if records.len() >= n || pbxd::clock::now() > until {
             return records;
         }
         std::thread::sleep(Duration::from_millis(100));
