@@ -110,6 +110,37 @@ impl Web {
     }
 }
 
+/// Sets up pbxd's first administrator and anna, a web user on `extension`; returns
+/// anna's session.
+fn web_user(pbx: &Pbx, dir: &Path, extension: &str) -> Web {
+    let base = Web::base(pbx);
+    let token = std::fs::read_to_string(pbx.data_dir().join("setup-token"))
+        .expect("setup-token")
+        .trim()
+        .to_owned();
+    let setup = Web {
+        base: base.clone(),
+        jar: dir.join("setup.cookies"),
+        csrf: String::new(),
+    };
+    let (status, body) = setup.request(
+        "POST",
+        "/api/v1/setup",
+        &format!(r#"{{"token":"{token}","username":"root","password":"{ROOT_PW}"}}"#),
+    );
+    assert_eq!(status, 201, "setup: {body}");
+    let root = Web::login(&base, dir, "root", ROOT_PW);
+    let (status, body) = root.request(
+        "POST",
+        "/api/v1/users",
+        &format!(
+            r#"{{"username":"anna","password":"{ANNA_PW}","role":"user","extension":"{extension}"}}"#
+        ),
+    );
+    assert_eq!(status, 201, "add anna on {extension}: {body}");
+    Web::login(&base, dir, "anna", ANNA_PW)
+}
+
 /// pbxd with 1001 and 1002, both phones registered, and anna (a web user on 1001)
 /// logged in.
 struct Office {
@@ -135,32 +166,7 @@ impl Office {
             .arg(&format!("{min}-{max}"))
             .start();
         let dir = tempfile::tempdir().expect("tempdir");
-        let base = Web::base(&pbx);
-        let token = std::fs::read_to_string(pbx.data_dir().join("setup-token"))
-            .expect("setup-token")
-            .trim()
-            .to_owned();
-        let setup = Web {
-            base: base.clone(),
-            jar: dir.path().join("setup.cookies"),
-            csrf: String::new(),
-        };
-        let (status, body) = setup.request(
-            "POST",
-            "/api/v1/setup",
-            &format!(r#"{{"token":"{token}","username":"root","password":"{ROOT_PW}"}}"#),
-        );
-        assert_eq!(status, 201, "setup: {body}");
-        let root = Web::login(&base, dir.path(), "root", ROOT_PW);
-        let (status, body) = root.request(
-            "POST",
-            "/api/v1/users",
-            &format!(
-                r#"{{"username":"anna","password":"{ANNA_PW}","role":"user","extension":"{USER_EXT}"}}"#
-            ),
-        );
-        assert_eq!(status, 201, "add anna: {body}");
-        let anna = Web::login(&base, dir.path(), "anna", ANNA_PW);
+        let anna = web_user(&pbx, dir.path(), USER_EXT);
         let callee = Phone::start(
             &pbx,
             PhoneConfig::new(CALLEE, CALLEE_PW, &[PCMA], CALLEE_TONE),
@@ -311,4 +317,72 @@ fn a_blocked_number_is_refused_with_its_reason_and_the_phone_never_rings() {
     }
     office.expect_event("the user's phone", &office.user, "CALL_CLOSED");
     office.pbx.assert_no_call_left();
+}
+
+/// The user's extension is an analog port (21 on `--hardware sim`): the port rings with
+/// the number as caller ID, the handset is lifted, the SIP phone 1002 is called from 21
+/// and the port's earpiece hears it.
+#[test]
+fn an_analog_port_is_rung_first_when_it_is_the_users_extension() {
+    require_tool("baresip", "baresip-core");
+    require_tool("curl", "curl");
+    let pbx = Pbx::builder()
+        .extension(CALLEE, CALLEE_PW)
+        // A web account links to a row of the extensions table: the port's number needs
+        // one (the port still takes its calls: ringing 21 rings the port).
+        .extension("21", "s3cret-0021")
+        .arg("--digest-algorithms")
+        .arg("md5")
+        .start();
+    assert!(
+        pbx.log().contains("simulated analog ports started"),
+        "{}",
+        pbx.log()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let anna = web_user(&pbx, dir.path(), "21");
+    let callee = Phone::start(
+        &pbx,
+        PhoneConfig::new(CALLEE, CALLEE_PW, &[PCMA], CALLEE_TONE),
+    );
+    let (status, body) = anna.dial(CALLEE);
+    assert_eq!(status, 202, "{body}\n{}", pbx.log());
+    // Port 1 rings, showing the number it is about to call.
+    let (state, ok) = pbx.sim_until("status 1", Duration::from_secs(8), |a| {
+        a.contains("cid=1002")
+    });
+    assert!(
+        ok,
+        "port 1 does not ring with caller ID 1002: {state}\n{}",
+        pbx.log()
+    );
+    assert!(
+        callee.events().is_empty(),
+        "1002 was called before the port answered: {:?}",
+        callee.events()
+    );
+    pbx.sim("offhook 1");
+    let up = callee
+        .wait_event("CALL_ESTABLISHED", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("1002 not called: {:?}\n{}", callee.events(), pbx.log()));
+    let shown = up.field("param").unwrap_or_default();
+    assert!(shown.contains("sip:21@"), "1002 sees {shown:?}");
+    // 1002's microphone (1400 Hz) comes out of the port's earpiece.
+    let (level, ok) = pbx.sim_until("hear 1 1400", Duration::from_secs(5), |a| {
+        a.strip_prefix("hear=")
+            .and_then(|v| v.parse::<f64>().ok())
+            .is_some_and(|db| db > -6.0)
+    });
+    assert!(ok, "port 1 does not hear 1002: {level}\n{}", pbx.log());
+    pbx.sim("onhook 1");
+    assert!(
+        callee
+            .wait_event("CALL_CLOSED", Duration::from_secs(10))
+            .is_some(),
+        "1002's call does not end"
+    );
+    let cdr = pbx.one_record(&["answered"]);
+    assert_eq!(cdr.get(0, "caller"), "21", "{:?}", cdr.rows);
+    assert_eq!(cdr.get(0, "dialled"), CALLEE, "{:?}", cdr.rows);
+    assert_eq!(cdr.get(0, "hangup"), "caller", "{:?}", cdr.rows);
 }
