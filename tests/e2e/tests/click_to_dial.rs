@@ -4,7 +4,8 @@
 //! calls the number exactly as if 1001 had dialled it: 1002 (another baresip) rings,
 //! answers, and the two hear each other's tone through the relay. The call record is
 //! 1001's call to 1002. A number in a blocked range is refused over HTTPS with its
-//! reason, and 1001 never rings.
+//! reason, and 1001 never rings. With an analog port as the user's extension
+//! (`--hardware sim`), the port rings first with the number as caller ID.
 //!
 //! ```sh
 //! cargo build -p pbxd --bins && cargo test -p pbx-e2e --test click_to_dial -- --nocapture
