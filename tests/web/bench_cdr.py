@@ -108,7 +108,7 @@ def main():
         total = 0
         for path in ["/", "/ui/app.js", "/ui/api.js", "/ui/dom.js", "/ui/pages.js", "/ui/i18n.js", "/ui/admin.js",
                      "/ui/dashboard.js", "/ui/trunks.js", "/ui/gsm.js", "/ui/firmware.js", "/ui/ports.js",
-                     "/ui/certificate.js", "/ui/app.css", "/ui/icon.svg", "/api/v1/status"]:
+                     "/ui/certificate.js", "/ui/dial.js", "/ui/app.css", "/ui/icon.svg", "/api/v1/status"]:
             st, _, b = call("GET", path, headers={"Cookie": cookie})
             assert st == 200, (path, b)
             total += len(b)

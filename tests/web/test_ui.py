@@ -682,6 +682,11 @@ class WebUi(unittest.TestCase):
         self.submit("#contact-add-form")
         self.wait('#phonebook-list tr[data-contact]')
         self.assertIn("0211555", d.find_element(By.ID, "phonebook-list").text)
+        # Each number of an entry has its click-to-dial button.
+        self.assertEqual(
+            [b.get_attribute("data-dial") for b in
+             d.find_elements(By.CSS_SELECTOR, "#phonebook-list button[data-dial]")],
+            ["102", "021155512"])
         bad = os.path.join(self.tmp, "contacts.csv")
         with open(bad, "w") as f:
             f.write("name,number1\nCarla,0211 7\nNo Number,abc\n")
@@ -708,6 +713,13 @@ class WebUi(unittest.TestCase):
         by_call = {r[1]: r for r in rows[1:]}
         self.assertEqual(by_call["call-a"][-2:], ["Call back about the offer, Tuesday", "Bob Berg"])
         self.assertEqual(by_call["call-c"][-2:], ["", "Bob Berg"])
+        # Click-to-dial: the other party of each call has a Call button; a blocked number
+        # typed into the dial box is refused with its reason (and no phone rings).
+        self.assertTrue(d.find_elements(By.CSS_SELECTOR, "#cdr-table button[data-dial]"))
+        self.fill("#dial-box", {"number": "0900 123456"})
+        self.submit("#dial-box")
+        self.wait_text("main .dial-result", "blocked number range 0900")
+        self.shot("08d-user-click-to-dial-refused")
         self.go("me", "#my-settings-form")
         d.find_element(By.CSS_SELECTOR, '#my-settings-form [name="dnd"]').click()
         self.submit("#my-settings-form")

@@ -234,6 +234,7 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
         shell = shell.with_gsm(gsm_link.clone(), bridge.addr, bridge.media);
     }
     web_state.configure_certificate(https_cert);
+    web_state.configure_dialer(shell.dialer());
     web_state.configure_firmware(web::api_firmware::FirmwareSettings {
         backend: cfg.update.backend,
         bus: cfg.update.bus.clone(),

@@ -461,8 +461,8 @@ fn plain_http_serves_health_and_redirects_the_rest_and_openapi_matches() {
         }
     }
     // 45, then trunks (9), GSM and SMS (7), firmware (2), notes and phonebook (8), ports (2),
-    // certificate (3).
-    assert_eq!(count, 76);
+    // certificate (3), click-to-dial (1).
+    assert_eq!(count, 77);
 }
 
 /// A busy HTTPS port does not stop the PBX: pbxd starts, says why the web UI is

@@ -81,6 +81,11 @@ const DE = {
   'internal': 'intern', 'outbound': 'abgehend', 'inbound': 'ankommend', 'Any result': 'Alle Ergebnisse', 'Answered': 'Angenommen',
   'Busy': 'Besetzt', 'No answer': 'Nicht gemeldet', 'Cancelled': 'Abgebrochen', 'Failed': 'Fehlgeschlagen', 'Blocked': 'Gesperrt',
   // notes and phonebook
+  // click-to-dial
+  'Call': 'Anrufen', 'Call {number}': '{number} anrufen', 'Number to call': 'Rufnummer',
+  'Call from your phone {ext}': 'Von Ihrem Telefon {ext} anrufen',
+  'Your phone {ext} is ringing: pick it up to call {number}.': 'Ihr Telefon {ext} klingelt: Heben Sie ab, um {number} anzurufen.',
+  '{number} was not called:': '{number} wurde nicht angerufen:',
   'Phonebook': 'Telefonbuch', 'Note': 'Notiz', 'Add note': 'Notiz hinzufügen', 'Edit note': 'Notiz ändern', 'Save note': 'Notiz speichern',
   'Delete note': 'Notiz löschen', 'Note saved.': 'Notiz gespeichert.', 'Note deleted.': 'Notiz gelöscht.', 'Cancel': 'Abbrechen',
   'Search name or number': 'Name oder Nummer suchen', 'Search': 'Suchen',
@@ -189,6 +194,13 @@ const DICTS = { en: EN, de: DE };
 
 // Known server field messages (English) and their German wording.
 const ERRORS_DE = [
+  [/^blocked number range (\S+):/, 'Gesperrter Rufnummernbereich (Schutz vor Missbrauch).'],
+  [/^not allowed for outbound class/, 'Für Ihre Nebenstelle nicht freigegeben (Berechtigungsklasse).'],
+  [/^no phone of extension .* is reachable/, 'Kein Telefon Ihrer Nebenstelle ist erreichbar. Ist es angemeldet?'],
+  [/^your account has no extension/, 'Ihrem Konto ist keine Nebenstelle zugeordnet; ein Administrator kann eine zuordnen.'],
+  [/^a number may contain only digits/, 'Eine Rufnummer darf nur Ziffern, ein führendes + und Trennzeichen enthalten.'],
+  [/^enter a number to call/, 'Geben Sie eine Rufnummer ein.'],
+  [/^external calls locked \(toll-fraud protection\)/, 'Externe Anrufe sind gesperrt (Schutz vor Gebührenbetrug); ein Administrator muss sie freigeben.'],
   [/^please fill in this field$/, 'Bitte füllen Sie dieses Feld aus.'],
   [/^invalid password: shorter than 10 characters$/, 'Das Passwort ist kürzer als 10 Zeichen.'],
   [/^invalid password: must not be the user name$/, 'Das Passwort darf nicht der Benutzername sein.'],

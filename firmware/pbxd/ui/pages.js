@@ -11,6 +11,7 @@ import { certificate } from './certificate.js';
 import { gsm } from './gsm.js';
 import { firmware } from './firmware.js';
 import { phonebook, noteCell } from './phonebook.js';
+import { dialButton, dialBox } from './dial.js';
 import { t, tf, setLanguage, language } from './i18n.js';
 
 const CLASSES = [['internal', 'Internal only'], ['local', 'Local'], ['national', 'National'], ['international', 'International']];
@@ -213,8 +214,10 @@ async function calls(main, ctx) {
       h('td', {}, r.dialled), h('td', {}, r.destination || r.normalised || ''),
       h('td', { class: 'contact' }, r.contact || ''),
       h('td', {}, t(r.direction)), h('td', {}, t(DISPOSITIONS.find(([v]) => v === r.disposition)?.[1] || r.disposition)),
-      h('td', {}, fmtDuration(r.billable_secs)), h('td', {}, r.reason || ''), noteCell(r, main)));
-    clear(out).append(rows.length ? table(['Time', 'Caller', 'Dialled', 'Destination', 'Phonebook', 'Direction', 'Result', 'Talk time', 'Reason', 'Note'].map(t), rows)
+      h('td', {}, fmtDuration(r.billable_secs)), h('td', {}, r.reason || ''), noteCell(r, main),
+      // Click-to-dial the other party: whom the user called, or who called the user.
+      h('td', { class: 'actions' }, dialButton(main, ctx.session, r.caller === ctx.session.extension ? r.dialled : r.caller))));
+    clear(out).append(rows.length ? table(['Time', 'Caller', 'Dialled', 'Destination', 'Phonebook', 'Direction', 'Result', 'Talk time', 'Reason', 'Note', 'Call'].map(t), rows)
       : h('p', { class: 'muted' }, t('No calls match.')));
     clear(pager).append(
       h('button', { type: 'button', class: 'secondary', disabled: offset === 0, onclick: async () => { offset = Math.max(0, offset - PAGE); await load(); } }, t('Newer')),
@@ -225,7 +228,7 @@ async function calls(main, ctx) {
     main.append(h('p', { class: 'muted' }, ctx.session.extension
       ? `${t('Calls of your extension')} ${ctx.session.extension}.` : t('No extension is linked to your account, so there are no calls to show.')));
   }
-  main.append(h('div', { class: 'card' }, filters), h('p', {}, csv), out, pager);
+  main.append(dialBox(main, ctx.session), h('div', { class: 'card' }, filters), h('p', {}, csv), out, pager);
   await load();
 }
 

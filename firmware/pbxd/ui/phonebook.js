@@ -4,6 +4,7 @@
 import { get, post, put, del } from './api.js';
 import { h, clear, field, formAlert, table, showError } from './dom.js';
 import { t } from './i18n.js';
+import { dialButton } from './dial.js';
 
 // Numbers typed as one line: "0211 123, +49 170 555" → ["0211 123", "+49 170 555"].
 const splitNumbers = (s) => s.split(/[,;]/).map((n) => n.trim()).filter((n) => n);
@@ -50,7 +51,7 @@ export function noteCell(r, main) {
 }
 
 // The personal phonebook: search, add, edit, delete, CSV import and export.
-export async function phonebook(main) {
+export async function phonebook(main, ctx) {
   const list = h('div', { id: 'phonebook-list' });
   const search = h('form', { class: 'grid', id: 'phonebook-search', role: 'search', novalidate: true },
     field(t('Search name or number'), 'q', { type: 'search' }), formAlert(),
@@ -62,7 +63,8 @@ export async function phonebook(main) {
       rows = await get(`/api/v1/me/phonebook${q ? `?q=${encodeURIComponent(q)}` : ''}`);
     } catch (e) { showError(search, e); return; }
     const trs = rows.map((c) => h('tr', { 'data-contact': String(c.id) },
-      h('td', {}, c.name), h('td', {}, c.numbers.join(', ')),
+      h('td', {}, c.name),
+      h('td', {}, c.numbers.flatMap((n, i) => [i ? ', ' : '', n, ' ', dialButton(main, ctx.session, n)])),
       h('td', { class: 'actions' },
         h('button', { type: 'button', class: 'secondary', onclick: () => editForm(c) }, t('Edit')),
         h('button', { type: 'button', class: 'danger', onclick: async () => {

@@ -12,6 +12,7 @@
 
 mod external;
 mod features;
+mod originate;
 mod pickup;
 mod transfer;
 
@@ -324,6 +325,9 @@ pub struct CallSummary {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// Click-to-dial: the caller's own phone rings; the number is dialled once it
+    /// answers.
+    Originating,
     /// Callee legs are ringing.
     Ringing,
     /// The caller (or a picker) was answered; waiting for it to confirm.
@@ -388,6 +392,11 @@ struct Call {
     transfer: Option<Transfer>,
     /// Where the call was transferred to, for the record.
     transferred_to: Option<String>,
+    /// Click-to-dial: the box placed the caller's leg as an outgoing one, so it is
+    /// neither answered nor refused by us, only hung up.
+    originated: bool,
+    /// Click-to-dial: where the call goes once the caller's phone answers.
+    pending: Option<Dest>,
 }
 
 impl Call {
@@ -441,8 +450,11 @@ struct Transfer {
 /// Where the dial plan sent a new call.
 // One lives per new call for a moment: boxing the trunk would only add an allocation.
 #[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
 enum Dest {
     Internal(String),
+    /// Call pickup (`*8`, `**<ext>`): the caller's leg takes over a ringing call.
+    Pickup(Option<String>),
     /// A feature code other than pickup: answered by the box itself.
     Feature(FeatureCode),
     Trunk {
@@ -458,6 +470,19 @@ enum Dest {
         number: String,
         routes: VecDeque<EmergencyRoute>,
     },
+}
+
+impl Dest {
+    /// The call's callee while it is being set up (`dialled` for feature codes).
+    fn callee(&self, dialled: &str) -> String {
+        match self {
+            Dest::Internal(n) => n.clone(),
+            Dest::Trunk { number, .. } | Dest::Emergency { number, .. } | Dest::Gsm(number) => {
+                number.clone()
+            }
+            Dest::Feature(_) | Dest::Pickup(_) => dialled.to_owned(),
+        }
+    }
 }
 
 /// The destination currently ringing.
@@ -696,6 +721,11 @@ impl CallControl {
                     self.ring_timeout(now, id, io);
                     continue;
                 }
+                if call.phase == Phase::Originating {
+                    let cause = Cause::with(CauseKind::NoAnswer, "your phone did not answer");
+                    self.fail_call(now, id, failure(cause), io);
+                    continue;
+                }
             }
             let transfer_due = self
                 .calls
@@ -715,21 +745,53 @@ impl CallControl {
             io.legs.reject(at.leg, &Cause::new(CauseKind::Forbidden));
             return;
         };
+        let dest = match self.resolve(now, at.caller, &profile, at.dialled, at.reference, io) {
+            Ok(Dest::Pickup(extension)) => {
+                return self.pickup(now, at, extension.as_deref(), io);
+            }
+            Ok(d) => d,
+            Err((cause, disposition)) => {
+                io.legs.reject(at.leg, &cause);
+                self.record_refusal(now, at, disposition, cause);
+                return;
+            }
+        };
+        let callee = dest.callee(at.dialled);
+        let caller_name = if profile.clir { None } else { profile.name };
+        let Some(id) = self.open_call(now, at, caller_name, callee, io) else {
+            return;
+        };
+        self.dispatch(now, id, dest, io);
+    }
+
+    /// Where `caller` (with `profile`) dialling `dialled` goes: the dial plan with the
+    /// caller's class and the site, blocked ranges, the GSM prefix, the limits and
+    /// toll-fraud protection on external calls (an attempt counts towards them), and
+    /// emergency routes. `reference` names the attempt in alerts.
+    fn resolve(
+        &mut self,
+        now: Instant,
+        caller: &str,
+        profile: &ExtensionProfile,
+        dialled: &str,
+        reference: &str,
+        io: &mut Io<'_, '_>,
+    ) -> Result<Dest, Failure> {
         let site = io.env.site();
         let route = {
             let plan = PlanView(&*io.env);
             let who = Caller {
-                extension: at.caller,
+                extension: caller,
                 class: profile.class,
                 clir_permanent: profile.clir,
             };
-            dialplan::route(&who, at.dialled, &site, &plan)
+            dialplan::route(&who, dialled, &site, &plan)
         };
         // The GSM prefix wins over the dial plan (emergency numbers excepted: they keep
         // their own routes, GSM among them).
         let gsm_prefixed = io
             .env
-            .gsm_prefix_route(at.dialled)
+            .gsm_prefix_route(dialled)
             .filter(|_| !matches!(route, Ok(Route::Emergency { .. })));
         let no_trunk = |what: String| {
             (
@@ -739,16 +801,14 @@ impl CallControl {
         };
         let dest = match route {
             _ if gsm_prefixed.is_some() => self
-                .external_allowed(now, at.caller, GSM_TRUNK, io)
+                .external_allowed(now, caller, GSM_TRUNK, io)
                 .map(|()| Dest::Gsm(gsm_prefixed.clone().unwrap_or_default())),
             Ok(Route::Extension { number }) | Ok(Route::RingGroup { number }) => {
                 Ok(Dest::Internal(number))
             }
-            Ok(Route::Feature(FeatureCode::Pickup)) => {
-                return self.pickup(now, at, None, io);
-            }
+            Ok(Route::Feature(FeatureCode::Pickup)) => Ok(Dest::Pickup(None)),
             Ok(Route::Feature(FeatureCode::PickupExtension { extension })) => {
-                return self.pickup(now, at, Some(&extension), io);
+                Ok(Dest::Pickup(Some(extension)))
             }
             Ok(Route::Feature(f)) => Ok(Dest::Feature(f)),
             Ok(Route::External { e164, .. })
@@ -756,14 +816,14 @@ impl CallControl {
                     .env
                     .gsm_takes_external(&e164, self.trunk_for(&e164, io).is_some()) =>
             {
-                self.external_allowed(now, at.caller, GSM_TRUNK, io)
+                self.external_allowed(now, caller, GSM_TRUNK, io)
                     .map(|()| Dest::Gsm(e164))
             }
             Ok(Route::External { e164, clir, .. }) => match self.trunk_for(&e164, io) {
                 Some(trunk) => self
-                    .external_allowed(now, at.caller, &trunk.name, io)
+                    .external_allowed(now, caller, &trunk.name, io)
                     .map(|()| Dest::Trunk {
-                        identity: io.env.caller_id(&trunk.name, at.caller),
+                        identity: io.env.caller_id(&trunk.name, caller),
                         trunk,
                         number: e164,
                         clir,
@@ -774,7 +834,7 @@ impl CallControl {
                 let routes = self.emergency_routes(&number, io);
                 if routes.is_empty() {
                     let why = format!("no route for emergency call {number}");
-                    self.emergency_failed(at.reference, at.caller, &number, &why, io);
+                    self.emergency_failed(reference, caller, &number, &why, io);
                     Err(no_trunk(why))
                 } else {
                     Ok(Dest::Emergency { number, routes })
@@ -782,7 +842,7 @@ impl CallControl {
             }
             Err(refusal) => Err(refused(&refusal)),
         };
-        let dest = match dest {
+        match dest {
             Ok(Dest::Internal(n))
                 if !(io.env.extension(&n).is_some_and(|p| p.enabled)
                     || io.env.is_ring_group(&n)) =>
@@ -790,26 +850,11 @@ impl CallControl {
                 Err((Cause::new(CauseKind::NotFound), Disposition::Failed))
             }
             d => d,
-        };
-        let dest = match dest {
-            Ok(d) => d,
-            Err((cause, disposition)) => {
-                io.legs.reject(at.leg, &cause);
-                self.record_refusal(now, at, disposition, cause);
-                return;
-            }
-        };
-        let callee = match &dest {
-            Dest::Internal(n) => n.clone(),
-            Dest::Trunk { number, .. } | Dest::Emergency { number, .. } | Dest::Gsm(number) => {
-                number.clone()
-            }
-            Dest::Feature(_) => at.dialled.to_owned(),
-        };
-        let caller_name = if profile.clir { None } else { profile.name };
-        let Some(id) = self.open_call(now, at, caller_name, callee, io) else {
-            return;
-        };
+        }
+    }
+
+    /// Rings what [`CallControl::resolve`] found for call `id`.
+    fn dispatch(&mut self, now: Instant, id: CallId, dest: Dest, io: &mut Io<'_, '_>) {
         match dest {
             Dest::Internal(n) => self.route_to(now, id, &n, io),
             Dest::Feature(code) => self.run_feature(now, id, &code, io),
@@ -840,6 +885,11 @@ impl CallControl {
                     call.routes = routes;
                 }
                 self.next_emergency_route(now, id, &number, None, io)
+            }
+            // Pickup takes over another call: only an incoming leg can (see `incoming`).
+            Dest::Pickup(_) => {
+                let cause = Cause::with(CauseKind::Invalid, "call pickup is not a number to dial");
+                self.fail_call(now, id, (cause, Disposition::Failed), io);
             }
         }
     }
@@ -913,6 +963,8 @@ impl CallControl {
                 hops: Vec::new(),
                 transfer: None,
                 transferred_to: None,
+                originated: false,
+                pending: None,
             },
         );
         Some(id)
@@ -941,7 +993,11 @@ impl CallControl {
             call.early_media = true;
         }
         let early = call.early_media;
-        io.legs.progress(call.a, ringing && media.is_none(), early);
+        // Click-to-dial: the caller has answered already and hears early media
+        // through the relay.
+        if !call.originated {
+            io.legs.progress(call.a, ringing && media.is_none(), early);
+        }
     }
 
     fn answered(
@@ -961,6 +1017,10 @@ impl CallControl {
         };
         if call.transfer.as_ref().and_then(|t| t.leg) == Some(leg) {
             self.transfer_answered(id, leg, media, peer, io);
+            return;
+        }
+        if call.phase == Phase::Originating && leg == call.a {
+            self.originator_answered(now, id, media, peer, io);
             return;
         }
         let Some(i) = call.rings.iter().position(|r| r.leg == leg) else {
@@ -1021,6 +1081,10 @@ impl CallControl {
         };
         if call.transfer.as_ref().and_then(|t| t.leg) == Some(leg) {
             self.transfer_failed(id, cause, io);
+            return;
+        }
+        if call.originated && leg == call.a {
+            self.fail_call(now, id, failure(cause), io);
             return;
         }
         if let Some(r) = call.rings.iter_mut().find(|r| r.leg == leg) {
@@ -1378,8 +1442,14 @@ impl CallControl {
             return;
         };
         call.answered = Some(now);
-        call.phase = Phase::Answering;
         call.ring_deadline = None;
+        if call.originated {
+            // The caller's phone answered before the number was dialled.
+            call.phase = Phase::Up;
+            io.env.set_active(id, true);
+            return;
+        }
+        call.phase = Phase::Answering;
         call.a_answered = true;
         call.unconfirmed.push(call.a);
         io.legs.answer(call.a);
@@ -1424,7 +1494,7 @@ impl CallControl {
             if Some(leg) == end.done || self.legs.get(&leg).is_none_or(|(c, _)| *c != id) {
                 continue;
             }
-            if leg == call.a && !call.a_answered {
+            if leg == call.a && !call.a_answered && !call.originated {
                 let cause = end
                     .cause
                     .clone()

@@ -13,6 +13,8 @@ use crate::media::sdp::{Codec, Direction, Negotiated};
 use crate::registrar::{Directory, ExtensionSecrets};
 use crate::store::{RingGroup, RingStrategy};
 
+mod originate;
+
 /// What call control told the legs, in order.
 #[derive(Debug, Clone, PartialEq)]
 enum Cmd {
@@ -34,6 +36,8 @@ struct FakeLegs {
     absent: HashSet<String>,
     /// Live legs (rung or accepted, not yet hung up or rejected).
     live: HashSet<LegId>,
+    /// The caller shown on each leg rung, in order.
+    shown: Vec<String>,
 }
 
 impl Legs for FakeLegs {
@@ -47,7 +51,12 @@ impl Legs for FakeLegs {
         self.live.insert(leg);
         Ok(Some(neg()))
     }
-    fn ring(&mut self, target: &RingTarget, _: &Party, media: MediaPort) -> Result<LegId, Cause> {
+    fn ring(
+        &mut self,
+        target: &RingTarget,
+        from: &Party,
+        media: MediaPort,
+    ) -> Result<LegId, Cause> {
         let ext = match target {
             RingTarget::Extension(ext) => ext,
             RingTarget::Trunk { trunk, number, .. } => &format!("{}:{number}", trunk.name),
@@ -59,6 +68,7 @@ impl Legs for FakeLegs {
         self.next += 1;
         let leg = 100 + self.next;
         self.cmds.push(Cmd::Ring(leg, ext.clone(), media.port));
+        self.shown.push(from.number.clone());
         self.live.insert(leg);
         Ok(leg)
     }

@@ -329,6 +329,26 @@ impl Endpoint {
         self.calls.poll_port_output()
     }
 
+    /// Click-to-dial: rings `extension`, then dials `number` for it once it answers.
+    /// `Err`: refused (a blocked number, no phone reachable), and no phone rang.
+    pub fn originate(
+        &mut self,
+        now: Instant,
+        extension: &str,
+        number: &str,
+        env: &mut dyn CallServices,
+    ) -> Result<u64, crate::call::Cause> {
+        let mut ctx = CallContext {
+            registrar: &mut self.registrar,
+            services: env,
+            trunks: &self.trunks,
+        };
+        let r = self.calls.originate(now, extension, number, &mut ctx);
+        self.pump_calls(now);
+        self.drain(now, 0, env);
+        r
+    }
+
     /// The relay saw no media on call `id` for too long.
     pub fn handle_media_timeout(&mut self, now: Instant, id: u64, env: &mut dyn CallServices) {
         let mut ctx = CallContext {

@@ -2,6 +2,7 @@
 //! that turns call legs into SIP dialogs ([`ua`]), and the tokio shell (UDP and TCP
 //! sockets, timers, persistence of registrar events).
 
+mod dial;
 mod endpoint;
 mod guard;
 mod load;
@@ -14,6 +15,7 @@ mod tests;
 mod trunks;
 pub mod ua;
 
+pub use dial::{DialError, Dialer};
 pub use endpoint::{Endpoint, EndpointEvent, EndpointOutput, EndpointStats, ALLOW};
 pub use guard::{AuthGuard, GuardConfig, NewBlock, Verdict};
 pub(crate) use services::StoreServices;

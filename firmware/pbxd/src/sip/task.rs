@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch, Mutex};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use super::dial::{DialRequest, Dialer};
 use super::endpoint::{Endpoint, EndpointEvent, EndpointOutput};
 use super::load::LoadMeter;
 use super::records;
@@ -126,6 +127,9 @@ pub struct SipShell {
     /// The watchdog's "are you turning?" requests, answered by the event loop.
     liveness: Liveness,
     liveness_rx: Arc<Mutex<LivenessRequests>>,
+    /// Click-to-dial requests from the web side.
+    dialer: Dialer,
+    dial_rx: Arc<Mutex<mpsc::Receiver<DialRequest>>>,
 }
 
 /// The SIP task's link to the GSM module.
@@ -152,6 +156,7 @@ impl SipShell {
         let (conn_tx, conn_rx) = mpsc::channel(1024);
         let (ready, _) = watch::channel(false);
         let (liveness, liveness_rx) = Liveness::new();
+        let (dialer, dial_rx) = Dialer::channel();
         // RTP gets a thread of its own: forwarding must not queue behind SIP or SQLite.
         let media = match spawn_media_runtime() {
             Ok(rt) => MediaService::new_on(cfg.media, rt),
@@ -180,7 +185,14 @@ impl SipShell {
             gsm: None,
             liveness,
             liveness_rx: Arc::new(Mutex::new(liveness_rx)),
+            dialer,
+            dial_rx: Arc::new(Mutex::new(dial_rx)),
         }
+    }
+
+    /// Where the web side sends click-to-dial requests.
+    pub fn dialer(&self) -> Dialer {
+        self.dialer.clone()
     }
 
     /// Asks the SIP event loop whether it turns (for the systemd watchdog).
@@ -277,6 +289,7 @@ impl SipShell {
         let mut load = LoadMeter::new(clock::now());
         let mut conn_rx = self.conn_rx.lock().await;
         let mut liveness = self.liveness_rx.lock().await;
+        let mut dial_rx = self.dial_rx.lock().await;
         self.ready.send_replace(true);
         let mut conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
         let udp = self.sockets.udp.clone();
@@ -357,6 +370,15 @@ impl SipShell {
                     PortInput::Audio(i, frame) => endpoint.handle_port_audio(clock::now(), i, &frame, &mut directory),
                 },
                 Some(reply) = liveness.recv() => { let _ = reply.send(()); }
+                Some(req) = dial_rx.recv() => {
+                    let r = endpoint.originate(clock::now(), &req.extension, &req.number, &mut directory);
+                    match &r {
+                        Ok(call) => info!(call, extension = %req.extension, number = %req.number, "click-to-dial: ringing the extension"),
+                        Err(cause) => info!(extension = %req.extension, number = %req.number, ?cause, "click-to-dial refused"),
+                    }
+                    // The web request may have gone (client closed): nothing to tell.
+                    let _ = req.reply.send(r);
+                }
                 input = async {
                     match gsm.as_mut() {
                         Some(g) => g.next().await,

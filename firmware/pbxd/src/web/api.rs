@@ -57,6 +57,8 @@ pub struct WebState {
     pub(super) firmware: super::api_firmware::Firmware,
     /// The HTTPS certificate being served (set once by the daemon at start).
     pub(super) certificate: std::sync::OnceLock<Arc<super::device_cert::DeviceCert>>,
+    /// Click-to-dial: the SIP task's dialer and the per-account rate limit.
+    pub(super) click_to_dial: super::api_dial::ClickToDial,
 }
 
 /// The router's state.
@@ -95,6 +97,7 @@ impl WebState {
             device_key,
             firmware: super::api_firmware::Firmware::default(),
             certificate: std::sync::OnceLock::new(),
+            click_to_dial: super::api_dial::ClickToDial::default(),
         }))
     }
 
@@ -107,6 +110,11 @@ impl WebState {
     /// ignored: the listener keeps the first).
     pub fn configure_certificate(&self, c: Arc<super::device_cert::DeviceCert>) {
         let _ = self.certificate.set(c);
+    }
+
+    /// Connects click-to-dial to the SIP task (a second call is ignored).
+    pub fn configure_dialer(&self, dialer: crate::sip::Dialer) {
+        self.click_to_dial.configure(dialer);
     }
 
     /// The live figures for `/api/v1/health`.
@@ -406,6 +414,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
     routes.extend(super::api_user::routes());
     routes.extend(super::api_ports::routes());
     routes.extend(super::api_certificate::routes());
+    routes.extend(super::api_dial::routes());
     routes
 }
 

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod api_admin;
 pub mod api_certificate;
+pub mod api_dial;
 pub mod api_firmware;
 pub mod api_gsm;
 pub mod api_pbx;

@@ -93,6 +93,11 @@ pub const ASSETS: &[Asset] = &[
         body: include_str!("../../ui/ports.js"),
     },
     Asset {
+        path: "/ui/dial.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../ui/dial.js"),
+    },
+    Asset {
         path: "/ui/certificate.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../ui/certificate.js"),

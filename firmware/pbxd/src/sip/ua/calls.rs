@@ -440,6 +440,31 @@ impl SipCalls {
         self.pump(now, ctx);
     }
 
+    /// Click-to-dial: rings `extension`, then `number` for it once it answers (see
+    /// [`CallControl::originate`]). `Err`: refused, and no phone rang.
+    pub fn originate(
+        &mut self,
+        now: Instant,
+        extension: &str,
+        number: &str,
+        ctx: &mut CallContext<'_>,
+    ) -> Result<CallId, Cause> {
+        self.control.set_trunks(ctx.trunks);
+        let mut legs = SipSide {
+            ua: &mut self.ua,
+            ports: self.ports.as_mut(),
+            gsm: self.gsm.as_mut(),
+            gsm_confirmed: self.gsm_confirmed,
+            registrar: &*ctx.registrar,
+            now,
+        };
+        let r = self
+            .control
+            .originate(now, extension, number, &mut legs, &mut *ctx.services);
+        self.pump(now, ctx);
+        r
+    }
+
     /// A one-shot sound ended on `side` of call `id`.
     pub fn handle_playback_done(
         &mut self,
