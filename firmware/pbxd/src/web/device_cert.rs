@@ -30,7 +30,7 @@ pub enum CertError {
     #[error("the certificate PEM is damaged: {0}")]
     BadCertificate(String),
     /// The key text holds no private key.
-    #[error("no PEM private key found (expected -----BEGIN PRIVATE KEY----- or an RSA/EC key)")]
+    #[error("no PEM private key found (expected a PKCS#8, RSA or EC key in PEM form)")]
     NoKey,
     /// The key is of a kind rustls cannot sign with.
     #[error("the private key cannot be used: {0}")]
