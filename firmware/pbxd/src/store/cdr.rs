@@ -458,7 +458,16 @@ pub fn format_utc_ms(ms: i64) -> String {
 
 /// One CSV field: formula guard, then RFC 4180 quoting.
 fn csv_field(out: &mut String, s: &str) {
-    let guard = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    csv_field_guarded(out, s, csv_formula_start(s));
+}
+
+/// Whether `s` starts like a spreadsheet formula (and needs a `'` in front).
+pub(crate) fn csv_formula_start(s: &str) -> bool {
+    s.starts_with(['=', '+', '-', '@', '\t', '\r'])
+}
+
+/// One CSV field, `'`-guarded if `guard`, with RFC 4180 quoting.
+pub(crate) fn csv_field_guarded(out: &mut String, s: &str, guard: bool) {
     let quote = s.contains([',', '"', '\r', '\n']);
     if quote {
         out.push('"');

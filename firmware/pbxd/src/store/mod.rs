@@ -64,6 +64,7 @@ pub use cdr::{
     cdr_csv_header, format_utc_ms, to_csv_row, validate_call_record, CallDirection, CallRecord,
     CdrQuery, Disposition, HangupSide, LegQuality, StoredCallRecord,
 };
+pub(crate) use cdr::{csv_field_guarded, csv_formula_start};
 pub use error::StoreError;
 pub use extensions::{
     validate_name, validate_number, validate_password, Extension, MIN_PASSWORD_LEN,

@@ -444,30 +444,14 @@ pub(super) fn csv_field(out: &mut String, s: &str) {
             && r.bytes()
                 .all(|b| b.is_ascii_digit() || matches!(b, b'*' | b'#'))
     });
-    let guard = !number && s.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let quote = s.contains([',', '"', '\r', '\n']);
-    if quote {
-        out.push('"');
-    }
-    if guard {
-        out.push('\'');
-    }
-    for c in s.chars() {
-        if c == '"' {
-            out.push('"');
-        }
-        out.push(c);
-    }
-    if quote {
-        out.push('"');
-    }
+    crate::store::csv_field_guarded(out, s, !number && crate::store::csv_formula_start(s));
 }
 
-/// Splits CSV text into records of fields (RFC 4180: quoted fields may hold commas,
-/// doubled quotes and line breaks). Returns each record with its first line number.
 /// A CSV record: its first line number and its fields.
 type CsvRecord = (usize, Vec<String>);
 
+/// Splits CSV text into records of fields (RFC 4180: quoted fields may hold commas,
+/// doubled quotes and line breaks). Returns each record with its first line number.
 pub(super) fn parse_csv(text: &str) -> Result<Vec<CsvRecord>, (usize, String)> {
     let mut records = Vec::new();
     let mut fields = Vec::new();
