@@ -92,7 +92,12 @@ pub(super) fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
 }
 
 /// Runs a store change with an audit context for `a`.
-async fn change<T, F>(st: &AppState, a: &Authed, hint: &'static str, f: F) -> Result<T, ApiError>
+pub(super) async fn change<T, F>(
+    st: &AppState,
+    a: &Authed,
+    hint: &'static str,
+    f: F,
+) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&mut Store, &AuditCtx<'_>) -> Result<T, StoreError> + Send + 'static,

@@ -15,12 +15,12 @@ use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::api::{parse_json, unix_now, AppState, Authed};
+use super::api::{parse_json, AppState, Authed};
 use super::error::ApiError;
 use crate::dialplan::{normalise, Site};
 use crate::store::{
-    clean_contact_numbers, validate_contact_name, AuditCtx, PhonebookEntry, Role, Store,
-    StoreError, MAX_CONTACT_NUMBERS, MAX_PHONEBOOK_ENTRIES,
+    clean_contact_numbers, validate_contact_name, PhonebookEntry, Role, Store, StoreError,
+    MAX_CONTACT_NUMBERS, MAX_PHONEBOOK_ENTRIES,
 };
 
 /// Largest phonebook CSV accepted for import.
@@ -60,29 +60,6 @@ pub(super) fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
 
 fn store_err(hint: &'static str) -> impl Fn(StoreError) -> ApiError {
     move |e| ApiError::from_store(e, hint)
-}
-
-async fn with_audit<T, F>(
-    st: &AppState,
-    a: &Authed,
-    hint: &'static str,
-    f: F,
-) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut Store, &AuditCtx<'_>) -> Result<T, StoreError> + Send + 'static,
-{
-    let (actor, source) = (a.actor(), a.source.to_string());
-    st.db(move |s| {
-        let by = AuditCtx {
-            actor: &actor,
-            source: &source,
-            now_unix: unix_now(),
-        };
-        f(s, &by)
-    })
-    .await
-    .map_err(store_err(hint))
 }
 
 fn path_id(raw: &str, what: &str) -> Result<i64, ApiError> {
@@ -134,7 +111,7 @@ async fn set_note(
     let scope = call_scope(&a, id)?;
     let req: NoteBody = parse_json(&headers, &body)?;
     let who = a.user.username.clone();
-    let note = with_audit(&st, &a, "note", move |s, by| {
+    let note = super::api_pbx::change(&st, &a, "note", move |s, by| {
         if !s.call_visible(id, scope.as_deref())? {
             return Ok(None);
         }
@@ -154,7 +131,7 @@ async fn delete_note(
     let id = path_id(&raw, "call")?;
     let scope = call_scope(&a, id)?;
     let who = a.user.username.clone();
-    let found = with_audit(&st, &a, "note", move |s, by| {
+    let found = super::api_pbx::change(&st, &a, "note", move |s, by| {
         if !s.call_visible(id, scope.as_deref())? {
             return Ok(None);
         }
@@ -351,7 +328,7 @@ async fn add_contact(
 ) -> Result<(StatusCode, Json<ContactView>), ApiError> {
     let (name, numbers) = parse_json::<ContactBody>(&headers, &body)?.check()?;
     let who = a.user.username.clone();
-    let entry = with_audit(&st, &a, "phonebook", move |s, by| {
+    let entry = super::api_pbx::change(&st, &a, "phonebook", move |s, by| {
         let ids = s.add_phonebook_entries(by, &who, &[(name, numbers)])?;
         match ids.first() {
             Some(id) => s.phonebook_entry(&who, *id),
@@ -373,7 +350,7 @@ async fn update_contact(
     let id = path_id(&raw, "phonebook entry")?;
     let (name, numbers) = parse_json::<ContactBody>(&headers, &body)?.check()?;
     let who = a.user.username.clone();
-    let entry = with_audit(&st, &a, "phonebook", move |s, by| {
+    let entry = super::api_pbx::change(&st, &a, "phonebook", move |s, by| {
         if !s.update_phonebook_entry(by, &who, id, &name, &numbers)? {
             return Ok(None);
         }
@@ -391,7 +368,7 @@ async fn delete_contact(
 ) -> Result<StatusCode, ApiError> {
     let id = path_id(&raw, "phonebook entry")?;
     let who = a.user.username.clone();
-    if with_audit(&st, &a, "phonebook", move |s, by| {
+    if super::api_pbx::change(&st, &a, "phonebook", move |s, by| {
         s.delete_phonebook_entry(by, &who, id)
     })
     .await?
@@ -623,7 +600,7 @@ async fn import_contacts(
         ));
     }
     let who = a.user.username.clone();
-    let n = with_audit(&st, &a, "csv", move |s, by| {
+    let n = super::api_pbx::change(&st, &a, "csv", move |s, by| {
         s.add_phonebook_entries(by, &who, &entries)
             .map(|ids| ids.len())
     })
