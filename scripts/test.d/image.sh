@@ -235,6 +235,10 @@ cmp -s $LAYER/recipes-core/rauc/files/system.conf image/rauc/system.conf && ok "
 bundle_compat=$(sed -n 's/^RAUC_BUNDLE_COMPATIBLE = "\(.*\)"/\1/p' $LAYER/recipes-core/bundles/pbx-bundle.bb)
 [ "$bundle_compat" = "$COMPATIBLE" ] && ok "pbx-bundle compatible = system.conf compatible ($COMPATIBLE)" ||
   fail "pbx-bundle compatible ($bundle_compat) = system.conf compatible ($COMPATIBLE)"
+sqlite_ws=$(sed -n 's/^LIBSQLITE3_FLAGS = "\(.*\)"/\1/p' .cargo/config.toml)
+sqlite_bb=$(sed -n 's/^export LIBSQLITE3_FLAGS = "\(.*\)"/\1/p' $LAYER/recipes-pbx/pbxd/pbxd_git.bb)
+[ -n "$sqlite_ws" ] && [ "$sqlite_ws" = "$sqlite_bb" ] && ok "pbxd recipe's LIBSQLITE3_FLAGS = .cargo/config.toml's" ||
+  fail "pbxd recipe's LIBSQLITE3_FLAGS ($sqlite_bb) = .cargo/config.toml's ($sqlite_ws)"
 keyring_file=$(sed -n 's/^RAUC_KEYRING_FILE:pbx = "\(.*\)"/\1/p' $LAYER/recipes-core/rauc/rauc-conf.bbappend)
 grep -qx "path=/etc/rauc/$keyring_file" image/rauc/system.conf && ok "keyring path = rauc-conf's RAUC_KEYRING_FILE ($keyring_file)" ||
   fail "keyring path = rauc-conf's RAUC_KEYRING_FILE ($keyring_file)"

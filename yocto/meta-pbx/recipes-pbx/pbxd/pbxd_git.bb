@@ -40,6 +40,9 @@ CARGO_SRC_DIR = "firmware/pbxd"
 # except stripping: Yocto strips and splits debug info into pbxd-dbg itself.
 export CARGO_PROFILE_RELEASE_OPT_LEVEL = "s"
 export CARGO_PROFILE_RELEASE_STRIP = "false"
+# SQLite without the extensions pbxd never uses, as the workspace's .cargo/config.toml sets
+# it (bitbake's cargo runs from ${B}, where that file is not found); CI checks both agree.
+export LIBSQLITE3_FLAGS = "-USQLITE_ENABLE_FTS3 -USQLITE_ENABLE_FTS3_PARENTHESIS -USQLITE_ENABLE_FTS5 -USQLITE_ENABLE_RTREE -USQLITE_ENABLE_DBSTAT_VTAB -USQLITE_SOUNDEX -DSQLITE_OMIT_DEPRECATED"
 
 do_install:append() {
     install -D -m 0644 ${UNPACKDIR}/pbxd.service ${D}${systemd_system_unitdir}/pbxd.service
