@@ -19,8 +19,8 @@ use std::thread;
 use std::time::Duration;
 
 use pbx_e2e::{
-    json_field, normalize_disposition, require_tool, rtp_port_range, Pbx, Phone, PhoneConfig,
-    ToneReport,
+    check_cadence, json_field, normalize_disposition, require_tool, rtp_port_range, tone_runs, Pbx,
+    Phone, PhoneConfig, ToneReport,
 };
 
 const USER_EXT: &str = "1001";
@@ -154,6 +154,11 @@ struct Office {
 
 impl Office {
     fn start() -> Office {
+        Self::start_with(PhoneConfig::new(CALLEE, CALLEE_PW, &[PCMA], CALLEE_TONE))
+    }
+
+    /// As [`Office::start`] with the callee's phone set up as `callee`.
+    fn start_with(callee: PhoneConfig) -> Office {
         require_tool("baresip", "baresip-core");
         require_tool("curl", "curl");
         let (min, max) = rtp_port_range();
@@ -168,10 +173,7 @@ impl Office {
             .start();
         let dir = tempfile::tempdir().expect("tempdir");
         let anna = web_user(&pbx, dir.path(), USER_EXT);
-        let callee = Phone::start(
-            &pbx,
-            PhoneConfig::new(CALLEE, CALLEE_PW, &[PCMA], CALLEE_TONE),
-        );
+        let callee = Phone::start(&pbx, callee);
         let user = Phone::start(
             &pbx,
             PhoneConfig::new(USER_EXT, USER_PW, &[PCMA], USER_TONE),
@@ -277,6 +279,76 @@ fn the_users_phone_rings_first_then_the_number_with_audio_both_ways() {
     assert_eq!(cdr.get(0, "dialled"), CALLEE, "{:?}", cdr.rows);
     assert_eq!(cdr.get(0, "destination"), CALLEE, "{:?}", cdr.rows);
     assert_eq!(cdr.get(0, "hangup"), "caller", "{:?}", cdr.rows);
+}
+
+/// The German ringback tone (site country code 49): 425 Hz, 1 s on, 4 s off.
+const RINGBACK_HZ: f64 = 425.0;
+/// How long the callee rings before it answers: two ringback bursts and the gap.
+const RING: Duration = Duration::from_millis(7500);
+/// Tolerance on the bursts and gaps as heard (packet timing, block edges).
+const CADENCE_TOLERANCE: f64 = 0.2;
+
+#[test]
+fn the_user_hears_ringback_while_the_number_rings_then_the_callee() {
+    let office = Office::start_with(
+        PhoneConfig::new(CALLEE, CALLEE_PW, &[PCMA], CALLEE_TONE).ringing_until_accepted(),
+    );
+    let (status, body) = office.anna.dial(CALLEE);
+    assert_eq!(status, 202, "{body}\n{}", office.context());
+    office.expect_event("the user's phone", &office.user, "CALL_ESTABLISHED");
+    office.expect_event("the callee", &office.callee, "CALL_INCOMING");
+    // The number rings: no early media from baresip, so the box plays ringback.
+    thread::sleep(RING);
+    if let Err(e) = office.callee.command("accept", "") {
+        panic!("accept refused: {e}\n{}", office.context());
+    }
+    office.expect_event("the callee", &office.callee, "CALL_ESTABLISHED");
+    thread::sleep(TALK);
+    if let Err(e) = office.user.command("hangup", "") {
+        panic!("hangup refused: {e}\n{}", office.context());
+    }
+    office.expect_event("the callee", &office.callee, "CALL_CLOSED");
+
+    let got = office
+        .user
+        .received_audio()
+        .unwrap_or_else(|e| panic!("the user's phone: {e}\n{}", office.context()));
+    let runs = tone_runs(&got, RINGBACK_HZ, CALLEE_TONE, HEARD);
+    eprintln!("425 Hz runs (present, s): {runs:?}");
+    let bursts = check_cadence(&runs, 1.0, 4.0, CADENCE_TOLERANCE)
+        .unwrap_or_else(|e| panic!("ringback: {e}\n{}", office.context()));
+    assert!(bursts >= 2, "{runs:?}");
+    // After the answer: the callee's tone, and no ringback any more.
+    let callee_runs = tone_runs(&got, CALLEE_TONE, RINGBACK_HZ, HEARD);
+    eprintln!("{CALLEE_TONE} Hz runs (present, s): {callee_runs:?}");
+    let ringback_end: f64 = {
+        let last = runs.iter().rposition(|r| r.0).expect("bursts were found");
+        runs[..=last].iter().map(|r| r.1).sum()
+    };
+    let mut t = 0.0;
+    let mut callee_heard_after = 0.0;
+    let mut callee_heard_before = 0.0;
+    for (on, secs) in &callee_runs {
+        if *on {
+            if t >= ringback_end {
+                callee_heard_after += secs;
+            } else {
+                callee_heard_before += secs;
+            }
+        }
+        t += secs;
+    }
+    assert!(
+        callee_heard_after >= MIN_HEARD_SECS,
+        "the callee's {CALLEE_TONE} Hz heard for {callee_heard_after:.2} s after the ringback\n{}",
+        office.context()
+    );
+    assert!(
+        callee_heard_before < 0.1,
+        "the callee heard during the ringback for {callee_heard_before:.2} s"
+    );
+    let cdr = office.pbx.one_record(&["answered"]);
+    assert_eq!(cdr.get(0, "destination"), CALLEE, "{:?}", cdr.rows);
 }
 
 #[test]
