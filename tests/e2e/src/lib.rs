@@ -1440,8 +1440,23 @@ pub fn check_cadence(
     let (Some(first), Some(last)) = (first, last) else {
         return Err("the tone is never there".into());
     };
-    // Single blocks misjudged at a burst's edge are noise, not a burst.
-    let inner: Vec<(bool, f64)> = runs[first..=last].to_vec();
+    // A run of up to three blocks (a lost or late packet, a block misjudged at a
+    // burst's edge) is noise: it joins the run before it.
+    let mut inner: Vec<(bool, f64)> = Vec::new();
+    for &(on, secs) in &runs[first..=last] {
+        match inner.last_mut() {
+            Some(prev) if prev.0 == on || secs <= 0.065 => prev.1 += secs,
+            _ => inner.push((on, secs)),
+        }
+    }
+    let mut merged: Vec<(bool, f64)> = Vec::new();
+    for (on, secs) in inner {
+        match merged.last_mut() {
+            Some(prev) if prev.0 == on => prev.1 += secs,
+            _ => merged.push((on, secs)),
+        }
+    }
+    let inner = merged;
     let bursts: Vec<f64> = inner.iter().filter(|r| r.0).map(|r| r.1).collect();
     let gaps: Vec<f64> = inner.iter().filter(|r| !r.0).map(|r| r.1).collect();
     if bursts.len() < 2 {

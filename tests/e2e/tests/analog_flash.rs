@@ -299,7 +299,7 @@ fn a_sip_caller_transferred_to_a_ringing_port_hears_ringback_then_the_port() {
     // Held, it heard music (C major arpeggio, no 425 Hz); after the hang-up, ringback.
     let runs = tone_runs(&got, RINGBACK_HZ, 1400.0, HEARD);
     eprintln!("425 Hz runs (present, s): {runs:?}");
-    let bursts = check_cadence(&runs, 1.0, 4.0, 0.2)
+    let bursts = check_cadence(&runs, 1.0, 4.0, 0.3)
         .unwrap_or_else(|e| panic!("ringback to the held caller: {e}\n{}", pbx.log()));
     assert!(bursts >= 2);
     let ringback_end: f64 = {
