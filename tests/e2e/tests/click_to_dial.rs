@@ -353,6 +353,43 @@ fn the_user_hears_ringback_while_the_number_rings_then_the_callee() {
 }
 
 #[test]
+fn a_busy_number_gives_the_user_the_busy_tone_then_the_box_hangs_up() {
+    let office = Office::start_with(
+        PhoneConfig::new(CALLEE, CALLEE_PW, &[PCMA], CALLEE_TONE).ringing_until_accepted(),
+    );
+    let (status, body) = office.anna.dial(CALLEE);
+    assert_eq!(status, 202, "{body}\n{}", office.context());
+    office.expect_event("the user's phone", &office.user, "CALL_ESTABLISHED");
+    office.expect_event("the callee", &office.callee, "CALL_INCOMING");
+    // Into the ringback's first pause, then the callee rejects (baresip: 486).
+    thread::sleep(Duration::from_millis(2500));
+    if let Err(e) = office.callee.command("hangup", "") {
+        panic!("reject refused: {e}\n{}", office.context());
+    }
+    // The box hangs up the user's phone after the busy tone.
+    office.expect_event("the user's phone", &office.user, "CALL_CLOSED");
+    let got = office
+        .user
+        .received_audio()
+        .unwrap_or_else(|e| panic!("the user's phone: {e}\n{}", office.context()));
+    // The last 3 s: the German busy tone, 425 Hz 0.48 s on, 0.48 s off.
+    let tail = got.samples.len().saturating_sub(3 * got.rate as usize);
+    let end = pbx_e2e::Wav {
+        rate: got.rate,
+        samples: got.samples[tail..].to_vec(),
+    };
+    let runs = tone_runs(&end, RINGBACK_HZ, CALLEE_TONE, HEARD);
+    eprintln!("425 Hz runs in the last 3 s (present, s): {runs:?}");
+    // The runs at the window's edges may be cut short.
+    let inner = &runs[1..runs.len().saturating_sub(1).max(1)];
+    let bursts = check_cadence(inner, 0.48, 0.48, 0.15)
+        .unwrap_or_else(|e| panic!("busy tone: {e}\n{}", office.context()));
+    assert!(bursts >= 2, "{runs:?}");
+    let cdr = office.pbx.one_record(&["busy"]);
+    assert_eq!(cdr.get(0, "destination"), CALLEE, "{:?}", cdr.rows);
+}
+
+#[test]
 fn a_blocked_number_is_refused_with_its_reason_and_the_phone_never_rings() {
     let office = Office::start();
     let (status, body) = office.anna.dial("0900123456");
