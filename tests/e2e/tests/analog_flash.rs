@@ -6,6 +6,10 @@
 //! cargo build -p pbxd --bins && cargo test -p pbx-e2e --test analog_flash -- --nocapture
 //! ```
 //!
+//! A SIP caller (baresip) held by port 1 and handed to port 3 while port 3 still rings
+//! hears the box's ringback (425 Hz, 1 s on / 4 s off, decoded from its recording) until
+//! port 3 answers, then port 3.
+//!
 //! "Heard" is `hear N HZ`: the level of HZ in the last 200 ms of port N's earpiece
 //! relative to all it played, in dB; heard above -6 dB.
 

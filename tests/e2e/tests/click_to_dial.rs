@@ -5,7 +5,10 @@
 //! answers, and the two hear each other's tone through the relay. The call record is
 //! 1001's call to 1002. A number in a blocked range is refused over HTTPS with its
 //! reason, and 1001 never rings. With an analog port as the user's extension
-//! (`--hardware sim`), the port rings first with the number as caller ID.
+//! (`--hardware sim`), the port rings first with the number as caller ID. While the
+//! number rings (a callee set to answer by hand) the user's recording holds the box's
+//! German ringback, 425 Hz 1 s on / 4 s off, then the callee; a callee that rejects gives
+//! the user the busy tone (0.48/0.48 s) before the box hangs up.
 //!
 //! ```sh
 //! cargo build -p pbxd --bins && cargo test -p pbx-e2e --test click_to_dial -- --nocapture
