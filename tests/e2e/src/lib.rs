@@ -1407,6 +1407,83 @@ impl ToneReport {
     }
 }
 
+/// Where a tone is present in a recording: runs of 20 ms blocks with and without
+/// `freq` (amplitude at least `threshold` and ten times that at `unwanted`), as
+/// `(present, seconds)` from the start.
+pub fn tone_runs(wav: &Wav, freq: f64, unwanted: f64, threshold: f64) -> Vec<(bool, f64)> {
+    let block = (wav.rate as usize / 50).max(1);
+    let mut runs: Vec<(bool, f64)> = Vec::new();
+    for chunk in wav.samples.chunks_exact(block) {
+        let e = goertzel_amplitude(chunk, wav.rate, freq);
+        let u = goertzel_amplitude(chunk, wav.rate, unwanted);
+        let on = e >= threshold && e >= 10.0 * u;
+        match runs.last_mut() {
+            Some((o, secs)) if *o == on => *secs += 0.02,
+            _ => runs.push((on, 0.02)),
+        }
+    }
+    runs
+}
+
+/// Checks that `runs` (from [`tone_runs`]) hold a cadenced tone, `on` seconds of tone
+/// and `off` of silence, within `tolerance` seconds: at least two bursts, every burst
+/// but the last (which the answer may cut short) `on` long, every gap between bursts
+/// `off` long. Returns the bursts' count, or what is wrong.
+pub fn check_cadence(
+    runs: &[(bool, f64)],
+    on: f64,
+    off: f64,
+    tolerance: f64,
+) -> Result<usize, String> {
+    let first = runs.iter().position(|r| r.0);
+    let last = runs.iter().rposition(|r| r.0);
+    let (Some(first), Some(last)) = (first, last) else {
+        return Err("the tone is never there".into());
+    };
+    // A run of up to three blocks (a lost or late packet, a block misjudged at a
+    // burst's edge) is noise: it joins the run before it.
+    let mut inner: Vec<(bool, f64)> = Vec::new();
+    for &(on, secs) in &runs[first..=last] {
+        match inner.last_mut() {
+            Some(prev) if prev.0 == on || secs <= 0.065 => prev.1 += secs,
+            _ => inner.push((on, secs)),
+        }
+    }
+    let mut merged: Vec<(bool, f64)> = Vec::new();
+    for (on, secs) in inner {
+        match merged.last_mut() {
+            Some(prev) if prev.0 == on => prev.1 += secs,
+            _ => merged.push((on, secs)),
+        }
+    }
+    let inner = merged;
+    let bursts: Vec<f64> = inner.iter().filter(|r| r.0).map(|r| r.1).collect();
+    let gaps: Vec<f64> = inner.iter().filter(|r| !r.0).map(|r| r.1).collect();
+    if bursts.len() < 2 {
+        return Err(format!(
+            "{} burst(s), want at least 2: {inner:?}",
+            bursts.len()
+        ));
+    }
+    for b in &bursts[..bursts.len() - 1] {
+        if (b - on).abs() > tolerance {
+            return Err(format!("a burst of {b:.2} s, want {on} s: {inner:?}"));
+        }
+    }
+    let lastb = bursts[bursts.len() - 1];
+    if lastb > on + tolerance {
+        return Err(format!(
+            "the last burst is {lastb:.2} s, want at most {on} s: {inner:?}"
+        ));
+    }
+    for g in &gaps {
+        if (g - off).abs() > tolerance {
+            return Err(format!("a gap of {g:.2} s, want {off} s: {inner:?}"));
+        }
+    }
+    Ok(bursts.len())
+}
+
 /// An event or a command response baresip's `ctrl_tcp` module sent (JSON in a netstring).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BaresipMessage {
@@ -1515,6 +1592,9 @@ pub struct PhoneConfig {
     /// baresip's account `mediaenc` (`srtp`, `srtp-mand`, ...): loads its `srtp` module.
     /// `None`: plain RTP. (Only the loopback [`Phone`] uses it.)
     pub mediaenc: Option<String>,
+    /// Incoming calls ring until [`Phone::command`]`("accept", "")` instead of being
+    /// answered at once (baresip's `answermode=manual`).
+    pub answer_manually: bool,
 }
 
 impl PhoneConfig {
@@ -1527,7 +1607,14 @@ impl PhoneConfig {
             tone_hz,
             tone_secs: 20.0,
             mediaenc: None,
+            answer_manually: false,
         }
+    }
+
+    /// Rings on incoming calls until told to accept ([`PhoneConfig::answer_manually`]).
+    pub fn ringing_until_accepted(mut self) -> Self {
+        self.answer_manually = true;
+        self
     }
 
     /// With media encryption `mediaenc` (baresip's account parameter, e.g. `srtp-mand`).
@@ -1673,8 +1760,13 @@ impl Phone {
             .as_deref()
             .map(|m| format!(";mediaenc={m}"))
             .unwrap_or_default();
+        let answermode = if config.answer_manually {
+            "manual"
+        } else {
+            "auto"
+        };
         let account = format!(
-            "<sip:{}@{};transport=udp>;auth_pass={};regint=600;answermode=auto;audio_codecs={}{mediaenc}\n",
+            "<sip:{}@{};transport=udp>;auth_pass={};regint=600;answermode={answermode};audio_codecs={}{mediaenc}\n",
             config.user,
             registrar,
             config.password,

@@ -6,12 +6,16 @@
 //! cargo build -p pbxd --bins && cargo test -p pbx-e2e --test analog_flash -- --nocapture
 //! ```
 //!
+//! A SIP caller (baresip) held by port 1 and handed to port 3 while port 3 still rings
+//! hears the box's ringback (425 Hz, 1 s on / 4 s off, decoded from its recording) until
+//! port 3 answers, then port 3.
+//!
 //! "Heard" is `hear N HZ`: the level of HZ in the last 200 ms of port N's earpiece
 //! relative to all it played, in dB; heard above -6 dB.
 
 use std::time::Duration;
 
-use pbx_e2e::Pbx;
+use pbx_e2e::{check_cadence, tone_runs, Pbx, Phone, PhoneConfig};
 
 fn level(answer: &str) -> f64 {
     answer
@@ -221,4 +225,105 @@ fn hanging_up_while_the_enquiry_rings_transfers_to_the_ringing_party() {
     assert!(talk(&pbx, 3, 2, 1400), "port 2 does not hear port 3");
     pbx.sim("onhook 2");
     pbx.sim("onhook 3");
+}
+
+/// The German ringback tone: 425 Hz, 1 s on, 4 s off.
+const RINGBACK_HZ: f64 = 425.0;
+/// A block holds a tone at this amplitude (a quarter of the tones' peak, as audio.rs).
+const HEARD: f64 = 2000.0;
+
+#[test]
+fn a_sip_caller_transferred_to_a_ringing_port_hears_ringback_then_the_port() {
+    let pbx = Pbx::builder()
+        .arg("--port-extensions")
+        .arg("21,22,23")
+        .extension("1001", "s3cret-1001")
+        .arg("--digest-algorithms")
+        .arg("md5")
+        .start();
+    let mut config = PhoneConfig::new("1001", "s3cret-1001", &["PCMA/8000/1"], 440.0);
+    // baresip ends the call when its tone file ends.
+    config.tone_secs = 60.0;
+    let phone = Phone::start(&pbx, config);
+    phone.command("dial", "21").expect("dial accepted");
+    assert!(
+        status_has(&pbx, 1, "ringing=yes", Duration::from_secs(6)),
+        "port 1 does not ring\n{}",
+        pbx.log()
+    );
+    pbx.sim("offhook 1");
+    assert!(
+        phone
+            .wait_event("CALL_ESTABLISHED", Duration::from_secs(10))
+            .is_some(),
+        "{:?}\n{}",
+        phone.events(),
+        pbx.log()
+    );
+    // Enquiry from port 1 to port 3; port 1 hangs up while port 3 rings.
+    pbx.sim("flash 1");
+    std::thread::sleep(Duration::from_millis(500));
+    pbx.sim("dtmf 1 23");
+    assert!(
+        status_has(&pbx, 3, "ringing=yes", Duration::from_secs(6)),
+        "the enquiry does not ring port 3\n{}",
+        pbx.log()
+    );
+    pbx.sim("onhook 1");
+    assert!(
+        status_has(&pbx, 3, "cid=1001", Duration::from_secs(8)),
+        "port 3 does not ring for the SIP caller: {}\n{}",
+        pbx.sim("status 3"),
+        pbx.log()
+    );
+    // Two ringback bursts and the gap between them, then port 3 answers and talks.
+    std::thread::sleep(Duration::from_millis(7500));
+    pbx.sim("offhook 3");
+    std::thread::sleep(Duration::from_millis(300));
+    pbx.sim("tone 3 1400 3000");
+    std::thread::sleep(Duration::from_millis(3300));
+    assert!(
+        hears(&pbx, 3, 440, Duration::from_secs(2)),
+        "port 3 does not hear the SIP caller\n{}",
+        pbx.log()
+    );
+    phone.command("hangup", "").expect("hangup accepted");
+    assert!(
+        phone
+            .wait_event("CALL_CLOSED", Duration::from_secs(10))
+            .is_some(),
+        "{:?}",
+        phone.events()
+    );
+    pbx.sim("onhook 3");
+
+    let got = phone
+        .received_audio()
+        .unwrap_or_else(|e| panic!("the SIP caller's recording: {e}\n{}", pbx.log()));
+    // Held, it heard music (C major arpeggio, no 425 Hz); after the hang-up, ringback.
+    let runs = tone_runs(&got, RINGBACK_HZ, 1400.0, HEARD);
+    eprintln!("425 Hz runs (present, s): {runs:?}");
+    let bursts = check_cadence(&runs, 1.0, 4.0, 0.3)
+        .unwrap_or_else(|e| panic!("ringback to the held caller: {e}\n{}", pbx.log()));
+    assert!(bursts >= 2);
+    let ringback_end: f64 = {
+        let last = runs.iter().rposition(|r| r.0).expect("bursts were found");
+        runs[..=last].iter().map(|r| r.1).sum()
+    };
+    // Then port 3's 1400 Hz, bridged through the relay.
+    let port = tone_runs(&got, 1400.0, RINGBACK_HZ, HEARD);
+    eprintln!("1400 Hz runs (present, s): {port:?}");
+    let mut t = 0.0;
+    let mut after = 0.0;
+    for (on, secs) in &port {
+        if *on && t >= ringback_end {
+            after += secs;
+        }
+        t += secs;
+    }
+    assert!(
+        after >= 2.0,
+        "the caller heard port 3's 1400 Hz for {after:.2} s after the ringback\n{}",
+        pbx.log()
+    );
 }

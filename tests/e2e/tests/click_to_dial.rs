@@ -5,7 +5,10 @@
 //! answers, and the two hear each other's tone through the relay. The call record is
 //! 1001's call to 1002. A number in a blocked range is refused over HTTPS with its
 //! reason, and 1001 never rings. With an analog port as the user's extension
-//! (`--hardware sim`), the port rings first with the number as caller ID.
+//! (`--hardware sim`), the port rings first with the number as caller ID. While the
+//! number rings (a callee set to answer by hand) the user's recording holds the box's
+//! German ringback, 425 Hz 1 s on / 4 s off, then the callee; a callee that rejects gives
+//! the user the busy tone (0.48/0.48 s) before the box hangs up.
 //!
 //! ```sh
 //! cargo build -p pbxd --bins && cargo test -p pbx-e2e --test click_to_dial -- --nocapture
@@ -19,8 +22,8 @@ use std::thread;
 use std::time::Duration;
 
 use pbx_e2e::{
-    json_field, normalize_disposition, require_tool, rtp_port_range, Pbx, Phone, PhoneConfig,
-    ToneReport,
+    check_cadence, json_field, normalize_disposition, require_tool, rtp_port_range, tone_runs, Pbx,
+    Phone, PhoneConfig, ToneReport,
 };
 
 const USER_EXT: &str = "1001";
@@ -154,6 +157,11 @@ struct Office {
 
 impl Office {
     fn start() -> Office {
+        Self::start_with(PhoneConfig::new(CALLEE, CALLEE_PW, &[PCMA], CALLEE_TONE))
+    }
+
+    /// As [`Office::start`] with the callee's phone set up as `callee`.
+    fn start_with(callee: PhoneConfig) -> Office {
         require_tool("baresip", "baresip-core");
         require_tool("curl", "curl");
         let (min, max) = rtp_port_range();
@@ -168,10 +176,7 @@ impl Office {
             .start();
         let dir = tempfile::tempdir().expect("tempdir");
         let anna = web_user(&pbx, dir.path(), USER_EXT);
-        let callee = Phone::start(
-            &pbx,
-            PhoneConfig::new(CALLEE, CALLEE_PW, &[PCMA], CALLEE_TONE),
-        );
+        let callee = Phone::start(&pbx, callee);
         let user = Phone::start(
             &pbx,
             PhoneConfig::new(USER_EXT, USER_PW, &[PCMA], USER_TONE),
@@ -277,6 +282,114 @@ fn the_users_phone_rings_first_then_the_number_with_audio_both_ways() {
     assert_eq!(cdr.get(0, "dialled"), CALLEE, "{:?}", cdr.rows);
     assert_eq!(cdr.get(0, "destination"), CALLEE, "{:?}", cdr.rows);
     assert_eq!(cdr.get(0, "hangup"), "caller", "{:?}", cdr.rows);
+}
+
+/// The German ringback tone (site country code 49): 425 Hz, 1 s on, 4 s off.
+const RINGBACK_HZ: f64 = 425.0;
+/// How long the callee rings before it answers: two ringback bursts and the gap.
+const RING: Duration = Duration::from_millis(7500);
+/// Tolerance on the bursts and gaps as heard (packet timing, block edges).
+const CADENCE_TOLERANCE: f64 = 0.3;
+
+#[test]
+fn the_user_hears_ringback_while_the_number_rings_then_the_callee() {
+    let office = Office::start_with(
+        PhoneConfig::new(CALLEE, CALLEE_PW, &[PCMA], CALLEE_TONE).ringing_until_accepted(),
+    );
+    let (status, body) = office.anna.dial(CALLEE);
+    assert_eq!(status, 202, "{body}\n{}", office.context());
+    office.expect_event("the user's phone", &office.user, "CALL_ESTABLISHED");
+    office.expect_event("the callee", &office.callee, "CALL_INCOMING");
+    // The number rings: no early media from baresip, so the box plays ringback.
+    thread::sleep(RING);
+    if let Err(e) = office.callee.command("accept", "") {
+        panic!("accept refused: {e}\n{}", office.context());
+    }
+    office.expect_event("the callee", &office.callee, "CALL_ESTABLISHED");
+    thread::sleep(TALK);
+    if let Err(e) = office.user.command("hangup", "") {
+        panic!("hangup refused: {e}\n{}", office.context());
+    }
+    office.expect_event("the callee", &office.callee, "CALL_CLOSED");
+
+    let got = office
+        .user
+        .received_audio()
+        .unwrap_or_else(|e| panic!("the user's phone: {e}\n{}", office.context()));
+    let runs = tone_runs(&got, RINGBACK_HZ, CALLEE_TONE, HEARD);
+    eprintln!("425 Hz runs (present, s): {runs:?}");
+    let bursts = check_cadence(&runs, 1.0, 4.0, CADENCE_TOLERANCE)
+        .unwrap_or_else(|e| panic!("ringback: {e}\n{}", office.context()));
+    assert!(bursts >= 2, "{runs:?}");
+    // After the answer: the callee's tone, and no ringback any more.
+    let callee_runs = tone_runs(&got, CALLEE_TONE, RINGBACK_HZ, HEARD);
+    eprintln!("{CALLEE_TONE} Hz runs (present, s): {callee_runs:?}");
+    let ringback_end: f64 = {
+        let last = runs.iter().rposition(|r| r.0).expect("bursts were found");
+        runs[..=last].iter().map(|r| r.1).sum()
+    };
+    let mut t = 0.0;
+    let mut callee_heard_after = 0.0;
+    let mut callee_heard_before = 0.0;
+    for (on, secs) in &callee_runs {
+        if *on {
+            if t >= ringback_end {
+                callee_heard_after += secs;
+            } else {
+                callee_heard_before += secs;
+            }
+        }
+        t += secs;
+    }
+    // Half the talk time: enough to tell the callee from silence on a loaded machine.
+    assert!(
+        callee_heard_after >= TALK.as_secs_f64() / 2.0,
+        "the callee's {CALLEE_TONE} Hz heard for {callee_heard_after:.2} s after the ringback\n{}",
+        office.context()
+    );
+    assert!(
+        callee_heard_before < 0.1,
+        "the callee heard during the ringback for {callee_heard_before:.2} s"
+    );
+    let cdr = office.pbx.one_record(&["answered"]);
+    assert_eq!(cdr.get(0, "destination"), CALLEE, "{:?}", cdr.rows);
+}
+
+#[test]
+fn a_busy_number_gives_the_user_the_busy_tone_then_the_box_hangs_up() {
+    let office = Office::start_with(
+        PhoneConfig::new(CALLEE, CALLEE_PW, &[PCMA], CALLEE_TONE).ringing_until_accepted(),
+    );
+    let (status, body) = office.anna.dial(CALLEE);
+    assert_eq!(status, 202, "{body}\n{}", office.context());
+    office.expect_event("the user's phone", &office.user, "CALL_ESTABLISHED");
+    office.expect_event("the callee", &office.callee, "CALL_INCOMING");
+    // Into the ringback's first pause, then the callee rejects (baresip: 486).
+    thread::sleep(Duration::from_millis(2500));
+    if let Err(e) = office.callee.command("hangup", "") {
+        panic!("reject refused: {e}\n{}", office.context());
+    }
+    // The box hangs up the user's phone after the busy tone.
+    office.expect_event("the user's phone", &office.user, "CALL_CLOSED");
+    let got = office
+        .user
+        .received_audio()
+        .unwrap_or_else(|e| panic!("the user's phone: {e}\n{}", office.context()));
+    // The last 3 s: the German busy tone, 425 Hz 0.48 s on, 0.48 s off.
+    let tail = got.samples.len().saturating_sub(3 * got.rate as usize);
+    let end = pbx_e2e::Wav {
+        rate: got.rate,
+        samples: got.samples[tail..].to_vec(),
+    };
+    let runs = tone_runs(&end, RINGBACK_HZ, CALLEE_TONE, HEARD);
+    eprintln!("425 Hz runs in the last 3 s (present, s): {runs:?}");
+    // The runs at the window's edges may be cut short.
+    let inner = &runs[1..runs.len().saturating_sub(1).max(1)];
+    let bursts = check_cadence(inner, 0.48, 0.48, 0.15)
+        .unwrap_or_else(|e| panic!("busy tone: {e}\n{}", office.context()));
+    assert!(bursts >= 2, "{runs:?}");
+    let cdr = office.pbx.one_record(&["busy"]);
+    assert_eq!(cdr.get(0, "destination"), CALLEE, "{:?}", cdr.rows);
 }
 
 #[test]

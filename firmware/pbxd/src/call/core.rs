@@ -14,6 +14,10 @@ mod external;
 mod features;
 mod originate;
 mod pickup;
+mod ringback;
+
+#[cfg(test)]
+pub(crate) use ringback::FAILURE_TONE;
 mod transfer;
 
 use std::collections::{HashMap, VecDeque};
@@ -251,6 +255,13 @@ pub enum Sound {
     Hold,
     /// The confirmation tone for a feature code, once.
     Confirmation,
+    /// The site country's ringback tone, looped until stopped: a party waiting for
+    /// a ringing callee that sends no early media (a transfer, click-to-dial).
+    Ringback,
+    /// The country's busy tone, looped until stopped.
+    Busy,
+    /// The country's congestion tone, looped until stopped.
+    Congestion,
 }
 
 /// The RTP relay as the call layer drives it (the media service in the daemon).
@@ -397,6 +408,9 @@ struct Call {
     originated: bool,
     /// Click-to-dial: where the call goes once the caller's phone answers.
     pending: Option<Dest>,
+    /// Click-to-dial that failed: the user hears a busy or congestion tone until
+    /// then, and the call ends with this failure.
+    closing: Option<(Instant, Failure)>,
 }
 
 impl Call {
@@ -445,6 +459,8 @@ struct Transfer {
     moving: Option<(LegId, CallId, Side)>,
     /// When a blind transfer gives up ringing.
     deadline: Option<Instant>,
+    /// The transferee hears ringback from us while the target rings.
+    ringback: bool,
 }
 
 /// Where the dial plan sent a new call.
@@ -600,6 +616,7 @@ impl CallControl {
                 [
                     c.ring_deadline,
                     c.transfer.as_ref().and_then(|t| t.deadline),
+                    c.closing.as_ref().map(|(t, _)| *t),
                 ]
             })
             .flatten()
@@ -704,6 +721,7 @@ impl CallControl {
                 [
                     c.ring_deadline,
                     c.transfer.as_ref().and_then(|t| t.deadline),
+                    c.closing.as_ref().map(|(t, _)| *t),
                 ]
                 .into_iter()
                 .flatten()
@@ -715,6 +733,10 @@ impl CallControl {
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
             };
+            if call.closing.as_ref().is_some_and(|(t, _)| *t <= now) {
+                self.failure_tone_over(now, id, None, io);
+                continue;
+            }
             if call.ring_deadline.is_some_and(|t| t <= now) {
                 call.ring_deadline = None;
                 if call.phase == Phase::Ringing {
@@ -965,6 +987,7 @@ impl CallControl {
                 transferred_to: None,
                 originated: false,
                 pending: None,
+                closing: None,
             },
         );
         Some(id)
@@ -984,6 +1007,10 @@ impl CallControl {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        if call.transfer.as_ref().and_then(|t| t.leg) == Some(leg) {
+            self.transfer_progress(id, media.as_ref(), io);
+            return;
+        }
         if call.phase != Phase::Ringing || !call.rings.iter().any(|r| r.leg == leg) {
             return;
         }
@@ -991,6 +1018,10 @@ impl CallControl {
         if let (Some(neg), false) = (&media, call.early_media) {
             io.env.configure(id, Side::Callee, neg);
             call.early_media = true;
+            if call.originated {
+                // Click-to-dial: the far end's own sound replaces our ringback.
+                io.env.stop_playback(id, Side::Caller);
+            }
         }
         let early = call.early_media;
         // Click-to-dial: the caller has answered already and hears early media
@@ -1103,6 +1134,12 @@ impl CallControl {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
+        if call.closing.is_some() && call.a == leg {
+            // The user hung up on the failure tone: the call ends as it failed.
+            self.legs.remove(&leg);
+            self.failure_tone_over(now, id, Some(leg), io);
+            return;
+        }
         if call.a != leg && call.b != Some(leg) {
             // A ringing or transfer leg gave up by itself.
             let cause = Cause::new(CauseKind::Unavailable);
@@ -1444,8 +1481,12 @@ impl CallControl {
         call.answered = Some(now);
         call.ring_deadline = None;
         if call.originated {
-            // The caller's phone answered before the number was dialled.
+            // The caller's phone answered before the number was dialled; it heard
+            // ringback (or early media) until now.
             call.phase = Phase::Up;
+            if !call.early_media {
+                io.env.stop_playback(id, Side::Caller);
+            }
             io.env.set_active(id, true);
             return;
         }
@@ -1470,6 +1511,9 @@ impl CallControl {
 
     /// Refuses the caller with `f` and ends the call.
     fn fail_call(&mut self, now: Instant, id: CallId, f: Failure, io: &mut Io<'_, '_>) {
+        let Some(f) = self.failure_tone(now, id, f, io) else {
+            return;
+        };
         let (cause, disposition) = f;
         let end = End {
             disposition,

@@ -14,6 +14,7 @@ use crate::registrar::{Directory, ExtensionSecrets};
 use crate::store::{RingGroup, RingStrategy};
 
 mod originate;
+mod ringback;
 
 /// What call control told the legs, in order.
 #[derive(Debug, Clone, PartialEq)]

@@ -182,6 +182,21 @@ impl Country {
         }
     }
 
+    /// The country whose calling code (E.164, without `+`) is `code`; Germany for
+    /// a code not in the table. SIP parties hear the site's tones from here.
+    #[must_use]
+    pub fn for_calling_code(code: &str) -> Country {
+        match code.trim().trim_start_matches('+') {
+            "43" => Country::At,
+            "41" => Country::Ch,
+            "44" => Country::Gb,
+            "33" => Country::Fr,
+            "31" => Country::Nl,
+            "1" => Country::Us,
+            _ => Country::De,
+        }
+    }
+
     /// Ring cadence: `(ring, pause)` steps, repeated.
     #[must_use]
     pub fn ring_cadence(self) -> &'static [(Duration, Duration)] {
@@ -384,6 +399,23 @@ mod tests {
         assert_eq!(Country::default(), Country::De);
         for t in [Tone::Dial, Tone::Busy, Tone::CallWaiting, Tone::SpecialDial] {
             assert_eq!(t.spec_for(Country::De), t.spec());
+        }
+    }
+
+    #[test]
+    fn calling_codes_pick_the_tone_country() {
+        for (code, c) in [
+            ("49", Country::De),
+            ("43", Country::At),
+            ("41", Country::Ch),
+            ("44", Country::Gb),
+            ("33", Country::Fr),
+            ("+31", Country::Nl),
+            ("1", Country::Us),
+            ("39", Country::De),
+            ("", Country::De),
+        ] {
+            assert_eq!(Country::for_calling_code(code), c, "{code:?}");
         }
     }
 

@@ -16,6 +16,7 @@ use crate::gsm::legs::GSM_TRUNK;
 // Mobile numbers of the site's country go over the module with `--mobile on`.
 use crate::gsm::mobile::is_mobile;
 use crate::gsm::GsmLink;
+use crate::line::country::Country;
 use crate::media::relay::{
     self, Leg, LegConfig, MediaService, Playback, SessionHandle, SessionReport,
 };
@@ -396,6 +397,16 @@ impl MediaControl for StoreServices {
         let source = match sound {
             Sound::Hold => self.hold_music.clone(),
             Sound::Confirmation => Playback::confirmation(),
+            Sound::Ringback | Sound::Busy | Sound::Congestion => {
+                // The site's country picks the table the analog ports use too.
+                let country = Country::for_calling_code(&site_of(&self.store).country_code);
+                let tones = country.tones();
+                Playback::Tone(match sound {
+                    Sound::Busy => tones.busy.clone(),
+                    Sound::Congestion => tones.congestion.clone(),
+                    _ => tones.ringback.clone(),
+                })
+            }
         };
         if let Some(h) = self.sessions.get(&call) {
             if let Err(e) = h.play(leg_of(side), source) {

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::{
     failure, Attempt, Call, CallControl, CallId, CallServices, Cause, CauseKind, Dest, Disposition,
-    Io, Legs, MediaPort, Party, Phase, RingTarget, Side, Target,
+    Io, Legs, MediaPort, Party, Phase, RingTarget, Side, Sound, Target,
 };
 use crate::gsm::legs::GSM_TRUNK;
 use crate::media::sdp::Negotiated;
@@ -142,6 +142,7 @@ impl CallControl {
                 transferred_to: None,
                 originated: true,
                 pending: Some(dest),
+                closing: None,
             },
         );
         Ok(id)
@@ -170,6 +171,13 @@ impl CallControl {
             None => {
                 let cause = Cause::with(CauseKind::Failed, "nothing to dial");
                 self.fail_call(now, id, (cause, Disposition::Failed), io);
+            }
+        }
+        // The number rings: the user hears ringback until it answers or sends early
+        // media (a number that failed at once plays its failure tone instead).
+        if let Some(call) = self.calls.get(&id) {
+            if call.phase == Phase::Ringing && call.closing.is_none() && !call.early_media {
+                io.env.play(id, Side::Caller, Sound::Ringback);
             }
         }
     }

@@ -95,7 +95,9 @@ impl CallControl {
             leg: Some(new),
             moving: None,
             deadline: Some(now + self.cfg.ring_timeout),
+            ringback: false,
         });
+        self.transfer_ringback(id, side, io);
         Ok(())
     }
 
@@ -150,6 +152,8 @@ impl CallControl {
         if call.held_by == Some(t.side) {
             call.held_by = None;
             io.env.stop_playback(id, t.side.other());
+        } else if t.ringback {
+            io.env.stop_playback(id, t.side.other());
         }
     }
 
@@ -161,6 +165,7 @@ impl CallControl {
         if let Some(l) = t.leg {
             self.legs.remove(&l);
         }
+        self.transfer_ringback_over(id, t.side, t.ringback, io);
         io.legs
             .transfer_status(t.requester, TransferStatus::Failed(cause));
     }
@@ -227,6 +232,7 @@ impl CallControl {
             leg: None,
             moving: Some((z, id2, target_side)),
             deadline: None,
+            ringback: false,
         });
         Ok(())
     }

@@ -263,6 +263,8 @@ fn a_callee_that_is_busy_hangs_up_the_user_instead_of_refusing() {
         cause: Cause::new(CauseKind::Busy),
     });
     rig.legs.live.remove(&b);
+    // After the busy tone (call/tests/ringback.rs).
+    rig.advance(crate::call::core::FAILURE_TONE);
     assert_eq!(rig.legs.cmds.last(), Some(&Cmd::HangUp(a)));
     let [r] = rig.records().try_into().expect("one record");
     assert_eq!(r.disposition, Disposition::Busy);
