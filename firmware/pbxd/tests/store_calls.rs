@@ -70,6 +70,7 @@ fn record(start_ms: i64) -> CallRecord {
             rtt_ms: None,
             mos: 4.5,
         }),
+        forwarded_by: None,
     }
 }
 

@@ -579,6 +579,7 @@ fn call(id: &str, caller: &str, dest: &str, start_ms: i64, busy: bool) -> CallRe
         hangup: None,
         quality_caller: None,
         quality_callee: None,
+        forwarded_by: None,
     }
 }
 
