@@ -302,6 +302,7 @@ mod tests {
                 hangup: None,
                 quality_caller: None,
                 quality_callee: None,
+                forwarded_by: None,
             })));
             if i == 100 {
                 p.send(PersistCmd::Save(binding("1@pbx", "sip:a@h", 2_000_000_000)));

@@ -938,6 +938,7 @@ fn cdr_list_table_csv_and_filters() {
         hangup: Some(HangupSide::Caller),
         quality_caller: None,
         quality_callee: None,
+        forwarded_by: None,
     };
     let blocked = CallRecord {
         call_id: "b2@192.0.2.12".into(),

@@ -70,6 +70,7 @@ fn record(start_ms: i64) -> CallRecord {
             rtt_ms: None,
             mos: 4.5,
         }),
+        forwarded_by: None,
     }
 }
 
@@ -533,7 +534,7 @@ fn parse_csv_line(line: &str) -> Vec<String> {
 #[test]
 fn csv_rows() {
     let header = cdr_csv_header();
-    assert_eq!(header.split(',').count(), 29);
+    assert_eq!(header.split(',').count(), 30);
 
     let full = StoredCallRecord {
         id: 7,
@@ -548,7 +549,7 @@ fn csv_rows() {
         to_csv_row(&full, 60),
         "7,call-1763700000123@192.0.2.10,2025-11-21T04:40:00.123Z,2025-11-21T04:40:04.000Z,\
          2025-11-21T04:41:05.500Z,66,62,120,internal,101,Reception,102,,102,internal,\
-         192.0.2.10,2001:db8::7,answered,,,callee,0.50,3.2,12.0,4.25,0.00,1.5,,4.50"
+         192.0.2.10,2001:db8::7,answered,,,callee,0.50,3.2,12.0,4.25,0.00,1.5,,4.50,"
     );
     assert_eq!(
         parse_csv_line(&to_csv_row(&full, 60))[7],
@@ -1183,7 +1184,7 @@ proptest::proptest! {
             },
         };
         let fields = parse_csv_line(&to_csv_row(&s, 60));
-        proptest::prop_assert_eq!(fields.len(), 29);
+        proptest::prop_assert_eq!(fields.len(), 30);
         let guarded = |t: &str| {
             if t.starts_with(['=', '+', '-', '@', '\t', '\r']) {
                 format!("'{t}")

@@ -35,6 +35,7 @@ fn call(start_ms: i64) -> CallRecord {
         hangup: None,
         quality_caller: None,
         quality_callee: None,
+        forwarded_by: None,
     }
 }
 

@@ -579,6 +579,7 @@ fn call(id: &str, caller: &str, dest: &str, start_ms: i64, busy: bool) -> CallRe
         hangup: None,
         quality_caller: None,
         quality_callee: None,
+        forwarded_by: None,
     }
 }
 
@@ -872,6 +873,15 @@ fn pbx_api_validates_enforces_roles_and_audits_every_change() {
         (ids(&page), page["has_more"].as_bool()),
         (vec!["101".to_owned(), "104".to_owned()], Some(true))
     );
+    // Not forwarded: the kind is the direction, and no forwarder.
+    assert_eq!(
+        (
+            page["records"][0]["kind"].clone(),
+            page["records"][0]["forwarded_by"].clone()
+        ),
+        (page["records"][0]["direction"].clone(), Value::Null)
+    );
+    assert!(page["records"][0]["kind"].is_string());
     let page = admin("GET", "/api/v1/cdr?limit=2&offset=2", None).json();
     assert_eq!(
         (ids(&page), page["has_more"].as_bool()),

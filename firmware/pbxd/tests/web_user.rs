@@ -98,6 +98,7 @@ fn record(
         hangup: None,
         quality_caller: None,
         quality_callee: None,
+        forwarded_by: None,
     }
 }
 

@@ -78,7 +78,7 @@ const DE = {
   'Direction': 'Richtung', 'Talk time': 'Gesprächsdauer', 'Reason': 'Grund', 'No calls match.': 'Keine passenden Anrufe.',
   'Newer': 'Neuere', 'Older': 'Ältere', 'Calls of your extension': 'Anrufe Ihrer Nebenstelle',
   'No extension is linked to your account, so there are no calls to show.': 'Ihrem Konto ist keine Nebenstelle zugeordnet, daher gibt es keine Anrufe.',
-  'internal': 'intern', 'outbound': 'abgehend', 'inbound': 'ankommend', 'Any result': 'Alle Ergebnisse', 'Answered': 'Angenommen',
+  'internal': 'intern', 'outbound': 'abgehend', 'inbound': 'ankommend', 'forwarded': 'weitergeleitet', 'Any result': 'Alle Ergebnisse', 'Answered': 'Angenommen',
   'Busy': 'Besetzt', 'No answer': 'Nicht gemeldet', 'Cancelled': 'Abgebrochen', 'Failed': 'Fehlgeschlagen', 'Blocked': 'Gesperrt',
   // notes and phonebook
   // click-to-dial

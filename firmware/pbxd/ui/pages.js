@@ -213,7 +213,8 @@ async function calls(main, ctx) {
       h('td', {}, r.caller_name ? `${r.caller} (${r.caller_name})` : r.caller),
       h('td', {}, r.dialled), h('td', {}, r.destination || r.normalised || ''),
       h('td', { class: 'contact' }, r.contact || ''),
-      h('td', {}, t(r.direction)), h('td', {}, t(DISPOSITIONS.find(([v]) => v === r.disposition)?.[1] || r.disposition)),
+      // A forwarded call: who forwarded it, and to which external number.
+      h('td', {}, r.forwarded_by ? `${t('forwarded')}: ${r.forwarded_by} → ${r.normalised || ''}` : t(r.direction)), h('td', {}, t(DISPOSITIONS.find(([v]) => v === r.disposition)?.[1] || r.disposition)),
       h('td', {}, fmtDuration(r.billable_secs)), h('td', {}, r.reason || ''), noteCell(r, main),
       // Click-to-dial the other party: whom the user called, or who called the user.
       h('td', { class: 'actions' }, dialButton(main, ctx.session, r.caller === ctx.session.extension ? r.dialled : r.caller))));

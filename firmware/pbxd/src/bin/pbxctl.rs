@@ -613,7 +613,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                             local_time(r.start_ms),
                             r.caller.clone(),
                             r.dialled.clone(),
-                            r.destination.clone().unwrap_or_default(),
+                            match &r.forwarded_by {
+                                Some(by) => format!(
+                                    "{} (forwarded by {by})",
+                                    r.normalised.as_deref().unwrap_or("?")
+                                ),
+                                None => r.destination.clone().unwrap_or_default(),
+                            },
                             r.disposition.to_string(),
                             clock_secs(r.billable_secs()),
                             r.reason.clone().unwrap_or_default(),

@@ -332,6 +332,10 @@ pub struct CallSummary {
     pub sip_status: Option<u16>,
     /// Who hung up an answered call.
     pub hangup: Option<Hangup>,
+    /// A call forwarded out: the extension (or ring group) whose forward it followed
+    /// (the outbound leg counted as that party's call); `caller` stays the original
+    /// caller and `normalised` is the external target.
+    pub forwarded_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -393,6 +397,9 @@ struct Call {
     routes: VecDeque<EmergencyRoute>,
     /// A call from a trunk: its name and the caller's E.164 number (if shown).
     inbound: Option<(String, Option<String>)>,
+    /// The extension (or ring group) whose forward sends this call out: the outbound
+    /// leg is its call (its limits and caller ID), and the record says so.
+    forwarded_by: Option<String>,
     ring_deadline: Option<Instant>,
     early_media: bool,
     /// What is being rung now.
@@ -979,6 +986,7 @@ impl CallControl {
                 emergency: false,
                 routes: VecDeque::new(),
                 inbound: None,
+                forwarded_by: None,
                 ring_deadline: None,
                 early_media: false,
                 target: Target::Extension(callee),
@@ -1572,7 +1580,9 @@ impl CallControl {
                 (None, Some((_, caller))) => caller.clone(),
                 (None, None) => None,
             },
-            destination: Some(call.callee),
+            // A forwarded call is in the forwarding party's call log; the target it
+            // reached is the normalised number.
+            destination: Some(call.forwarded_by.clone().unwrap_or(call.callee)),
             direction: match (&call.external, &call.inbound) {
                 (Some(_), _) => CallDirection::Outbound,
                 (None, Some(_)) => CallDirection::Inbound,
@@ -1598,6 +1608,7 @@ impl CallControl {
             },
             sip_status: None,
             hangup: end.hangup,
+            forwarded_by: call.forwarded_by,
         });
     }
 
@@ -1634,6 +1645,7 @@ impl CallControl {
             cause: Some(cause),
             sip_status: None,
             hangup: None,
+            forwarded_by: None,
         });
     }
 }

@@ -13,6 +13,7 @@ use crate::media::sdp::{Codec, Direction, Negotiated};
 use crate::registrar::{Directory, ExtensionSecrets};
 use crate::store::{RingGroup, RingStrategy};
 
+mod forwarded;
 mod originate;
 mod ringback;
 
@@ -39,6 +40,8 @@ struct FakeLegs {
     live: HashSet<LegId>,
     /// The caller shown on each leg rung, in order.
     shown: Vec<String>,
+    /// Every target rung, in order (trunk targets carry caller ID and CLIR).
+    targets: Vec<RingTarget>,
 }
 
 impl Legs for FakeLegs {
@@ -70,6 +73,7 @@ impl Legs for FakeLegs {
         let leg = 100 + self.next;
         self.cmds.push(Cmd::Ring(leg, ext.clone(), media.port));
         self.shown.push(from.number.clone());
+        self.targets.push(target.clone());
         self.live.insert(leg);
         Ok(leg)
     }
@@ -115,6 +119,16 @@ struct Office {
     sounds: Vec<(CallId, Side, Option<Sound>)>,
     fallbacks: Vec<trunk::EmergencyRoute>,
     limits: trunk::ExternalLimits,
+    /// The cloud trunk external calls take, if any.
+    trunk: Option<trunk::TrunkTarget>,
+    /// The account's numbers (E.164) and where each rings.
+    dids: HashMap<String, String>,
+    /// The account's number each extension presents.
+    caller_ids: HashMap<String, String>,
+    /// Extensions allowed to forward to external numbers.
+    forward_out: HashSet<String>,
+    /// Extensions locked for external calls, with the reason.
+    locked: HashMap<String, String>,
 }
 
 impl Office {
@@ -132,6 +146,11 @@ impl Office {
             sounds: Vec::new(),
             fallbacks: Vec::new(),
             limits: trunk::ExternalLimits::default(),
+            trunk: None,
+            dids: HashMap::new(),
+            caller_ids: HashMap::new(),
+            forward_out: HashSet::new(),
+            locked: HashMap::new(),
         }
     }
 }
@@ -162,6 +181,24 @@ impl CallDirectory for Office {
     }
     fn external_limits(&self, _: &str, _: &str) -> trunk::ExternalLimits {
         self.limits
+    }
+    fn trunk_for(&self, _: &str, _: bool) -> Option<trunk::TrunkTarget> {
+        self.trunk.clone()
+    }
+    fn did_destination(&self, _: &str, e164: &str) -> Option<String> {
+        self.dids.get(e164).cloned()
+    }
+    fn caller_id(&self, _: &str, extension: &str) -> Option<String> {
+        self.caller_ids.get(extension).cloned()
+    }
+    fn external_forwarding_allowed_for(&self, extension: &str) -> bool {
+        self.forward_out.contains(extension)
+    }
+    fn external_locked(&self, extension: &str) -> bool {
+        self.locked.contains_key(extension)
+    }
+    fn lock_external(&mut self, extension: &str, reason: &str) {
+        self.locked.insert(extension.to_owned(), reason.to_owned());
     }
 }
 

@@ -38,6 +38,7 @@ pub(crate) fn call_record(
         reason: s.reason.clone(),
         sip_status: s.sip_status,
         hangup: s.hangup,
+        forwarded_by: s.forwarded_by.clone(),
         // Quality means something only when media flowed.
         quality_caller: report.filter(|_| answered).map(|r| quality(&r.a)),
         quality_callee: report.filter(|_| answered).map(|r| quality(&r.b)),

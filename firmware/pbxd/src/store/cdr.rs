@@ -121,6 +121,11 @@ pub struct CallRecord {
     pub quality_caller: Option<LegQuality>,
     /// Quality of the callee's leg.
     pub quality_callee: Option<LegQuality>,
+    /// A call forwarded to an external number: the extension (or ring group) whose
+    /// forward it followed, which pays for and is limited on the outbound leg. `caller`
+    /// is then the original caller, `destination` the forwarding party, `normalised`
+    /// the external target.
+    pub forwarded_by: Option<String>,
 }
 
 /// Whole seconds in `ms` milliseconds, rounded up; 0 for negative spans.
@@ -129,6 +134,15 @@ fn ceil_secs(ms: i64) -> u64 {
 }
 
 impl CallRecord {
+    /// What the call log shows as the call's kind: "forwarded" for a call forwarded
+    /// out, else the direction.
+    pub fn kind(&self) -> &'static str {
+        match self.forwarded_by {
+            Some(_) => "forwarded",
+            None => self.direction.as_str(),
+        }
+    }
+
     /// Seconds from start to end, rounded up.
     pub fn duration_secs(&self) -> u64 {
         ceil_secs(self.end_ms.saturating_sub(self.start_ms))
@@ -286,7 +300,7 @@ pub(super) const COLUMNS: &str =
     "id, call_id, caller, caller_name, dialled, normalised, destination,
     direction, route, source_ip, dest_ip, start_ms, answer_ms, end_ms, disposition, reason,
     sip_status, hangup, caller_loss_pct, caller_jitter_ms, caller_rtt_ms, caller_mos,
-    callee_loss_pct, callee_jitter_ms, callee_rtt_ms, callee_mos";
+    callee_loss_pct, callee_jitter_ms, callee_rtt_ms, callee_mos, forwarded_by";
 
 fn conversion(
     col: usize,
@@ -352,6 +366,7 @@ pub(super) fn row_to_record(row: &Row<'_>) -> rusqlite::Result<StoredCallRecord>
             hangup: parsed_opt(row, 17)?,
             quality_caller: quality(row, 18)?,
             quality_callee: quality(row, 22)?,
+            forwarded_by: row.get(26)?,
         },
     })
 }
@@ -435,7 +450,7 @@ pub fn cdr_csv_header() -> &'static str {
      caller,caller_name,dialled,normalised,destination,route,source_ip,dest_ip,\
      disposition,reason,sip_status,hangup,\
      caller_loss_pct,caller_jitter_ms,caller_rtt_ms,caller_mos,\
-     callee_loss_pct,callee_jitter_ms,callee_rtt_ms,callee_mos"
+     callee_loss_pct,callee_jitter_ms,callee_rtt_ms,callee_mos,forwarded_by"
 }
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-21T09:14:54.123Z`; the raw number for
@@ -504,7 +519,7 @@ pub fn to_csv_row(s: &StoredCallRecord, tick: u32) -> String {
     };
     let [cl, cj, cr, cm] = q(r.quality_caller);
     let [el, ej, er, em] = q(r.quality_callee);
-    let fields: [String; 29] = [
+    let fields: [String; 30] = [
         s.id.to_string(),
         r.call_id.clone(),
         format_utc_ms(r.start_ms),
@@ -534,6 +549,7 @@ pub fn to_csv_row(s: &StoredCallRecord, tick: u32) -> String {
         ej,
         er,
         em,
+        opt(r.forwarded_by.clone()),
     ];
     let mut line = String::new();
     for (i, f) in fields.iter().enumerate() {
@@ -553,9 +569,10 @@ fn insert_one(conn: &rusqlite::Connection, r: &CallRecord) -> Result<i64, StoreE
                      destination, direction, route, source_ip, dest_ip, start_ms, answer_ms,
                      end_ms, disposition, reason, sip_status, hangup,
                      caller_loss_pct, caller_jitter_ms, caller_rtt_ms, caller_mos,
-                     callee_loss_pct, callee_jitter_ms, callee_rtt_ms, callee_mos)
+                     callee_loss_pct, callee_jitter_ms, callee_rtt_ms, callee_mos,
+                     forwarded_by)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                     ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+                     ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
     )?
     .execute(params![
         clean(&r.call_id, MAX_ID_CHARS),
@@ -583,6 +600,7 @@ fn insert_one(conn: &rusqlite::Connection, r: &CallRecord) -> Result<i64, StoreE
         qe.map(|q| q.jitter_ms),
         qe.and_then(|q| q.rtt_ms),
         qe.map(|q| q.mos),
+        opt_id(&r.forwarded_by),
     ])?;
     Ok(conn.last_insert_rowid())
 }

@@ -372,8 +372,16 @@ CREATE TABLE phonebook (
 CREATE INDEX phonebook_username ON phonebook (username, name);
 ";
 
+/// Version 14 (forwarded calls, issue 5): a call an extension forwards to an external
+/// number records the forwarding party, which pays for the outbound leg. A plain added
+/// column (NULL for every older record and every other call); the direction's CHECK
+/// stays as it is, since widening it would mean rebuilding the table under its notes.
+const V14: &str = "
+ALTER TABLE call_records ADD COLUMN forwarded_by TEXT;
+";
+
 /// All steps, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -271,6 +271,7 @@ mod tests {
             hangup: None,
             quality_caller: None,
             quality_callee: None,
+            forwarded_by: None,
         }
     }
 

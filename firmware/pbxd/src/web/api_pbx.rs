@@ -727,6 +727,10 @@ struct CallView {
     answer_ms: Option<i64>,
     end_ms: i64,
     direction: &'static str,
+    /// "forwarded" for a call forwarded out, else the direction.
+    kind: &'static str,
+    /// The extension whose forward sent the call out.
+    forwarded_by: Option<String>,
     caller: String,
     caller_name: Option<String>,
     dialled: String,
@@ -753,6 +757,8 @@ impl From<StoredCallRecord> for CallView {
             answer_ms: r.answer_ms,
             end_ms: r.end_ms,
             direction: r.direction.as_str(),
+            kind: r.kind(),
+            forwarded_by: r.forwarded_by.clone(),
             caller: r.caller,
             caller_name: r.caller_name,
             dialled: r.dialled,

@@ -78,22 +78,26 @@ impl CallControl {
         routes
     }
 
-    /// Live calls using `trunk` (either direction), emergency calls included.
+    /// Channels of `trunk` in use by live calls, emergency calls included: one per
+    /// leg on it, so a call that comes in on a trunk and is forwarded out through the
+    /// same trunk takes two.
     fn trunk_load(&self, trunk: &str) -> usize {
         self.calls
             .values()
-            .filter(|c| {
-                c.external.as_ref().is_some_and(|(t, _)| t == trunk)
-                    || c.inbound.as_ref().is_some_and(|(t, _)| t == trunk)
+            .map(|c| {
+                usize::from(c.external.as_ref().is_some_and(|(t, _)| t == trunk))
+                    + usize::from(c.inbound.as_ref().is_some_and(|(t, _)| t == trunk))
             })
-            .count()
+            .sum()
     }
 
-    /// Live ordinary outbound external calls of `extension`.
+    /// Live ordinary outbound external calls that count as `extension`'s: its own, and
+    /// calls its forward sent out.
     fn user_load(&self, extension: &str) -> usize {
         self.calls
             .values()
-            .filter(|c| c.external.is_some() && !c.emergency && c.caller == extension)
+            .filter(|c| c.external.is_some() && !c.emergency)
+            .filter(|c| c.forwarded_by.as_deref().unwrap_or(&c.caller) == extension)
             .count()
     }
 
@@ -345,9 +349,12 @@ impl CallControl {
         self.emergency_failed(&call.reference, &call.caller, &call.callee, &why, io);
     }
 
-    /// Forwards call `id` (being routed to `by`) out to the external number `number`:
-    /// through a trunk, as `by`'s outbound call (its limits, toll-fraud count and caller
-    /// ID apply).
+    /// Forwards call `id` (being routed to `by`) out to the external number `number`
+    /// as `by`'s own outbound call: the dial plan with `by`'s outbound class (blocked
+    /// ranges included), `by`'s lock, toll-fraud count and concurrent-call limit, the
+    /// trunk's channels, and `by`'s caller ID (a number of the account, never the
+    /// original caller's). Emergency numbers are not forward targets: an outside caller
+    /// would reach the emergency centre under the site's emergency identity.
     pub(super) fn forward_out(
         &mut self,
         now: Instant,
@@ -356,13 +363,10 @@ impl CallControl {
         number: &str,
         io: &mut Io<'_, '_>,
     ) -> Result<(), Failure> {
-        let site = io.env.site();
-        let e164 = dialplan::normalise(number, &site).map_err(|r| {
-            (
-                Cause::with(CauseKind::Incomplete, r.reason()),
-                Disposition::Failed,
-            )
-        })?;
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.forwarded_by = Some(by.to_owned());
+        }
+        let (e164, clir) = forward_route(by, number, io)?;
         let Some(trunk) = self.trunk_for(&e164, io) else {
             return Err((
                 Cause::with(
@@ -378,8 +382,9 @@ impl CallControl {
             identity: io.env.caller_id(&name, by),
             trunk,
             number: e164.clone(),
-            clir: false,
+            clir,
         };
+        info!(call = id, by, number = %e164, trunk = %name, "call forwarded out");
         self.try_ring_out(now, id, &target, &name, &e164, io)
             .map_err(super::failure)
     }
@@ -446,5 +451,46 @@ impl CallControl {
             call.inbound = Some((from.trunk.to_owned(), caller_e164));
         }
         self.route_to(now, id, &dest, io);
+    }
+}
+
+/// The external number (E.164) and CLIR of a forward by `by` to `number`: routed by the
+/// dial plan as if `by` had dialled it (in the site's dialable form, so the outside
+/// prefix and every spelling of a blocked range are handled as for a dialled call).
+/// A ring group has no class of its own and forwards with the default class.
+fn forward_route(by: &str, number: &str, io: &Io<'_, '_>) -> Result<(String, bool), Failure> {
+    let site = io.env.site();
+    let emergency = || {
+        (
+            Cause::with(
+                CauseKind::Forbidden,
+                "emergency numbers cannot be forwarding targets",
+            ),
+            Disposition::Blocked,
+        )
+    };
+    if super::is_emergency(number) {
+        return Err(emergency());
+    }
+    let e164 = dialplan::normalise(number, &site).map_err(|r| super::refused(&r))?;
+    let dialable = dialplan::dialable_format(&e164, &site);
+    let profile = io.env.extension(by);
+    let who = dialplan::Caller {
+        extension: by,
+        class: profile.as_ref().map_or_else(Default::default, |p| p.class),
+        clir_permanent: profile.as_ref().is_some_and(|p| p.clir),
+    };
+    let route = dialplan::route(&who, &dialable, &site, &super::PlanView(&*io.env));
+    match route {
+        Ok(dialplan::Route::External { e164, clir, .. }) => Ok((e164, clir)),
+        Ok(dialplan::Route::Emergency { .. }) => Err(emergency()),
+        Ok(_) => Err((
+            Cause::with(
+                CauseKind::Invalid,
+                format!("forwarding target {number} is not an external number"),
+            ),
+            Disposition::Failed,
+        )),
+        Err(r) => Err(super::refused(&r)),
     }
 }

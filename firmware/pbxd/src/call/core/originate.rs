@@ -134,6 +134,7 @@ impl CallControl {
                 emergency: false,
                 routes: VecDeque::new(),
                 inbound: None,
+                forwarded_by: None,
                 ring_deadline: Some(now + self.cfg.ring_timeout),
                 early_media: false,
                 target: Target::Extension(callee),

@@ -541,6 +541,7 @@ impl SipLegs {
             cause: None,
             sip_status: Some(early.status),
             hangup: None,
+            forwarded_by: None,
         });
     }
 }
