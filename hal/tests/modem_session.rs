@@ -206,6 +206,70 @@ fn timeouts_follow_the_per_command_table() {
 }
 
 #[test]
+fn with_probing_a_timed_out_command_is_followed_by_an_at_and_its_silence_asks_for_recovery() {
+    let mut h = Harness::new();
+    h.s = Session::new(SessionConfig {
+        probe_after_timeout: true,
+        ..SessionConfig::default()
+    });
+    // A dial and a queued status query; the module says nothing.
+    let dial = h.send(Command::Dial(DialNumber::new("112").unwrap()));
+    let queued = h.send(Command::QuerySignal);
+    assert_eq!(h.tx(), b"ATD112;\r");
+    h.fire_timeout();
+    // The probe goes out ahead of the queued query, with the short time-out of AT.
+    assert_eq!(h.tx(), b"AT\r");
+    let t0 = h.now;
+    h.fire_timeout();
+    assert_eq!(h.now - t0, CommandKind::At.timeout());
+    assert_eq!(
+        h.events(),
+        [
+            done(
+                dial,
+                CommandKind::Dial,
+                Err(CommandError::Timeout(CommandKind::Dial.timeout()))
+            ),
+            ModemEvent::RecoveryNeeded {
+                consecutive_timeouts: 2,
+                attempt: 1
+            }
+        ],
+        "the probe itself reports nothing but its silence"
+    );
+    // The shell resets the session: the queued query is aborted, the probe is not reported.
+    h.s.reset();
+    assert_eq!(
+        h.events(),
+        [done(
+            queued,
+            CommandKind::QuerySignal,
+            Err(CommandError::Aborted)
+        )]
+    );
+
+    // A slow command on a live modem: the probe is answered and nothing more happens.
+    let _ = h.tx();
+    let slow = h.send(Command::QueryOperator);
+    let _ = h.tx();
+    h.fire_timeout();
+    assert_eq!(h.tx(), b"AT\r");
+    h.rx(b"\r\nOK\r\n");
+    assert_eq!(
+        h.events(),
+        [done(
+            slow,
+            CommandKind::QueryOperator,
+            Err(CommandError::Timeout(CommandKind::QueryOperator.timeout()))
+        )]
+    );
+    assert_eq!(h.s.in_flight(), None);
+    let id = h.send(Command::At);
+    h.rx(b"\r\nOK\r\n");
+    assert_eq!(h.events(), [done(id, CommandKind::At, Ok(Response::Ok))]);
+}
+
+#[test]
 fn three_timeouts_in_a_row_ask_for_recovery_and_an_answer_resets_the_count() {
     let mut h = Harness::new();
     // Two time-outs, then an answer: no recovery.

@@ -8,21 +8,11 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use pbx_e2e::alsa_file::{file_pcm_asoundrc, tone_bytes};
 use pbxd::gsm::alsa_pcm::AlsaPcm;
 use pbxd::gsm::audio::Pcm;
 use pbxd::media::dsp::goertzel_power;
 use pbxd::media::relay::g711;
-
-/// `secs` of a sine at `hz` as S16_LE bytes.
-fn tone_bytes(hz: f64, secs: f64) -> Vec<u8> {
-    let n = (8000.0 * secs) as usize;
-    (0..n)
-        .flat_map(|i| {
-            let s = (2.0 * std::f64::consts::PI * hz * i as f64 / 8000.0).sin() * 8000.0;
-            (s as i16).to_le_bytes()
-        })
-        .collect()
-}
 
 /// Share of a block's power at `hz`, in dB (0: a pure tone at `hz`).
 fn tone_db(x: &[i16], hz: f32) -> f64 {
@@ -52,17 +42,7 @@ async fn the_modules_alsa_pcm_carries_the_call_audio_both_ways() {
     // The far end on the mobile network says 1 kHz for 4 s.
     std::fs::write(&said, tone_bytes(1000.0, 4.0)).unwrap();
     let rc = dir.path().join("asoundrc");
-    std::fs::write(
-        &rc,
-        format!(
-            "pcm.gsm_module {{\n  type asym\n\
-             \x20 playback.pcm {{ type file slave.pcm {{ type null }} file \"{}\" format raw }}\n\
-             \x20 capture.pcm {{ type file slave.pcm {{ type null }} file \"/dev/null\" infile \"{}\" format raw }}\n}}\n",
-            heard.display(),
-            said.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&rc, file_pcm_asoundrc("gsm_module", &heard, &said)).unwrap();
     // Set before alsa-lib is first used in this process (the only test here).
     std::env::set_var("ALSA_CONFIG_PATH", &rc);
 

@@ -4,8 +4,9 @@
 //! embedded-hal OutputPin like the board's GPIO line) and the module is back: PIN entered
 //! once more (the accepted one), registered, calls work.
 //!
-//! Real time: the hang is noticed at the next status poll (`gsm::task`'s 30 s), so this
-//! takes about 35 s.
+//! The hang shows in a call attempt: the `AT` sent ahead of the dial and the session's
+//! probe get no answer, so recovery starts within those short time-outs (not at the
+//! next 30 s status poll, nor after the dial's own minutes) and the attempt ends.
 // Helpers outside #[test] fns: a panic there is a test failure too.
 #![allow(clippy::unwrap_used)]
 
@@ -55,6 +56,16 @@ async fn a_hung_module_is_power_cycled_through_its_pin_and_calls_work_again() {
     assert_eq!(modem.modem().pin_attempts_left().pin_left, 3);
 
     modem.modem().go_silent();
+    let mut events = link.call_events();
+    link.dial("+491701234567", false).await.unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(60), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(ev, GsmCallEvent::Ended { .. }),
+        "the attempt on the hung module ends: {ev:?}"
+    );
     wait_for("the hang noticed", 60, || !link.can_take_call()).await;
     // Nobody calls wake_up: only switching the supply off and on ends the silence.
     wait_for("module back after the power cycle", 60, || {

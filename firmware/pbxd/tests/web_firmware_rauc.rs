@@ -4,9 +4,9 @@
 //! RAUC's words and nothing written; while a real call is up (two emulated analog phones,
 //! `--hardware sim`) the upload is refused with the policy's message unless forced.
 //!
-//! Not here: an emergency call during the upload. Call control exports no emergency flag
-//! yet, so the web API passes `emergency_call: false`; "never, even forced" is tested at
-//! the policy layer (`update::policy` unit tests).
+//! With a real 110 call up (port 1 dials 110; with no cloud trunk the emergency route
+//! falls back to the emulated GSM module on its pty, which answers) the upload is refused
+//! even when forced: 409 with the policy's words, nothing written, the upload removed.
 //!
 //! Needs root, `rauc`, `dbus-daemon`, `openssl`, `mksquashfs` (else SKIPPED, or a failure
 //! with `PBX_REQUIRE_RAUC=1`), and `cargo build -p pbxd --bins`.
@@ -113,6 +113,29 @@ fn sim(d: &Daemon, command: &str) -> String {
     BufReader::new(s).read_line(&mut line).unwrap();
     assert!(!line.starts_with("error"), "sim {command:?}: {line}");
     line.trim().to_owned()
+}
+
+/// One command to the emulated mobile network (`DATA/modem.sock`, gsm/sim.rs).
+fn modem(d: &Daemon, command: &str) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(d.data.join("modem.sock")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    writeln!(s, "{command}").unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    assert!(!line.starts_with("error"), "modem {command:?}: {line}");
+    line.trim().to_owned()
+}
+
+/// `pbxctl` on the daemon's data directory; its stdout.
+fn pbxctl(d: &Daemon, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pbxctl"))
+        .arg("--data-dir")
+        .arg(&d.data)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pbxctl {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Calls in progress as pbxd's health API counts them.
@@ -250,4 +273,87 @@ async fn web_upload_installs_through_real_rauc_and_refuses_bad_bundles_and_busy_
         .unwrap_or(Value::Null);
     assert_eq!(slot_b["bundle_version"], "2.0", "{v}");
     assert_eq!(leftovers(&d.data), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_upload_is_refused_during_a_real_emergency_call_even_forced() {
+    if skip("web_upload_is_refused_during_a_real_emergency_call_even_forced") {
+        return;
+    }
+    let mut rig = Rig::new(false);
+    drop(rig.factory_boot().await);
+    let good = std::fs::read(rig.bundle("good", COMPATIBLE, "release", &image(64 * 1024))).unwrap();
+    let d = start(&rig);
+    d.setup("root", ROOT_PW);
+    let root = d.login("root", ROOT_PW);
+
+    // The emulated module registers once it has its PIN (entered while pbxd runs).
+    pbxctl(&d, &["gsm", "pin", "1234"]);
+    let t0 = wall_clock();
+    while !pbxctl(&d, &["gsm", "status"])
+        .lines()
+        .any(|l| l.starts_with("registration") && l.ends_with("home"))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the GSM module never registered: {}",
+            pbxctl(&d, &["gsm", "status"])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Port 1 dials 110: no cloud trunk, so the module dials it as an emergency call.
+    sim(&d, "offhook 1");
+    std::thread::sleep(Duration::from_millis(300));
+    sim(&d, "dtmf 1 110");
+    let t0 = wall_clock();
+    let mut call = modem(&d, "call");
+    while !call.starts_with("out 110") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "110 did not go out over GSM: {call}\n{}",
+            d.log.lock().unwrap().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        call = modem(&d, "call");
+    }
+    assert!(call.ends_with("emergency"), "{call}");
+    modem(&d, "answer");
+    wait_calls(&d, 1);
+    assert_eq!(
+        d.http("/api/v1/health").json()["emergency_calls"],
+        1,
+        "the health API counts the emergency call"
+    );
+
+    for query in ["", "?force=true"] {
+        let (status, v) = upload(&d, &root, query, &good);
+        assert_eq!(status, 409, "{query}: {v}");
+        let err = v["error"].as_str().unwrap_or("");
+        eprintln!("upload{query} during 110: {err}");
+        assert!(
+            err.contains("an emergency call is in progress"),
+            "{query}: {err}"
+        );
+        assert_nothing_written(&rig, "refused during an emergency call");
+        assert_eq!(leftovers(&d.data), 0, "{query}: upload removed");
+        assert_ne!(
+            firmware(&d, &root)["job"]["state"],
+            "installing",
+            "{query}: no install started"
+        );
+    }
+    assert!(
+        modem(&d, "call").contains("active"),
+        "the 110 call is still up"
+    );
+
+    // Once the call has ended, the same upload goes through.
+    modem(&d, "hangup");
+    sim(&d, "onhook 1");
+    wait_calls(&d, 0);
+    let (status, v) = upload(&d, &root, "", &good);
+    assert_eq!(status, 202, "{v}");
+    let (job, _) = finished_job(&d, &root);
+    assert_eq!(job["state"], "installed", "{job}");
 }

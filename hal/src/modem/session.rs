@@ -22,6 +22,10 @@ use super::response::{
 pub struct SessionConfig {
     /// Consecutive time-outs after which [`ModemEvent::RecoveryNeeded`] is emitted.
     pub max_consecutive_timeouts: u32,
+    /// After a command times out, ask the modem at once with a bare `AT` (ahead of the
+    /// queue, its own short time-out): no answer to that either starts recovery without
+    /// waiting for more commands to time out. Probes report no `CommandCompleted`.
+    pub probe_after_timeout: bool,
     /// How long to wait for the `> ` prompt after `AT+CMGS=<len>`.
     pub prompt_timeout: Duration,
     /// Commands that may wait behind the one in flight.
@@ -34,6 +38,7 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             max_consecutive_timeouts: 3,
+            probe_after_timeout: false,
             prompt_timeout: Duration::from_secs(5),
             max_queue: 16,
             max_line: DEFAULT_MAX_LINE,
@@ -233,6 +238,8 @@ pub struct Session {
     next_id: u64,
     consecutive_timeouts: u32,
     recovery_attempts: u32,
+    /// The liveness probe queued or in flight (see [`SessionConfig::probe_after_timeout`]).
+    probe: Option<CommandId>,
 }
 
 impl Session {
@@ -248,6 +255,7 @@ impl Session {
             next_id: 0,
             consecutive_timeouts: 0,
             recovery_attempts: 0,
+            probe: None,
         }
     }
 
@@ -287,9 +295,28 @@ impl Session {
             self.transmit.push_back(vec![0x1B]);
         }
         let timeout = f.timeout;
-        self.finish(now, Err(CommandError::Timeout(timeout)));
+        let was_probe = self.probe.is_some_and(|p| p == f.id);
         self.consecutive_timeouts += 1;
-        if self.consecutive_timeouts >= self.config.max_consecutive_timeouts {
+        let recover =
+            was_probe || self.consecutive_timeouts >= self.config.max_consecutive_timeouts;
+        if was_probe {
+            // Nobody waits for the probe's result: only its silence counts.
+            self.in_flight = None;
+            self.probe = None;
+            self.lines.expect_echo(None);
+            self.start_next(now);
+        } else {
+            if self.config.probe_after_timeout && !recover {
+                // Ahead of what waits: a hung modem is found in one short time-out, not
+                // after every queued command ran into its own.
+                let id = CommandId(self.next_id);
+                self.next_id += 1;
+                self.queue.push_front((id, Command::At));
+                self.probe = Some(id);
+            }
+            self.finish(now, Err(CommandError::Timeout(timeout)));
+        }
+        if recover {
             self.recovery_attempts += 1;
             self.events.push_back(ModemEvent::RecoveryNeeded {
                 consecutive_timeouts: self.consecutive_timeouts,
@@ -302,7 +329,8 @@ impl Session {
     /// Fail every queued and in-flight command with [`CommandError::Aborted`] and forget
     /// partial input: after the shell reset or power-cycled the module.
     pub fn reset(&mut self) {
-        if let Some(f) = self.in_flight.take() {
+        let probe = self.probe.take();
+        if let Some(f) = self.in_flight.take().filter(|f| Some(f.id) != probe) {
             self.events.push_back(ModemEvent::CommandCompleted {
                 id: f.id,
                 kind: f.kind,
@@ -310,6 +338,9 @@ impl Session {
             });
         }
         for (id, cmd) in self.queue.drain(..) {
+            if Some(id) == probe {
+                continue;
+            }
             self.events.push_back(ModemEvent::CommandCompleted {
                 id,
                 kind: cmd.kind(),
@@ -514,6 +545,11 @@ impl Session {
     fn finish(&mut self, now: Instant, result: Result<Response, CommandError>) {
         if let Some(f) = self.in_flight.take() {
             self.lines.expect_echo(None);
+            if self.probe.is_some_and(|p| p == f.id) {
+                // The modem answered the probe: it lives; nobody waits for the result.
+                self.probe = None;
+                return self.start_next(now);
+            }
             self.events.push_back(ModemEvent::CommandCompleted {
                 id: f.id,
                 kind: f.kind,

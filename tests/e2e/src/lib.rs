@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alsa_file;
 pub mod trunk;
 
 use std::collections::HashSet;

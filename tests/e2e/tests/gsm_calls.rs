@@ -15,6 +15,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::time::Duration;
 
+use pbx_e2e::alsa_file::{file_pcm_asoundrc, tone_bytes};
 use pbx_e2e::{Pbx, Phone, PhoneConfig, ToneReport};
 
 const EXT: &str = "1001";
@@ -376,15 +377,59 @@ fn mobile_numbers_go_over_gsm_by_their_class_and_others_do_not() {
     pbx.assert_no_call_left();
 }
 
-/// `secs` of a sine at `hz`, as the S16_LE bytes a PCM carries.
-fn tone_bytes(hz: f64, secs: f64) -> Vec<u8> {
-    let n = (8000.0 * secs) as usize;
-    (0..n)
-        .flat_map(|i| {
-            let s = (2.0 * std::f64::consts::PI * hz * i as f64 / 8000.0).sin() * 8000.0;
-            (s as i16).to_le_bytes()
-        })
-        .collect()
+/// GSM settings changed with `pbxctl` while pbxd runs count for the very next call,
+/// placed right after the command returned: the installer's gateway confirmation and the
+/// GSM prefix are read per call, not from a copy refreshed every few seconds.
+#[test]
+fn gsm_settings_changed_by_pbxctl_count_for_the_very_next_call() {
+    let pbx = Pbx::builder()
+        .extension(EXT, PW)
+        .arg("--digest-algorithms")
+        .arg("md5")
+        .ctl(&["gsm", "pin", "1234"])
+        .ctl(&["gsm", "route", "--prefix", "8", "--policy", "prefix"])
+        .start();
+    let phone = Phone::start(
+        &pbx,
+        PhoneConfig::new(EXT, PW, &["PCMA/8000/1"], PHONE_TONE),
+    );
+    wait_ready(&pbx);
+    // Not confirmed yet: the GSM prefix is refused.
+    phone.command("dial", "80301234567").expect("dial accepted");
+    assert!(wait_nth(&phone, "CALL_CLOSED", 1, Duration::from_secs(10)));
+    assert_eq!(modem(&pbx, "call"), "none");
+
+    // Confirmed: the next call goes out over the module.
+    pbx.ctl(&["gsm", "confirm-gateway-use"]);
+    phone.command("dial", "80301234567").expect("dial accepted");
+    let (call, ok) = modem_until(&pbx, "call", Duration::from_secs(10), |a| {
+        a.starts_with("out 0301234567")
+    });
+    assert!(
+        ok,
+        "the call right after the confirmation did not go over GSM: {call}\n{}",
+        pbx.log()
+    );
+    modem(&pbx, "busy");
+    assert!(wait_nth(&phone, "CALL_CLOSED", 2, Duration::from_secs(10)));
+
+    // A new prefix: the next call with it goes out, the old prefix no longer does.
+    pbx.ctl(&["gsm", "route", "--prefix", "9"]);
+    phone.command("dial", "90301234567").expect("dial accepted");
+    let (call, ok) = modem_until(&pbx, "call", Duration::from_secs(10), |a| {
+        a.starts_with("out 0301234567")
+    });
+    assert!(
+        ok,
+        "the call right after the new prefix did not go over GSM: {call}\n{}",
+        pbx.log()
+    );
+    modem(&pbx, "busy");
+    assert!(wait_nth(&phone, "CALL_CLOSED", 3, Duration::from_secs(10)));
+    phone.command("dial", "80301234567").expect("dial accepted");
+    assert!(wait_nth(&phone, "CALL_CLOSED", 4, Duration::from_secs(10)));
+    assert_eq!(modem(&pbx, "call"), "none", "the old prefix is gone");
+    pbx.assert_no_call_left();
 }
 
 /// A real module's voice goes through an ALSA PCM (`--modem-pcm`): here alsa-lib's `file`
@@ -399,17 +444,8 @@ fn with_modem_pcm_the_call_audio_goes_through_the_alsa_pcm() {
     // The PCM runs from pbxd's start: a minute of the far end's 1 kHz covers the call.
     std::fs::write(&says, tone_bytes(FAR_TONE, 60.0)).expect("write the far end's voice");
     let rc = dir.path().join("asoundrc");
-    std::fs::write(
-        &rc,
-        format!(
-            "pcm.gsm_module {{\n  type asym\n\
-             \x20 playback.pcm {{ type file slave.pcm {{ type null }} file \"{}\" format raw }}\n\
-             \x20 capture.pcm {{ type file slave.pcm {{ type null }} file \"/dev/null\" infile \"{}\" format raw }}\n}}\n",
-            hears.display(),
-            says.display()
-        ),
-    )
-    .expect("write the asoundrc");
+    std::fs::write(&rc, file_pcm_asoundrc("gsm_module", &hears, &says))
+        .expect("write the asoundrc");
     let pbx = Pbx::builder()
         .extension(EXT, PW)
         .arg("--modem-pcm")

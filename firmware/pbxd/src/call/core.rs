@@ -202,6 +202,12 @@ pub trait CallDirectory: Directory {
         let _ = dialled;
         None
     }
+    /// Whether the installer confirmed that the SIM's terms allow its use in a gateway:
+    /// ordinary calls over GSM need it, emergency calls never wait for it. Asked per
+    /// call, so that a confirmation given a moment ago counts.
+    fn gsm_gateway_confirmed(&self) -> bool {
+        false
+    }
     /// Whether the external call to `e164` goes out over the GSM module (all calls, mobile
     /// numbers, or because no cloud trunk can take it: `trunk_up` is false).
     fn gsm_takes_external(&self, e164: &str, trunk_up: bool) -> bool {
@@ -829,8 +835,8 @@ impl CallControl {
             )
         };
         let dest = match route {
-            _ if gsm_prefixed.is_some() => self
-                .external_allowed(now, caller, GSM_TRUNK, io)
+            _ if gsm_prefixed.is_some() => gsm_confirmed(io)
+                .and_then(|()| self.external_allowed(now, caller, GSM_TRUNK, io))
                 .map(|()| Dest::Gsm(gsm_prefixed.clone().unwrap_or_default())),
             Ok(Route::Extension { number }) | Ok(Route::RingGroup { number }) => {
                 Ok(Dest::Internal(number))
@@ -845,7 +851,8 @@ impl CallControl {
                     .env
                     .gsm_takes_external(&e164, self.trunk_for(&e164, io).is_some()) =>
             {
-                self.external_allowed(now, caller, GSM_TRUNK, io)
+                gsm_confirmed(io)
+                    .and_then(|()| self.external_allowed(now, caller, GSM_TRUNK, io))
                     .map(|()| Dest::Gsm(e164))
             }
             Ok(Route::External { e164, clir, .. }) => match self.trunk_for(&e164, io) {
@@ -1688,6 +1695,20 @@ fn refused(r: &Refusal) -> Failure {
             Disposition::Blocked,
         ),
     }
+}
+
+/// Ordinary calls over GSM need the installer's confirmation (read per call).
+fn gsm_confirmed(io: &Io<'_, '_>) -> Result<(), Failure> {
+    if io.env.gsm_gateway_confirmed() {
+        return Ok(());
+    }
+    Err((
+        Cause::with(
+            CauseKind::Forbidden,
+            "GSM gateway use not confirmed (pbxctl gsm confirm-gateway-use)",
+        ),
+        Disposition::Failed,
+    ))
 }
 
 /// The record's outcome for a cause.

@@ -262,6 +262,9 @@ enum Purpose {
     HangUp,
     ListCalls,
     Reset,
+    /// A bare `AT` before a dial: a hung module shows in its short time-out instead of
+    /// the dial's minutes.
+    Alive,
 }
 
 /// The GSM gateway core.
@@ -291,7 +294,13 @@ impl Gateway {
     /// A gateway that starts the module at once.
     pub fn new(now: Instant, creds: Credentials) -> Self {
         let mut g = Gateway {
-            session: Session::new(SessionConfig::default()),
+            // A command without an answer is followed by an `AT` probe, and the probe's
+            // silence starts recovery: a hung module is found within that command's
+            // time-out, not at the next status poll.
+            session: Session::new(SessionConfig {
+                probe_after_timeout: true,
+                ..SessionConfig::default()
+            }),
             guard: PinGuard::new(),
             creds,
             status: GsmStatus {
@@ -508,6 +517,7 @@ impl Gateway {
                 self.status.registration_label()
             )));
         }
+        self.send(now, Command::At, Purpose::Alive);
         let cid = self
             .session
             .send(now, Command::Dial(n))
@@ -834,6 +844,8 @@ impl Gateway {
             // No answer to ATZ either: try the start-up again after a while (its
             // time-outs lead to the next recovery round).
             (Purpose::Reset, Err(_)) => self.restart_at = Some(now + REBOOT_WAIT),
+            // Its silence is the session's to act on (probe, then recovery).
+            (Purpose::Alive, _) => {}
             (_, Err(e)) => self.events.push_back(GatewayEvent::Log(format!(
                 "modem command {kind:?} failed: {e}"
             ))),

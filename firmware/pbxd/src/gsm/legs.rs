@@ -219,24 +219,14 @@ impl GsmLegs {
         Ok(Some(self.negotiated()))
     }
 
-    /// Dials out over the module. Ordinary calls need `gateway_confirmed`; emergency
-    /// numbers never wait for it.
-    pub fn ring(
-        &mut self,
-        target: &RingTarget,
-        media: MediaPort,
-        gateway_confirmed: bool,
-    ) -> Result<LegId, Cause> {
+    /// Dials out over the module. Call control has checked the installer's gateway
+    /// confirmation for ordinary calls (per call, from the store); emergency numbers
+    /// never wait for it.
+    pub fn ring(&mut self, target: &RingTarget, media: MediaPort) -> Result<LegId, Cause> {
         let RingTarget::Gsm { number } = target else {
             return Err(Cause::new(CauseKind::NotFound));
         };
         let emergency = EMERGENCY_NUMBERS.contains(&number.as_str());
-        if !emergency && !gateway_confirmed {
-            return Err(Cause::with(
-                CauseKind::Forbidden,
-                "GSM gateway use not confirmed (pbxctl gsm confirm-gateway-use)",
-            ));
-        }
         if self.call.is_some() {
             return Err(Cause::with(CauseKind::Busy, "the GSM module is in a call"));
         }
@@ -367,11 +357,9 @@ mod tests {
     }
 
     #[test]
-    fn outbound_needs_the_gateway_confirmation_except_emergency() {
+    fn an_emergency_number_is_dialled_as_one_and_a_second_call_is_busy() {
         let mut l = legs();
-        let e = l.ring(&gsm("+491701234567"), MEDIA, false).unwrap_err();
-        assert_eq!(e.kind, CauseKind::Forbidden);
-        let leg = l.ring(&gsm("112"), MEDIA, false).unwrap();
+        let leg = l.ring(&gsm("112"), MEDIA).unwrap();
         let outs: Vec<_> = std::iter::from_fn(|| l.poll_output()).collect();
         assert!(outs.contains(&GsmOutput::Dial {
             leg,
@@ -379,7 +367,7 @@ mod tests {
             emergency: true
         }));
         assert_eq!(
-            l.ring(&gsm("+4930"), MEDIA, true).unwrap_err().kind,
+            l.ring(&gsm("+4930"), MEDIA).unwrap_err().kind,
             CauseKind::Busy
         );
         l.handle_call_event(GsmCallEvent::Alerting, None);
@@ -408,7 +396,7 @@ mod tests {
     #[test]
     fn a_busy_number_fails_the_leg() {
         let mut l = legs();
-        let leg = l.ring(&gsm("0301234"), MEDIA, true).unwrap();
+        let leg = l.ring(&gsm("0301234"), MEDIA).unwrap();
         l.handle_call_event(
             GsmCallEvent::Ended {
                 reason: "busy".into(),
@@ -423,7 +411,7 @@ mod tests {
             })
         );
         assert_eq!(
-            l.ring(&RingTarget::Extension("21".into()), MEDIA, true)
+            l.ring(&RingTarget::Extension("21".into()), MEDIA)
                 .unwrap_err()
                 .kind,
             CauseKind::NotFound

@@ -98,7 +98,6 @@ impl GsmShell {
         endpoint: &mut Endpoint,
         services: &mut crate::sip::StoreServices,
     ) {
-        self.sync(endpoint, services);
         match input {
             GsmInput::Call(ev) => {
                 let dest = services
@@ -115,13 +114,6 @@ impl GsmShell {
             GsmInput::DialFailed(leg, why) => {
                 endpoint.handle_gsm_dial_failed(clock::now(), leg, &why, services);
             }
-        }
-    }
-
-    /// Reads what the calls may do over GSM from the store (the gateway confirmation).
-    pub(crate) fn sync(&self, endpoint: &mut Endpoint, services: &crate::sip::StoreServices) {
-        if let Ok(s) = services.store.gsm_settings() {
-            endpoint.set_gsm_confirmed(s.gateway_confirmed_at.is_some());
         }
     }
 

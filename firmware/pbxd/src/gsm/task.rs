@@ -20,8 +20,11 @@ use crate::clock;
 use crate::secret::DeviceKey;
 use crate::store::{GsmSettings, GsmStatusRow, Severity, Store, StoreError};
 
-/// How often settings (a new PIN) and the SMS outbox are looked at.
-pub const SETTINGS_POLL: Duration = Duration::from_secs(1);
+/// How often the task asks SQLite whether another connection committed
+/// ([`Store::data_version`]: no table read). Only then are settings (a new PIN) and the
+/// SMS outbox read again; the web server and `pbxctl` (another process) write through
+/// connections of their own, so this one check sees both.
+pub const CHANGE_CHECK: Duration = Duration::from_millis(200);
 /// How often old SMS are purged.
 pub const HOUSEKEEPING: Duration = Duration::from_secs(3600);
 
@@ -219,7 +222,10 @@ pub async fn run_with_power(
     let mut gw = Gateway::new(clock::now(), credentials(&key, &settings));
     let mut commands = link.command_rx.lock().await;
     let mut buf = [0u8; 1024];
-    let mut settings_tick = tokio::time::interval(SETTINGS_POLL);
+    let mut change_check = tokio::time::interval(CHANGE_CHECK);
+    // `None`: read settings and outbox at the next check whatever the version says.
+    let mut seen_version: Option<i64> = None;
+    let mut could_send = false;
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
     let mut sms_in_flight: Option<i64> = None;
     let mut alerts = AlertState::default();
@@ -248,18 +254,26 @@ pub async fn run_with_power(
                     GsmCommand::HangUp => { let _ = gw.hang_up(now); }
                 }
             }
-            _ = settings_tick.tick() => {
-                let fresh = db(&store, |s| s.gsm_settings()).await?;
-                if fresh != settings {
-                    settings = fresh;
-                    gw.set_credentials(clock::now(), credentials(&key, &settings));
-                }
-                if sms_in_flight.is_none() && gw.can_send_sms() {
-                    if let Some(sms) = db(&store, Store::take_queued_sms).await? {
-                        sms_in_flight = Some(sms.id);
-                        gw.send_sms(clock::now(), sms.id, &sms.peer, &sms.text);
+            _ = change_check.tick() => {
+                let version = db(&store, |s| s.data_version()).await?;
+                let can_send = gw.can_send_sms();
+                // The outbox is looked at again when someone wrote, when the module became
+                // able to send, and after each SMS (more may wait behind it).
+                if seen_version != Some(version) || (can_send && !could_send) {
+                    seen_version = Some(version);
+                    let fresh = db(&store, |s| s.gsm_settings()).await?;
+                    if fresh != settings {
+                        settings = fresh;
+                        gw.set_credentials(clock::now(), credentials(&key, &settings));
+                    }
+                    if sms_in_flight.is_none() && can_send {
+                        if let Some(sms) = db(&store, Store::take_queued_sms).await? {
+                            sms_in_flight = Some(sms.id);
+                            gw.send_sms(clock::now(), sms.id, &sms.peer, &sms.text);
+                        }
                     }
                 }
+                could_send = can_send;
             }
             _ = housekeeping.tick() => {
                 let now = i64::try_from(clock::unix_now()).unwrap_or(i64::MAX);
@@ -289,6 +303,7 @@ pub async fn run_with_power(
             if let GatewayEvent::SmsFinished { id, .. } = &ev {
                 if sms_in_flight == Some(*id) {
                     sms_in_flight = None;
+                    seen_version = None;
                 }
             }
             handle_event(&store, &link, &gw, &mut alerts, ev).await?;

@@ -473,3 +473,109 @@ fn a_power_cycle_never_resends_a_rejected_pin() {
     assert_eq!(p.modem.pin_attempts_left().pin_left, 2, "not sent again");
     assert!(!p.gw.can_take_call());
 }
+
+/// Runs in 10 ms steps until `want` matches an event or `limit` passes: the simulated
+/// time from the start when it matched, and every event seen.
+fn time_until(
+    p: &mut Pair,
+    limit: Duration,
+    want: impl Fn(&GatewayEvent) -> bool,
+) -> (Option<Duration>, Vec<GatewayEvent>) {
+    let t0 = p.now;
+    let mut seen = Vec::new();
+    while p.now - t0 < limit {
+        p.run(Duration::from_millis(10));
+        let ev = p.take();
+        let hit = ev.iter().any(&want);
+        seen.extend(ev);
+        if hit {
+            return (Some(p.now - t0), seen);
+        }
+    }
+    (None, seen)
+}
+
+#[test]
+fn a_dial_on_a_hung_module_ends_the_call_and_starts_recovery_within_short_time_outs() {
+    use pbx_hal::modem::command::CommandKind;
+    let mut p = ready_pair();
+    p.take();
+    p.modem.go_silent();
+    let now = p.now;
+    p.gw.dial(now, "+491701234567", false).unwrap();
+    // `AT` before the dial, then the probe: two short time-outs, not the dial's minutes.
+    let at = CommandKind::At.timeout();
+    let ended = time_until(&mut p, Duration::from_secs(200), |e| {
+        matches!(e, GatewayEvent::Call(GsmCallEvent::Ended { .. }))
+    })
+    .0
+    .expect("the call ends");
+    assert!(ended <= at * 2 + Duration::from_millis(10), "{ended:?}");
+    assert!(!p.gw.status().responding);
+    // ATZ and its probe get no answer either: the module is to be power-cycled.
+    let cycle = time_until(&mut p, Duration::from_secs(200), |e| {
+        *e == GatewayEvent::PowerCycleNeeded
+    })
+    .0
+    .expect("a power cycle is asked for");
+    assert!(cycle <= at * 2 + Duration::from_millis(10), "{cycle:?}");
+    assert_eq!(p.modem.pin_attempts_left().pin_left, 3, "no PIN sent");
+}
+
+#[test]
+fn an_sms_on_a_hung_module_fails_within_the_prompt_time_out_and_recovery_starts() {
+    let mut p = ready_pair();
+    p.take();
+    p.modem.go_silent();
+    let now = p.now;
+    p.gw.send_sms(now, 7, "+491701234567", "hello");
+    let limit = pbx_hal::modem::session::SessionConfig::default().prompt_timeout
+        + pbx_hal::modem::command::CommandKind::At.timeout()
+        + Duration::from_millis(10);
+    let (reset, seen) = time_until(&mut p, Duration::from_secs(200), |e| {
+        matches!(e, GatewayEvent::ModemRestarted)
+    });
+    let reset = reset.expect("recovery starts");
+    assert!(reset <= limit, "{reset:?}");
+    assert!(
+        seen.iter().any(|e| matches!(
+            e,
+            GatewayEvent::SmsFinished {
+                id: 7,
+                result: Err(_)
+            }
+        )),
+        "{seen:?}"
+    );
+    assert!(!p.gw.status().responding);
+}
+
+#[test]
+fn a_pin_entry_into_a_hung_module_is_not_repeated_blindly() {
+    // The module hangs right when the PIN goes out: whether the SIM counted it is
+    // unknown. After the power cycle the counters are read again before anything is sent.
+    let mut p = Pair::new(Ec25::new(Ec25Config::default()), Credentials::default());
+    assert_eq!(p.gw.status().sim, SimStatus::PinRequired);
+    p.take();
+    p.modem.go_silent();
+    let now = p.now;
+    p.gw.set_credentials(now, pin("9999"));
+    time_until(&mut p, Duration::from_secs(30), |e| {
+        *e == GatewayEvent::PowerCycleNeeded
+    })
+    .0
+    .expect("a power cycle is asked for");
+    assert_eq!(
+        p.modem.pin_attempts_left().pin_left,
+        3,
+        "nothing reached the SIM"
+    );
+    power_cycle(&mut p);
+    p.run(Duration::from_secs(10));
+    // The wrong PIN now reaches the SIM once, is rejected, and never goes out again.
+    assert_eq!(p.modem.pin_attempts_left().pin_left, 2);
+    p.run(Duration::from_secs(60));
+    power_cycle(&mut p);
+    p.run(Duration::from_secs(10));
+    assert_eq!(p.modem.pin_attempts_left().pin_left, 2, "not sent again");
+}

@@ -314,11 +314,6 @@ impl Endpoint {
         self.calls.poll_gsm_output()
     }
 
-    /// Whether ordinary calls may go out over GSM (the installer's confirmation).
-    pub fn set_gsm_confirmed(&mut self, on: bool) {
-        self.calls.set_gsm_confirmed(on);
-    }
-
     /// The analog ports' lines, to change their settings.
     pub fn port_legs_mut(&mut self) -> Option<&mut crate::line::legs::PortLegs> {
         self.calls.ports_mut()

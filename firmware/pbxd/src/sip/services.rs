@@ -283,6 +283,11 @@ impl CallDirectory for StoreServices {
         (!rest.is_empty()).then(|| rest.to_owned())
     }
 
+    fn gsm_gateway_confirmed(&self) -> bool {
+        self.gsm_settings()
+            .is_some_and(|s| s.gateway_confirmed_at.is_some())
+    }
+
     fn gsm_takes_external(&self, e164: &str, trunk_up: bool) -> bool {
         let Some(s) = self.gsm_settings() else {
             return false;

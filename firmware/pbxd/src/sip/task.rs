@@ -274,9 +274,6 @@ impl SipShell {
             .gsm
             .as_ref()
             .map(|g| GsmShell::new(g.link.clone(), Arc::clone(&g.media)));
-        if let Some(g) = &gsm {
-            g.sync(&mut endpoint, &directory);
-        }
         // Without ports, a channel that never yields keeps the select below simple.
         let (_no_ports_tx, no_ports_rx) = mpsc::unbounded_channel();
         let no_ports = Mutex::new(no_ports_rx);
@@ -410,9 +407,6 @@ impl SipShell {
                         crate::line::ports_sync::apply_line_settings(&directory.store, legs);
                     }
                     endpoint.handle_housekeeping(clock::now(), &mut directory);
-                    if let Some(g) = &gsm {
-                        g.sync(&mut endpoint, &directory);
-                    }
                 }
             }
             trunks.handle_events(

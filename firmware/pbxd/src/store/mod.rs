@@ -23,6 +23,7 @@ mod blocks;
 mod call_notes;
 mod call_settings;
 mod cdr;
+mod data_version;
 mod error;
 mod extensions;
 mod gsm;

@@ -39,7 +39,6 @@ struct SipSide<'a> {
     ua: &'a mut SipLegs,
     ports: Option<&'a mut PortLegs>,
     gsm: Option<&'a mut GsmLegs>,
-    gsm_confirmed: bool,
     registrar: &'a Registrar,
     now: Instant,
 }
@@ -80,9 +79,8 @@ impl Legs for SipSide<'_> {
     ) -> Result<LegId, Cause> {
         let now = self.now;
         if GsmLegs::serves(target) {
-            let confirmed = self.gsm_confirmed;
             return match self.gsm.as_deref_mut() {
-                Some(g) => g.ring(target, media, confirmed),
+                Some(g) => g.ring(target, media),
                 None => Err(Cause::with(
                     crate::call::CauseKind::Unavailable,
                     "no GSM module",
@@ -171,8 +169,6 @@ pub struct SipCalls {
     control: CallControl,
     ports: Option<PortLegs>,
     gsm: Option<GsmLegs>,
-    /// The installer confirmed the SIM may be used in a gateway (ordinary GSM calls).
-    gsm_confirmed: bool,
 }
 
 impl SipCalls {
@@ -183,7 +179,6 @@ impl SipCalls {
             control: CallControl::new(cfg),
             ports: None,
             gsm: None,
-            gsm_confirmed: false,
         }
     }
 
@@ -191,11 +186,6 @@ impl SipCalls {
     pub fn with_gsm(mut self, gsm: GsmLegs) -> Self {
         self.gsm = Some(gsm);
         self
-    }
-
-    /// Whether ordinary calls may go out over GSM (the installer's confirmation).
-    pub fn set_gsm_confirmed(&mut self, on: bool) {
-        self.gsm_confirmed = on;
     }
 
     /// A call event from the GSM module; `destination`: where inbound calls ring
@@ -431,7 +421,6 @@ impl SipCalls {
             ua: &mut self.ua,
             ports: self.ports.as_mut(),
             gsm: self.gsm.as_mut(),
-            gsm_confirmed: self.gsm_confirmed,
             registrar: &*ctx.registrar,
             now,
         };
@@ -454,7 +443,6 @@ impl SipCalls {
             ua: &mut self.ua,
             ports: self.ports.as_mut(),
             gsm: self.gsm.as_mut(),
-            gsm_confirmed: self.gsm_confirmed,
             registrar: &*ctx.registrar,
             now,
         };
@@ -478,7 +466,6 @@ impl SipCalls {
             ua: &mut self.ua,
             ports: self.ports.as_mut(),
             gsm: self.gsm.as_mut(),
-            gsm_confirmed: self.gsm_confirmed,
             registrar: &*ctx.registrar,
             now,
         };
@@ -499,7 +486,6 @@ impl SipCalls {
             ua: &mut self.ua,
             ports: self.ports.as_mut(),
             gsm: self.gsm.as_mut(),
-            gsm_confirmed: self.gsm_confirmed,
             registrar: &*ctx.registrar,
             now,
         };
@@ -527,7 +513,6 @@ impl SipCalls {
                 ua: &mut self.ua,
                 ports: self.ports.as_mut(),
                 gsm: self.gsm.as_mut(),
-                gsm_confirmed: self.gsm_confirmed,
                 registrar: &*ctx.registrar,
                 now,
             };

@@ -145,7 +145,7 @@ fn the_gsm_prefix_dials_the_number_on_the_module_and_the_far_end_answers() {
     assert!(out.iter().any(|(_, m)| is_status(m, 403)), "{out:#?}");
     assert!(outputs(&mut rig).is_empty());
 
-    rig.ep.set_gsm_confirmed(true);
+    rig.office.gsm_confirmed = true;
     let out = rig.invite("80301234567", "g1");
     assert!(out.iter().all(|(_, m)| !is_req(m, "INVITE")));
     let outs = outputs(&mut rig);
@@ -194,7 +194,7 @@ fn the_gsm_prefix_dials_the_number_on_the_module_and_the_far_end_answers() {
 #[test]
 fn trunk_down_sends_external_calls_and_112_over_gsm() {
     let mut rig = Rig::with_gsm();
-    rig.ep.set_gsm_confirmed(true);
+    rig.office.gsm_confirmed = true;
     rig.office.gsm_fallback = true;
     rig.office.fallbacks = vec![EmergencyRoute::Gsm];
     rig.invite("0211123456", "f1");
@@ -208,7 +208,7 @@ fn trunk_down_sends_external_calls_and_112_over_gsm() {
     );
 
     // 112 with no trunk: the module dials it as an emergency call, confirmation or not.
-    rig.ep.set_gsm_confirmed(false);
+    rig.office.gsm_confirmed = false;
     let out = rig.invite("112", "f2");
     assert!(out.iter().all(|(_, m)| !is_status(m, 503)));
     assert!(outputs(&mut rig).iter().any(|o| matches!(o,

@@ -42,6 +42,7 @@ pub(super) struct Office {
     /// The GSM prefix (issue 7), and whether GSM takes external calls no trunk can.
     pub(super) gsm_prefix: Option<String>,
     pub(super) gsm_fallback: bool,
+    pub(super) gsm_confirmed: bool,
     /// Sounds started and stopped, in order: (call, side, Some(sound) | None for stop).
     sounds: Vec<(CallId, Side, Option<Sound>)>,
     open: HashSet<CallId>,
@@ -72,6 +73,7 @@ impl Default for Office {
             external_forwarding: false,
             gsm_prefix: None,
             gsm_fallback: false,
+            gsm_confirmed: false,
             sounds: Vec::new(),
             open: HashSet::new(),
             configured: Vec::new(),
@@ -131,6 +133,9 @@ impl CallDirectory for Office {
     fn gsm_prefix_route(&self, dialled: &str) -> Option<String> {
         let rest = dialled.strip_prefix(self.gsm_prefix.as_deref()?)?;
         (!rest.is_empty()).then(|| rest.to_owned())
+    }
+    fn gsm_gateway_confirmed(&self) -> bool {
+        self.gsm_confirmed
     }
     fn gsm_takes_external(&self, _: &str, trunk_up: bool) -> bool {
         self.gsm_fallback && !trunk_up
