@@ -620,3 +620,66 @@ fn dns_naptr_and_srv_lead_to_the_registrar_with_failover() {
     }
     assert!(!provider.saved().is_empty());
 }
+
+/// RFC 5626 sec. 4.4.1 on a TCP trunk: Kamailio answers each CRLFCRLF ping with a CRLF
+/// pong, so the connection lives on; once the provider side drops everything from that
+/// connection (a blackhole: no RST, no FIN, like a NAT box that forgot the mapping),
+/// the next ping goes unanswered and within 10 s pbxd closes the flow and registers on
+/// a new connection.
+#[test]
+fn tcp_flow_without_pongs_is_replaced_by_a_new_registration() {
+    let lab = NatLab::build();
+    let provider = Provider::start(&lab, "MD5", PASSWORD, 600);
+    let pbx = start_pbx(&lab);
+    add_trunk_with(pbx.data_dir(), PASSWORD, &["--transport", "tcp"]);
+    wait_status(&pbx, &provider, Duration::from_secs(20), |s| {
+        s.starts_with("main: registered until")
+    });
+    let (src, _) = provider.saved().last().expect("saved").clone();
+    let registers = provider.registers().len();
+    // 40 s: one ping at 25 s, answered by Kamailio's pong; an unanswered one would have
+    // closed the flow at 35 s.
+    thread::sleep(Duration::from_secs(40));
+    assert_eq!(
+        provider.registers().len(),
+        registers,
+        "answered pings keep the flow: {:?}\n--- pbxd:\n{}",
+        provider.registers(),
+        pbx.log()
+    );
+    assert!(!pbx.log().contains("no keep-alive answer"), "{}", pbx.log());
+    assert!(status(&pbx).starts_with("main: registered until"));
+
+    // Blackhole this connection on the provider's side only; new connections get through.
+    let port = port_of(&src).to_string();
+    let router = ROUTER_LAN_IP.to_string();
+    lab.lan.run(
+        "iptables",
+        &[
+            "-I", "INPUT", "-p", "tcp", "-s", &router, "--sport", &port, "-j", "DROP",
+        ],
+    );
+    // The next ping is due within 25 s, its pong 10 s later; then a new connection.
+    let deadline = now() + Duration::from_secs(45);
+    let moved = loop {
+        let saved = provider.saved();
+        if let Some((s, _)) = saved.iter().rev().find(|(s, _)| *s != src) {
+            break s.clone();
+        }
+        assert!(
+            now() < deadline,
+            "no registration on a new connection within 45 s\n--- pbxd:\n{}\n--- kamailio:\n{}",
+            pbx.log(),
+            provider.log.text()
+        );
+        thread::sleep(Duration::from_millis(250));
+    };
+    assert!(moved.starts_with(&format!("{router}:")), "{moved}");
+    assert_ne!(port_of(&moved), port_of(&src), "a new connection");
+    let log = pbx.log();
+    assert!(log.contains("no keep-alive answer"), "{log}");
+    assert!(log.contains("trunk connection closed"), "{log}");
+    wait_status(&pbx, &provider, Duration::from_secs(10), |s| {
+        s.starts_with("main: registered until")
+    });
+}
