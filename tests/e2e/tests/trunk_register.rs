@@ -683,3 +683,85 @@ fn tcp_flow_without_pongs_is_replaced_by_a_new_registration() {
         s.starts_with("main: registered until")
     });
 }
+
+/// `pbxctl alerts` as the installer reads it.
+fn alerts(pbx: &NsPbx) -> String {
+    pbx.ctl(&["alerts"])
+}
+
+/// The "trunk down" alert with a site threshold of 30 s (`pbxctl trunk down-alert`):
+/// Kamailio stops, the TCP trunk cannot reconnect, the alert appears after the threshold
+/// (not before) and is cleared once the provider is back and pbxd has registered again.
+#[test]
+fn down_alert_after_the_configured_threshold_and_cleared_on_recovery() {
+    let lab = NatLab::build();
+    let provider = Provider::start(&lab, "MD5", PASSWORD, 600);
+    let pbx = start_pbx(&lab);
+    // Out of range: a clear refusal, the default stays.
+    let refused = Command::new(pbx_e2e::pbxctl_bin())
+        .arg("--data-dir")
+        .arg(pbx.data_dir())
+        .args(["trunk", "down-alert", "10"])
+        .output()
+        .expect("run pbxctl");
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("outside 30 to 3600 s"), "{err}");
+    assert!(pbx.ctl(&["trunk", "down-alert"]).contains("after 120 s"));
+    let set = pbx.ctl(&["trunk", "down-alert", "30"]);
+    assert!(set.contains("after 30 s"), "{set}");
+    add_trunk_with(pbx.data_dir(), PASSWORD, &["--transport", "tcp"]);
+    wait_status(&pbx, &provider, Duration::from_secs(20), |s| {
+        s.starts_with("main: registered until")
+    });
+    drop(provider);
+    let down_at = now();
+    let s = wait_for(&pbx, Duration::from_secs(15), |s| {
+        s.starts_with("main: unreachable")
+    });
+    println!("{s}");
+    // Not before the threshold...
+    thread::sleep(Duration::from_secs(20));
+    let early = alerts(&pbx);
+    assert!(
+        !early.contains("trunk:main:down"),
+        "raised too early:\n{early}"
+    );
+    // ...and within a few housekeeping ticks after it.
+    let deadline = down_at + Duration::from_secs(50);
+    let raised = loop {
+        let a = alerts(&pbx);
+        if a.contains("trunk:main:down") {
+            break a;
+        }
+        assert!(
+            now() < deadline,
+            "no trunk down alert 50 s after the provider stopped:\n{a}\n--- pbxd:\n{}",
+            pbx.log()
+        );
+        thread::sleep(Duration::from_millis(500));
+    };
+    println!(
+        "alert raised {} s after the provider stopped:\n{raised}",
+        now().duration_since(down_at).as_secs()
+    );
+    assert!(raised.contains("trunk main is not registered"), "{raised}");
+    // The provider is back: the next attempt (after the 15-30 s back-off) registers and
+    // the alert is cleared.
+    let provider = Provider::start(&lab, "MD5", PASSWORD, 600);
+    wait_status(&pbx, &provider, Duration::from_secs(45), |s| {
+        s.starts_with("main: registered until")
+    });
+    let deadline = now() + Duration::from_secs(15);
+    while alerts(&pbx).contains("trunk:main:down") {
+        assert!(now() < deadline, "alert not cleared:\n{}", alerts(&pbx));
+        thread::sleep(Duration::from_millis(500));
+    }
+    let history = pbx.ctl(&["alerts", "--all"]);
+    assert!(
+        history
+            .lines()
+            .any(|l| l.contains("trunk:main:down") && l.contains("cleared")),
+        "{history}"
+    );
+}
