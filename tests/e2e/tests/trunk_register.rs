@@ -765,3 +765,72 @@ fn down_alert_after_the_configured_threshold_and_cleared_on_recovery() {
         "{history}"
     );
 }
+
+/// A TLS trunk behind the NAT: the REGISTER reaches Kamailio from the router's address,
+/// pbxd learns that public address (`received`/`rport`) and registers it as its TLS
+/// Contact, and the keep-alives (answered by Kamailio's pongs over TLS) keep that one
+/// connection: no new REGISTER and no reconnect for 40 s.
+#[test]
+fn tls_trunk_behind_nat_learns_the_public_address_and_keeps_its_flow() {
+    let lab = NatLab::build();
+    let certs = tempfile::Builder::new()
+        .prefix("pbx-e2e-certs-")
+        .tempdir()
+        .expect("temp dir");
+    make_certs(certs.path());
+    let provider = Provider::start_tls(&lab, "MD5", PASSWORD, 600, Some(certs.path()));
+    let pbx = start_pbx(&lab);
+    std::fs::copy(
+        certs.path().join("ca.crt"),
+        pbx.data_dir().join("trunk-ca.pem"),
+    )
+    .expect("install the CA");
+    add_trunk_with(
+        pbx.data_dir(),
+        PASSWORD,
+        &[
+            "--transport",
+            "tls",
+            "--registrar",
+            &format!("{PROVIDER}:5061"),
+        ],
+    );
+    let s = wait_status(&pbx, &provider, Duration::from_secs(20), |s| {
+        s.starts_with("main: registered until")
+    });
+    let (src, contact) = provider.saved().last().expect("a saved binding").clone();
+    assert!(src.starts_with(&format!("{ROUTER_LAN_IP}:")), "{src}");
+    assert!(
+        contact.contains(&format!("@{src}")) && contact.contains("transport=tls"),
+        "the TLS Contact carries the public address {src}: {contact}"
+    );
+    assert!(s.contains(&format!("public address {src}")), "{s}");
+    let text = provider.log.text();
+    assert!(text.contains("PROVIDER PROTO tls"), "{text}");
+    assert!(!text.contains("PROVIDER PROTO udp"), "{text}");
+    let registers = provider.registers();
+    assert!(
+        registers.iter().all(|(from, _)| *from == src),
+        "every REGISTER on the one TLS connection: {registers:?}"
+    );
+
+    thread::sleep(Duration::from_secs(40));
+    assert_eq!(
+        provider.registers().len(),
+        registers.len(),
+        "pings answered over TLS keep the flow: {:?}\n--- pbxd:\n{}",
+        provider.registers(),
+        pbx.log()
+    );
+    assert!(!pbx.log().contains("no keep-alive answer"), "{}", pbx.log());
+    assert!(
+        !pbx.log().contains("trunk connection closed"),
+        "{}",
+        pbx.log()
+    );
+    let s = status(&pbx);
+    assert!(
+        s.starts_with("main: registered until") && s.contains(&format!("public address {src}")),
+        "{s}"
+    );
+}
