@@ -35,6 +35,10 @@ const PROVIDER: std::net::Ipv4Addr = LAN_PBX_IP;
 const DOMAIN: &str = "provider.test";
 const SIP_ID: &str = "4930123";
 const PASSWORD: &str = "trunk-pw-77";
+/// The office's number, reaching [`PORT_EXT`] behind pbxd (the TLS-behind-NAT call test).
+const DID: &str = "+4921112345";
+/// Analog port 1 of pbxd's simulated ports.
+const PORT_EXT: &str = "21";
 
 const CONFIG: &str = r#"#!KAMAILIO
 debug=2
@@ -57,6 +61,9 @@ loadmodule "textops.so"
 loadmodule "siputils.so"
 loadmodule "xlog.so"
 loadmodule "auth.so"
+#!ifdef WITH_CALLS
+loadmodule "rr.so"
+#!endif
 #!ifdef WITH_TLS
 enable_tls=yes
 loadmodule "tls.so"
@@ -72,6 +79,37 @@ modparam("auth", "secret", "trunk-test-secret")
 modparam("auth", "algorithm", "@ALG@")
 
 request_route {
+#!ifdef WITH_CALLS
+	# A caller on the provider's side reaches the office's number: relayed to the
+	# trunk's binding, i.e. down the connection the box registered on.
+	if (has_totag()) {
+		if (loose_route()) {
+			t_relay();
+			exit;
+		}
+		if (is_method("ACK") && t_check_trans()) {
+			t_relay();
+		}
+		exit;
+	}
+	if (is_method("CANCEL")) {
+		if (t_check_trans()) {
+			t_relay();
+		}
+		exit;
+	}
+	if (is_method("INVITE")) {
+		record_route();
+		$rU = "@SIP_ID@";
+		if (!lookup("location")) {
+			sl_send_reply("480", "Not Registered");
+			exit;
+		}
+		xlog("L_ALERT", "PROVIDER ROUTED INVITE to $ru\n");
+		t_relay();
+		exit;
+	}
+#!endif
 	if (!is_method("REGISTER")) {
 		xlog("L_ALERT", "PROVIDER $rm from $si:$sp\n");
 		sl_send_reply("405", "Method Not Allowed");
@@ -117,6 +155,18 @@ impl Provider {
         max_expires: u32,
         tls: Option<&Path>,
     ) -> Provider {
+        Self::start_full(lab, alg, password, max_expires, tls, false)
+    }
+
+    /// [`Provider::start_tls`]; with `calls`, INVITEs are relayed to the trunk's binding.
+    fn start_full(
+        lab: &NatLab,
+        alg: &str,
+        password: &str,
+        max_expires: u32,
+        tls: Option<&Path>,
+        calls: bool,
+    ) -> Provider {
         let kamailio = require_tool("kamailio", "kamailio");
         let dir = tempfile::Builder::new()
             .prefix("pbx-e2e-kam-")
@@ -126,11 +176,15 @@ impl Provider {
             .replace("@ALG@", alg)
             .replace("@PASSWORD@", password)
             .replace("@MAX_EXPIRES@", &max_expires.to_string())
+            .replace("@SIP_ID@", SIP_ID)
             .replace("@TLS_CFG@", &dir.path().join("tls.cfg").to_string_lossy());
         let cfg_path = dir.path().join("kamailio.cfg");
         std::fs::write(&cfg_path, cfg).expect("write kamailio.cfg");
         let run = dir.path().to_string_lossy().into_owned();
         let mut cmd = lab.lan.command(&kamailio, &[]);
+        if calls {
+            cmd.args(["-A", "WITH_CALLS"]);
+        }
         if let Some(certs) = tls {
             let tls_cfg = format!(
                 "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n\
@@ -684,6 +738,23 @@ fn tcp_flow_without_pongs_is_replaced_by_a_new_registration() {
     });
 }
 
+/// One command to pbxd's simulated analog ports (`DATA/sim.sock`); its answer line.
+fn sim(pbx: &NsPbx, command: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let path = pbx.data_dir().join("sim.sock");
+    let mut stream = std::os::unix::net::UnixStream::connect(&path)
+        .unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("set a read timeout");
+    writeln!(stream, "{command}").expect("write a sim command");
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .expect("read the sim answer");
+    line.trim().to_owned()
+}
+
 /// `pbxctl alerts` as the installer reads it.
 fn alerts(pbx: &NsPbx) -> String {
     pbx.ctl(&["alerts"])
@@ -768,17 +839,18 @@ fn down_alert_after_the_configured_threshold_and_cleared_on_recovery() {
 
 /// A TLS trunk behind the NAT: the REGISTER reaches Kamailio from the router's address,
 /// pbxd learns that public address (`received`/`rport`) and registers it as its TLS
-/// Contact, and the keep-alives (answered by Kamailio's pongs over TLS) keep that one
-/// connection: no new REGISTER and no reconnect for 40 s.
+/// Contact, the keep-alives (answered by Kamailio's pongs over TLS) keep that one
+/// connection (no new REGISTER and no reconnect for 40 s), and a call from the
+/// provider's side comes in through it and rings an analog phone.
 #[test]
-fn tls_trunk_behind_nat_learns_the_public_address_and_keeps_its_flow() {
+fn tls_trunk_behind_nat_learns_the_public_address_keeps_its_flow_and_rings_a_phone_through_it() {
     let lab = NatLab::build();
     let certs = tempfile::Builder::new()
         .prefix("pbx-e2e-certs-")
         .tempdir()
         .expect("temp dir");
     make_certs(certs.path());
-    let provider = Provider::start_tls(&lab, "MD5", PASSWORD, 600, Some(certs.path()));
+    let provider = Provider::start_full(&lab, "MD5", PASSWORD, 600, Some(certs.path()), true);
     let pbx = start_pbx(&lab);
     std::fs::copy(
         certs.path().join("ca.crt"),
@@ -832,5 +904,54 @@ fn tls_trunk_behind_nat_learns_the_public_address_and_keeps_its_flow() {
     assert!(
         s.starts_with("main: registered until") && s.contains(&format!("public address {src}")),
         "{s}"
+    );
+
+    // An inbound call: a caller on the provider's side dials the office's number; Kamailio
+    // relays the INVITE down the registered TLS connection (the LAN has no route to the
+    // private network, so there is no other way in) and the analog phone on port 1
+    // (extension 21, the simulated ports) rings.
+    pbx.ctl(&[
+        "numbers",
+        "add",
+        DID,
+        "--trunk",
+        "main",
+        "--to",
+        PORT_EXT,
+        "--callers",
+        "all",
+    ]);
+    let sipp = require_tool("sipp", "sip-tester");
+    let _caller = KillOnDrop(
+        lab.lan
+            .command(&sipp, &[])
+            .args(["-sn", "uac", "-s", DID])
+            .arg(format!("{PROVIDER}:5060"))
+            .args(["-i", &pbx_e2e::LAN_PHONE_IP.to_string(), "-p", "5070"])
+            .args(["-m", "1", "-timeout", "30s", "-nostdin"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run sipp"),
+    );
+    let deadline = now() + Duration::from_secs(15);
+    while !sim(&pbx, "status 1").contains("ringing=yes") {
+        assert!(
+            now() < deadline,
+            "the phone did not ring\n--- pbxd:\n{}\n--- kamailio:\n{}",
+            pbx.log(),
+            provider.log.text()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let text = provider.log.text();
+    let routed = text
+        .lines()
+        .find_map(|l| l.split("PROVIDER ROUTED INVITE to ").nth(1))
+        .expect("Kamailio routed the INVITE");
+    assert!(
+        routed.contains(&format!("@{src}")) && routed.contains("transport=tls"),
+        "to the public TLS Contact: {routed}"
     );
 }
