@@ -92,7 +92,7 @@ async fn read_message<S: tokio::io::AsyncRead + Unpin>(
         if let Some(frame) = dec.next() {
             match frame.expect("pbxd sends well-formed SIP") {
                 Frame::Message(m) => return m,
-                Frame::KeepAlive => continue,
+                Frame::KeepAlive | Frame::Pong => continue,
             }
         }
         let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))

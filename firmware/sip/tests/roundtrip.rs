@@ -232,6 +232,7 @@ proptest! {
                 match f.map_err(|e| TestCaseError::fail(e.to_string()))? {
                     Frame::Message(m) => got.push(m),
                     Frame::KeepAlive => keepalives += 1,
+                    Frame::Pong => return Err(TestCaseError::fail("a server-side decoder saw a pong")),
                 }
             }
         }

@@ -642,6 +642,41 @@ fn an_invite_challenged_by_the_provider_is_answered_with_sha256_credentials_and_
     );
 }
 
+/// The same with the provider challenging with MD5 (RFC 2617; still the most common).
+#[test]
+fn an_invite_challenged_by_the_provider_is_answered_with_md5_credentials_and_connects() {
+    let s = Setup::start_with(SetupOpts {
+        provider: ProviderOpts {
+            invite_password: Some(PASSWORD.into()),
+            alg: Some("MD5"),
+            ..ProviderOpts::default()
+        },
+        ..SetupOpts::default()
+    });
+    let peer = s.call(&s.phone, &s.far, "0211123456");
+    assert!(peer.contains(DID), "peer {peer:?}\n{}", s.context());
+    let challenged = wait_events(&s, "CHALLENGED INVITE", 1, Duration::from_secs(1));
+    assert_eq!(
+        challenged.len(),
+        1,
+        "one 407, then credentials: {challenged:?}"
+    );
+    let authorized = wait_events(&s, "AUTHORIZED INVITE", 1, Duration::from_secs(1));
+    let creds = &authorized[0];
+    // MD5 is the default when the algorithm is absent (RFC 2617 sec. 3.2.1).
+    assert!(
+        creds.contains("algorithm=MD5") || !creds.contains("algorithm="),
+        "{creds}"
+    );
+    assert!(!creds.contains("SHA-256"), "{creds}");
+    assert!(creds.contains(&format!("username=\"{SIP_ID}\"")), "{creds}");
+    assert!(creds.contains("uri=\"sip:"), "{creds}");
+    assert!(
+        !s.pbx.log().contains(PASSWORD),
+        "the password is not logged"
+    );
+}
+
 #[test]
 fn a_call_refused_for_wrong_credentials_ends_with_a_reason_and_is_not_retried() {
     let s = Setup::start_with(SetupOpts {

@@ -35,6 +35,10 @@ const PROVIDER: std::net::Ipv4Addr = LAN_PBX_IP;
 const DOMAIN: &str = "provider.test";
 const SIP_ID: &str = "4930123";
 const PASSWORD: &str = "trunk-pw-77";
+/// The office's number, reaching [`PORT_EXT`] behind pbxd (the TLS-behind-NAT call test).
+const DID: &str = "+4921112345";
+/// Analog port 1 of pbxd's simulated ports.
+const PORT_EXT: &str = "21";
 
 const CONFIG: &str = r#"#!KAMAILIO
 debug=2
@@ -57,6 +61,9 @@ loadmodule "textops.so"
 loadmodule "siputils.so"
 loadmodule "xlog.so"
 loadmodule "auth.so"
+#!ifdef WITH_CALLS
+loadmodule "rr.so"
+#!endif
 #!ifdef WITH_TLS
 enable_tls=yes
 loadmodule "tls.so"
@@ -72,6 +79,37 @@ modparam("auth", "secret", "trunk-test-secret")
 modparam("auth", "algorithm", "@ALG@")
 
 request_route {
+#!ifdef WITH_CALLS
+	# A caller on the provider's side reaches the office's number: relayed to the
+	# trunk's binding, i.e. down the connection the box registered on.
+	if (has_totag()) {
+		if (loose_route()) {
+			t_relay();
+			exit;
+		}
+		if (is_method("ACK") && t_check_trans()) {
+			t_relay();
+		}
+		exit;
+	}
+	if (is_method("CANCEL")) {
+		if (t_check_trans()) {
+			t_relay();
+		}
+		exit;
+	}
+	if (is_method("INVITE")) {
+		record_route();
+		$rU = "@SIP_ID@";
+		if (!lookup("location")) {
+			sl_send_reply("480", "Not Registered");
+			exit;
+		}
+		xlog("L_ALERT", "PROVIDER ROUTED INVITE to $ru\n");
+		t_relay();
+		exit;
+	}
+#!endif
 	if (!is_method("REGISTER")) {
 		xlog("L_ALERT", "PROVIDER $rm from $si:$sp\n");
 		sl_send_reply("405", "Method Not Allowed");
@@ -117,6 +155,18 @@ impl Provider {
         max_expires: u32,
         tls: Option<&Path>,
     ) -> Provider {
+        Self::start_full(lab, alg, password, max_expires, tls, false)
+    }
+
+    /// [`Provider::start_tls`]; with `calls`, INVITEs are relayed to the trunk's binding.
+    fn start_full(
+        lab: &NatLab,
+        alg: &str,
+        password: &str,
+        max_expires: u32,
+        tls: Option<&Path>,
+        calls: bool,
+    ) -> Provider {
         let kamailio = require_tool("kamailio", "kamailio");
         let dir = tempfile::Builder::new()
             .prefix("pbx-e2e-kam-")
@@ -126,11 +176,15 @@ impl Provider {
             .replace("@ALG@", alg)
             .replace("@PASSWORD@", password)
             .replace("@MAX_EXPIRES@", &max_expires.to_string())
+            .replace("@SIP_ID@", SIP_ID)
             .replace("@TLS_CFG@", &dir.path().join("tls.cfg").to_string_lossy());
         let cfg_path = dir.path().join("kamailio.cfg");
         std::fs::write(&cfg_path, cfg).expect("write kamailio.cfg");
         let run = dir.path().to_string_lossy().into_owned();
         let mut cmd = lab.lan.command(&kamailio, &[]);
+        if calls {
+            cmd.args(["-A", "WITH_CALLS"]);
+        }
         if let Some(certs) = tls {
             let tls_cfg = format!(
                 "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n\
@@ -619,4 +673,285 @@ fn dns_naptr_and_srv_lead_to_the_registrar_with_failover() {
         assert!(queries.contains(q), "no {q} query:\n{queries}");
     }
     assert!(!provider.saved().is_empty());
+}
+
+/// RFC 5626 sec. 4.4.1 on a TCP trunk: Kamailio answers each CRLFCRLF ping with a CRLF
+/// pong, so the connection lives on; once the provider side drops everything from that
+/// connection (a blackhole: no RST, no FIN, like a NAT box that forgot the mapping),
+/// the next ping goes unanswered and within 10 s pbxd closes the flow and registers on
+/// a new connection.
+#[test]
+fn tcp_flow_without_pongs_is_replaced_by_a_new_registration() {
+    let lab = NatLab::build();
+    let provider = Provider::start(&lab, "MD5", PASSWORD, 600);
+    let pbx = start_pbx(&lab);
+    add_trunk_with(pbx.data_dir(), PASSWORD, &["--transport", "tcp"]);
+    wait_status(&pbx, &provider, Duration::from_secs(20), |s| {
+        s.starts_with("main: registered until")
+    });
+    let (src, _) = provider.saved().last().expect("saved").clone();
+    let registers = provider.registers().len();
+    // 40 s: one ping at 25 s, answered by Kamailio's pong; an unanswered one would have
+    // closed the flow at 35 s.
+    thread::sleep(Duration::from_secs(40));
+    assert_eq!(
+        provider.registers().len(),
+        registers,
+        "answered pings keep the flow: {:?}\n--- pbxd:\n{}",
+        provider.registers(),
+        pbx.log()
+    );
+    assert!(!pbx.log().contains("no keep-alive answer"), "{}", pbx.log());
+    assert!(status(&pbx).starts_with("main: registered until"));
+
+    // Blackhole this connection on the provider's side only; new connections get through.
+    let port = port_of(&src).to_string();
+    let router = ROUTER_LAN_IP.to_string();
+    lab.lan.run(
+        "iptables",
+        &[
+            "-I", "INPUT", "-p", "tcp", "-s", &router, "--sport", &port, "-j", "DROP",
+        ],
+    );
+    // The next ping is due within 25 s, its pong 10 s later; then a new connection.
+    let deadline = now() + Duration::from_secs(45);
+    let moved = loop {
+        let saved = provider.saved();
+        if let Some((s, _)) = saved.iter().rev().find(|(s, _)| *s != src) {
+            break s.clone();
+        }
+        assert!(
+            now() < deadline,
+            "no registration on a new connection within 45 s\n--- pbxd:\n{}\n--- kamailio:\n{}",
+            pbx.log(),
+            provider.log.text()
+        );
+        thread::sleep(Duration::from_millis(250));
+    };
+    assert!(moved.starts_with(&format!("{router}:")), "{moved}");
+    assert_ne!(port_of(&moved), port_of(&src), "a new connection");
+    let log = pbx.log();
+    assert!(log.contains("no keep-alive answer"), "{log}");
+    assert!(log.contains("trunk connection closed"), "{log}");
+    wait_status(&pbx, &provider, Duration::from_secs(10), |s| {
+        s.starts_with("main: registered until")
+    });
+}
+
+/// One command to pbxd's simulated analog ports (`DATA/sim.sock`); its answer line.
+fn sim(pbx: &NsPbx, command: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let path = pbx.data_dir().join("sim.sock");
+    let mut stream = std::os::unix::net::UnixStream::connect(&path)
+        .unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("set a read timeout");
+    writeln!(stream, "{command}").expect("write a sim command");
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .expect("read the sim answer");
+    line.trim().to_owned()
+}
+
+/// `pbxctl alerts` as the installer reads it.
+fn alerts(pbx: &NsPbx) -> String {
+    pbx.ctl(&["alerts"])
+}
+
+/// The "trunk down" alert with a site threshold of 30 s (`pbxctl trunk down-alert`):
+/// Kamailio stops, the TCP trunk cannot reconnect, the alert appears after the threshold
+/// (not before) and is cleared once the provider is back and pbxd has registered again.
+#[test]
+fn down_alert_after_the_configured_threshold_and_cleared_on_recovery() {
+    let lab = NatLab::build();
+    let provider = Provider::start(&lab, "MD5", PASSWORD, 600);
+    let pbx = start_pbx(&lab);
+    // Out of range: a clear refusal, the default stays.
+    let refused = Command::new(pbx_e2e::pbxctl_bin())
+        .arg("--data-dir")
+        .arg(pbx.data_dir())
+        .args(["trunk", "down-alert", "10"])
+        .output()
+        .expect("run pbxctl");
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("outside 30 to 3600 s"), "{err}");
+    assert!(pbx.ctl(&["trunk", "down-alert"]).contains("after 120 s"));
+    let set = pbx.ctl(&["trunk", "down-alert", "30"]);
+    assert!(set.contains("after 30 s"), "{set}");
+    add_trunk_with(pbx.data_dir(), PASSWORD, &["--transport", "tcp"]);
+    wait_status(&pbx, &provider, Duration::from_secs(20), |s| {
+        s.starts_with("main: registered until")
+    });
+    drop(provider);
+    let down_at = now();
+    let s = wait_for(&pbx, Duration::from_secs(15), |s| {
+        s.starts_with("main: unreachable")
+    });
+    println!("{s}");
+    // Not before the threshold...
+    thread::sleep(Duration::from_secs(20));
+    let early = alerts(&pbx);
+    assert!(
+        !early.contains("trunk:main:down"),
+        "raised too early:\n{early}"
+    );
+    // ...and within a few housekeeping ticks after it.
+    let deadline = down_at + Duration::from_secs(50);
+    let raised = loop {
+        let a = alerts(&pbx);
+        if a.contains("trunk:main:down") {
+            break a;
+        }
+        assert!(
+            now() < deadline,
+            "no trunk down alert 50 s after the provider stopped:\n{a}\n--- pbxd:\n{}",
+            pbx.log()
+        );
+        thread::sleep(Duration::from_millis(500));
+    };
+    println!(
+        "alert raised {} s after the provider stopped:\n{raised}",
+        now().duration_since(down_at).as_secs()
+    );
+    assert!(raised.contains("trunk main is not registered"), "{raised}");
+    // The provider is back: the next attempt (after the 15-30 s back-off) registers and
+    // the alert is cleared.
+    let provider = Provider::start(&lab, "MD5", PASSWORD, 600);
+    wait_status(&pbx, &provider, Duration::from_secs(45), |s| {
+        s.starts_with("main: registered until")
+    });
+    let deadline = now() + Duration::from_secs(15);
+    while alerts(&pbx).contains("trunk:main:down") {
+        assert!(now() < deadline, "alert not cleared:\n{}", alerts(&pbx));
+        thread::sleep(Duration::from_millis(500));
+    }
+    let history = pbx.ctl(&["alerts", "--all"]);
+    assert!(
+        history
+            .lines()
+            .any(|l| l.contains("trunk:main:down") && l.contains("cleared")),
+        "{history}"
+    );
+}
+
+/// A TLS trunk behind the NAT: the REGISTER reaches Kamailio from the router's address,
+/// pbxd learns that public address (`received`/`rport`) and registers it as its TLS
+/// Contact, the keep-alives (answered by Kamailio's pongs over TLS) keep that one
+/// connection (no new REGISTER and no reconnect for 40 s), and a call from the
+/// provider's side comes in through it and rings an analog phone.
+#[test]
+fn tls_trunk_behind_nat_learns_the_public_address_keeps_its_flow_and_rings_a_phone_through_it() {
+    let lab = NatLab::build();
+    let certs = tempfile::Builder::new()
+        .prefix("pbx-e2e-certs-")
+        .tempdir()
+        .expect("temp dir");
+    make_certs(certs.path());
+    let provider = Provider::start_full(&lab, "MD5", PASSWORD, 600, Some(certs.path()), true);
+    let pbx = start_pbx(&lab);
+    std::fs::copy(
+        certs.path().join("ca.crt"),
+        pbx.data_dir().join("trunk-ca.pem"),
+    )
+    .expect("install the CA");
+    add_trunk_with(
+        pbx.data_dir(),
+        PASSWORD,
+        &[
+            "--transport",
+            "tls",
+            "--registrar",
+            &format!("{PROVIDER}:5061"),
+        ],
+    );
+    let s = wait_status(&pbx, &provider, Duration::from_secs(20), |s| {
+        s.starts_with("main: registered until")
+    });
+    let (src, contact) = provider.saved().last().expect("a saved binding").clone();
+    assert!(src.starts_with(&format!("{ROUTER_LAN_IP}:")), "{src}");
+    assert!(
+        contact.contains(&format!("@{src}")) && contact.contains("transport=tls"),
+        "the TLS Contact carries the public address {src}: {contact}"
+    );
+    assert!(s.contains(&format!("public address {src}")), "{s}");
+    let text = provider.log.text();
+    assert!(text.contains("PROVIDER PROTO tls"), "{text}");
+    assert!(!text.contains("PROVIDER PROTO udp"), "{text}");
+    let registers = provider.registers();
+    assert!(
+        registers.iter().all(|(from, _)| *from == src),
+        "every REGISTER on the one TLS connection: {registers:?}"
+    );
+
+    thread::sleep(Duration::from_secs(40));
+    assert_eq!(
+        provider.registers().len(),
+        registers.len(),
+        "pings answered over TLS keep the flow: {:?}\n--- pbxd:\n{}",
+        provider.registers(),
+        pbx.log()
+    );
+    assert!(!pbx.log().contains("no keep-alive answer"), "{}", pbx.log());
+    assert!(
+        !pbx.log().contains("trunk connection closed"),
+        "{}",
+        pbx.log()
+    );
+    let s = status(&pbx);
+    assert!(
+        s.starts_with("main: registered until") && s.contains(&format!("public address {src}")),
+        "{s}"
+    );
+
+    // An inbound call: a caller on the provider's side dials the office's number; Kamailio
+    // relays the INVITE down the registered TLS connection (the LAN has no route to the
+    // private network, so there is no other way in) and the analog phone on port 1
+    // (extension 21, the simulated ports) rings.
+    pbx.ctl(&[
+        "numbers",
+        "add",
+        DID,
+        "--trunk",
+        "main",
+        "--to",
+        PORT_EXT,
+        "--callers",
+        "all",
+    ]);
+    let sipp = require_tool("sipp", "sip-tester");
+    let _caller = KillOnDrop(
+        lab.lan
+            .command(&sipp, &[])
+            .args(["-sn", "uac", "-s", DID])
+            .arg(format!("{PROVIDER}:5060"))
+            .args(["-i", &pbx_e2e::LAN_PHONE_IP.to_string(), "-p", "5070"])
+            .args(["-m", "1", "-timeout", "30s", "-nostdin"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run sipp"),
+    );
+    let deadline = now() + Duration::from_secs(15);
+    while !sim(&pbx, "status 1").contains("ringing=yes") {
+        assert!(
+            now() < deadline,
+            "the phone did not ring\n--- pbxd:\n{}\n--- kamailio:\n{}",
+            pbx.log(),
+            provider.log.text()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let text = provider.log.text();
+    let routed = text
+        .lines()
+        .find_map(|l| l.split("PROVIDER ROUTED INVITE to ").nth(1))
+        .expect("Kamailio routed the INVITE");
+    assert!(
+        routed.contains(&format!("@{src}")) && routed.contains("transport=tls"),
+        "to the public TLS Contact: {routed}"
+    );
 }

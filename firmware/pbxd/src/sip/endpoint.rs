@@ -44,6 +44,12 @@ pub enum EndpointOutput {
     },
     /// Something to persist or log.
     Event(EndpointEvent),
+    /// Close the stream connection of `flow` (a trunk's flow that stopped answering
+    /// keep-alives); what is sent on the same remote afterwards opens a new one.
+    Close {
+        /// The flow to close.
+        flow: Flow,
+    },
 }
 
 /// Events for persistence and logs.
@@ -183,6 +189,9 @@ impl Endpoint {
                     self.trunk_events.push_back(TrunkEvent::Changed(name));
                 }
                 RegisterOutput::Resolve => self.trunk_events.push_back(TrunkEvent::Resolve(name)),
+                RegisterOutput::Close { flow } => {
+                    self.out.push_back(EndpointOutput::Close { flow })
+                }
             }
         }
     }
@@ -402,6 +411,10 @@ impl Endpoint {
                 dest: flow.remote,
                 data: b"\r\n".to_vec(),
             }),
+            // The registrar's answer to a trunk's ping (only outgoing streams report it).
+            Ok(Frame::Pong) => {
+                self.registrations.handle_pong(flow.remote);
+            }
             Ok(Frame::Message(msg)) => self.handle_parsed(now, now_unix, flow, Ok(msg), env),
             Err(e) => self.handle_parsed(now, now_unix, flow, Err(e), env),
         }

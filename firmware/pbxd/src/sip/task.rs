@@ -317,7 +317,7 @@ impl SipShell {
                                 drained += 1;
                                 let flow = Flow { transport: Transport::Udp, remote, local: local_ips.toward(local, remote) };
                                 endpoint.handle_datagram(clock::now(), clock::unix_now(), flow, &buf[..n], &mut directory);
-                                self.flush(&mut endpoint, &conns, &mut directory, &mut trunks).await;
+                                self.flush(&mut endpoint, &mut conns, &mut directory, &mut trunks).await;
                             }
                             Err(_) => break,
                         }
@@ -336,7 +336,9 @@ impl SipShell {
                         trunks.opened(remote, &tx);
                         conns.insert(remote, tx);
                     }
-                    ConnEvent::Closed { remote } => {
+                    // Only the current connection to `remote`: one closed by `Close` may
+                    // report after its replacement opened.
+                    ConnEvent::Closed { remote, tx } if is_current(&conns, remote, &tx) => {
                         conns.remove(&remote);
                         if trunks.closed(remote) {
                             endpoint.registrations_mut().handle_transport_error_at(clock::now(), remote, "connection closed");
@@ -347,6 +349,7 @@ impl SipShell {
                         let flow = Flow { transport, remote, local };
                         endpoint.handle_frame(clock::now(), clock::unix_now(), flow, frame, &mut directory);
                     }
+                    ConnEvent::Closed { .. } => {}
                 },
                 _ = tokio::time::sleep_until(wake) => endpoint.handle_timeout(clock::now(), &mut directory),
                 Some(ev) = media_events.recv() => match ev {
@@ -415,7 +418,7 @@ impl SipShell {
                 clock::now(),
                 i64::try_from(clock::unix_now()).unwrap_or(i64::MAX),
             );
-            self.flush(&mut endpoint, &conns, &mut directory, &mut trunks)
+            self.flush(&mut endpoint, &mut conns, &mut directory, &mut trunks)
                 .await;
             if let Some(g) = &gsm {
                 g.carry_out(&mut endpoint);
@@ -509,7 +512,7 @@ impl SipShell {
     async fn flush(
         &self,
         endpoint: &mut Endpoint,
-        conns: &HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+        conns: &mut HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
         services: &mut StoreServices,
         trunks: &mut TrunkShell,
     ) {
@@ -543,6 +546,12 @@ impl SipShell {
                     self.call_ended(*summary, services)
                 }
                 EndpointOutput::Event(ev) => self.on_event(ev),
+                // Dropping the only sender ends the connection's writer and reader.
+                EndpointOutput::Close { flow } => {
+                    conns.remove(&flow.remote);
+                    trunks.closed(flow.remote);
+                    info!(remote = %flow.remote, "trunk connection closed: no keep-alive answer");
+                }
             }
         }
         self.bindings
@@ -673,4 +682,16 @@ impl LocalIps {
         });
         SocketAddr::new(ip, local.port())
     }
+}
+
+/// Whether `tx` (from a `Closed` event) belongs to the connection `conns` holds for `remote`.
+fn is_current(
+    conns: &HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    remote: SocketAddr,
+    tx: &mpsc::WeakSender<Vec<u8>>,
+) -> bool {
+    let (Some(closed), Some(current)) = (tx.upgrade(), conns.get(&remote)) else {
+        return false;
+    };
+    closed.same_channel(current)
 }

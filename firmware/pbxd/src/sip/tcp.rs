@@ -40,8 +40,13 @@ pub(crate) enum ConnEvent {
         transport: Transport,
         frame: Result<Frame, ParseError>,
     },
-    /// The connection is gone.
-    Closed { remote: SocketAddr },
+    /// The connection is gone. `tx` tells it from a newer connection to the same
+    /// remote (the SIP task closes a trunk's dead flow and opens another at once):
+    /// it upgrades to a sender of the same channel only for the one that closed.
+    Closed {
+        remote: SocketAddr,
+        tx: mpsc::WeakSender<Vec<u8>>,
+    },
 }
 
 /// Accepts connections until the listener fails; each gets its own task. With `tls`,
@@ -69,12 +74,12 @@ pub(crate) async fn accept_loop(
             let result = match (local, tls) {
                 (Err(e), _) => Err(e),
                 (Ok(local), None) => {
-                    serve(stream, remote, local, Transport::Tcp, events.clone()).await
+                    serve(stream, remote, local, Transport::Tcp, false, events.clone()).await
                 }
                 (Ok(local), Some(acceptor)) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            serve(tls, remote, local, Transport::Tls, events.clone()).await
+                            serve(tls, remote, local, Transport::Tls, false, events.clone()).await
                         }
                         Ok(Err(e)) => Err(e),
                         Err(_) => Err(std::io::Error::new(
@@ -88,7 +93,6 @@ pub(crate) async fn accept_loop(
                 debug!(%remote, "connection ended: {e}");
             }
             open.fetch_sub(1, Ordering::Relaxed);
-            let _ = events.send(ConnEvent::Closed { remote }).await;
         });
     }
 }
@@ -98,7 +102,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens an outgoing connection (a trunk's registrar over TCP, or TLS with `tls`: the
 /// connector and the name the certificate must carry) and serves it like an accepted
-/// one. Returns when it closes; `Closed` is sent only if it had opened.
+/// one (its decoder reports the registrar's CRLF pongs). Returns when it closes;
+/// `Closed` is sent only if it had opened.
 pub(crate) async fn connect(
     remote: SocketAddr,
     tls: Option<(
@@ -114,15 +119,14 @@ pub(crate) async fn connect(
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr()?;
     let result = match tls {
-        None => serve(stream, remote, local, Transport::Tcp, events.clone()).await,
+        None => serve(stream, remote, local, Transport::Tcp, true, events.clone()).await,
         Some((connector, name)) => {
             let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, stream))
                 .await
                 .map_err(|_| timed_out("TLS handshake timed out"))??;
-            serve(tls, remote, local, Transport::Tls, events.clone()).await
+            serve(tls, remote, local, Transport::Tls, true, events.clone()).await
         }
     };
-    let _ = events.send(ConnEvent::Closed { remote }).await;
     result
 }
 
@@ -131,6 +135,7 @@ async fn serve<S>(
     remote: SocketAddr,
     local: SocketAddr,
     transport: Transport,
+    client: bool,
     events: mpsc::Sender<ConnEvent>,
 ) -> std::io::Result<()>
 where
@@ -138,11 +143,14 @@ where
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+    let weak = tx.downgrade();
     if events.send(ConnEvent::Opened { remote, tx }).await.is_err() {
         return Ok(());
     }
-    // The writer ends when the SIP task drops its sender (after `Closed`), so replies
-    // queued before a close still go out; a peer that stops reading cannot hold it.
+    // The writer ends when the SIP task drops its sender (after `Closed`, or to close a
+    // dead flow), so replies queued before a close still go out; a peer that stops
+    // reading cannot hold it. Its end also ends the reader (`writer_done`).
+    let (writer_end, mut writer_done) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         while let Some(data) = rx.recv().await {
             match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&data)).await {
@@ -150,15 +158,48 @@ where
                 _ => break,
             }
         }
-        let _ = wr.shutdown().await;
+        drop(writer_end);
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, wr.shutdown()).await;
     });
-    let mut decoder = StreamDecoder::new(Limits::default());
+    let result = read_frames(
+        &mut rd,
+        &mut writer_done,
+        remote,
+        local,
+        transport,
+        client,
+        &events,
+    )
+    .await;
+    let _ = events.send(ConnEvent::Closed { remote, tx: weak }).await;
+    result
+}
+
+/// Reads and frames until the peer closes, goes idle, breaks framing, or the writer ends.
+async fn read_frames<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    writer_done: &mut tokio::sync::oneshot::Receiver<()>,
+    remote: SocketAddr,
+    local: SocketAddr,
+    transport: Transport,
+    client: bool,
+    events: &mpsc::Sender<ConnEvent>,
+) -> std::io::Result<()> {
+    let mut decoder = if client {
+        StreamDecoder::client(Limits::default())
+    } else {
+        StreamDecoder::new(Limits::default())
+    };
     let mut buf = vec![0u8; 16 * 1024];
-    let result = loop {
-        let n = match tokio::time::timeout(IDLE_TIMEOUT, rd.read(&mut buf)).await {
-            Err(_) => break Ok(()),
-            Ok(Err(e)) => break Err(e),
-            Ok(Ok(0)) => break Ok(()),
+    loop {
+        let read = tokio::select! {
+            r = tokio::time::timeout(IDLE_TIMEOUT, rd.read(&mut buf)) => r,
+            _ = &mut *writer_done => return Ok(()),
+        };
+        let n = match read {
+            Err(_) => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(0)) => return Ok(()),
             Ok(Ok(n)) => n,
         };
         decoder.push(&buf[..n]);
@@ -182,8 +223,7 @@ where
         // A framing error leaves the stream without message boundaries: close it
         // (RFC 3261 sec. 18.3) after the 400 has been queued.
         if broken {
-            break Ok(());
+            return Ok(());
         }
-    };
-    result
+    }
 }

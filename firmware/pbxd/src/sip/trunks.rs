@@ -67,6 +67,8 @@ pub(crate) struct TrunkShell {
     timers: TimerConfig,
     streams: HashMap<SocketAddr, Stream>,
     data_dir: std::path::PathBuf,
+    /// The site's down-alert threshold, read on every `sync`.
+    down_after: Duration,
 }
 
 impl TrunkShell {
@@ -94,6 +96,7 @@ impl TrunkShell {
                 timers,
                 streams: HashMap::new(),
                 data_dir: data_dir.to_path_buf(),
+                down_after: down_alert::DOWN_ALERT_AFTER,
             },
             rx,
         )
@@ -101,6 +104,14 @@ impl TrunkShell {
 
     /// Starts, restarts (changed settings) or stops clients to match the store.
     pub(crate) fn sync(&mut self, store: &Store, endpoint: &mut Endpoint, now: Instant) {
+        match store.trunk_down_alert_after() {
+            Ok(after) if after != self.down_after => {
+                info!("trunk down alert after {} s", after.as_secs());
+                self.down_after = after;
+            }
+            Ok(_) => {}
+            Err(e) => warn!("cannot read the trunk down alert threshold: {e}"),
+        }
         let version = match store.trunks_version() {
             Ok(v) => v,
             Err(e) => {
@@ -343,7 +354,8 @@ impl TrunkShell {
             })));
     }
 
-    /// Raises `trunk:<name>:down` for trunks unregistered for more than two minutes and
+    /// Raises `trunk:<name>:down` for trunks unregistered for longer than the site's
+    /// threshold (two minutes unless set) and
     /// clears it once they register (called every few seconds).
     pub(crate) fn check_alerts(&mut self, endpoint: &Endpoint, now: Instant) {
         let mut changes = Vec::new();
@@ -354,7 +366,15 @@ impl TrunkShell {
             };
             let (state, reason) = describe(reg.state());
             let why = if reason.is_empty() { state } else { reason };
-            match down_alert::decide(name, reg.state(), reg.down_since(), k.alerted, &why, now) {
+            match down_alert::decide_after(
+                self.down_after,
+                name,
+                reg.state(),
+                reg.down_since(),
+                k.alerted,
+                &why,
+                now,
+            ) {
                 Some(DownAlert::Raise(m)) => {
                     k.alerted = true;
                     changes.push((name.clone(), Some(m)));

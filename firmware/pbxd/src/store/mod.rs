@@ -36,6 +36,7 @@ mod settings;
 mod site;
 mod site_info;
 mod sms_web;
+mod trunk_alert;
 mod trunk_numbers;
 mod trunks;
 mod user_prefs;
@@ -92,6 +93,9 @@ pub use site::{
 pub use site_info::{
     validate_emergency_address, validate_site_info, validate_time_zone, EmergencyAddress, SiteInfo,
     DEFAULT_TIME_ZONE,
+};
+pub use trunk_alert::{
+    validate_trunk_down_alert, DEFAULT_TRUNK_DOWN_ALERT_SECS, TRUNK_DOWN_ALERT_RANGE,
 };
 pub use trunk_numbers::{
     validate_e164, EmergencySettings, ExternalPolicy, TollFraudSettings, TrunkNumber,

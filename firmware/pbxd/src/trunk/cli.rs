@@ -49,6 +49,13 @@ pub enum TrunkCmd {
         /// Only this trunk.
         name: Option<String>,
     },
+    /// Show, or set, how long any trunk may stay unregistered before the "trunk down"
+    /// alert is raised (seconds, 30 to 3600; default 120). pbxd applies it within seconds.
+    DownAlert {
+        /// The new threshold in seconds; without it, the current one is shown.
+        #[arg(value_name = "SECS")]
+        secs: Option<u32>,
+    },
 }
 
 /// Account options shared by `add` and `set`.
@@ -206,6 +213,14 @@ pub fn run(
             store.update_trunk(by, &t, sealed.as_deref())?;
             format!("trunk {name} changed\n")
         }
+        TrunkCmd::DownAlert { secs: Some(secs) } => {
+            store.set_trunk_down_alert_after(by, secs)?;
+            format!("trunk down alert after {secs} s unregistered\n")
+        }
+        TrunkCmd::DownAlert { secs: None } => format!(
+            "trunk down alert after {} s unregistered\n",
+            store.trunk_down_alert_after()?.as_secs()
+        ),
         TrunkCmd::Remove { name } => {
             store.remove_trunk(by, &name)?;
             format!("trunk {name} removed\n")

@@ -127,6 +127,15 @@ impl TrunkClients {
         self.collect();
     }
 
+    /// A CRLF pong arrived from `remote`: the stream clients using it hear of it.
+    pub fn handle_pong(&mut self, remote: std::net::SocketAddr) -> bool {
+        let mut ours = false;
+        for c in self.clients.iter_mut() {
+            ours |= c.handle_pong(remote);
+        }
+        ours
+    }
+
     /// Fires due timers of every client.
     pub fn handle_timeout(&mut self, now: Instant) {
         for c in self.clients.iter_mut().chain(self.leaving.iter_mut()) {

@@ -1,5 +1,5 @@
 //! When `trunk:<name>:down` is raised and cleared: a trunk not registered for more than
-//! two minutes raises it (external calls cannot go out); registering again clears it.
+//! two minutes (the site's `pbxctl trunk down-alert` setting, 30 s to 1 h) raises it (external calls cannot go out); registering again clears it.
 //! Sans-IO: the SIP task's trunk shell asks every few seconds with the time and writes
 //! the alert it is told to.
 
@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use super::TrunkState;
 
-/// A trunk not registered for this long raises `trunk:<name>:down`.
-pub const DOWN_ALERT_AFTER: Duration = Duration::from_secs(120);
+/// A trunk not registered for this long raises `trunk:<name>:down` (the default of the
+/// site setting, see [`decide_after`]).
+pub const DOWN_ALERT_AFTER: Duration =
+    Duration::from_secs(crate::store::DEFAULT_TRUNK_DOWN_ALERT_SECS as u64);
 
 /// What to do with one trunk's alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +36,20 @@ pub fn decide(
     why: &str,
     now: Instant,
 ) -> Option<DownAlert> {
-    let down = down_since.is_some_and(|t| now.saturating_duration_since(t) > DOWN_ALERT_AFTER);
+    decide_after(DOWN_ALERT_AFTER, name, state, down_since, alerted, why, now)
+}
+
+/// [`decide`] with the site's threshold `after` instead of the default.
+pub fn decide_after(
+    after: Duration,
+    name: &str,
+    state: &TrunkState,
+    down_since: Option<Instant>,
+    alerted: bool,
+    why: &str,
+    now: Instant,
+) -> Option<DownAlert> {
+    let down = down_since.is_some_and(|t| now.saturating_duration_since(t) > after);
     if down && !alerted {
         Some(DownAlert::Raise(format!(
             "trunk {name} is not registered: {why}; external calls cannot go out"
@@ -85,6 +100,28 @@ mod tests {
         );
         assert_eq!(decide("main", &up, None, false, "", at(602)), None);
         assert_eq!(alert_key("main"), "trunk:main:down");
+    }
+
+    #[test]
+    fn the_site_threshold_replaces_two_minutes() {
+        let t0 = epoch();
+        let down = TrunkState::Unreachable("no answer".into());
+        let after = Duration::from_secs(45);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(
+            decide_after(after, "main", &down, Some(t0), false, "x", at(45)),
+            None
+        );
+        assert!(matches!(
+            decide_after(after, "main", &down, Some(t0), false, "x", at(46)),
+            Some(DownAlert::Raise(_))
+        ));
+        // a long threshold holds the alert back past the default two minutes
+        let hour = Duration::from_secs(3600);
+        assert_eq!(
+            decide_after(hour, "main", &down, Some(t0), false, "x", at(600)),
+            None
+        );
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub const BACKOFF_MIN: Duration = Duration::from_secs(30);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30 * 60);
 /// NAT keep-alive interval: below the 30 s UDP time-out of many NAT boxes.
 pub const KEEPALIVE: Duration = Duration::from_secs(25);
+/// How long a CRLF pong may take on TCP/TLS before the flow counts as dead (RFC 5626
+/// sec. 4.4.1: 10 s).
+pub const PONG_TIMEOUT: Duration = Duration::from_secs(10);
 /// Shortest refresh interval we accept, whatever the registrar grants.
 const MIN_REFRESH: Duration = Duration::from_secs(5);
 /// How often a removed trunk's un-REGISTER is sent (each a full transaction) before the
@@ -99,6 +102,12 @@ pub enum RegisterOutput {
     },
     /// The link (state, flow, public address, peers) changed: read [`Registration::link`].
     Changed,
+    /// The stream `flow` is dead (no pong): close the connection. The REGISTER that
+    /// follows must go on a new connection, so this comes before it.
+    Close {
+        /// The flow to close.
+        flow: Flow,
+    },
 }
 
 /// Why the current REGISTER is being sent.
@@ -147,6 +156,8 @@ pub struct Registration {
     refresh_at: Option<Instant>,
     retry_at: Option<Instant>,
     keepalive_at: Option<Instant>,
+    /// A ping went out on a stream: its pong is due by then.
+    pong_due: Option<Instant>,
     failures: u32,
     rng: u64,
     /// When the trunk last stopped being registered (or started).
@@ -197,6 +208,7 @@ impl Registration {
             refresh_at: None,
             retry_at: None,
             keepalive_at: None,
+            pong_due: None,
             failures: 0,
             rng,
             down_since: now,
@@ -337,7 +349,14 @@ impl Registration {
                     flow,
                     data: b"\r\n\r\n".to_vec(),
                 });
+                if flow.transport != Transport::Udp && self.pong_due.is_none() {
+                    self.pong_due = Some(now + PONG_TIMEOUT);
+                }
             }
+        }
+        if self.pong_due.is_some_and(|t| t <= now) {
+            self.pong_due = None;
+            self.flow_dead(now);
         }
         if self.registered_until.is_some_and(|t| t <= now) && self.state == TrunkState::Registered {
             self.set_state(now, TrunkState::Unreachable("registration expired".into()));
@@ -370,6 +389,7 @@ impl Registration {
         [
             self.tx.as_ref().and_then(ClientNonInvite::poll_timeout),
             self.keepalive_at,
+            self.pong_due,
             self.registered_until
                 .filter(|_| self.state == TrunkState::Registered),
             self.refresh_at.filter(|_| self.phase == Phase::Idle),
@@ -378,6 +398,47 @@ impl Registration {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// A CRLF pong arrived from `remote` (RFC 5626 sec. 4.4.1): the flow is alive.
+    /// Returns whether it was this client's flow.
+    pub fn handle_pong(&mut self, remote: SocketAddr) -> bool {
+        let ours =
+            self.cfg.transport != Transport::Udp && self.flow.is_some_and(|f| f.remote == remote);
+        if ours {
+            self.pong_due = None;
+        }
+        ours
+    }
+
+    /// Whether a pong is awaited, and until when.
+    pub fn pong_due(&self) -> Option<Instant> {
+        self.pong_due
+    }
+
+    /// No pong within [`PONG_TIMEOUT`]: the connection (or a NAT binding on its path) is
+    /// gone although no error was seen. Close it and register again at once on a new
+    /// connection; until that succeeds the trunk is down and its flow unusable.
+    fn flow_dead(&mut self, now: Instant) {
+        let Some(flow) = self.flow.take() else {
+            return;
+        };
+        self.out.push_back(RegisterOutput::Close { flow });
+        self.tx = None;
+        self.registered_until = None;
+        self.refresh_at = None;
+        self.keepalive_at = None;
+        self.pong_due = None;
+        self.tried = 1;
+        self.set_state(
+            now,
+            TrunkState::Unreachable(format!(
+                "no keep-alive answer from {} within {} s: registering on a new connection",
+                flow.remote,
+                PONG_TIMEOUT.as_secs()
+            )),
+        );
+        self.send_register(now);
     }
 
     fn start_round(&mut self, _now: Instant) {
@@ -477,6 +538,7 @@ impl Registration {
         self.refresh_at = None;
         self.retry_at = None;
         self.keepalive_at = None;
+        self.pong_due = None;
     }
 
     fn send_register(&mut self, now: Instant) {
@@ -785,6 +847,7 @@ impl Registration {
         self.refresh_at = None;
         self.registered_until = None;
         self.keepalive_at = None;
+        self.pong_due = None;
         self.flow = None;
         self.set_state(now, state);
     }

@@ -48,6 +48,8 @@ struct Harness {
     resolves: usize,
     sent: Vec<(Flow, Message)>,
     keepalives: Vec<Flow>,
+    /// Flows the client closed, with how many REGISTERs had been sent by then.
+    closes: Vec<(Flow, usize)>,
 }
 
 #[allow(clippy::disallowed_methods)] // tests own their clock; this is the epoch
@@ -64,6 +66,7 @@ impl Harness {
             resolves: 0,
             sent: Vec::new(),
             keepalives: Vec::new(),
+            closes: Vec::new(),
         };
         h.drain();
         h
@@ -81,6 +84,7 @@ impl Harness {
                     self.sent.push((flow, msg));
                 }
                 RegisterOutput::Changed => {}
+                RegisterOutput::Close { flow } => self.closes.push((flow, self.sent.len())),
             }
         }
     }
@@ -158,7 +162,11 @@ fn verify(req: &Message, alg: Algorithm, password: &str) -> bool {
 
 /// Registers through one challenge with `alg`; returns the harness registered.
 fn registered(alg: Algorithm) -> Harness {
-    let mut h = Harness::new(cfg());
+    registered_with(cfg(), alg)
+}
+
+fn registered_with(cfg: RegisterConfig, alg: Algorithm) -> Harness {
+    let mut h = Harness::new(cfg);
     assert_eq!(h.resolves, 1, "the client asks for targets first");
     assert!(h.sent.is_empty());
     h.targets(&["192.0.2.10:5060"]);
@@ -680,4 +688,95 @@ fn the_down_alert_follows_the_client_on_a_simulated_clock() {
     h.answer(ok(&req, 600));
     assert_eq!(h.reg.state(), &TrunkState::Registered);
     assert_eq!(ask(&h, true), Some(DownAlert::Clear));
+}
+
+fn tcp() -> RegisterConfig {
+    RegisterConfig {
+        transport: Transport::Tcp,
+        ..cfg()
+    }
+}
+
+#[test]
+fn answered_pings_keep_a_stream_flow_registered() {
+    let mut h = registered_with(tcp(), Algorithm::Md5);
+    let flow = h.reg.link().flow.expect("flow");
+    let at = h.now;
+    let mut answered = h.registers_sent();
+    for i in 1..=4u64 {
+        h.run_until(at + Duration::from_secs(25 * i));
+        assert_eq!(h.keepalives.len() as u64, i);
+        assert_eq!(h.reg.pong_due(), Some(h.now + PONG_TIMEOUT));
+        // the pong comes 2 s later
+        h.run_until(h.now + Duration::from_secs(2));
+        assert!(h.reg.handle_pong(flow.remote));
+        assert_eq!(h.reg.pong_due(), None);
+        // the refresh (at 60 s) is answered too
+        if h.registers_sent() > answered {
+            let r = h.last().clone();
+            h.answer(ok(&r, 120));
+            answered = h.registers_sent();
+        }
+    }
+    assert!(h.closes.is_empty(), "a flow that answers is never closed");
+    assert_eq!(h.reg.state(), &TrunkState::Registered);
+}
+
+#[test]
+fn a_missing_pong_closes_the_flow_and_registers_again_at_once() {
+    let mut h = registered_with(tcp(), Algorithm::Md5);
+    let flow = h.reg.link().flow.expect("flow");
+    let at = h.now;
+    let before = h.registers_sent();
+    h.run_until(at + Duration::from_secs(25));
+    assert_eq!(h.keepalives, vec![flow]);
+    // a pong from some other connection does not count
+    assert!(!h.reg.handle_pong("192.0.2.99:5060".parse().expect("addr")));
+    h.run_until(at + Duration::from_secs(34));
+    assert!(
+        h.closes.is_empty(),
+        "9 s without a pong is still within time"
+    );
+    h.run_until(at + Duration::from_secs(35));
+    assert_eq!(
+        h.closes,
+        vec![(flow, before)],
+        "the dead flow is closed before the new REGISTER"
+    );
+    assert_eq!(h.registers_sent(), before + 1, "registering again at once");
+    let (sent_on, req) = h.sent.last().expect("register").clone();
+    assert_eq!(sent_on, flow, "to the same registrar, on a new connection");
+    let TrunkState::Unreachable(why) = h.reg.state() else {
+        panic!("down while re-registering: {:?}", h.reg.state());
+    };
+    assert!(why.contains("no keep-alive answer"), "{why}");
+    assert!(
+        h.reg.link().flow.is_none(),
+        "calls cannot use the dead flow"
+    );
+    assert_eq!(h.reg.down_since(), Some(h.now));
+    // the nonce still holds: the new REGISTER carries credentials and is accepted
+    assert!(verify(&req, Algorithm::Md5, PASSWORD));
+    h.answer(ok(&req, 120));
+    assert_eq!(h.reg.state(), &TrunkState::Registered);
+    // pings resume on the new flow, with their own deadline
+    let again = h.now;
+    h.run_until(again + Duration::from_secs(25));
+    assert_eq!(h.keepalives.len(), 2);
+    assert_eq!(
+        h.reg.pong_due(),
+        Some(again + Duration::from_secs(25) + PONG_TIMEOUT)
+    );
+    assert_eq!(h.closes.len(), 1);
+}
+
+#[test]
+fn udp_keepalives_expect_no_pong() {
+    let mut h = registered(Algorithm::Md5);
+    let at = h.now;
+    h.run_until(at + Duration::from_secs(50));
+    assert_eq!(h.keepalives.len(), 2);
+    assert_eq!(h.reg.pong_due(), None);
+    assert!(h.closes.is_empty());
+    assert_eq!(h.reg.state(), &TrunkState::Registered);
 }

@@ -61,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
                 Ok(Frame::Message(m)) => {
                     let _ = validate_request(&m);
                 }
-                Ok(Frame::KeepAlive) | Err(_) => {}
+                Ok(Frame::KeepAlive | Frame::Pong) | Err(_) => {}
             }
         }
     }

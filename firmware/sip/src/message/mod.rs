@@ -6,7 +6,7 @@
 //!   (Content-Length frames the body: shorter is an error, longer is cut, absent
 //!   means "rest of the datagram"); [`StreamDecoder`] frames messages on TCP/TLS by
 //!   Content-Length (mandatory there) and reports RFC 5626 `CRLFCRLF` pings as
-//!   [`Frame::KeepAlive`]. [`Limits`] bound message size (64 KiB) and header count (128).
+//!   [`Frame::KeepAlive`] (or, on connections we opened, each CRLF pong as [`Frame::Pong`]). [`Limits`] bound message size (64 KiB) and header count (128).
 //! - [`Message`] keeps the start line, one copy of the header section with each
 //!   value as a span (folded values unfolded: each fold becomes one space; values
 //!   trimmed), and the body. No allocation per header.

@@ -12,6 +12,9 @@ pub enum Frame {
     Message(Message),
     /// A `CRLFCRLF` keep-alive ping (RFC 5626 3.5.1); answer with a single CRLF.
     KeepAlive,
+    /// A single CRLF: the server's pong to our ping (RFC 5626 4.4.1). Only decoders made
+    /// with [`StreamDecoder::client`] yield it.
+    Pong,
 }
 
 /// Splits a byte stream into messages. Feed bytes with [`StreamDecoder::push`] and
@@ -28,6 +31,8 @@ pub struct StreamDecoder {
     /// Bytes of `buf` already searched for the end of the header section.
     scanned: usize,
     failed: bool,
+    /// Our side opened the connection: CRLFs between messages are pongs, not pings.
+    client: bool,
 }
 
 impl StreamDecoder {
@@ -38,6 +43,17 @@ impl StreamDecoder {
             buf: Vec::new(),
             scanned: 0,
             failed: false,
+            client: false,
+        }
+    }
+
+    /// A decoder for a connection we opened (RFC 5626 client side, e.g. to a trunk's
+    /// registrar): only the client pings, so every CRLF at a message boundary is the
+    /// server's pong and is returned as [`Frame::Pong`] at once.
+    pub fn client(limits: Limits) -> Self {
+        StreamDecoder {
+            client: true,
+            ..Self::new(limits)
         }
     }
 
@@ -67,6 +83,11 @@ impl StreamDecoder {
         // keep-alive and stray CRLFs before a message
         loop {
             match self.buf.as_slice() {
+                [b'\r', b'\n', ..] if self.client => {
+                    self.consume(2);
+                    return Some(Ok(Frame::Pong));
+                }
+                [b'\r'] if self.client => return None,
                 [b'\r', b'\n', b'\r', b'\n', ..] => {
                     self.consume(4);
                     return Some(Ok(Frame::KeepAlive));

@@ -201,6 +201,37 @@ fn parse_errors_and_limits() {
 }
 
 #[test]
+fn client_stream_decoder_reports_pongs() {
+    let mut d = StreamDecoder::client(Limits::default());
+    // a pong split across reads: nothing until the LF is there
+    d.push(b"\r");
+    assert_eq!(d.next(), None);
+    d.push(b"\n");
+    assert_eq!(d.next(), Some(Ok(Frame::Pong)));
+    assert_eq!(d.next(), None);
+    // a pong right before a message, and one right after it
+    d.push(b"\r\n");
+    d.push(REQ);
+    d.push(b"\r\n");
+    assert_eq!(d.next(), Some(Ok(Frame::Pong)));
+    assert!(matches!(d.next(), Some(Ok(Frame::Message(_)))));
+    assert_eq!(d.next(), Some(Ok(Frame::Pong)));
+    assert_eq!(d.next(), None);
+    // two pongs arriving together are two answers, not a ping
+    d.push(b"\r\n\r\n");
+    assert_eq!(d.next(), Some(Ok(Frame::Pong)));
+    assert_eq!(d.next(), Some(Ok(Frame::Pong)));
+    assert_eq!(d.next(), None);
+    assert_eq!(d.buffered(), 0);
+    // a server-side decoder never reports a pong: a lone CRLF before a message is skipped
+    let mut d = StreamDecoder::new(Limits::default());
+    d.push(b"\r\n");
+    d.push(REQ);
+    assert!(matches!(d.next(), Some(Ok(Frame::Message(_)))));
+    assert_eq!(d.next(), None);
+}
+
+#[test]
 fn stream_decoder_frames_and_keepalives() {
     let mut d = StreamDecoder::new(Limits::default());
     d.push(b"\r\n\r\n");

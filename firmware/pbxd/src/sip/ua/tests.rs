@@ -307,7 +307,7 @@ impl Rig {
                     out.push((dest, parse(&data).expect("our output parses")))
                 }
                 EndpointOutput::Event(EndpointEvent::CallEnded(s)) => self.records.push(*s),
-                EndpointOutput::Event(_) => {}
+                EndpointOutput::Event(_) | EndpointOutput::Close { .. } => {}
             }
         }
         out
