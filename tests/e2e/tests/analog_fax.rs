@@ -14,9 +14,9 @@
 
 use std::net::UdpSocket;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use pbx_e2e::{goertzel_amplitude, start_phone, Pbx};
+use pbx_e2e::{goertzel_amplitude, now, start_phone, Pbx};
 
 fn level(answer: &str) -> f64 {
     answer
@@ -126,10 +126,10 @@ fn alaw(a: u8) -> i16 {
 
 /// The RTP packets arriving at `sock` for `span`: (payload type, payload).
 fn receive(sock: &UdpSocket, span: Duration) -> Vec<(u8, Vec<u8>)> {
-    let end = Instant::now() + span;
+    let end = now() + span;
     let mut buf = [0u8; 2048];
     let mut out = Vec::new();
-    while Instant::now() < end {
+    while now() < end {
         if let Ok(n) = sock.recv(&mut buf) {
             if let Some((pt, payload)) = rtp(&buf[..n]) {
                 out.push((pt, payload.to_vec()));
@@ -196,9 +196,9 @@ fn a_fax_on_a_g722_sip_leg_reinvites_it_to_g711_and_the_tone_arrives_clean() {
     let (line, ok) = port_line_until(&pbx, 1, |l| l.ends_with("fax"));
     assert!(ok, "port 1 not in pass-through: {line}\n{}", pbx.log());
     // The first re-INVITE meets 491; the retry comes 2.1-4 s later and gets PCMA.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = now() + Duration::from_secs(10);
     let mut switched = false;
-    while Instant::now() < deadline && !switched {
+    while now() < deadline && !switched {
         switched = receive(&sock, Duration::from_millis(100))
             .iter()
             .any(|(pt, _)| *pt == 8);
