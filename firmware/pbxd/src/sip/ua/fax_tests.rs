@@ -227,3 +227,60 @@ fn a_leg_already_on_g711_is_left_alone() {
     rig.feed("10.0.0.2", &reply_from("10.0.0.2", &bye, 200, "p2", None));
     rig.assert_idle();
 }
+
+#[test]
+fn the_trunk_leg_of_a_call_to_a_port_is_switched_too() {
+    use crate::trunk::{TrunkAuth, TrunkLink, TrunkState};
+    const PROVIDER: &str = "203.0.113.5";
+    let mut rig = rig_with_port();
+    rig.port_hook(Hook::OnHook);
+    rig.ep.trunks_mut().upsert(TrunkLink {
+        name: "cloud".into(),
+        domain: "sip.provider.example".into(),
+        user: "4930123".into(),
+        auth: Some(TrunkAuth {
+            user: "4930123".into(),
+            password: "trunk-secret".into(),
+        }),
+        flow: Some(super::tests::flow_of(PROVIDER)),
+        peers: vec![PROVIDER.parse().expect("ip")],
+        public: None,
+        state: TrunkState::Registered,
+        srtp: None,
+    });
+    rig.office.dids.insert("+4921112345".into(), "1005".into());
+    // The provider calls the port's number offering G.722 first.
+    let body = sdp(PROVIDER, 30000, "9 8");
+    let invite = format!(
+        "INVITE sip:4930123@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {PROVIDER}:5060;branch=z9hG4bKfx4\r\n\
+         From: <sip:+4930555@sip.provider.example>;tag=pfx4\r\nTo: <sip:+4921112345@sip.provider.example>\r\n\
+         Call-ID: fx4\r\nCSeq: 1 INVITE\r\nMax-Forwards: 69\r\nContact: <sip:{PROVIDER}:5060>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    rig.feed(PROVIDER, &invite);
+    let out = rig.port_hook(Hook::OffHook);
+    let ok = find(&out, |m| is_status(m, 200)).clone();
+    rig.feed(PROVIDER, &caller_request("ACK", &ok, 1, "ackfx4"));
+    assert_eq!(last_codec(&rig, Side::Caller), Some(Codec::G722));
+
+    // The fax: the trunk leg gets the G.711-only offer, at the provider.
+    let out = fax(&mut rig);
+    let re = reinvites(&out);
+    assert_eq!(re.len(), 1, "{out:#?}");
+    assert_eq!(offer_of(&re[0]).0, "8 0 101");
+    assert!(out
+        .iter()
+        .any(|(to, m)| is_req(m, "INVITE") && to.ip().to_string() == PROVIDER));
+    let answer = sdp(PROVIDER, 30000, "8");
+    let out = rig.feed(
+        PROVIDER,
+        &super::tests::reply(&re[0], 200, "OK", "pfx4", Some(&answer)),
+    );
+    assert!(out.iter().any(|(_, m)| is_req(m, "ACK")), "{out:#?}");
+    assert_eq!(last_codec(&rig, Side::Caller), Some(Codec::Pcma));
+
+    rig.feed(PROVIDER, &caller_request("BYE", &ok, 2, "byefx4"));
+    rig.port_hook(Hook::OnHook);
+    rig.assert_idle();
+}
