@@ -11,6 +11,7 @@
 //! feature codes and music on hold are decided here.
 
 mod external;
+mod fax;
 mod features;
 mod originate;
 mod pickup;

@@ -8,9 +8,8 @@
 //! - the port stops playing tones and caller ID over the call (no call-waiting tone or
 //!   CAS into a fax) and stops feeding the line's DTMF detector;
 //! - the port's RTP stays G.711 A-law (it always is). A far leg on PCMU is transcoded
-//!   A-law <-> µ-law by the relay, which fax survives; a far leg on G.722 is transcoded
-//!   too, which fax does not survive: the port logs that it cannot help it (no
-//!   re-INVITE to G.711 yet).
+//!   A-law <-> µ-law by the relay, which fax survives; a SIP far leg on G.722 (a phone
+//!   or the trunk) is re-INVITEd to G.711 by the user agent (`sip::ua::fax_g711`).
 //!
 //! There is no comfort noise or VAD on the port's path to switch off: the port sends
 //! every 20 ms frame as it is.

@@ -178,6 +178,12 @@ impl PortLegs {
             .sum()
     }
 
+    /// The leg of the answered call port `i`'s phone is on.
+    pub fn talking_leg(&self, i: usize) -> Option<LegId> {
+        let call = self.ports.get(i)?.call.as_ref()?;
+        call.answered.then_some(call.leg)
+    }
+
     /// Whether port `i` has a call on hold.
     pub fn has_held(&self, i: usize) -> bool {
         self.ports.get(i).is_some_and(|p| p.held.is_some())

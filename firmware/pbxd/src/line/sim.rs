@@ -71,6 +71,9 @@ pub enum PortInput {
     Hook(usize, HookEvent),
     /// 20 ms of microphone audio from the phone on port `.0` (while off-hook).
     Audio(usize, Vec<i16>),
+    /// Port `.0`'s call went to fax/modem pass-through: a SIP leg on G.722 is
+    /// re-INVITEd to G.711.
+    Fax(usize),
 }
 
 /// The SIP task's side of the simulated ports.
@@ -567,6 +570,7 @@ impl<D: PortIo> Port<D> {
         if self.target.is_some() && self.off_hook {
             if let Some(sw) = self.fax.handle(now, &mic, call) {
                 self.passthrough(i, sw);
+                let _ = inputs.send(PortInput::Fax(i));
             }
         }
         let mut ear = [0i16; FRAME];
@@ -624,7 +628,7 @@ impl<D: PortIo> Port<D> {
             tone = sw.tone.name(),
             from = side,
             "fax/modem tone: call in pass-through (port leg G.711 A-law, fixed jitter buffer, \
-             no tones or DTMF detection; a far leg on G.722 is transcoded, which fax does not survive)"
+             no tones or DTMF detection; a SIP leg on G.722 is re-INVITEd to G.711)"
         );
     }
 

@@ -281,6 +281,19 @@ impl Endpoint {
         self.drain(now, 0, env);
     }
 
+    /// Analog port `port` heard a fax or modem tone on its call (see
+    /// [`SipCalls::handle_port_fax`]).
+    pub fn handle_port_fax(&mut self, now: Instant, port: usize, env: &mut dyn CallServices) {
+        let mut ctx = CallContext {
+            registrar: &mut self.registrar,
+            services: env,
+            trunks: &self.trunks,
+        };
+        self.calls.handle_port_fax(now, port, &mut ctx);
+        self.pump_calls(now);
+        self.drain(now, 0, env);
+    }
+
     /// A call event from the GSM module; `destination`: where inbound GSM calls ring.
     pub fn handle_gsm_event(
         &mut self,

@@ -368,6 +368,7 @@ impl SipShell {
                 Some(input) = port_inputs.recv() => match input {
                     PortInput::Hook(i, ev) => endpoint.handle_port_hook(clock::now(), i, ev, &mut directory),
                     PortInput::Audio(i, frame) => endpoint.handle_port_audio(clock::now(), i, &frame, &mut directory),
+                    PortInput::Fax(i) => endpoint.handle_port_fax(clock::now(), i, &mut directory),
                 },
                 Some(reply) = liveness.recv() => { let _ = reply.send(()); }
                 Some(req) = dial_rx.recv() => {

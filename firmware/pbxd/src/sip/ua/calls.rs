@@ -67,7 +67,13 @@ impl Legs for SipSide<'_> {
         }
         match self.port(leg) {
             Some(p) => p.accept(leg, media),
-            None => self.ua.accept(self.now, leg, media, needs_offer),
+            None => {
+                let r = self.ua.accept(self.now, leg, media, needs_offer);
+                if let Ok(Some(n)) = &r {
+                    self.ua.note_codec(leg, n.codec);
+                }
+                r
+            }
         }
     }
 
@@ -269,6 +275,29 @@ impl SipCalls {
             p.handle_audio(now, port, frame);
         }
         self.pump(now, ctx);
+    }
+
+    /// Analog port `port` heard a fax or modem tone on its call (and went to
+    /// pass-through): the call's far leg, if it is SIP (a phone or the trunk) on a codec
+    /// a fax does not survive, is re-INVITEd to G.711 ([`super::fax_g711`]).
+    pub fn handle_port_fax(&mut self, now: Instant, port: usize, ctx: &mut CallContext<'_>) {
+        let Some(leg) = self.ports.as_ref().and_then(|p| p.talking_leg(port)) else {
+            return;
+        };
+        let Some(far) = self.control.far_leg(leg) else {
+            return;
+        };
+        let internal = self.ports.as_ref().is_some_and(|p| p.owns(far))
+            || self.gsm.as_ref().is_some_and(|g| g.owns(far));
+        if !internal {
+            self.ua.fax_to_g711(now, far);
+        }
+        self.pump(now, ctx);
+    }
+
+    /// Where SIP leg `leg`'s switch to G.711 for a fax stands.
+    pub fn fax_g711(&self, leg: LegId) -> Option<&super::fax_g711::FaxG711> {
+        self.ua.fax_g711(leg)
     }
 
     /// The next instruction for an analog port's shell: (port, output).

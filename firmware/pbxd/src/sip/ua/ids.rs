@@ -28,6 +28,11 @@ impl Ids {
         z ^ (z >> 31)
     }
 
+    /// Random bits (glare delays).
+    pub fn random(&mut self) -> u64 {
+        self.next()
+    }
+
     /// A dialog tag.
     pub fn tag(&mut self) -> String {
         format!("{:016x}", self.next())

@@ -14,6 +14,9 @@
 pub mod calls;
 pub mod cause;
 pub mod dialog;
+pub mod fax_g711;
+#[cfg(test)]
+mod fax_tests;
 #[cfg(test)]
 mod gsm_tests;
 pub mod ids;
@@ -238,6 +241,8 @@ enum ClientRole {
     Orphan,
     /// Our re-INVITE moving a leg's media.
     ReInvite(LegId),
+    /// Our re-INVITE to G.711 for a fax ([`fax_g711`]).
+    FaxReInvite(LegId),
     /// An in-dialog OPTIONS checking that a phone still knows the call.
     Ping(LegId),
     /// BYE, CANCEL, NOTIFY answers: nothing to do but absorb.
@@ -266,6 +271,10 @@ pub struct SipLegs {
     events: VecDeque<LegEvent>,
     /// Records of INVITEs refused before call control saw them (ids not yet given).
     refusals: VecDeque<CallSummary>,
+    /// The codec each leg negotiated last (for [`fax_g711`]).
+    codecs: HashMap<LegId, Codec>,
+    /// Legs asked to switch to G.711 for a fax, and how that goes.
+    fax: HashMap<LegId, fax_g711::FaxG711>,
 }
 
 impl SipLegs {
@@ -284,6 +293,8 @@ impl SipLegs {
             out: VecDeque::new(),
             events: VecDeque::new(),
             refusals: VecDeque::new(),
+            codecs: HashMap::new(),
+            fax: HashMap::new(),
         }
     }
 
@@ -322,7 +333,24 @@ impl SipLegs {
 
     /// The next event for call control.
     pub fn poll_event(&mut self) -> Option<LegEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front()?;
+        let media = match &event {
+            LegEvent::Progress { leg, media, .. } | LegEvent::Confirmed { leg, media } => {
+                media.as_ref().map(|m| (*leg, m.codec))
+            }
+            LegEvent::Answered { leg, media, .. } | LegEvent::Renegotiated { leg, media } => {
+                Some((*leg, media.codec))
+            }
+            LegEvent::MediaMoved {
+                leg,
+                result: Ok((media, _)),
+            } => Some((*leg, media.codec)),
+            _ => None,
+        };
+        if let Some((leg, codec)) = media {
+            self.note_codec(leg, codec);
+        }
+        Some(event)
     }
 
     /// The next record of a refused INVITE.
@@ -343,7 +371,10 @@ impl SipLegs {
             ]
         });
         let orphans = self.orphans.values().map(|o| o.deadline);
-        legs.flatten().chain(orphans).min()
+        legs.flatten()
+            .chain(orphans)
+            .chain(self.fax_next_timeout())
+            .min()
     }
 
     /// A response to one of our client transactions.
@@ -361,6 +392,9 @@ impl SipLegs {
             },
             Some(ClientRole::Orphan) => self.orphan_response(key, status, resp),
             Some(ClientRole::ReInvite(leg)) => self.reinvite_response(key, leg, resp),
+            Some(ClientRole::FaxReInvite(leg)) => {
+                self.fax_reinvite_response(now, key, leg, status, Some(resp))
+            }
             Some(ClientRole::Ping(leg)) if status >= 200 => {
                 self.ping_answered(now, leg, Some(status))
             }
@@ -376,6 +410,9 @@ impl SipLegs {
             Some(ClientRole::ReInvite(leg)) => {
                 self.by_client_key.remove(key);
                 self.reinvite_failed(leg, 408);
+            }
+            Some(ClientRole::FaxReInvite(leg)) => {
+                self.fax_reinvite_response(now, key, leg, 408, None)
             }
             _ => {}
         }
@@ -429,6 +466,7 @@ impl SipLegs {
             self.uas_timeout(now, leg);
             self.liveness_timeout(now, leg);
         }
+        self.fax_timeout(now);
     }
 
     fn new_leg_id(&mut self) -> LegId {
@@ -486,6 +524,10 @@ impl SipLegs {
         self.by_dialog.retain(|_, l| *l != id);
         self.by_client_key
             .retain(|_, r| !matches!(r, ClientRole::Ping(l) | ClientRole::ReInvite(l) if *l == id));
+        self.by_client_key
+            .retain(|_, r| !matches!(r, ClientRole::FaxReInvite(l) if *l == id));
+        self.codecs.remove(&id);
+        self.fax.remove(&id);
         if let Role::Uac(uac) = leg.role {
             for (i, fork) in uac.forks.into_iter().enumerate() {
                 if self.by_client_key.get(&fork.key) != Some(&ClientRole::Fork(id, i)) {

@@ -1000,7 +1000,7 @@ fn simultaneous_group_rings_everyone_and_ordered_group_one_after_the_other() {
 
 /// A request from the phone at `ip` in the dialog the PBX formed with `invite` (the
 /// PBX's INVITE to it, answered with To tag `tag`).
-fn callee_request(
+pub(super) fn callee_request(
     ip: &str,
     invite: &Message,
     tag: &str,
@@ -1729,7 +1729,7 @@ fn late_offer_gets_our_offer_in_the_200_and_its_answer_from_the_ack() {
 // --- analog ports as legs ---------------------------------------------------------
 
 /// A rig whose extension 1005 is analog port 0 (its audio bridge at 127.0.0.1:7000).
-fn rig_with_port() -> Rig {
+pub(super) fn rig_with_port() -> Rig {
     use crate::dialplan::StaticPlan;
     use crate::line::legs::{PortLegs, PortSpec};
     use crate::line::{Line, LineConfig, SitePlan};
@@ -1761,14 +1761,14 @@ fn rig_with_port() -> Rig {
 }
 
 impl Rig {
-    fn port_hook(&mut self, hook: crate::line::Hook) -> Vec<(SocketAddr, Message)> {
+    pub(super) fn port_hook(&mut self, hook: crate::line::Hook) -> Vec<(SocketAddr, Message)> {
         let ev = crate::line::HookEvent { hook, at: self.now };
         self.ep.handle_port_hook(self.now, 0, ev, &mut self.office);
         self.collect()
     }
 
     /// Dials `digits` on port 0 by DTMF (60 ms tone, 80 ms pause each), 20 ms frames.
-    fn port_dtmf(&mut self, digits: &str) -> Vec<(SocketAddr, Message)> {
+    pub(super) fn port_dtmf(&mut self, digits: &str) -> Vec<(SocketAddr, Message)> {
         use crate::media::dsp::dtmf::DtmfGenerator;
         let mut out = Vec::new();
         for d in digits.chars() {
