@@ -26,6 +26,7 @@ mod cdr;
 mod error;
 mod extensions;
 mod gsm;
+mod number_forms;
 mod phonebook;
 mod ports;
 mod registrations;
@@ -204,6 +205,10 @@ impl Store {
             .map_err(classified)?;
         quick_check(&conn, &path)?;
         schema::migrate(&mut conn).map_err(|e| match e {
+            StoreError::Sqlite(e) => classify(&path, e),
+            other => other,
+        })?;
+        number_forms::backfill(&mut conn).map_err(|e| match e {
             StoreError::Sqlite(e) => classify(&path, e),
             other => other,
         })?;
