@@ -4,8 +4,10 @@
 //! write time with the site's rules), through indexes; phonebook keys follow a changed
 //! area code.
 
+use pbxd::secret::DeviceKey;
 use pbxd::store::{
-    AuditCtx, CallDirection, CallRecord, CdrFilter, Disposition, Role, SiteSettings, Store,
+    AuditCtx, CallDirection, CallRecord, CdrFilter, Disposition, RestoreOptions, Role,
+    SiteSettings, Store,
 };
 
 fn by() -> AuditCtx<'static> {
@@ -208,4 +210,33 @@ fn phonebook_search_and_call_names_match_any_form_and_follow_the_area_code() {
         .phonebook_names_for("anna", ["+494099999"])
         .expect("names")
         .is_empty());
+}
+
+/// The number keys are derived data, not in the backup: a restore rebuilds them for the
+/// restored phonebook and site.
+#[test]
+fn a_restore_rebuilds_phonebook_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = DeviceKey::load_or_create(dir.path()).expect("key");
+    let mut s = Store::open(dir.path()).expect("store");
+    berlin(&mut s, "30");
+    s.add_web_user(&by(), "root", "$argon2id$x", Role::Admin, None)
+        .expect("admin");
+    s.add_web_user(&by(), "anna", "$argon2id$x", Role::User, None)
+        .expect("user");
+    s.add_phonebook_entries(&by(), "anna", &[("Shop".into(), vec!["7654321".into()])])
+        .expect("add");
+    let archive = s.create_backup(&by(), &key).expect("backup");
+    berlin(&mut s, "89");
+    s.restore_backup(&by(), &key, &archive, RestoreOptions::default())
+        .expect("restore");
+    let names = s
+        .phonebook_names_for("anna", ["+49307654321", "+49897654321"])
+        .expect("names");
+    assert_eq!(names.get("+49307654321").map(String::as_str), Some("Shop"));
+    assert_eq!(
+        names.len(),
+        1,
+        "area code 30 again, from the backup: {names:?}"
+    );
 }

@@ -10,7 +10,7 @@
 //! written as a local number follows a new area code, as it did when matching was done
 //! at read time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -215,24 +215,42 @@ impl Store {
         numbers: impl IntoIterator<Item = &'a str>,
     ) -> Result<HashMap<String, String>, StoreError> {
         let site = numbering_site(&self.conn);
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT p.name FROM phonebook_numbers k JOIN phonebook p ON p.id = k.entry
-             WHERE k.username = ?1 AND k.number_key = ?2
-             ORDER BY p.name COLLATE NOCASE, p.id LIMIT 1",
-        )?;
-        let mut names = HashMap::new();
+        // Each distinct number with its keys, in order of preference.
+        let mut wanted: Vec<(&str, Vec<String>)> = Vec::new();
+        let mut tried = HashSet::new();
         for n in numbers {
-            if names.contains_key(n) {
-                continue;
+            if tried.insert(n) {
+                wanted.push((n, contact_keys(n, &site)));
             }
-            for k in contact_keys(n, &site) {
-                if let Some(name) = stmt
-                    .query_row(params![username, k], |r| r.get::<_, String>(0))
-                    .optional()?
-                {
-                    names.insert(n.to_owned(), name);
-                    break;
-                }
+        }
+        if wanted.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let keys: Vec<&str> = wanted
+            .iter()
+            .flat_map(|(_, k)| k.iter().map(String::as_str))
+            .collect();
+        // One statement per page: index lookups for all keys at once.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT k.number_key, p.name FROM phonebook_numbers k
+             JOIN phonebook p ON p.id = k.entry
+             WHERE k.username = ?1 AND k.number_key IN (SELECT value FROM json_each(?2))
+             ORDER BY p.name COLLATE NOCASE DESC, p.id DESC",
+        )?;
+        let mut by_key: HashMap<String, String> = HashMap::new();
+        let rows = stmt.query_map(
+            params![username, serde_json::to_string(&keys).unwrap_or_default()],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )?;
+        // Descending order: the last insert per key is the first entry by name.
+        for row in rows {
+            let (k, name) = row?;
+            by_key.insert(k, name);
+        }
+        let mut names = HashMap::new();
+        for (n, ks) in wanted {
+            if let Some(name) = ks.iter().find_map(|k| by_key.get(k)) {
+                names.insert(n.to_owned(), name.clone());
             }
         }
         Ok(names)
