@@ -37,7 +37,7 @@ as_root() {
 [ "$(id -u)" -eq 0 ] && export PBX_REQUIRE_RAUC=1
 
 # --- system packages -------------------------------------------------------------------
-PACKAGES=(sip-tester sipvicious baresip-core tcpdump build-essential pkg-config ca-certificates curl procps iproute2 iptables python3
+PACKAGES=(sip-tester nodejs sipvicious baresip-core tcpdump build-essential pkg-config ca-certificates curl procps iproute2 iptables python3
   python3-venv libasound2-dev alsa-utils libspandsp-dev espeak-ng chromium chromium-driver rauc squashfs-tools dbus
   genimage
   kamailio kamailio-tls-modules openssl dnsmasq-base

@@ -1,9 +1,11 @@
 """Call-log API latency over 100,000 call records, and the dashboard's payload size.
 
 Starts pbxd (PBXD_BIN) on a fresh data directory, creates the administrator with the
-set-up token, writes N call records straight into the store's call_records table,
+set-up token, writes N call records straight into the store's call_records table
+(with the E.164 columns as the store fills them) and a 2000-entry phonebook,
 then times GET /api/v1/cdr for a few typical queries (first page, a deep page, a
-number filter, a disposition + date filter) over one kept-alive HTTPS connection and
+number filter (an extension; an external number in national, E.164 and spaced form,
+matched through the E.164 columns of schema V14), a disposition + date filter) over one kept-alive HTTPS connection and
 prints p50/p99 per query. The goal (issue 6) is p99 <= 20 ms. The dashboard payload is
 the sum of what the browser loads for it: page, modules, styles, icon, one status event.
 
@@ -72,22 +74,47 @@ def main():
             for i in range(N):
                 start = now - (N - i) * 30_000
                 d = rng.choice(disp)
-                caller = str(100 + rng.randrange(50))
-                dialled = str(100 + rng.randrange(50)) if rng.random() < 0.6 else f"0211{rng.randrange(10**6):06d}"
-                rows.append((f"bench-{i}", caller, dialled, dialled if len(dialled) <= 6 else None,
-                             "internal" if len(dialled) <= 6 else "outbound", start,
-                             start + 3000 if d == "answered" else None, start + 60_000, d))
+                ext = str(100 + rng.randrange(50))
+                external = f"0211{rng.randrange(10**6):06d}"
+                e164 = "+49" + external[1:]  # as the store writes it (schema V14)
+                kind = rng.random()
+                if kind < 0.5:  # internal
+                    row = (ext, str(100 + rng.randrange(50)), None, None, "internal")
+                elif kind < 0.75:  # outbound
+                    row = (ext, external, None, e164, "outbound")
+                else:  # inbound, the caller ID in national or E.164 form
+                    caller = external if rng.random() < 0.5 else e164
+                    row = (caller, "+4921155500", e164, "+4921155500", "inbound")
+                caller, dialled, caller_e164, callee_e164, direction = row
+                rows.append((f"bench-{i}", caller, dialled,
+                             dialled if direction == "internal" else (ext if direction == "inbound" else None),
+                             direction, start, start + 3000 if d == "answered" else None,
+                             start + 60_000, d, caller_e164, callee_e164))
             db.executemany(
                 "INSERT INTO call_records (call_id, caller, dialled, destination, direction,"
-                " start_ms, answer_ms, end_ms, disposition) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                " start_ms, answer_ms, end_ms, disposition, caller_e164, callee_e164)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            # The administrator's phonebook: names are looked up per page (index lookups).
+            for i in range(2000):
+                number = f"0211{rng.randrange(10**6):06d}"
+                cur = db.execute("INSERT INTO phonebook (username, name, numbers, updated_at)"
+                                 " VALUES ('admin', ?, ?, 0)", (f"Contact {i}", number))
+                db.executemany("INSERT OR IGNORE INTO phonebook_numbers (entry, username, number_key)"
+                               " VALUES (?, 'admin', ?)",
+                               [(cur.lastrowid, number), (cur.lastrowid, "+49" + number[1:])])
         db.close()
+        last_external = next(r for r in reversed(rows) if r[4] != "internal")
+        national = last_external[9] or last_external[10]
+        national = "0" + national[3:]
 
         day = 86_400_000
         queries = {
             "first page (50)": "/api/v1/cdr?limit=50",
             "page at offset 5000": "/api/v1/cdr?limit=50&offset=5000",
             "extension 123": "/api/v1/cdr?number=123&limit=50",
-            "external number": f"/api/v1/cdr?number={rows[-1][2]}&limit=50",
+            "external, national": f"/api/v1/cdr?number={national}&limit=50",
+            "external, E.164": f"/api/v1/cdr?number=%2B49{national[1:]}&limit=50",
+            "external, spaced": f"/api/v1/cdr?number={national[:4]}%20{national[4:]}&limit=50",
             "busy, last 7 days": f"/api/v1/cdr?disposition=busy&since_ms={now - 7 * day}&limit=50",
         }
         print(f"call log over {N} records, {REPEATS} requests each (one HTTPS connection):")

@@ -15,7 +15,6 @@ use pbxd::persist::Persister;
 use pbxd::sip::{SipShell, SipSockets};
 use pbxd::store::Store;
 use pbxd::supervise::supervise;
-use pbxd::tls::TlsPaths;
 use pbxd::web;
 
 /// How long start-up waits for the SIP task before announcing readiness anyway.
@@ -101,12 +100,20 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen for SIP on {}", cfg.sip_listen))?;
     let sip_addr = sockets.local_addr()?;
+    // One device identity for HTTPS and SIP over TLS: a certificate uploaded on the web
+    // page is served by both to new connections at once.
+    let mut hostnames = vec![cfg.https_listen.ip().to_string()];
+    if let Some(addr) = cfg.sip_tls_listen {
+        hostnames.extend([addr.ip().to_string(), sip_addr.ip().to_string()]);
+    }
+    hostnames.dedup();
+    let device_cert = web::device_cert::DeviceCert::load(&cfg.data_dir, &hostnames)
+        .context("cannot set up the TLS certificate")?;
     let mut tls_note = String::new();
     if let Some(addr) = cfg.sip_tls_listen {
-        let paths = TlsPaths::in_data_dir(&cfg.data_dir);
-        let hostnames = vec![addr.ip().to_string(), sip_addr.ip().to_string()];
-        let tls_cfg =
-            pbxd::tls::server_config(&paths, &hostnames).context("cannot set up SIP over TLS")?;
+        let tls_cfg = device_cert
+            .sip_server_config()
+            .context("cannot set up SIP over TLS")?;
         let bound = sockets
             .bind_tls(addr, tls_cfg)
             .await
@@ -135,9 +142,8 @@ async fn run(cfg: Config, utc_offset: time::UtcOffset) -> anyhow::Result<()> {
         .as_ref()
         .and_then(|l| l.local_addr().ok())
         .unwrap_or(cfg.https_listen);
-    let (https_tls, https_cert) =
-        web::https_tls_reloadable(&cfg.data_dir, &[https_addr.ip().to_string()])
-            .context("cannot set up HTTPS")?;
+    let https_tls = device_cert.server_config().context("cannot set up HTTPS")?;
+    let https_cert = device_cert;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut shell = SipShell::new(cfg.clone(), sockets, persister);

@@ -86,6 +86,7 @@ fn migrates_an_empty_directory_and_sets_pragmas() {
             "gsm_settings",
             "gsm_status",
             "phonebook",
+            "phonebook_numbers",
             "port_status",
             "ports",
             "registrations",

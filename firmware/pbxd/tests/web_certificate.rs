@@ -209,3 +209,96 @@ fn an_uploaded_chain_is_checked_served_at_once_kept_and_can_be_replaced_by_a_gen
     assert_eq!(served(d.https, &fresh, "pbx.local"), Ok(der(&fresh)));
     assert!(served(d.https, &good.ca_pem, "pbx.example.com").is_err());
 }
+
+/// The leaf the SIP-over-TLS listener at `port` presents to a client trusting
+/// `root_pem` and asking for `name`, after a SIP OPTIONS over the connection was
+/// answered (so it is the SIP server, not just a TLS socket), or why it failed.
+fn served_sip(port: u16, root_pem: &str, name: &str) -> Result<Vec<u8>, String> {
+    let name = ServerName::try_from(name.to_owned()).expect("name");
+    let conn = rustls::ClientConnection::new(client_trusting(root_pem), name).expect("client");
+    let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let local = tcp.local_addr().expect("local");
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let options = format!(
+        "OPTIONS sip:127.0.0.1:{port};transport=tls SIP/2.0\r\n\
+         Via: SIP/2.0/TLS {local};branch=z9hG4bKcert{}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:probe@127.0.0.1>;tag=p1\r\n\
+         To: <sip:127.0.0.1>\r\n\
+         Call-ID: cert-probe-{}\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n",
+        local.port(),
+        local.port()
+    );
+    tls.write_all(options.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tls.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    if !got.starts_with(b"SIP/2.0 ") {
+        return Err(format!("no SIP answer: {}", String::from_utf8_lossy(&got)));
+    }
+    let certs = tls.conn.peer_certificates().ok_or("no peer certificate")?;
+    Ok(certs[0].as_ref().to_vec())
+}
+
+#[test]
+fn an_uploaded_certificate_reaches_new_sip_tls_connections_without_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = web_support::start_with(
+        dir.path(),
+        "127.0.0.1:0",
+        &["--sip-tls-listen", "127.0.0.1:0"],
+    );
+    let sips = {
+        let log = d.log.lock().expect("log");
+        let ready = log
+            .iter()
+            .find(|l| l.contains("ready:"))
+            .expect("ready line")
+            .clone();
+        web_support::port_after(&ready, " sips=")
+    };
+    let (root, _anna) = admin_and_user(&d);
+    let generated = device_crt(&d);
+    assert_eq!(
+        served_sip(sips, &generated, "pbx.local"),
+        Ok(der(&generated)),
+        "SIP over TLS starts with the generated device certificate"
+    );
+
+    let good = chain(2090);
+    let upload =
+        json!({"certificate": format!("{}{}", good.leaf_pem, good.ca_pem), "key": good.key_pem});
+    let (status, v) = send(&d, &root, "PUT", "/api/v1/certificate", Some(upload));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        served_sip(sips, &good.ca_pem, "pbx.example.com"),
+        Ok(der(&good.leaf_pem)),
+        "the uploaded leaf on the SIP TLS port, verified through the test CA"
+    );
+    assert!(
+        served_sip(sips, &generated, "pbx.local").is_err(),
+        "the old certificate is no longer offered"
+    );
+    // HTTPS serves the same one.
+    assert_eq!(
+        served(d.https, &good.ca_pem, "pbx.example.com"),
+        Ok(der(&good.leaf_pem))
+    );
+
+    // Back to a generated certificate: SIP-TLS follows again.
+    let (status, v) = send(&d, &root, "DELETE", "/api/v1/certificate", None);
+    assert_eq!(status, 200, "{v}");
+    let fresh = device_crt(&d);
+    assert_eq!(served_sip(sips, &fresh, "pbx.local"), Ok(der(&fresh)));
+}

@@ -449,3 +449,93 @@ fn phonebook_is_personal_searchable_imported_exported_and_names_calls() {
         assert!(audit.contains(action), "{action}: {audit}");
     }
 }
+
+/// The call-log filter and the phonebook search find a number in any form (schema V14):
+/// an inbound caller that came as `0301234567` is found by `+49301234567`,
+/// `030 123 4567` and `0049...`, in the administrator's log and in the user's own list.
+#[test]
+fn number_search_matches_any_form_of_a_number() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = start(dir.path());
+    let [root, anna, bob, _carl] = accounts(&d);
+    let ids = insert_calls(
+        &d,
+        &[
+            record(
+                "in-national",
+                CallDirection::Inbound,
+                "0301234567",
+                "101",
+                Some("101"),
+            ),
+            record(
+                "in-bob",
+                CallDirection::Inbound,
+                "+49301234567",
+                "102",
+                Some("102"),
+            ),
+            record(
+                "in-other",
+                CallDirection::Inbound,
+                "0301234568",
+                "101",
+                Some("101"),
+            ),
+        ],
+    );
+    let found = |s: &Session, q: &str| -> Vec<i64> {
+        let (status, v) = send(&d, s, "GET", &format!("/api/v1/cdr?number={q}"), None);
+        assert_eq!(status, 200, "{q}: {v}");
+        v["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .map(|r| r["id"].as_i64().expect("id"))
+            .collect()
+    };
+    for q in [
+        "0301234567",
+        "%2B49301234567",
+        "030%20123%204567",
+        "0049301234567",
+        "030-123-4567",
+    ] {
+        assert_eq!(found(&root, q), [ids[1], ids[0]], "admin, {q}");
+        assert_eq!(found(&anna, q), [ids[0]], "anna's own, {q}");
+        assert_eq!(found(&bob, q), [ids[1]], "bob's own, {q}");
+    }
+    let (status, v) = send(&d, &anna, "GET", "/api/v1/cdr?number=030x", None);
+    assert_eq!((status, v["field"].as_str()), (400, Some("number")), "{v}");
+
+    // The phonebook: written one way, found by another.
+    let (s, v) = send(
+        &d,
+        &anna,
+        "POST",
+        "/api/v1/me/phonebook",
+        Some(json!({"name": "Berg", "numbers": ["+49 30 1234567"]})),
+    );
+    assert_eq!(s, 201, "{v}");
+    for q in ["0301234567", "030%20123", "0049301234567"] {
+        let (s, v) = send(
+            &d,
+            &anna,
+            "GET",
+            &format!("/api/v1/me/phonebook?q={q}"),
+            None,
+        );
+        assert_eq!(s, 200, "{v}");
+        let names: Vec<&str> = v
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|e| e["name"].as_str())
+            .collect();
+        assert_eq!(names, ["Berg"], "{q}");
+    }
+    // And names the call in the user's list.
+    let rs = records(&d, &anna);
+    assert_eq!(by_id(&rs, ids[0]).expect("call")["contact"], "Berg");
+    assert!(by_id(&rs, ids[2]).expect("call")["contact"].is_null());
+}

@@ -1,7 +1,8 @@
 // UI language per user (English or German): `t(text)` looks the English text up in the
 // German dictionary (English is the key, so an untranslated string still reads well).
 // Numbers, dates and sizes go through Intl in the user's locale. Server messages stay
-// English; `trError` maps the known per-field ones.
+// English; `trError` maps the known ones (every page's, tests/web_errors_de.rs checks
+// the newer pages' against a real pbxd).
 
 let lang = 'en';
 
@@ -220,6 +221,46 @@ const ERRORS_DE = [
   [/format version .* is not supported/, 'Dieses Sicherungsformat wird nicht unterstützt.'],
   [/you cannot delete your own account/, 'Sie können Ihr eigenes Konto nicht löschen.'],
   [/last enabled administrator/, 'Der letzte aktive Administrator kann nicht gelöscht werden.'],
+  // Analog ports (a function gets the match: numbers and dates are kept).
+  [/^(\S+) is not a port number \(1 to (\d+)\)/, (m) => `${m[1]} ist keine Portnummer (1 bis ${m[2]}).`],
+  [/^unknown country/, 'Unbekanntes Land (eines von DE, AT, CH, GB, FR, NL, US).'],
+  [/^unknown caller-ID mode/, 'Unbekanntes Verfahren der Rufnummernanzeige (off, bell202, v23 oder dtmf).'],
+  [/^invalid extension number .*: only digits/, 'Die Rufnummer darf nur Ziffern 0–9 enthalten.'],
+  [/^invalid extension number .*: must have 2 to 6 digits/, 'Die Rufnummer muss 2 bis 6 Ziffern haben.'],
+  [/^invalid extension number .*: must not start with 0/, 'Die Rufnummer darf nicht mit 0 beginnen (Amtsholung).'],
+  [/^invalid extension number .*: overlaps an emergency number/, 'Die Rufnummer überschneidet sich mit einer Notrufnummer (110, 112, 124124).'],
+  [/^number (\S+) is already /, (m) => `Die Rufnummer ${m[1]} ist bereits vergeben.`],
+  [/^invalid name: (longer than|at most) 64 characters/, 'Der Name darf höchstens 64 Zeichen lang sein.'],
+  [/^invalid name: (contains|must not contain) control characters/, 'Der Name darf keine Steuerzeichen enthalten.'],
+  // HTTPS certificate upload
+  [/^no PEM certificate found/, 'Kein Zertifikat im PEM-Format gefunden (erwartet: -----BEGIN CERTIFICATE-----).'],
+  [/^the certificate PEM is damaged/, 'Das Zertifikat (PEM) ist beschädigt.'],
+  [/^no PEM private key found/, 'Kein privater Schlüssel im PEM-Format gefunden (PKCS#8, RSA oder EC).'],
+  [/^the private key cannot be used/, 'Dieser private Schlüssel kann nicht verwendet werden.'],
+  [/^the private key does not belong to the first certificate/, 'Der private Schlüssel gehört nicht zum ersten Zertifikat.'],
+  [/^the first certificate is not a well-formed X\.509/, 'Das erste Zertifikat ist kein gültiges X.509-Zertifikat.'],
+  [/^the certificate expired on (.+)$/, (m) => `Das Zertifikat ist am ${m[1]} abgelaufen.`],
+  [/^the certificate is not valid before (.+)$/, (m) => `Das Zertifikat ist erst ab ${m[1]} gültig.`],
+  // Phonebook and call notes
+  [/^invalid phonebook: at most (\d+) entries/, (m) => `Das Telefonbuch fasst höchstens ${m[1]} Einträge.`],
+  [/^at most (\d+) entries$/, (m) => `Das Telefonbuch fasst höchstens ${m[1]} Einträge.`],
+  [/^nothing imported; bad lines:/, 'Nichts importiert: die Datei hat fehlerhafte Zeilen.'],
+  [/^the file holds no entries/, 'Die Datei enthält keine Einträge.'],
+  [/^the file is larger than 512 KiB/, 'Die Datei ist größer als 512 KiB.'],
+  [/^search text: at most 64 characters/, 'Der Suchtext darf höchstens 64 Zeichen lang sein.'],
+  [/^phonebook entry .* does not exist/, 'Dieser Telefonbucheintrag existiert nicht (mehr).'],
+  [/^call \S+ does not exist/, 'Dieser Anruf existiert nicht.'],
+  [/^call \S+ has no note/, 'Dieser Anruf hat keine Notiz.'],
+  [/^number may hold only digits/, 'Die Rufnummer darf nur Ziffern, + * # und Trennzeichen enthalten (höchstens 32).'],
+  // Click-to-dial
+  [/^a number has at most (\d+) digits/, (m) => `Eine Rufnummer hat höchstens ${m[1]} Ziffern.`],
+  [/^click-to-dial is not available/, 'Wählen per Klick ist nicht verfügbar: die Telefonie läuft nicht.'],
+  [/^calls to this number are not allowed/, 'Anrufe zu dieser Rufnummer sind nicht erlaubt.'],
+  [/^not a number that can be dialled/, 'Diese Rufnummer kann nicht gewählt werden.'],
+  [/^no such extension or number/, 'Diese Nebenstelle oder Rufnummer gibt es nicht.'],
+  [/^busy$/, 'Besetzt.'],
+  [/^the call cannot be placed now/, 'Der Anruf kann jetzt nicht aufgebaut werden.'],
+  [/^too many failed attempts; try again in (\d+) seconds/, (m) => `Zu viele Versuche; bitte in ${m[1]} Sekunden erneut versuchen.`],
 ];
 
 export function setLanguage(l) {
@@ -239,7 +280,10 @@ export function tf(text, vars) { return t(text).replace(/\{(\w+)\}/g, (m, k) => 
 
 export function trError(message) {
   if (lang !== 'de' || !message) return message;
-  for (const [re, de] of ERRORS_DE) if (re.test(message)) return de;
+  for (const [re, de] of ERRORS_DE) {
+    const m = message.match(re);
+    if (m) return typeof de === 'function' ? de(m) : de;
+  }
   return message;
 }
 

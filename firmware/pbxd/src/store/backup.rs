@@ -421,6 +421,8 @@ impl Store {
             "DELETE FROM call_notes WHERE username NOT IN (SELECT username FROM web_users)",
             [],
         )?;
+        // The restored phonebook and site rules: its number keys are derived data.
+        super::number_forms::rebuild_phonebook_keys(&tx)?;
         let dropped: Vec<String> = plan.iter().flat_map(|t| t.dropped.clone()).collect();
         audit::insert(
             &tx,

@@ -377,7 +377,8 @@ impl Store {
     /// non-finite quality figures are stored as unknown.
     pub fn insert_call_record(&mut self, r: &CallRecord) -> Result<i64, StoreError> {
         validate_call_record(r)?;
-        insert_one(&self.conn, r)
+        let site = super::number_forms::numbering_site(&self.conn);
+        insert_one(&self.conn, &site, r)
     }
 
     /// Writes several records in one transaction (one fsync for a burst of finished
@@ -392,10 +393,11 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let site = super::number_forms::numbering_site(&tx);
         for (i, r) in records.iter().enumerate() {
             match validate_call_record(r) {
                 Ok(()) => {
-                    insert_one(&tx, r)?;
+                    insert_one(&tx, &site, r)?;
                 }
                 Err(e) => refused.push((i, e)),
             }
@@ -561,18 +563,23 @@ pub fn to_csv_row(s: &StoredCallRecord, tick: u32) -> String {
     line
 }
 
-fn insert_one(conn: &rusqlite::Connection, r: &CallRecord) -> Result<i64, StoreError> {
+fn insert_one(
+    conn: &rusqlite::Connection,
+    site: &crate::dialplan::Site,
+    r: &CallRecord,
+) -> Result<i64, StoreError> {
     let qc = finite(r.quality_caller);
     let qe = finite(r.quality_callee);
+    let (caller_e164, callee_e164) = super::number_forms::call_keys(r, site);
     conn.prepare_cached(
         "INSERT INTO call_records (call_id, caller, caller_name, dialled, normalised,
                      destination, direction, route, source_ip, dest_ip, start_ms, answer_ms,
                      end_ms, disposition, reason, sip_status, hangup,
                      caller_loss_pct, caller_jitter_ms, caller_rtt_ms, caller_mos,
                      callee_loss_pct, callee_jitter_ms, callee_rtt_ms, callee_mos,
-                     forwarded_by)
+                     forwarded_by, caller_e164, callee_e164)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                     ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+                     ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
     )?
     .execute(params![
         clean(&r.call_id, MAX_ID_CHARS),
@@ -601,6 +608,8 @@ fn insert_one(conn: &rusqlite::Connection, r: &CallRecord) -> Result<i64, StoreE
         qe.and_then(|q| q.rtt_ms),
         qe.map(|q| q.mos),
         opt_id(&r.forwarded_by),
+        caller_e164,
+        callee_e164,
     ])?;
     Ok(conn.last_insert_rowid())
 }

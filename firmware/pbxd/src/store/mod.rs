@@ -27,6 +27,7 @@ mod data_version;
 mod error;
 mod extensions;
 mod gsm;
+mod number_forms;
 mod phonebook;
 mod ports;
 mod registrations;
@@ -209,6 +210,10 @@ impl Store {
             .map_err(classified)?;
         quick_check(&conn, &path)?;
         schema::migrate(&mut conn).map_err(|e| match e {
+            StoreError::Sqlite(e) => classify(&path, e),
+            other => other,
+        })?;
+        number_forms::backfill(&mut conn).map_err(|e| match e {
             StoreError::Sqlite(e) => classify(&path, e),
             other => other,
         })?;

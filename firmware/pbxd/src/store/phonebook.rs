@@ -1,7 +1,8 @@
 //! Each web account's personal phonebook: entries with a name and up to
 //! [`MAX_NUMBERS`] numbers, seen and changed only by their owner. Numbers are kept as
-//! entered (cleaned of spaces and separators); matching against calls normalises them
-//! with the site's current rules at read time, so a changed area code applies at once.
+//! entered (cleaned of spaces and separators); `phonebook_numbers` holds each number as
+//! written and in E.164 form (store/number_forms.rs), rebuilt when the site's rules
+//! change, so searches and call-log names match a number in any form through an index.
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
@@ -9,8 +10,10 @@ use super::{audit, AuditCtx, Store, StoreError};
 
 /// Most numbers one entry holds.
 pub const MAX_NUMBERS: usize = 5;
-/// Most entries one account's phonebook holds.
-pub const MAX_ENTRIES: i64 = 2000;
+/// Most entries one account's phonebook holds: bounds the listing and export (sent
+/// whole) and the disk. Call-log names are index lookups (no longer the whole phonebook
+/// in memory per page), so this is no longer kept small for that.
+pub const MAX_ENTRIES: i64 = 10_000;
 /// Longest name, in characters.
 const MAX_NAME_CHARS: usize = 64;
 
@@ -116,23 +119,37 @@ fn like_pattern(s: &str) -> String {
 
 impl Store {
     /// `username`'s entries sorted by name; with `search`, only those whose name or a
-    /// number contains it (case-insensitive for ASCII letters).
+    /// number contains it (case-insensitive for ASCII letters), a number also when
+    /// written with separators (`030 123`) or in another form (`+4930123` finds
+    /// `030123...`, and the other way round: E.164 prefixes are compared).
     pub fn phonebook(
         &self,
         username: &str,
         search: Option<&str>,
     ) -> Result<Vec<PhonebookEntry>, StoreError> {
-        let pattern = search
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(like_pattern);
+        let search = search.map(str::trim).filter(|s| !s.is_empty());
+        let pattern = search.map(like_pattern);
+        let number = search.and_then(|s| clean_contact_number(s).ok());
+        let digits = number.as_deref().map(like_pattern);
+        let e164 = number.as_deref().and_then(|n| {
+            let site = super::number_forms::numbering_site(&self.conn);
+            super::number_forms::e164_key(n, &site).map(|k| {
+                let mut p = like_pattern(&k);
+                p.remove(0); // a prefix, not a substring, of the E.164 form
+                p
+            })
+        });
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, name, numbers FROM phonebook
              WHERE username = ?1
-               AND (?2 IS NULL OR name LIKE ?2 ESCAPE '\\' OR numbers LIKE ?2 ESCAPE '\\')
+               AND (?2 IS NULL OR name LIKE ?2 ESCAPE '\\' OR numbers LIKE ?2 ESCAPE '\\'
+                    OR numbers LIKE ?3 ESCAPE '\\'
+                    OR EXISTS (SELECT 1 FROM phonebook_numbers k
+                               WHERE k.entry = phonebook.id
+                                 AND k.number_key LIKE ?4 ESCAPE '\\'))
              ORDER BY name COLLATE NOCASE, id",
         )?;
-        let rows = stmt.query_map(params![username, pattern], row_to_entry)?;
+        let rows = stmt.query_map(params![username, pattern, digits, e164], row_to_entry)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -180,6 +197,7 @@ impl Store {
             ));
         }
         let mut ids = Vec::with_capacity(entries.len());
+        let site = super::number_forms::numbering_site(&tx);
         {
             let mut ins = tx.prepare_cached(
                 "INSERT INTO phonebook (username, name, numbers, updated_at)
@@ -187,7 +205,9 @@ impl Store {
             )?;
             for (name, numbers) in entries {
                 ins.execute(params![username, name, numbers.join(","), by.now_unix])?;
-                ids.push(tx.last_insert_rowid());
+                let id = tx.last_insert_rowid();
+                super::number_forms::set_entry_keys(&tx, &site, id, username, numbers)?;
+                ids.push(id);
             }
         }
         audit::insert(
@@ -223,6 +243,8 @@ impl Store {
         if n == 0 {
             return Ok(false);
         }
+        let site = super::number_forms::numbering_site(&tx);
+        super::number_forms::set_entry_keys(&tx, &site, id, username, &numbers)?;
         audit::insert(
             &tx,
             by,

@@ -380,8 +380,33 @@ const V14: &str = "
 ALTER TABLE call_records ADD COLUMN forwarded_by TEXT;
 ";
 
+/// Version 15 (numbers searched in any form): the E.164 form of a call's external
+/// caller and callee, and of each phonebook number, indexed, so `0301234567`,
+/// `+49301234567` and `030 123 4567` find the same calls and contacts. The forms come
+/// from the dial plan's rules in Rust (store/number_forms.rs): the `e164_backfill`
+/// marker table makes the next open fill existing rows, then drops it.
+const V15: &str = "
+ALTER TABLE call_records ADD COLUMN caller_e164 TEXT;
+ALTER TABLE call_records ADD COLUMN callee_e164 TEXT;
+CREATE INDEX call_records_caller_e164 ON call_records (caller_e164, start_ms)
+    WHERE caller_e164 IS NOT NULL;
+CREATE INDEX call_records_callee_e164 ON call_records (callee_e164, start_ms)
+    WHERE callee_e164 IS NOT NULL;
+-- Each phonebook number as written and its E.164 form (one row each).
+CREATE TABLE phonebook_numbers (
+    entry      INTEGER NOT NULL REFERENCES phonebook (id) ON DELETE CASCADE,
+    username   TEXT NOT NULL,
+    number_key TEXT NOT NULL,
+    PRIMARY KEY (entry, number_key)
+) WITHOUT ROWID;
+CREATE INDEX phonebook_numbers_key ON phonebook_numbers (username, number_key);
+CREATE TABLE e164_backfill (pending INTEGER NOT NULL);
+";
+
 /// All steps, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14];
+pub(super) const MIGRATIONS: &[&str] = &[
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15,
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

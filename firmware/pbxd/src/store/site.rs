@@ -227,6 +227,8 @@ impl Store {
             },
         );
         super::audit::insert(&tx, by, "site.set", &detail)?;
+        // Phonebook keys follow the new numbering rules.
+        super::number_forms::rebuild_phonebook_keys(&tx)?;
         tx.commit()?;
         Ok(())
     }

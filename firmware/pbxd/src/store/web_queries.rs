@@ -128,32 +128,27 @@ impl Store {
         limit: i64,
         offset: u32,
     ) -> Result<Vec<StoredCallRecord>, StoreError> {
-        let (sql, args) = filtered_sql(f, limit, offset);
+        let key = f.number.as_deref().and_then(|n| {
+            super::number_forms::search_key(n, &super::number_forms::numbering_site(&self.conn))
+        });
+        let (sql, args) = filtered_sql(f, key.as_deref(), limit, offset);
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args), row_to_record)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
 
-/// The call-log query for `f` and its arguments.
-fn filtered_sql(f: &CdrFilter, limit: i64, offset: u32) -> (String, Vec<Value>) {
+/// The call-log query for `f` and its arguments; `key` is the E.164 form of an external
+/// number filter (store/number_forms.rs), matched against both parties' E.164 columns.
+fn filtered_sql(f: &CdrFilter, key: Option<&str>, limit: i64, offset: u32) -> (String, Vec<Value>) {
     // "caller = X OR destination = X" cannot walk an index in start_ms order; one
     // index walk per column ((caller, start_ms), (destination, start_ms), and for an
-    // external number (dialled, start_ms) and (normalised, start_ms)), each stopping
-    // after limit + offset rows, merged by UNION, can. The pivot is the user's own
-    // extension, else the number filter.
+    // external number (dialled, start_ms) and the E.164 columns), each stopping after
+    // limit + offset rows, merged by UNION, can. The pivot is the user's own extension,
+    // else the number filter.
     let internal = f.number.as_deref().filter(|n| validate_number(n).is_ok());
-    let (pivot, walks): (Option<&str>, &[&str]) = match (&f.own_extension, &f.number) {
-        (Some(own), _) => (Some(own.as_str()), &["caller", "destination"]),
-        (None, Some(n)) if internal.is_some() => (Some(n.as_str()), &["caller", "destination"]),
-        (None, Some(n)) => (
-            Some(n.as_str()),
-            &["caller", "destination", "dialled", "normalised"],
-        ),
-        (None, None) => (None, &[]),
-    };
-    let mut cond = String::from("1");
     let mut args: Vec<Value> = Vec::new();
+    let mut cond = String::from("1");
     if let Some(since) = f.since_ms {
         args.push(since.into());
         let _ = write!(cond, " AND start_ms >= ?{}", args.len());
@@ -166,40 +161,73 @@ fn filtered_sql(f: &CdrFilter, limit: i64, offset: u32) -> (String, Vec<Value>) 
         args.push(num.clone().into());
         let n = args.len();
         // An internal number is always the caller or the destination of its calls;
-        // an external one may be only in the dialled digits or E.164 form.
+        // an external one may be only in the dialled digits or an E.164 column.
         if internal.is_some() {
             let _ = write!(cond, " AND (caller = ?{n} OR destination = ?{n})");
         } else {
             let _ = write!(
                 cond,
                 " AND (caller = ?{n} OR destination = ?{n} OR dialled = ?{n} \
-                     OR normalised = ?{n})"
+                     OR normalised = ?{n}"
             );
+            if let Some(k) = key {
+                args.push(k.to_owned().into());
+                let k = args.len();
+                let _ = write!(cond, " OR caller_e164 = ?{k} OR callee_e164 = ?{k}");
+            }
+            cond.push(')');
         }
     }
     if let Some(d) = f.disposition {
         args.push(d.as_str().to_owned().into());
         let _ = write!(cond, " AND disposition = ?{}", args.len());
     }
-    const ORDER: &str = "ORDER BY start_ms DESC, id DESC";
-    let sql = match pivot {
-        None => format!("SELECT {COLUMNS} FROM call_records WHERE {cond} {ORDER}"),
-        Some(p) => {
-            args.push(p.to_owned().into());
-            let pn = args.len();
-            args.push(limit.saturating_add(i64::from(offset)).into());
-            let kn = args.len();
-            let parts: Vec<String> = walks
-                .iter()
-                .map(|col| {
-                    format!(
-                        "SELECT * FROM (SELECT * FROM call_records
-                                            WHERE {cond} AND {col} = ?{pn} {ORDER} LIMIT ?{kn})"
-                    )
-                })
-                .collect();
-            format!("SELECT {COLUMNS} FROM ({}) {ORDER}", parts.join(" UNION "))
+    // (column, argument index of the value it walks to)
+    let mut walks: Vec<(&str, usize)> = Vec::new();
+    let pivot = |v: &str, args: &mut Vec<Value>| {
+        args.push(v.to_owned().into());
+        args.len()
+    };
+    match (&f.own_extension, &f.number) {
+        (Some(own), _) => {
+            let p = pivot(own, &mut args);
+            walks.extend([("caller", p), ("destination", p)]);
         }
+        (None, Some(n)) if internal.is_some() => {
+            let p = pivot(n, &mut args);
+            walks.extend([("caller", p), ("destination", p)]);
+        }
+        (None, Some(n)) => {
+            let p = pivot(n, &mut args);
+            walks.extend([("caller", p), ("destination", p), ("dialled", p)]);
+            match key {
+                // The E.164 columns hold every external party's form, including what
+                // `normalised` holds.
+                Some(k) => {
+                    let k = pivot(k, &mut args);
+                    walks.extend([("caller_e164", k), ("callee_e164", k)]);
+                }
+                None => walks.push(("normalised", p)),
+            }
+        }
+        (None, None) => {}
+    }
+    const ORDER: &str = "ORDER BY start_ms DESC, id DESC";
+    let sql = if walks.is_empty() {
+        format!("SELECT {COLUMNS} FROM call_records WHERE {cond} {ORDER}")
+    } else {
+        args.push(limit.saturating_add(i64::from(offset)).into());
+        let kn = args.len();
+        let parts: Vec<String> = walks
+            .iter()
+            .map(|(col, pn)| {
+                format!(
+                    "SELECT * FROM (SELECT * FROM call_records
+                                        WHERE {cond} AND {col} = ?{pn} {ORDER} LIMIT ?{kn})"
+                )
+            })
+            .collect();
+        format!("SELECT {COLUMNS} FROM ({}) {ORDER}", parts.join(" UNION "))
     };
     args.push(limit.into());
     args.push(i64::from(offset).into());
@@ -239,6 +267,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::number_forms;
     use crate::store::{CallDirection, CallRecord};
 
     fn by() -> AuditCtx<'static> {
@@ -389,7 +418,7 @@ mod tests {
         assert_eq!(older[0].action, "extension.add");
     }
 
-    /// The number filter walks indexes, never the whole table (schema V14).
+    /// The number filter walks indexes, never the whole table (schemas V12, V15).
     #[test]
     fn number_filters_use_indexes_not_a_table_scan() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -405,7 +434,8 @@ mod tests {
                 own_extension: own.map(str::to_owned),
                 ..CdrFilter::default()
             };
-            let (sql, args) = filtered_sql(&f, 51, 0);
+            let key = number_forms::search_key(number, &crate::dialplan::Site::default());
+            let (sql, args) = filtered_sql(&f, key.as_deref(), 51, 0);
             let mut stmt = s
                 .conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -423,8 +453,10 @@ mod tests {
                 !plan.iter().any(|l| l.starts_with("SCAN call_records")),
                 "{number}: {plan:#?}"
             );
+            // caller, destination, dialled and both E.164 columns for an external
+            // number; caller and destination for an extension or the own calls.
             let want = if own.is_none() && number.len() > 6 {
-                4
+                5
             } else {
                 2
             };

@@ -657,17 +657,22 @@ fn cdr_params(uri: &Uri, paged: bool) -> Result<CdrParams, ApiError> {
             "since_ms" => p.filter.since_ms = Some(int_param("since_ms", &v)?),
             "until_ms" => p.filter.until_ms = Some(int_param("until_ms", &v)?),
             "number" => {
-                let n = v.trim();
-                let ok = n.len() <= 32
+                // "030 123 4567" as people write it; the store matches any form.
+                let n: String = v
+                    .chars()
+                    .filter(|c| !c.is_whitespace() && !matches!(c, '-' | '/' | '.' | '(' | ')'))
+                    .collect();
+                let ok = !n.is_empty()
+                    && n.len() <= 32
                     && n.bytes()
                         .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'*' | b'#'));
                 if !ok {
                     return Err(ApiError::field(
                         "number",
-                        "number may hold only digits, + * # (at most 32)",
+                        "number may hold only digits, + * # and separators (at most 32)",
                     ));
                 }
-                p.filter.number = Some(n.to_owned());
+                p.filter.number = Some(n);
             }
             "disposition" => {
                 p.filter.disposition = Some(v.parse::<Disposition>().map_err(|_| {
@@ -796,10 +801,11 @@ async fn cdr_page(
     }
     let (f, limit, offset) = (p.filter, p.limit, p.offset);
     let (who, own) = (a.user.username.clone(), a.user.extension.clone());
+    let own_q = own.clone();
     let (page, (mut notes, contacts)) = read(&st, move |s| {
         let page = s.call_record_page(&f, limit, offset)?;
-        let ids: Vec<i64> = page.records.iter().map(|r| r.id).collect();
-        Ok((page, super::api_user::call_extras(s, &who, &ids)?))
+        let extras = super::api_user::call_extras(s, &who, own_q.as_deref(), &page.records)?;
+        Ok((page, extras))
     })
     .await?;
     let views = page.records.into_iter().map(|s| {
@@ -830,16 +836,19 @@ async fn cdr_csv(State(st): State<AppState>, a: Authed, uri: Uri) -> Result<Resp
     let allowed = own_calls(&a, &mut p.filter);
     let f = p.filter;
     let (who, own) = (a.user.username.clone(), a.user.extension.clone());
+    let own_q = own.clone();
     let (records, tick, (notes, contacts)) = if allowed {
         read(&st, move |s| {
             let records = s.call_records_filtered(&f, MAX_CSV_ROWS)?;
-            let ids: Vec<i64> = records.iter().map(|r| r.id).collect();
-            let extras = super::api_user::call_extras(s, &who, &ids)?;
+            let extras = super::api_user::call_extras(s, &who, own_q.as_deref(), &records)?;
             Ok((records, s.site_settings()?.billing_tick_secs, extras))
         })
         .await?
     } else {
-        let extras = read(&st, move |s| super::api_user::call_extras(s, &who, &[])).await?;
+        let extras = read(&st, move |s| {
+            super::api_user::call_extras(s, &who, None, &[])
+        })
+        .await?;
         (Vec::new(), 1, extras)
     };
     let mut text = String::with_capacity(256 * (records.len() + 1));

@@ -17,10 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use super::api::{parse_json, AppState, Authed};
 use super::error::ApiError;
-use crate::dialplan::{normalise, Site};
 use crate::store::{
     clean_contact_numbers, validate_contact_name, PhonebookEntry, Role, Store, StoreError,
-    MAX_CONTACT_NUMBERS, MAX_PHONEBOOK_ENTRIES,
+    StoredCallRecord, MAX_CONTACT_NUMBERS, MAX_PHONEBOOK_ENTRIES,
 };
 
 /// Largest phonebook CSV accepted for import.
@@ -147,75 +146,44 @@ async fn delete_note(
 
 // ---- the call list's extra columns ---------------------------------------------------
 
-/// The site's numbering rules, as the call layer reads them.
-fn site_of(s: &Store) -> Site {
-    match s.site_settings() {
-        Ok(s) => Site {
-            country_code: s.country_code,
-            area_code: s.area_code,
-            outside_prefix: s.outside_prefix,
-            ..Site::default()
-        },
-        Err(_) => Site::default(),
-    }
-}
-
-/// The forms under which `number` can appear in a call record: as written, and its
-/// E.164 form by the dial plan's `normalise` (as the call log normalises numbers).
-fn match_keys(number: &str, site: &Site) -> Vec<String> {
-    let mut keys = vec![number.to_owned()];
-    if let Ok(e164) = normalise(number, site) {
-        if e164 != number {
-            keys.push(e164);
-        }
-    }
-    keys
-}
-
-/// Number form → phonebook name, for one account.
+/// Number (as in the call records) → phonebook name, for one account and one page.
 pub(super) struct ContactIndex {
-    site: Site,
     names: HashMap<String, String>,
 }
 
 impl ContactIndex {
-    fn build(site: Site, entries: Vec<PhonebookEntry>) -> Self {
-        let mut names = HashMap::new();
-        for e in entries {
-            for n in &e.numbers {
-                for k in match_keys(n, &site) {
-                    names.entry(k).or_insert_with(|| e.name.clone());
-                }
-            }
-        }
-        ContactIndex { site, names }
-    }
-
     /// The name for the first of `numbers` (other parties of a call) that matches.
     pub(super) fn name_for<'a>(
         &self,
         numbers: impl IntoIterator<Item = &'a str>,
     ) -> Option<String> {
-        if self.names.is_empty() {
-            return None;
-        }
-        numbers.into_iter().find_map(|n| {
-            match_keys(n, &self.site)
-                .iter()
-                .find_map(|k| self.names.get(k).cloned())
-        })
+        numbers.into_iter().find_map(|n| self.names.get(n).cloned())
     }
 }
 
-/// What a call-log view adds for `username`: their notes on `ids` and their phonebook.
+/// What a call-log view adds for `username`: their notes on `records` and the
+/// phonebook names of the other parties (seen from `own`), looked up by number in any
+/// form through the store's index (store/number_forms.rs).
 pub(super) fn call_extras(
     s: &Store,
     username: &str,
-    ids: &[i64],
+    own: Option<&str>,
+    records: &[StoredCallRecord],
 ) -> Result<(HashMap<i64, String>, ContactIndex), StoreError> {
-    let notes = s.call_notes_for(username, ids)?;
-    let contacts = ContactIndex::build(site_of(s), s.phonebook(username, None)?);
-    Ok((notes, contacts))
+    let ids: Vec<i64> = records.iter().map(|r| r.id).collect();
+    let notes = s.call_notes_for(username, &ids)?;
+    let parties = records.iter().flat_map(|r| {
+        let r = &r.record;
+        other_parties(
+            own,
+            &r.caller,
+            &r.dialled,
+            r.normalised.as_deref(),
+            r.destination.as_deref(),
+        )
+    });
+    let names = s.phonebook_names_for(username, parties)?;
+    Ok((notes, ContactIndex { names }))
 }
 
 /// The numbers of a call's other parties as seen from `own` (all parties for an admin).
@@ -662,29 +630,7 @@ mod tests {
     }
 
     #[test]
-    fn phonebook_names_match_calls_in_any_number_form() {
-        let site = Site {
-            area_code: "211".into(),
-            ..Site::default()
-        };
-        let idx = ContactIndex::build(
-            site,
-            vec![PhonebookEntry {
-                id: 1,
-                name: "Anna".into(),
-                numbers: vec!["0211123456".into(), "102".into()],
-            }],
-        );
-        for (n, want) in [
-            ("+49211123456", Some("Anna")),
-            ("0211123456", Some("Anna")),
-            ("123456", Some("Anna")),
-            ("+49211999", None),
-            ("00492111234567", None),
-            ("102", Some("Anna")),
-        ] {
-            assert_eq!(idx.name_for([n]).as_deref(), want, "{n}");
-        }
+    fn other_parties_leave_out_the_viewer() {
         let parties: Vec<&str> =
             other_parties(Some("101"), "101", "0211", Some("+49211"), None).collect();
         assert_eq!(parties, ["+49211", "0211"]);
