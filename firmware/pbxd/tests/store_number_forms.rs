@@ -39,6 +39,7 @@ fn call(id: &str, start_ms: i64, dir: CallDirection, caller: &str, dialled: &str
         hangup: None,
         quality_caller: None,
         quality_callee: None,
+        forwarded_by: None,
     }
 }
 

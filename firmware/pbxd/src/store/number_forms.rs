@@ -53,8 +53,12 @@ pub(super) fn call_keys(r: &CallRecord, site: &Site) -> (Option<String>, Option<
     let from_core = r.normalised.as_deref().filter(|n| n.starts_with('+'));
     match r.direction {
         CallDirection::Internal => (None, None),
+        // A forwarded call is the forwarder's outbound leg, but its caller is the
+        // outside party who called in: searchable like an inbound caller.
         CallDirection::Outbound => (
-            None,
+            r.forwarded_by
+                .as_ref()
+                .and_then(|_| e164_key(&r.caller, site)),
             from_core.map(str::to_owned).or_else(|| {
                 // Dialled digits carry the outside prefix when the site has one.
                 let dialled = site
@@ -202,6 +206,7 @@ fn placeholder() -> CallRecord {
         hangup: None,
         quality_caller: None,
         quality_callee: None,
+        forwarded_by: None,
     }
 }
 
@@ -343,6 +348,28 @@ mod tests {
             search_key("030 123 4567", &site("211", None)).as_deref(),
             Some("+49301234567")
         );
+    }
+
+    #[test]
+    fn a_forwarded_call_keys_its_outside_caller_and_target() {
+        let r = CallRecord {
+            caller: "0305551234".into(),
+            dialled: "0211999888".into(),
+            normalised: Some("+49211999888".into()),
+            destination: Some("1002".into()),
+            direction: CallDirection::Outbound,
+            forwarded_by: Some("1002".into()),
+            ..placeholder()
+        };
+        let (a, b) = call_keys(&r, &site("211", None));
+        assert_eq!(a.as_deref(), Some("+49305551234"));
+        assert_eq!(b.as_deref(), Some("+49211999888"));
+        let plain = CallRecord {
+            caller: "101".into(),
+            forwarded_by: None,
+            ..r
+        };
+        assert_eq!(call_keys(&plain, &site("211", None)).0, None);
     }
 
     /// A version-13 file: existing call records and phonebook entries get their keys
