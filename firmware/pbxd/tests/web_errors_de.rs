@@ -149,6 +149,15 @@ fn newer_pages_errors_read_in_german_for_a_german_user() {
             "/api/v1/me/dial",
             Some(json!({"number": "0".repeat(40)})),
         ),
+        // A refusal of the dial plan, passed on with its reason.
+        refused(
+            &d,
+            &anna,
+            "dial refused",
+            "POST",
+            "/api/v1/me/dial",
+            Some(json!({"number": "0"})),
+        ),
         // Analog ports (administrator).
         refused(
             &d,
@@ -214,6 +223,7 @@ fn newer_pages_errors_read_in_german_for_a_german_user() {
     );
     assert_eq!(by_what("port"), "99 ist keine Portnummer (1 bis 64).");
     assert_eq!(by_what("dial"), "Eine Rufnummer hat höchstens 32 Ziffern.");
+    assert_eq!(by_what("dial refused"), "Die Rufnummer ist unvollständig.");
     assert_eq!(
         by_what("certificate"),
         "Kein Zertifikat im PEM-Format gefunden (erwartet: -----BEGIN CERTIFICATE-----)."

@@ -260,6 +260,20 @@ const ERRORS_DE = [
   [/^no such extension or number/, 'Diese Nebenstelle oder Rufnummer gibt es nicht.'],
   [/^busy$/, 'Besetzt.'],
   [/^the call cannot be placed now/, 'Der Anruf kann jetzt nicht aufgebaut werden.'],
+  // The dial plan's and call control's refusals, as click-to-dial passes them on.
+  [/^number incomplete$/, 'Die Rufnummer ist unvollständig.'],
+  [/^unknown number$/, 'Diese Rufnummer ist unbekannt.'],
+  [/^invalid number: number too long: E\.164 numbers have at most 15 digits/, 'Ungültige Rufnummer: zu lang (E.164-Rufnummern haben höchstens 15 Ziffern).'],
+  [/^invalid number: number too long/, 'Ungültige Rufnummer: zu lang.'],
+  [/^invalid number: only digits, \+, \* and # can be dialled/, 'Ungültige Rufnummer: nur Ziffern, +, * und # können gewählt werden.'],
+  [/^invalid number: \* and # only in feature codes/, 'Ungültige Rufnummer: * und # nur in Kennziffern, + nur am Anfang.'],
+  [/^invalid number: a CLIR code must be followed by a number/, 'Ungültige Rufnummer: nach der Kennziffer zur Rufnummernunterdrückung muss eine Rufnummer folgen.'],
+  [/^limit of (\d+) external calls per user reached/, (m) => `Die Grenze von ${m[1]} gleichzeitigen externen Anrufen pro Benutzer ist erreicht.`],
+  [/^all (\d+) channels of trunk (\S+) busy/, (m) => `Alle ${m[1]} Kanäle des Anschlusses ${m[2]} sind belegt.`],
+  [/^all trunk channels busy/, 'Alle Kanäle des Anschlusses sind belegt.'],
+  [/^GSM gateway use not confirmed/, 'Die Nutzung des GSM-Moduls als Gateway ist nicht bestätigt.'],
+  [/^extension (\S+) does not exist or is disabled/, (m) => `Die Nebenstelle ${m[1]} gibt es nicht oder sie ist deaktiviert.`],
+  [/^do not disturb$/, 'Bitte nicht stören ist eingeschaltet.'],
   [/^too many failed attempts; try again in (\d+) seconds/, (m) => `Zu viele Versuche; bitte in ${m[1]} Sekunden erneut versuchen.`],
 ];
 
