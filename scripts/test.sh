@@ -38,7 +38,7 @@ as_root() {
 
 # --- system packages -------------------------------------------------------------------
 PACKAGES=(sip-tester nodejs sipvicious baresip-core tcpdump build-essential pkg-config ca-certificates curl procps iproute2 iptables python3
-  python3-venv libasound2-dev alsa-utils libspandsp-dev espeak-ng chromium chromium-driver rauc squashfs-tools dbus
+  python3-venv libasound2-dev alsa-utils libspandsp-dev espeak-ng chromium sqlite3 rauc squashfs-tools dbus
   genimage
   kamailio kamailio-tls-modules openssl dnsmasq-base
   dosfstools mtools fdisk gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross qemu-user)
