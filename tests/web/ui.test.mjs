@@ -3,8 +3,10 @@
 //
 // One scenario, in order, as an installer and then an office user meet the box:
 // first-boot wizard with the set-up token, site settings (a per-field error first),
-// dashboard with live status, add an extension and see it listed, add a user, call log
-// with filters and CSV download, no Content-Security-Policy violation on any page (and a
+// dashboard with live status, add extensions and see them listed, phones register (sipp)
+// and show on the dashboard, a real call 101 -> 102 between two sipp phones (counted live
+// on the dashboard), add a user, call log (that call next to seeded records) with filters
+// and CSV download, no Content-Security-Policy violation on any page (and a
 // deliberate inline script is refused, which proves the check can fail), then the user:
 // no admin pages, 403 from admin endpoints, only own calls, own CSV.
 //
@@ -89,23 +91,33 @@ async function freeUdpPort() {
   return port;
 }
 
-/** A real SIP REGISTER with digest auth by sipp (tests/sipp/register.xml). */
-async function registerPhone(tmp, sipPort, user, password) {
-  const inf = path.join(tmp, 'users.csv');
+/** A sipp phone running tests/sipp/SCENARIO for one call as USER (digest auth with
+ * PASSWORD from the injection file), on its own free local port. Async, not spawnSync: the
+ * browser keeps receiving server-sent events meanwhile. `done` resolves to sipp's exit code
+ * and the tail of its output. */
+async function startSipp(tmp, sipPort, scenario, user, password, args = [], limitMs = 30_000) {
+  const inf = path.join(tmp, `users-${user}-${path.basename(scenario, '.xml')}.csv`);
   fs.writeFileSync(inf, `SEQUENTIAL\n${user};[authentication username=${user} password=${password}]\n`);
-  const scenario = path.join(HERE, '..', 'sipp', 'register.xml');
   const localPort = await freeUdpPort();
-  // Async, not spawnSync: the browser keeps receiving server-sent events meanwhile.
-  const run = spawn('sipp', ['-sf', scenario, '-inf', inf, '-m', '1', '-t', 'u1', '-i', '127.0.0.1',
-    '-p', String(localPort), '-nostdin', '-timeout', '20s', '-timeout_error',
+  const run = spawn('sipp', ['-sf', path.join(HERE, '..', 'sipp', scenario), '-inf', inf, '-m', '1',
+    '-t', 'u1', '-i', '127.0.0.1', '-p', String(localPort), '-nostdin', ...args,
     `127.0.0.1:${sipPort}`], { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   run.stdout.on('data', (d) => { out += d; });
   run.stderr.on('data', (d) => { out += d; });
-  const killer = setTimeout(() => run.kill('SIGKILL'), 30_000);
-  const code = await new Promise((r) => run.once('close', (c) => r(c)));
-  clearTimeout(killer);
-  return { code, out: out.slice(-4000) };
+  const killer = setTimeout(() => run.kill('SIGKILL'), limitMs);
+  const done = new Promise((r) => run.once('close', (c) => {
+    clearTimeout(killer);
+    r({ code: c, out: `sipp ${scenario} as ${user}:\n${out.slice(-4000)}` });
+  }));
+  return { done };
+}
+
+/** A real SIP REGISTER with digest auth by sipp (tests/sipp/register.xml). */
+async function registerPhone(tmp, sipPort, user, password) {
+  const phone = await startSipp(tmp, sipPort, 'register.xml', user, password,
+    ['-timeout', '20s', '-timeout_error']);
+  return phone.done;
 }
 
 /** SQL into pbxd's database by Debian's sqlite3 CLI (pbxd runs meanwhile: busy timeout). */
@@ -419,6 +431,29 @@ test('installer then user', async () => {
   await waitText('#dash-phones', '101', 15_000);
   await shot('04b-dashboard-registered');
 
+  // 4c. A real call between two phones (issue 6), watched on the dashboard: 102 (sipp,
+  // call_callee.xml) registers and answers with call_uas.xml; 101 (sipp, call_uac.xml)
+  // answers the 407 digest challenge, calls 102, talks 6 s (-d) and hangs up. The call
+  // log and its CSV show this call in step 6.
+  {
+    const callee = await startSipp(tmp, pbx.sip, 'call_callee.xml', '102', 'secret-102x',
+      ['-oocsf', path.join(HERE, '..', 'sipp', 'call_uas.xml')], 60_000);
+    let calleeEnded = null;
+    callee.done.then((r) => { calleeEnded = r; });
+    const phones = () => page.locator('#dash-phones tbody tr td:first-child').allInnerTexts();
+    await until(async () => calleeEnded !== null || (await phones()).includes('102'),
+      'extension 102 listed as registered on the dashboard', 15_000);
+    assert.equal(calleeEnded, null, `the callee ended before any call: ${calleeEnded?.out}`);
+    const caller = await startSipp(tmp, pbx.sip, 'call_uac.xml', '101', 'secret-101x',
+      ['-key', 'callee', '102', '-d', '6000'], 40_000);
+    await until(async () => (await text('#dash-calls')) === '1', 'the dashboard counting the call', 15_000);
+    await shot('04c-dashboard-call');
+    const [callerRun, calleeRun] = await Promise.all([caller.done, callee.done]);
+    assert.equal(callerRun.code, 0, callerRun.out);
+    assert.equal(calleeRun.code, 0, calleeRun.out);
+    await until(async () => (await text('#dash-calls')) === '0', 'the dashboard counting no call', 10_000);
+  }
+
   // 5. A user account linked to extension 101.
   await go('users', '#add-user-form');
   await fill('#add-user-form', { username: 'anna', password: ANNA_PW, role: 'user', extension: '101' });
@@ -568,23 +603,54 @@ test('installer then user', async () => {
   await shot('05h-certificate');
 
   // 6. Call log: all calls for the administrator, filters, CSV download.
+  // The real call of step 4c is there already; three seeded records join it.
   seedCalls(data);
   await go('calls', '#cdr-filter');
   await wait('#cdr-table table');
-  assert.equal(await count('#cdr-table tbody tr'), 3);
+  assert.equal(await count('#cdr-table tbody tr'), 4);
   await select('#cdr-filter [name="disposition"]', 'busy');
   await submit('#cdr-filter');
   await until(async () => (await count('#cdr-table tbody tr')) === 1, 'one busy call');
   assert.ok((await text('#cdr-table tbody tr')).includes('103'));
   await shot('06-call-log-filtered');
+  await select('#cdr-filter [name="disposition"]', 'answered');
+  await submit('#cdr-filter');
+  await until(async () => (await count('#cdr-table tbody tr')) === 2, 'two answered calls');
   await select('#cdr-filter [name="disposition"]', '');
   await submit('#cdr-filter');
-  await until(async () => (await count('#cdr-table tbody tr')) === 3, 'all three calls');
+  await until(async () => (await count('#cdr-table tbody tr')) === 4, 'all four calls');
+  let callAId; let realCallId;
   {
     const rows = await downloadedCsv('#cdr-csv');
-    assert.deepEqual(rows[0].slice(0, 3), ['id', 'call_id', 'start']);
-    assert.deepEqual(rows.slice(1).map((r) => r[1]).sort(), ['call-a', 'call-b', 'call-c']);
+    const head = rows[0];
+    assert.deepEqual(head.slice(0, 3), ['id', 'call_id', 'start']);
+    const seeded = ['call-a', 'call-b', 'call-c'];
+    assert.deepEqual(rows.slice(1).map((r) => r[1]).filter((c) => seeded.includes(c)).sort(), seeded);
+    callAId = rows.find((r) => r[1] === 'call-a')[0];
+    // The call sipp placed: its own row, as call control wrote it.
+    const real = rows.slice(1).filter((r) => !seeded.includes(r[1]));
+    assert.equal(real.length, 1, JSON.stringify(rows));
+    const rec = Object.fromEntries(head.map((k, i) => [k, real[0][i]]));
+    assert.equal(rec.caller, '101', JSON.stringify(rec));
+    assert.equal(rec.dialled, '102', JSON.stringify(rec));
+    assert.equal(rec.destination, '102', JSON.stringify(rec));
+    assert.equal(rec.direction, 'internal', JSON.stringify(rec));
+    assert.equal(rec.disposition, 'answered', JSON.stringify(rec));
+    assert.equal(rec.hangup, 'caller', JSON.stringify(rec));
+    assert.ok(rec.answer !== '' && rec.end !== '', JSON.stringify(rec));
+    // sipp talked 6 s between its ACK and its BYE: at least that much is billable.
+    const talk = Number(rec.billable_secs);
+    assert.ok(talk >= 6 && talk <= Number(rec.duration_secs), JSON.stringify(rec));
+    realCallId = rec.id;
+    // In the table: caller 101 (Anna), dialled and destination 102, answered, its talk time.
+    const cells = await page.locator(`#cdr-table tr[data-call="${realCallId}"] td`).allInnerTexts();
+    assert.ok(cells[1].startsWith('101'), JSON.stringify(cells));
+    assert.deepEqual(cells.slice(2, 4), ['102', '102']);
+    assert.equal(cells[6], 'Answered');
+    const [mm, ss] = cells[7].split(':').map(Number);
+    assert.equal(mm * 60 + ss, talk, JSON.stringify(cells));
   }
+  await shot('06a-call-log-real-call');
 
   // 6b. Alerts (raised by features through the store): most severe first on the
   // dashboard, acknowledged there, gone.
@@ -707,13 +773,13 @@ test('installer then user', async () => {
   await wait('#cdr-table table');
   {
     const texts = await rowTexts('#cdr-table tbody tr');
-    assert.equal(texts.length, 2, JSON.stringify(texts));
+    assert.equal(texts.length, 3, JSON.stringify(texts)); // with the real call 101 -> 102
     assert.ok(!texts.some((t) => t.includes('103')), JSON.stringify(texts));
   }
   await shot('08-user-call-log');
   // Notes on own calls: an empty note is refused, a real one is shown and exported.
-  const callA = await page.evaluate(() => [...document.querySelectorAll('#cdr-table tbody tr')]
-    .find((r) => r.textContent.includes('102') && r.cells[2].textContent === '102').dataset.call);
+  const callA = callAId;
+  await wait(`#cdr-table tr[data-call="${callA}"]`);
   const cell = `#cdr-table td.note[data-call="${callA}"]`;
   await click(`${cell} button[data-action="note"]`);
   await wait(`${cell} textarea`);
@@ -760,11 +826,18 @@ test('installer then user', async () => {
   await waitText(`${cell} .note-text`, 'Call back about the offer, Tuesday');
   {
     const rows = await downloadedCsv('#cdr-csv');
-    assert.deepEqual(rows.slice(1).map((r) => r[1]).sort(), ['call-a', 'call-c']);
+    // Her own calls only: the two seeded with 101 and the real one (by its record id).
+    assert.equal(rows.length, 4, JSON.stringify(rows));
+    assert.deepEqual(rows.slice(1).map((r) => r[1]).filter((c) => ['call-a', 'call-b', 'call-c'].includes(c)).sort(),
+      ['call-a', 'call-c']);
+    assert.ok(rows.some((r) => r[0] === realCallId), JSON.stringify(rows));
     assert.deepEqual(rows[0].slice(-2), ['note', 'contact']);
     const byCall = Object.fromEntries(rows.slice(1).map((r) => [r[1], r]));
     assert.deepEqual(byCall['call-a'].slice(-2), ['Call back about the offer, Tuesday', 'Bob Berg']);
     assert.deepEqual(byCall['call-c'].slice(-2), ['', 'Bob Berg']);
+    // The real call to 102 is anna's too, and 102 is in her phonebook.
+    const real = rows.find((r) => r[0] === realCallId);
+    assert.deepEqual(real.slice(-2), ['', 'Bob Berg']);
   }
   // Click-to-dial: the other party of each call has a Call button; a blocked number typed
   // into the dial box is refused with its reason (and no phone rings).
