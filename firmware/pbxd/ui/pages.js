@@ -196,6 +196,7 @@ async function calls(main, ctx) {
     if (v.disposition) q.set('disposition', v.disposition);
     return q;
   };
+  const canDial = Boolean(ctx.session.extension);
   const load = async () => {
     const q = query();
     csv.setAttribute('href', `/api/v1/cdr.csv?${q}`);
@@ -216,9 +217,11 @@ async function calls(main, ctx) {
       // A forwarded call: who forwarded it, and to which external number.
       h('td', {}, r.forwarded_by ? `${t('forwarded')}: ${r.forwarded_by} → ${r.normalised || ''}` : t(r.direction)), h('td', {}, t(DISPOSITIONS.find(([v]) => v === r.disposition)?.[1] || r.disposition)),
       h('td', {}, fmtDuration(r.billable_secs)), h('td', {}, r.reason || ''), noteCell(r, main),
-      // Click-to-dial the other party: whom the user called, or who called the user.
-      h('td', { class: 'actions' }, dialButton(main, ctx.session, r.caller === ctx.session.extension ? r.dialled : r.caller))));
-    clear(out).append(rows.length ? table(['Time', 'Caller', 'Dialled', 'Destination', 'Phonebook', 'Direction', 'Result', 'Talk time', 'Reason', 'Note', 'Call'].map(t), rows)
+      // Click-to-dial the other party: whom the user called, or who called the user
+      // (a column only for accounts with an extension to call from).
+      canDial ? h('td', { class: 'actions' }, dialButton(main, ctx.session, r.caller === ctx.session.extension ? r.dialled : r.caller)) : null));
+    const heads = ['Time', 'Caller', 'Dialled', 'Destination', 'Phonebook', 'Direction', 'Result', 'Talk time', 'Reason', 'Note'];
+    clear(out).append(rows.length ? table((canDial ? [...heads, 'Call'] : heads).map(t), rows)
       : h('p', { class: 'muted' }, t('No calls match.')));
     clear(pager).append(
       h('button', { type: 'button', class: 'secondary', disabled: offset === 0, onclick: async () => { offset = Math.max(0, offset - PAGE); await load(); } }, t('Newer')),
