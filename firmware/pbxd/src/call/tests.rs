@@ -263,6 +263,16 @@ impl Rig {
         });
     }
 
+    /// `from` on leg `leg` calls `to`, whose first rung leg answers and is confirmed:
+    /// the two talk. Returns the answering leg.
+    fn connected(&mut self, leg: LegId, from: &str, to: &str) -> LegId {
+        self.dial(leg, from, to);
+        let (b, _) = self.rung()[0].clone();
+        self.answer(b);
+        self.event(LegEvent::Confirmed { leg, media: None });
+        b
+    }
+
     fn advance(&mut self, by: Duration) {
         self.now += by;
         self.cc
@@ -411,13 +421,7 @@ fn a_simultaneous_group_stops_the_others_when_one_answers_and_times_out_otherwis
 #[test]
 fn blind_transfer_replaces_the_transferor_with_the_target() {
     let mut rig = Rig::new();
-    rig.dial(1, "11", "12");
-    let (b, _) = rig.rung()[0].clone();
-    rig.answer(b);
-    rig.event(LegEvent::Confirmed {
-        leg: 1,
-        media: None,
-    });
+    let b = rig.connected(1, "11", "12");
     // The callee transfers the caller to 13.
     rig.event(LegEvent::TransferRequested {
         leg: b,
@@ -453,13 +457,7 @@ fn blind_transfer_replaces_the_transferor_with_the_target() {
 fn a_held_call_transferred_to_the_enquiry_party_stops_its_music() {
     // 11 talks to 12, holds (as a hook flash does), calls 13, and hands 12 over to 13.
     let mut rig = Rig::new();
-    rig.dial(1, "11", "12");
-    let (b, _) = rig.rung()[0].clone();
-    rig.answer(b);
-    rig.event(LegEvent::Confirmed {
-        leg: 1,
-        media: None,
-    });
+    let b = rig.connected(1, "11", "12");
     let mut held = neg();
     held.direction = Direction::RecvOnly;
     rig.event(LegEvent::Renegotiated {

@@ -8,13 +8,7 @@ use crate::call::core::FAILURE_TONE;
 /// 11 (leg 1) calls 12, who answers; 11 holds and hands 12 over to 13 (as an analog
 /// port does when it hangs up while its enquiry rings). Returns 12's and 13's legs.
 fn held_and_transferred(rig: &mut Rig) -> (LegId, LegId) {
-    rig.dial(1, "11", "12");
-    let (b, _) = rig.rung()[0].clone();
-    rig.answer(b);
-    rig.event(LegEvent::Confirmed {
-        leg: 1,
-        media: None,
-    });
+    let b = rig.connected(1, "11", "12");
     let mut held = neg();
     held.direction = Direction::RecvOnly;
     rig.event(LegEvent::Renegotiated {
@@ -93,13 +87,7 @@ fn a_failed_transfer_gives_the_held_party_its_music_back() {
 #[test]
 fn a_blind_transfer_without_hold_returns_to_the_other_side_when_it_times_out() {
     let mut rig = Rig::new();
-    rig.dial(1, "11", "12");
-    let (b, _) = rig.rung()[0].clone();
-    rig.answer(b);
-    rig.event(LegEvent::Confirmed {
-        leg: 1,
-        media: None,
-    });
+    let b = rig.connected(1, "11", "12");
     // 12 transfers 11 to 13 without holding first: 11 hears ringback.
     rig.event(LegEvent::TransferRequested {
         leg: b,
