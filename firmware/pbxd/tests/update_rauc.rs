@@ -373,6 +373,15 @@ fn pbxctl(rig: &Rig, args: &[&str]) -> CtlRun {
     }
 }
 
+/// `pbxctl update install BUNDLE EXTRA... --pbxd-http HEALTH --rauc-dbus-address BUS`, off
+/// the runtime's worker (pbxctl blocks while RAUC's D-Bus calls run on it).
+fn install(rig: &Rig, bundle: &str, bus: &str, health: &str, extra: &[&str]) -> CtlRun {
+    let mut args = vec!["update", "install", bundle];
+    args.extend_from_slice(extra);
+    args.extend(["--pbxd-http", health, "--rauc-dbus-address", bus]);
+    tokio::task::block_in_place(|| pbxctl(rig, &args))
+}
+
 /// A stand-in for pbxd's plain HTTP port answering the health request with `calls`.
 fn fake_pbxd_health(calls: usize) -> std::net::SocketAddr {
     fake_pbxd_health_with(calls, 0)
@@ -422,20 +431,7 @@ async fn pbxctl_update_install_honours_calls_and_window_then_shows_status() {
     let busy = fake_pbxd_health(2).to_string();
 
     // Two calls up: refused, nothing written.
-    let r = tokio::task::block_in_place(|| {
-        pbxctl(
-            &rig,
-            &[
-                "update",
-                "install",
-                &bundle,
-                "--pbxd-http",
-                &busy,
-                "--rauc-dbus-address",
-                &bus,
-            ],
-        )
-    });
+    let r = install(&rig, &bundle, &bus, &busy, &[]);
     assert_eq!(r.code, 6, "{}", r.stderr);
     assert!(r.stderr.contains("2 call(s) in progress"), "{}", r.stderr);
     assert_eq!(slot_bytes(&rig, "slot-b.img"), vec![0; SLOT_SIZE]);
@@ -452,22 +448,13 @@ async fn pbxctl_update_install_honours_calls_and_window_then_shows_status() {
         to.minute()
     );
     let quiet = fake_pbxd_health(0).to_string();
-    let r = tokio::task::block_in_place(|| {
-        pbxctl(
-            &rig,
-            &[
-                "update",
-                "install",
-                &bundle,
-                "--pbxd-http",
-                &quiet,
-                "--maintenance-window",
-                &window,
-                "--rauc-dbus-address",
-                &bus,
-            ],
-        )
-    });
+    let r = install(
+        &rig,
+        &bundle,
+        &bus,
+        &quiet,
+        &["--maintenance-window", &window],
+    );
     assert_eq!(r.code, 6, "{}", r.stderr);
     assert!(
         r.stderr.contains("outside the maintenance window"),
@@ -477,41 +464,13 @@ async fn pbxctl_update_install_honours_calls_and_window_then_shows_status() {
 
     // An emergency call up: refused even when forced, nothing written.
     let emergency = fake_pbxd_health_with(2, 1).to_string();
-    let r = tokio::task::block_in_place(|| {
-        pbxctl(
-            &rig,
-            &[
-                "update",
-                "install",
-                &bundle,
-                "--force",
-                "--pbxd-http",
-                &emergency,
-                "--rauc-dbus-address",
-                &bus,
-            ],
-        )
-    });
+    let r = install(&rig, &bundle, &bus, &emergency, &["--force"]);
     assert_eq!(r.code, 6, "{}", r.stderr);
     assert!(r.stderr.contains("emergency"), "{}", r.stderr);
     assert_eq!(slot_bytes(&rig, "slot-b.img"), vec![0; SLOT_SIZE]);
 
     // Forced while calls are up: installs, with RAUC's progress on stdout.
-    let r = tokio::task::block_in_place(|| {
-        pbxctl(
-            &rig,
-            &[
-                "update",
-                "install",
-                &bundle,
-                "--force",
-                "--pbxd-http",
-                &busy,
-                "--rauc-dbus-address",
-                &bus,
-            ],
-        )
-    });
+    let r = install(&rig, &bundle, &bus, &busy, &["--force"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stdout.contains("Copying image to rootfs.1"),
