@@ -366,7 +366,7 @@ impl TrunkShell {
             };
             let (state, reason) = describe(reg.state());
             let why = if reason.is_empty() { state } else { reason };
-            match down_alert::decide_after(
+            match down_alert::decide(
                 self.down_after,
                 name,
                 reg.state(),

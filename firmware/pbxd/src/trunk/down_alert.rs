@@ -1,5 +1,6 @@
 //! When `trunk:<name>:down` is raised and cleared: a trunk not registered for more than
-//! two minutes (the site's `pbxctl trunk down-alert` setting, 30 s to 1 h) raises it (external calls cannot go out); registering again clears it.
+//! the site's threshold (`pbxctl trunk down-alert`, 30 s to 1 h, default two minutes)
+//! raises it (external calls cannot go out); registering again clears it.
 //! Sans-IO: the SIP task's trunk shell asks every few seconds with the time and writes
 //! the alert it is told to.
 
@@ -7,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::TrunkState;
 
-/// A trunk not registered for this long raises `trunk:<name>:down` (the default of the
-/// site setting, see [`decide_after`]).
+/// A trunk not registered for this long raises `trunk:<name>:down` unless the site sets
+/// another threshold.
 pub const DOWN_ALERT_AFTER: Duration =
     Duration::from_secs(crate::store::DEFAULT_TRUNK_DOWN_ALERT_SECS as u64);
 
@@ -26,21 +27,9 @@ pub fn alert_key(name: &str) -> String {
     format!("trunk:{name}:down")
 }
 
-/// Decides for trunk `name` in `state`, down since `down_since` (`None`: registered),
-/// whose alert is raised (`alerted`) or not; `why` is the status reason shown.
+/// Raise or clear `name`'s alert: raised once the trunk has been down for longer than
+/// `after` (the site's threshold), cleared once it is registered again.
 pub fn decide(
-    name: &str,
-    state: &TrunkState,
-    down_since: Option<Instant>,
-    alerted: bool,
-    why: &str,
-    now: Instant,
-) -> Option<DownAlert> {
-    decide_after(DOWN_ALERT_AFTER, name, state, down_since, alerted, why, now)
-}
-
-/// [`decide`] with the site's threshold `after` instead of the default.
-pub fn decide_after(
     after: Duration,
     name: &str,
     state: &TrunkState,
@@ -77,10 +66,26 @@ mod tests {
         let at = |s: u64| t0 + Duration::from_secs(s);
         // Two minutes exactly: not yet.
         assert_eq!(
-            decide("main", &down, Some(t0), false, "no answer", at(120)),
+            decide(
+                DOWN_ALERT_AFTER,
+                "main",
+                &down,
+                Some(t0),
+                false,
+                "no answer",
+                at(120)
+            ),
             None
         );
-        let raised = decide("main", &down, Some(t0), false, "no answer", at(121));
+        let raised = decide(
+            DOWN_ALERT_AFTER,
+            "main",
+            &down,
+            Some(t0),
+            false,
+            "no answer",
+            at(121),
+        );
         assert_eq!(
             raised,
             Some(DownAlert::Raise(
@@ -89,16 +94,27 @@ mod tests {
         );
         // Raised once: no repeat while still down.
         assert_eq!(
-            decide("main", &down, Some(t0), true, "no answer", at(600)),
+            decide(
+                DOWN_ALERT_AFTER,
+                "main",
+                &down,
+                Some(t0),
+                true,
+                "no answer",
+                at(600)
+            ),
             None
         );
         // Registered again: cleared; and nothing more after that.
         let up = TrunkState::Registered;
         assert_eq!(
-            decide("main", &up, None, true, "", at(601)),
+            decide(DOWN_ALERT_AFTER, "main", &up, None, true, "", at(601)),
             Some(DownAlert::Clear)
         );
-        assert_eq!(decide("main", &up, None, false, "", at(602)), None);
+        assert_eq!(
+            decide(DOWN_ALERT_AFTER, "main", &up, None, false, "", at(602)),
+            None
+        );
         assert_eq!(alert_key("main"), "trunk:main:down");
     }
 
@@ -109,17 +125,17 @@ mod tests {
         let after = Duration::from_secs(45);
         let at = |s: u64| t0 + Duration::from_secs(s);
         assert_eq!(
-            decide_after(after, "main", &down, Some(t0), false, "x", at(45)),
+            decide(after, "main", &down, Some(t0), false, "x", at(45)),
             None
         );
         assert!(matches!(
-            decide_after(after, "main", &down, Some(t0), false, "x", at(46)),
+            decide(after, "main", &down, Some(t0), false, "x", at(46)),
             Some(DownAlert::Raise(_))
         ));
         // a long threshold holds the alert back past the default two minutes
         let hour = Duration::from_secs(3600);
         assert_eq!(
-            decide_after(hour, "main", &down, Some(t0), false, "x", at(600)),
+            decide(hour, "main", &down, Some(t0), false, "x", at(600)),
             None
         );
     }
@@ -130,6 +146,7 @@ mod tests {
         let down = TrunkState::Registering;
         assert_eq!(
             decide(
+                DOWN_ALERT_AFTER,
                 "main",
                 &down,
                 Some(t0),

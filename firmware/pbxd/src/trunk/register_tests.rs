@@ -653,13 +653,14 @@ fn the_clients_send_the_unregister_on_remove_but_not_on_replace() {
 
 #[test]
 fn the_down_alert_follows_the_client_on_a_simulated_clock() {
-    use super::super::down_alert::{decide, DownAlert};
+    use super::super::down_alert::{decide, DownAlert, DOWN_ALERT_AFTER};
     // A registrar that never answers: the client keeps failing over and backing off.
     let mut h = Harness::new(cfg());
     let t0 = h.now;
     h.targets(&["192.0.2.10:5060"]);
     let ask = |h: &Harness, alerted: bool| {
         decide(
+            DOWN_ALERT_AFTER,
             "main",
             h.reg.state(),
             h.reg.down_since(),
